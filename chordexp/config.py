@@ -8,7 +8,7 @@ so the core (trainer, model, data) never pulls Hydra in.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict
+from typing import Any, Dict, List, Optional
 
 
 @dataclass
@@ -36,3 +36,295 @@ class TrainingConfig:
     num_workers: int = 0  # DataLoader workers (used by the builders of loaders)
     deterministic: bool = False  # torch.use_deterministic_algorithms
     scheduler_options: Dict[str, Any] = field(default_factory=dict)  # extra scheduler kwargs
+
+
+# ---------------------------------------------------------------------------
+# Hydra group schemas. Each YAML option in conf/<group>/ starts with
+# ``defaults: [base_<option>, _self_]``, so a misspelt key or a wrong type fails at
+# composition. The root schema types each group with its base class; an option's
+# subclass (with its extra keys) replaces it when the option is merged in.
+# Defaults of the fields shared with TrainingConfig are read from TrainingConfig, so
+# there is one home for each default.
+# ---------------------------------------------------------------------------
+
+MISSING = "???"  # OmegaConf's marker for a mandatory value (string form, no import)
+MIXED_PRECISION_MODES = ("no", "bf16", "fp16")
+
+
+@dataclass
+class OptimizerConfig:
+    """``torch.optim`` class built as a factory: ``instantiate(cfg)(model.parameters())``."""
+
+    _target_: str = MISSING
+    _partial_: bool = True
+    lr: float = TrainingConfig.learning_rate
+    weight_decay: float = TrainingConfig.weight_decay
+
+
+@dataclass
+class AdamWConfig(OptimizerConfig):
+    _target_: str = "torch.optim.AdamW"
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    _target_: str = "torch.optim.Adam"
+    weight_decay: float = 0.0
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    _target_: str = "torch.optim.SGD"
+    lr: float = 1e-2
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    nesterov: bool = True
+
+
+@dataclass
+class SchedulerConfig:
+    """``name`` and ``warmup_epochs`` map to TrainingConfig; other keys become
+    ``TrainingConfig.scheduler_options`` (extra keyword arguments for the Trainer)."""
+
+    name: str = MISSING
+    warmup_epochs: int = TrainingConfig.warmup_epochs
+
+
+@dataclass
+class CosineSchedulerConfig(SchedulerConfig):
+    name: str = "cosine"
+    min_lr_ratio: float = 0.01  # final lr = learning_rate * min_lr_ratio
+
+
+@dataclass
+class OneCycleSchedulerConfig(SchedulerConfig):
+    name: str = "onecycle"
+    div_factor: float = 25.0  # initial lr = learning_rate / div_factor
+    final_div_factor: float = 1e4  # final lr = initial lr / final_div_factor
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+
+
+@dataclass
+class ConstantSchedulerConfig(SchedulerConfig):
+    name: str = "constant"
+    warmup_epochs: int = 0
+
+
+@dataclass
+class LossConfig:
+    _target_: str = MISSING
+    label_smoothing: float = TrainingConfig.label_smoothing
+
+
+@dataclass
+class ChordLossConfig(LossConfig):
+    _target_: str = "chordexp.model.loss.ChordRecognitionLoss"
+    chord_type_weight: float = 1.0
+    root_weight: float = 1.0
+    bass_weight: float = 0.5
+
+
+@dataclass
+class DatasetConfig:
+    """Keyword arguments of the dataset class; ``size``, ``split`` and ``seed`` are
+    supplied by the run."""
+
+    _target_: str = MISSING
+
+
+@dataclass
+class SyntheticDatasetConfig(DatasetConfig):
+    _target_: str = "chordexp.data.SyntheticChordDataset"
+    sample_rate: int = 44100
+    clip_seconds: float = 1.0
+
+
+@dataclass
+class DummyDatasetConfig(DatasetConfig):
+    _target_: str = "chordexp.data.DummyChordDataset"
+    num_samples: int = 44100
+
+
+@dataclass
+class DataConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    sample_rate: int = 44100  # the rate the model is built for (model.sample_rate follows it)
+    train_size: int = 16000
+    val_size: int = 2000
+    batch_size: int = TrainingConfig.batch_size
+    num_workers: int = TrainingConfig.num_workers
+
+
+@dataclass
+class SyntheticDataConfig(DataConfig):
+    dataset: SyntheticDatasetConfig = field(default_factory=SyntheticDatasetConfig)
+
+
+@dataclass
+class DummyDataConfig(DataConfig):
+    dataset: DummyDatasetConfig = field(default_factory=DummyDatasetConfig)
+
+
+@dataclass
+class ModelConfig:
+    _target_: str = MISSING
+
+
+@dataclass
+class ChordModelConfig(ModelConfig):
+    """Arguments of ``ChordRecognitionModel``; add a field here when it gains one."""
+
+    _target_: str = "chordexp.model.chord_model.ChordRecognitionModel"
+    sample_rate: int = 44100
+    d_model: int = 128
+    num_blocks: int = 4
+    num_heads: int = 4
+    dropout: float = 0.1
+    bins_per_octave: int = 36
+    n_octaves: int = 6
+    fmin: float = 32.70
+
+
+@dataclass
+class TrainerConfig:
+    """TrainingConfig fields that belong to no group, plus run-level knobs."""
+
+    num_epochs: int = TrainingConfig.num_epochs
+    gradient_clip: float = TrainingConfig.gradient_clip
+    checkpoint_dir: str = TrainingConfig.checkpoint_dir  # relative to the run folder
+    save_every: int = TrainingConfig.save_every
+    patience: int = TrainingConfig.patience
+    min_delta: float = TrainingConfig.min_delta
+    log_every: int = TrainingConfig.log_every
+    device: str = TrainingConfig.device
+    mixed_precision: str = TrainingConfig.mixed_precision
+    grad_accum_steps: int = TrainingConfig.grad_accum_steps
+    deterministic: bool = TrainingConfig.deterministic
+    num_threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
+
+
+@dataclass
+class ExperimentConfig:
+    """Root schema (``base_config``): the composed config of one run."""
+
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    seed: int = TrainingConfig.seed
+    optimized_metric: Optional[str] = "best_val_loss"  # what main() returns to a sweeper
+
+
+#: group -> {ConfigStore name: schema}; every conf/<group>/<option>.yaml names one.
+GROUP_SCHEMAS: Dict[str, Dict[str, type]] = {
+    "optimizer": {"base_adamw": AdamWConfig, "base_adam": AdamConfig, "base_sgd": SGDConfig},
+    "scheduler": {
+        "base_cosine": CosineSchedulerConfig,
+        "base_onecycle": OneCycleSchedulerConfig,
+        "base_constant": ConstantSchedulerConfig,
+    },
+    "loss": {"base_chord_loss": ChordLossConfig},
+    "data": {"base_synthetic": SyntheticDataConfig, "base_dummy": DummyDataConfig},
+    "model": {"base_chord_model": ChordModelConfig},
+}
+
+
+def register_configs() -> None:
+    """Store the root schema and every group schema in Hydra's ConfigStore."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=ExperimentConfig)
+    for group, schemas in GROUP_SCHEMAS.items():
+        for name, node in schemas.items():
+            cs.store(group=group, name=name, node=node)
+
+
+# ---------------------------------------------------------------------------
+# Composed config -> TrainingConfig
+# ---------------------------------------------------------------------------
+
+
+class ConfigValueError(ValueError):
+    """A config value that composes but cannot work; the message names the key."""
+
+
+def to_training_config(cfg: Any) -> TrainingConfig:
+    """Map a composed run config (DictConfig or nested dict) onto the flat TrainingConfig.
+
+    Each TrainingConfig field has one home in the composed config; values are checked
+    first, so a bad one fails here with the key it came from.
+    """
+    c = _plain(cfg)
+    validate_run_config(c)
+    opt, sched, data, trainer = c["optimizer"], c["scheduler"], c["data"], c["trainer"]
+    trainer_fields = {k: v for k, v in trainer.items() if k in TrainingConfig.__dataclass_fields__}
+    return TrainingConfig(
+        learning_rate=float(opt["lr"]),
+        weight_decay=float(opt["weight_decay"]),
+        batch_size=int(data["batch_size"]),
+        num_workers=int(data["num_workers"]),
+        scheduler=sched["name"],
+        warmup_epochs=int(sched["warmup_epochs"]),
+        scheduler_options={k: v for k, v in sched.items() if k not in ("name", "warmup_epochs")},
+        label_smoothing=float(c["loss"]["label_smoothing"]),
+        seed=int(c["seed"]),
+        **trainer_fields,
+    )
+
+
+def validate_run_config(c: Dict[str, Any]) -> None:
+    """Raise ConfigValueError naming the first key whose value cannot work."""
+    num_epochs = c["trainer"]["num_epochs"]
+    warmup = c["scheduler"]["warmup_epochs"]
+    checks = [
+        ("optimizer.lr", c["optimizer"]["lr"] > 0, "must be > 0"),
+        ("optimizer.weight_decay", c["optimizer"]["weight_decay"] >= 0, "must be >= 0"),
+        ("data.batch_size", c["data"]["batch_size"] > 0, "must be > 0"),
+        ("data.train_size", c["data"]["train_size"] > 0, "must be > 0"),
+        ("data.val_size", c["data"]["val_size"] > 0, "must be > 0"),
+        ("data.num_workers", c["data"]["num_workers"] >= 0, "must be >= 0"),
+        ("trainer.num_epochs", num_epochs > 0, "must be > 0"),
+        ("scheduler.warmup_epochs", warmup >= 0, "must be >= 0"),
+        (
+            "scheduler.warmup_epochs",
+            warmup == 0 or warmup < num_epochs,
+            f"must be < trainer.num_epochs ({num_epochs}) or 0",
+        ),
+        ("loss.label_smoothing", 0 <= c["loss"]["label_smoothing"] < 1, "must be in [0, 1)"),
+        (
+            "trainer.mixed_precision",
+            c["trainer"]["mixed_precision"] in MIXED_PRECISION_MODES,
+            f"must be one of {', '.join(MIXED_PRECISION_MODES)}",
+        ),
+        ("trainer.grad_accum_steps", c["trainer"]["grad_accum_steps"] >= 1, "must be >= 1"),
+        ("trainer.num_threads", c["trainer"].get("num_threads", 0) >= 0, "must be >= 0 (0 = torch default)"),
+    ]
+    for key, ok, requirement in checks:
+        if not ok:
+            value = c
+            for part in key.split("."):
+                value = value.get(part)
+            raise ConfigValueError(f"{key}={value!r} {requirement}")
+
+
+def _plain(cfg: Any) -> Dict[str, Any]:
+    """A resolved nested dict from a DictConfig (omegaconf imported only when needed)."""
+    if isinstance(cfg, dict):
+        return cfg
+    from omegaconf import OmegaConf
+
+    # Leave out Hydra's own node (present with return_hydra_config=True): it holds
+    # interpolations that only resolve inside a running job.
+    return {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+        for key in cfg
+        if key != "hydra"
+    }

@@ -1,0 +1,118 @@
+"""ChordRecognitionModel: raw audio in, chord type / root / bass logits out.
+
+Shape flow (B = batch, T = frames at ~10.8 per second, F = log-frequency bins)::
+
+    audio (B, num_samples)
+      -> LogFrequencySpectrogram         (B, F=216, T)    36 bins/octave, C1..C7
+      -> conv stem, pooled to semitones  (B, C, 72, T)    local pitch/harmonic patterns
+      -> interval convs (13-semitone kernels) (B, C2, 72, T)  equivariant to transposition
+      -> full-height projection          (B, T, d_model)  one token per frame
+      -> num_blocks transformer blocks   (B, T, d_model)  context across time
+      -> heads per frame                 (B, T, 32 | 12 | 12)
+      -> mean over frames                (B, 32 | 12 | 12)  clip logits
+
+Clip logits are the mean of the frame logits (the heads are linear, so this equals
+classifying the mean frame embedding); ``forward_frames`` gives the per-frame logits
+a song transcriber decodes.
+"""
+from __future__ import annotations
+
+from typing import Dict
+
+import torch
+from torch import Tensor, nn
+
+from chordexp.chords import NUM_CHORD_TYPES, NUM_PITCH_CLASSES
+from chordexp.model.frontend import LogFrequencySpectrogram
+
+HEADS = {"chord_type": NUM_CHORD_TYPES, "root": NUM_PITCH_CLASSES, "bass_note": NUM_PITCH_CLASSES}
+
+
+def conv_block(c_in: int, c_out: int, kernel: tuple, dilation: tuple = (1, 1)) -> nn.Sequential:
+    padding = tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, kernel, padding=padding, dilation=dilation, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.GELU(),
+    )
+
+
+class ChordRecognitionModel(nn.Module):
+    """Conv stem + transformer encoder over frames + three linear heads.
+
+    Defaults (d_model 128, 4 blocks) give about 1.1 M parameters; ``d_model``,
+    ``num_blocks``, ``num_heads`` and the stem width ``channels`` scale it.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 44100,
+        d_model: int = 128,
+        num_blocks: int = 4,
+        num_heads: int = 4,
+        dropout: float = 0.1,
+        channels: int = 16,
+        bins_per_octave: int = 36,
+        n_octaves: int = 6,
+        fmin: float = 32.70,
+    ) -> None:
+        super().__init__()
+        if bins_per_octave % 12:
+            raise ValueError(f"bins_per_octave must be a multiple of 12, got {bins_per_octave}")
+        if d_model % num_heads:
+            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+        self.sample_rate = sample_rate
+        self.frontend = LogFrequencySpectrogram(
+            sample_rate=sample_rate, fmin=fmin, n_octaves=n_octaves, bins_per_octave=bins_per_octave
+        )
+        per_semitone = bins_per_octave // 12
+        semitones = 12 * n_octaves
+        self.input_norm = nn.BatchNorm2d(1)
+        self.stem = nn.Sequential(
+            conv_block(1, channels, (2 * per_semitone + 1, 3)),
+            conv_block(channels, channels, (2 * per_semitone + 1, 3)),
+            nn.MaxPool2d((per_semitone, 1)),
+        )
+        self.intervals = nn.Sequential(
+            conv_block(channels, 2 * channels, (13, 1)),
+            conv_block(2 * channels, 2 * channels, (13, 1), dilation=(2, 1)),
+        )
+        self.project = nn.Sequential(
+            nn.Linear(2 * channels * semitones, d_model), nn.LayerNorm(d_model), nn.Dropout(dropout)
+        )
+        self.position = nn.Conv1d(d_model, d_model, kernel_size=3, padding=1, groups=d_model)
+        layer = nn.TransformerEncoderLayer(
+            d_model, num_heads, dim_feedforward=4 * d_model, dropout=dropout,
+            activation="gelu", batch_first=True, norm_first=True,
+        )
+        self.encoder = nn.TransformerEncoder(layer, num_blocks, enable_nested_tensor=False)
+        self.norm = nn.LayerNorm(d_model)
+        self.heads = nn.ModuleDict({name: nn.Linear(d_model, n) for name, n in HEADS.items()})
+
+    @property
+    def frame_rate(self) -> float:
+        """Frames per second of ``forward_frames``."""
+        return self.frontend.frame_rate
+
+    def embed_frames(self, audio: Tensor) -> Tensor:
+        """``(B, num_samples)`` -> frame embeddings ``(B, T, d_model)``."""
+        x = self.frontend(audio)[:, None]  # (B, 1, F, T)
+        x = self.intervals(self.stem(self.input_norm(x)))  # (B, C2, 72, T)
+        b, c, f, t = x.shape
+        x = self.project(x.permute(0, 3, 1, 2).reshape(b, t, c * f))  # (B, T, d_model)
+        x = x + self.position(x.transpose(1, 2)).transpose(1, 2)
+        return self.norm(self.encoder(x))
+
+    def forward_frames(self, audio: Tensor) -> Dict[str, Tensor]:
+        """Per-frame logits: dict of ``(B, T, classes)``."""
+        frames = self.embed_frames(audio)
+        return {name: head(frames) for name, head in self.heads.items()}
+
+    def forward(self, audio: Tensor) -> Dict[str, Tensor]:
+        """Clip logits: dict of ``(B, classes)`` for chord_type (32), root and bass_note (12)."""
+        pooled = self.embed_frames(audio).mean(dim=1)
+        return {name: head(pooled) for name, head in self.heads.items()}
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,127 @@
+"""Log-frequency (constant-Q style) spectrogram computed in torch.
+
+A chord is a set of pitch classes, so the model wants frequency on a log axis with
+a few bins per semitone, as crema, BTC and madmom use. The audio is first low-passed
+and decimated (nothing above the top filter is used), then one STFT with a window
+long enough to separate semitones in the bass (~0.37 s) is mapped onto log-spaced
+triangular filters (``bins_per_octave`` per octave from ``fmin``). Decimating first
+makes the FFTs 8x shorter at 44.1 kHz. It is plain tensor code, so it runs on CPU and
+GPU alike and inside the model.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+
+def log_frequency_filterbank(
+    sample_rate: int, n_fft: int, fmin: float, n_octaves: int, bins_per_octave: int
+) -> Tensor:
+    """Triangular filters on a log-frequency grid, shape ``(n_fft // 2 + 1, n_bins)``.
+
+    Filter k is centred on ``fmin * 2 ** (k / bins_per_octave)``, peaks at 1 and spans
+    its two neighbours, so a pure tone gives about the same value at any pitch (as a
+    constant-Q transform does); where that is narrower than the STFT's bin spacing (the
+    lowest notes) the width is widened to one STFT bin so every filter sees energy.
+    """
+    n_bins = n_octaves * bins_per_octave
+    centres = fmin * 2.0 ** (torch.arange(-1, n_bins + 1, dtype=torch.float64) / bins_per_octave)
+    fft_freqs = torch.linspace(0.0, sample_rate / 2, n_fft // 2 + 1, dtype=torch.float64)
+    bin_hz = sample_rate / n_fft
+    lower, centre, upper = centres[:-2], centres[1:-1], centres[2:]
+    left = torch.maximum(centre - lower, torch.full_like(centre, bin_hz))
+    right = torch.maximum(upper - centre, torch.full_like(centre, bin_hz))
+    f = fft_freqs[:, None]
+    rising = (f - (centre - left)) / left
+    falling = ((centre + right) - f) / right
+    return torch.clamp(torch.minimum(rising, falling), min=0.0).float()
+
+
+def decimation_factor(sample_rate: int, fmax: float) -> int:
+    """Largest power of two that keeps ``fmax`` well inside the decimated band."""
+    factor = 1
+    while sample_rate / (factor * 2) > 2.3 * fmax:
+        factor *= 2
+    return factor
+
+
+class LogFrequencySpectrogram(nn.Module):
+    """Raw audio ``(B, num_samples)`` -> log-magnitude ``(B, n_bins, frames)``.
+
+    Each clip is scaled to unit RMS first, so loudness does not change the picture;
+    magnitudes are compressed with ``log1p(compression * mag)``.
+    """
+
+    def __init__(
+        self,
+        sample_rate: int = 44100,
+        fmin: float = 32.70,
+        n_octaves: int = 6,
+        bins_per_octave: int = 36,
+        window_seconds: float = 0.37,
+        frames_per_second: float = 10.77,
+        compression: float = 10.0,
+    ) -> None:
+        super().__init__()
+        if sample_rate <= 0 or fmin <= 0 or n_octaves <= 0 or bins_per_octave <= 0:
+            raise ValueError("sample_rate, fmin, n_octaves and bins_per_octave must be positive")
+        fmax = fmin * 2.0**n_octaves
+        if fmax >= sample_rate / 2:
+            raise ValueError(
+                f"fmin * 2**n_octaves = {fmax:.0f} Hz must stay below Nyquist ({sample_rate / 2:.0f} Hz)"
+            )
+        self.sample_rate = sample_rate
+        self.decimation = decimation_factor(sample_rate, fmax * 2 ** (1 / bins_per_octave))
+        inner_rate = sample_rate / self.decimation
+        self.n_fft = 2 ** math.ceil(math.log2(inner_rate * window_seconds))
+        self.inner_hop = max(1, round(inner_rate / frames_per_second))
+        self.hop_length = self.inner_hop * self.decimation  # in input samples
+        self.n_bins = n_octaves * bins_per_octave
+        self.compression = compression
+        bank = log_frequency_filterbank(inner_rate, self.n_fft, fmin, n_octaves, bins_per_octave)
+        used = int(torch.nonzero(bank.sum(dim=1)).max()) + 1  # skip FFT bins above fmax
+        self.register_buffer("filterbank", bank[:used].contiguous(), persistent=False)
+        self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    def num_frames(self, num_samples: int) -> int:
+        return self._decimated_length(num_samples) // self.inner_hop + 1
+
+    def _decimated_length(self, num_samples: int) -> int:
+        return (num_samples - 1) // self.decimation + 1
+
+    def decimate(self, audio: Tensor) -> Tensor:
+        """``(B, n)`` -> ``(B, ceil(n / decimation))`` by cropping the spectrum.
+
+        One real FFT, keep the band below the new Nyquist frequency (its top 10 %
+        tapered with a half cosine so nothing rings), inverse FFT at the new length:
+        an ideal low-pass at the cost of two FFTs, faster than a long FIR on CPU.
+        """
+        if self.decimation == 1:
+            return audio
+        n_out = self._decimated_length(audio.shape[-1])
+        spectrum = torch.fft.rfft(audio, dim=-1)
+        keep = n_out // 2 + 1
+        taper_len = max(1, keep // 10)
+        taper = torch.ones(keep, device=audio.device)
+        taper[-taper_len:] = 0.5 * (1 + torch.cos(torch.linspace(0, math.pi, taper_len, device=audio.device)))
+        cropped = spectrum[..., :keep] * taper
+        return torch.fft.irfft(cropped, n=n_out, dim=-1) * (n_out / audio.shape[-1])
+
+    def forward(self, audio: Tensor) -> Tensor:
+        audio = audio.float()
+        rms = audio.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-4)
+        audio = self.decimate(audio / rms)
+        spec = torch.stft(
+            audio, self.n_fft, self.inner_hop, window=self.window, center=True,
+            pad_mode="constant", return_complex=True,
+        )  # (B, n_fft // 2 + 1, frames)
+        used = self.filterbank.shape[0]
+        mag = spec[:, :used].abs() * (2.0 / self.window.sum())
+        logf = torch.einsum("bft,fk->bkt", mag, self.filterbank)
+        return torch.log1p(self.compression * logf)
