@@ -1,0 +1,65 @@
+"""ChordRecognitionModel: the batch contract, frame outputs, and that it can learn."""
+import torch
+
+from chordexp.model import ChordRecognitionLoss, ChordRecognitionModel, count_parameters
+
+
+def small_model(**kw):
+    torch.manual_seed(0)
+    return ChordRecognitionModel(d_model=32, num_blocks=1, num_heads=2, channels=4, **kw)
+
+
+def test_default_model_outputs_the_three_heads():
+    model = ChordRecognitionModel().eval()
+    out = model(torch.randn(2, 44100))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "chord_type": (2, 32), "root": (2, 12), "bass_note": (2, 12)
+    }
+    assert 0.9e6 < count_parameters(model) < 1.4e6
+
+
+def test_clip_logits_are_the_mean_of_frame_logits():
+    model = small_model().eval()
+    audio = torch.randn(2, 22050)
+    frames = model.forward_frames(audio)
+    clip = model(audio)
+    assert frames["root"].shape[:2] == (2, model.frontend.num_frames(22050))
+    for key in clip:
+        assert torch.allclose(clip[key], frames[key].mean(dim=1), atol=1e-5)
+
+
+def test_any_length_of_audio_works():
+    model = small_model().eval()
+    for n in (4000, 44100, 3 * 44100 + 17):
+        assert model(torch.randn(1, n))["chord_type"].shape == (1, 32)
+
+
+def test_gradients_reach_every_parameter():
+    model = small_model()
+    loss = ChordRecognitionLoss()
+    targets = {"chord_type": torch.tensor([1, 2]), "root": torch.tensor([0, 5]), "bass_note": torch.tensor([0, 5])}
+    loss(model(torch.randn(2, 44100)), targets)["total_loss"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    assert missing == []
+
+
+def test_overfits_a_tiny_batch():
+    """A model that cannot memorise 8 clips is broken, whatever it scores later."""
+    model = small_model(sample_rate=16000)
+    criterion = ChordRecognitionLoss(label_smoothing=0.0)
+    generator = torch.Generator().manual_seed(1)
+    audio = torch.randn(8, 16000, generator=generator)
+    targets = {
+        "chord_type": torch.randint(1, 32, (8,), generator=generator),
+        "root": torch.randint(0, 12, (8,), generator=generator),
+        "bass_note": torch.randint(0, 12, (8,), generator=generator),
+    }
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    first = None
+    for _ in range(60):
+        total = criterion(model(audio), targets)["total_loss"]
+        first = first if first is not None else total.item()
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+    assert total.item() < 0.2 * first
