@@ -42,6 +42,8 @@ class ChordRecognitionModel(nn.Module):
 
     Defaults (d_model 128, 4 blocks) give about 1.1 M parameters; ``d_model``,
     ``num_blocks``, ``num_heads`` and the stem width ``channels`` scale it.
+    ``context_seconds`` is the clip length it is trained on: over longer audio,
+    ``forward_frames`` attends within windows of that length.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class ChordRecognitionModel(nn.Module):
         bins_per_octave: int = 36,
         n_octaves: int = 6,
         fmin: float = 32.70,
+        context_seconds: float = 1.0,
     ) -> None:
         super().__init__()
         if bins_per_octave % 12:
@@ -62,6 +65,12 @@ class ChordRecognitionModel(nn.Module):
         if d_model % num_heads:
             raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         self.sample_rate = sample_rate
+        #: constructor arguments, saved in checkpoints so a model can be rebuilt from one
+        self.hparams = dict(
+            sample_rate=sample_rate, d_model=d_model, num_blocks=num_blocks, num_heads=num_heads,
+            dropout=dropout, channels=channels, bins_per_octave=bins_per_octave,
+            n_octaves=n_octaves, fmin=fmin, context_seconds=context_seconds,
+        )
         self.frontend = LogFrequencySpectrogram(
             sample_rate=sample_rate, fmin=fmin, n_octaves=n_octaves, bins_per_octave=bins_per_octave
         )
@@ -87,6 +96,7 @@ class ChordRecognitionModel(nn.Module):
         )
         self.encoder = nn.TransformerEncoder(layer, num_blocks, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
+        self.context_frames = self.frontend.num_frames(int(context_seconds * sample_rate))
         self.heads = nn.ModuleDict({name: nn.Linear(d_model, n) for name, n in HEADS.items()})
 
     @property
@@ -94,18 +104,42 @@ class ChordRecognitionModel(nn.Module):
         """Frames per second of ``forward_frames``."""
         return self.frontend.frame_rate
 
-    def embed_frames(self, audio: Tensor) -> Tensor:
-        """``(B, num_samples)`` -> frame embeddings ``(B, T, d_model)``."""
+    def embed_frames(self, audio: Tensor, window_frames: int | None = None) -> Tensor:
+        """``(B, num_samples)`` -> frame embeddings ``(B, T, d_model)``.
+
+        With ``window_frames``, attention runs over overlapping windows of that many
+        frames (hop half a window, overlaps averaged) instead of the whole input: a
+        model trained on short clips then sees the context length it was trained on,
+        however long the song. The convolutional part always runs on the whole input.
+        """
         x = self.frontend(audio)[:, None]  # (B, 1, F, T)
         x = self.intervals(self.stem(self.input_norm(x)))  # (B, C2, 72, T)
         b, c, f, t = x.shape
         x = self.project(x.permute(0, 3, 1, 2).reshape(b, t, c * f))  # (B, T, d_model)
         x = x + self.position(x.transpose(1, 2)).transpose(1, 2)
-        return self.norm(self.encoder(x))
+        if window_frames is None or t <= window_frames:
+            return self.norm(self.encoder(x))
+        return self.norm(self._encode_windows(x, window_frames))
 
-    def forward_frames(self, audio: Tensor) -> Dict[str, Tensor]:
-        """Per-frame logits: dict of ``(B, T, classes)``."""
-        frames = self.embed_frames(audio)
+    def _encode_windows(self, x: Tensor, window: int) -> Tensor:
+        b, t, d = x.shape
+        hop = max(1, window // 2)
+        starts = list(range(0, t - window + 1, hop))
+        if starts[-1] != t - window:
+            starts.append(t - window)
+        windows = torch.stack([x[:, s:s + window] for s in starts], dim=1)  # (B, W, window, d)
+        encoded = self.encoder(windows.reshape(-1, window, d)).reshape(b, len(starts), window, d)
+        total = x.new_zeros(b, t, d)
+        count = x.new_zeros(1, t, 1)
+        for i, s in enumerate(starts):
+            total[:, s:s + window] += encoded[:, i]
+            count[:, s:s + window] += 1
+        return total / count
+
+    def forward_frames(self, audio: Tensor, window_frames: int | None = None) -> Dict[str, Tensor]:
+        """Per-frame logits: dict of ``(B, T, classes)``; attention windows default to
+        the training context (see ``embed_frames``)."""
+        frames = self.embed_frames(audio, window_frames or self.context_frames)
         return {name: head(frames) for name, head in self.heads.items()}
 
     def forward(self, audio: Tensor) -> Dict[str, Tensor]:

@@ -50,8 +50,10 @@ def decimation_factor(sample_rate: int, fmax: float) -> int:
 class LogFrequencySpectrogram(nn.Module):
     """Raw audio ``(B, num_samples)`` -> log-magnitude ``(B, n_bins, frames)``.
 
-    Each clip is scaled to unit RMS first, so loudness does not change the picture;
-    magnitudes are compressed with ``log1p(compression * mag)``.
+    Magnitudes are divided by the local loudness (RMS of the spectrum averaged over
+    ``norm_seconds`` around each frame), so gain does not change the picture and a
+    quiet verse of a song looks like the 1-second training clips; then compressed with
+    ``log1p(compression * mag)``.
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class LogFrequencySpectrogram(nn.Module):
         window_seconds: float = 0.37,
         frames_per_second: float = 10.77,
         compression: float = 10.0,
+        norm_seconds: float = 1.0,
     ) -> None:
         super().__init__()
         if sample_rate <= 0 or fmin <= 0 or n_octaves <= 0 or bins_per_octave <= 0:
@@ -80,6 +83,7 @@ class LogFrequencySpectrogram(nn.Module):
         self.hop_length = self.inner_hop * self.decimation  # in input samples
         self.n_bins = n_octaves * bins_per_octave
         self.compression = compression
+        self.norm_frames = 2 * int(norm_seconds * self.frame_rate / 2) + 1
         bank = log_frequency_filterbank(inner_rate, self.n_fft, fmin, n_octaves, bins_per_octave)
         used = int(torch.nonzero(bank.sum(dim=1)).max()) + 1  # skip FFT bins above fmax
         self.register_buffer("filterbank", bank[:used].contiguous(), persistent=False)
@@ -88,6 +92,14 @@ class LogFrequencySpectrogram(nn.Module):
     @property
     def frame_rate(self) -> float:
         return self.sample_rate / self.hop_length
+
+    def local_level(self, mag: Tensor) -> Tensor:
+        """``(B, F, T)`` magnitudes -> ``(B, 1, T)`` RMS level averaged over nearby frames."""
+        energy = mag.pow(2).mean(dim=1, keepdim=True)
+        smooth = nn.functional.avg_pool1d(
+            energy, self.norm_frames, stride=1, padding=self.norm_frames // 2, count_include_pad=False
+        )
+        return smooth.sqrt().clamp_min(1e-5)
 
     def num_frames(self, num_samples: int) -> int:
         return self._decimated_length(num_samples) // self.inner_hop + 1
@@ -114,14 +126,12 @@ class LogFrequencySpectrogram(nn.Module):
         return torch.fft.irfft(cropped, n=n_out, dim=-1) * (n_out / audio.shape[-1])
 
     def forward(self, audio: Tensor) -> Tensor:
-        audio = audio.float()
-        rms = audio.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-4)
-        audio = self.decimate(audio / rms)
+        audio = self.decimate(audio.float())
         spec = torch.stft(
             audio, self.n_fft, self.inner_hop, window=self.window, center=True,
             pad_mode="constant", return_complex=True,
         )  # (B, n_fft // 2 + 1, frames)
         used = self.filterbank.shape[0]
-        mag = spec[:, :used].abs() * (2.0 / self.window.sum())
-        logf = torch.einsum("bft,fk->bkt", mag, self.filterbank)
+        mag = spec[:, :used].abs()
+        logf = torch.einsum("bft,fk->bkt", mag / self.local_level(mag), self.filterbank)
         return torch.log1p(self.compression * logf)

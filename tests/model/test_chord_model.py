@@ -63,3 +63,22 @@ def test_overfits_a_tiny_batch():
         total.backward()
         optimizer.step()
     assert total.item() < 0.2 * first
+
+
+def test_windowed_attention_matches_full_attention_when_the_window_covers_the_input():
+    model = small_model().eval()
+    audio = torch.randn(1, 44100)
+    t = model.frontend.num_frames(44100)
+    full = model.embed_frames(audio)
+    full = model.heads["chord_type"](full)
+    assert torch.allclose(model.forward_frames(audio, window_frames=t)["chord_type"], full, atol=1e-5)
+    windowed = model.forward_frames(audio, window_frames=4)["chord_type"]
+    assert windowed.shape == full.shape and torch.isfinite(windowed).all()
+
+
+def test_hparams_rebuild_an_identical_model():
+    model = small_model().eval()
+    clone = ChordRecognitionModel(**model.hparams).eval()
+    clone.load_state_dict(model.state_dict())
+    audio = torch.randn(1, 8000)
+    assert torch.equal(model(audio)["root"], clone(audio)["root"])

@@ -1,0 +1,61 @@
+"""Hydra-style ``key=value`` arguments for the small entry points (predict, evaluate, ...).
+
+Training goes through ``@hydra.main`` (config groups, sweeps, run folders); the tools
+that only need a handful of typed options parse ``key=value`` into a dataclass with
+OmegaConf, so they take the same syntax, validate keys and types the same way, and
+start fast. Errors are one line naming the key, raised as ``UsageError``.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Sequence, Type, TypeVar
+
+T = TypeVar("T")
+
+
+class UsageError(ValueError):
+    """Bad command-line input: the message names the key or path and what is wrong."""
+
+
+def parse_args(schema: Type[T], argv: Sequence[str]) -> T:
+    """``['input=a.wav', 'batch_size=8']`` -> ``schema(input='a.wav', batch_size=8)``.
+
+    Missing required fields (``???`` in the schema), unknown keys and wrong types raise
+    UsageError. ``--help`` is handled by :func:`main_guard`.
+    """
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    for arg in argv:
+        if "=" not in arg or arg.startswith("="):
+            raise UsageError(f"argument {arg!r} is not of the form key=value")
+    try:
+        base = OmegaConf.structured(schema)
+        merged = OmegaConf.merge(base, OmegaConf.from_dotlist(list(argv)))
+        missing = sorted(OmegaConf.missing_keys(merged))
+        if missing:
+            raise UsageError(f"missing required argument(s): {', '.join(k + '=...' for k in missing)}")
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except OmegaConfBaseException as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise UsageError(first_line) from None
+
+
+def main_guard(main, usage: str) -> None:
+    """Run ``main(argv)``; turn known errors into one line on stderr and exit code 2.
+
+    Set ``CHORDEXP_DEBUG=1`` to see the full traceback instead.
+    """
+    import os
+
+    argv = sys.argv[1:]
+    if any(a in ("-h", "--help") for a in argv):
+        print(usage)
+        raise SystemExit(0)
+    try:
+        main(argv)
+    except (UsageError, FileNotFoundError, ValueError) as error:
+        if os.environ.get("CHORDEXP_DEBUG"):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -1,0 +1,87 @@
+"""Frame-wise chord posteriors -> chord segments, by Viterbi decoding.
+
+Frame predictions flicker; chord recognisers (crema, madmom, BTC) smooth them with an
+HMM whose only prior is that a chord tends to last: every state keeps itself with
+probability ``self_transition`` and jumps to any other state with equal probability.
+States are ``N`` plus every (root, chord type) pair: 1 + 12 * 31 = 373. The bass is
+then chosen per segment among the chord's tones, from the bass head's mean posterior.
+"""
+from __future__ import annotations
+
+from typing import List, Tuple
+
+import numpy as np
+
+from chordexp.chords import NUM_CHORD_TYPES, NUM_PITCH_CLASSES, chord_pitch_classes, format_label
+
+Segment = Tuple[float, float, str]
+
+
+def state_log_likelihoods(type_logp: np.ndarray, root_logp: np.ndarray) -> np.ndarray:
+    """``(T, 32)`` and ``(T, 12)`` log-posteriors -> ``(T, 373)`` joint log-posteriors.
+
+    State 0 is N; state ``1 + (t - 1) * 12 + r`` is chord type t (1..31) on root r.
+    """
+    chords = type_logp[:, 1:, None] + root_logp[:, None, :]  # (T, 31, 12)
+    return np.concatenate([type_logp[:, :1], chords.reshape(len(type_logp), -1)], axis=1)
+
+
+def state_to_chord(state: int) -> Tuple[int, int]:
+    """State index -> ``(root, chord_type)``."""
+    if state == 0:
+        return 0, 0
+    chord_type, root = divmod(state - 1, NUM_PITCH_CLASSES)
+    return root, chord_type + 1
+
+
+def viterbi(log_likelihoods: np.ndarray, self_transition: float) -> np.ndarray:
+    """Most likely state path ``(T,)`` under a uniform-switch HMM; O(T * states)."""
+    if not 0.0 < self_transition < 1.0:
+        raise ValueError(f"self_transition must be in (0, 1), got {self_transition}")
+    n_frames, n_states = log_likelihoods.shape
+    log_stay = np.log(self_transition)
+    log_switch = np.log((1.0 - self_transition) / (n_states - 1))
+    score = log_likelihoods[0] - np.log(n_states)
+    came_from_best = np.zeros((n_frames, n_states), dtype=bool)
+    best_prev = np.zeros(n_frames, dtype=np.int64)
+    for t in range(1, n_frames):
+        best = int(score.argmax())
+        stay = score + log_stay
+        switch = score[best] + log_switch
+        came_from_best[t] = switch > stay
+        best_prev[t] = best
+        score = np.maximum(stay, switch) + log_likelihoods[t]
+    path = np.empty(n_frames, dtype=np.int64)
+    path[-1] = int(score.argmax())
+    for t in range(n_frames - 1, 0, -1):
+        path[t - 1] = best_prev[t] if came_from_best[t, path[t]] else path[t]
+    return path
+
+
+def decode_segments(
+    type_logp: np.ndarray,
+    root_logp: np.ndarray,
+    bass_logp: np.ndarray,
+    frame_rate: float,
+    duration: float,
+    self_transition: float = 0.9,
+) -> List[Segment]:
+    """Per-frame log-posteriors (frame k centred at ``k / frame_rate`` s) -> segments
+    ``(start, end, Harte label)`` covering ``[0, duration]``; boundaries fall halfway
+    between frames."""
+    assert type_logp.shape[1] == NUM_CHORD_TYPES and root_logp.shape[1] == NUM_PITCH_CLASSES
+    path = viterbi(state_log_likelihoods(type_logp, root_logp), self_transition)
+    changes = np.flatnonzero(np.diff(path)) + 1
+    starts = np.concatenate([[0], changes])
+    ends = np.concatenate([changes, [len(path)]])
+    segments: List[Segment] = []
+    for first, stop in zip(starts, ends):
+        root, chord_type = state_to_chord(int(path[first]))
+        bass = root
+        if chord_type:
+            tones = list(chord_pitch_classes(root, chord_type))
+            bass = tones[int(bass_logp[first:stop, tones].mean(axis=0).argmax())]
+        begin = 0.0 if first == 0 else (first - 0.5) / frame_rate
+        end = duration if stop == len(path) else (stop - 0.5) / frame_rate
+        segments.append((round(begin, 4), round(min(end, duration), 4), format_label(root, chord_type, bass)))
+    return [s for s in segments if s[1] > s[0]]

@@ -1,0 +1,165 @@
+"""Checkpoint + audio -> MIREX ``.lab`` chord transcriptions.
+
+    python -m chordexp.predict checkpoint=PATH input=FILE_OR_DIR output=DIR \
+        [self_transition=0.9] [probabilities=false] [device=cpu]
+
+The Python API does the same for arrays::
+
+    recognizer = ChordRecognizer.from_checkpoint("outputs/.../checkpoints/best.pt")
+    segments = recognizer.transcribe(audio, sample_rate)   # [(start, end, "C:maj"), ...]
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.decode import Segment, decode_segments
+
+USAGE = __doc__.split("The Python API")[0].strip()
+
+
+@dataclass
+class Transcription:
+    """Chord segments of one recording, plus the frame posteriors they came from."""
+
+    segments: List[Segment]
+    frame_times: np.ndarray  # (T,) seconds, frame centres
+    probabilities: Dict[str, np.ndarray]  # chord_type (T, 32), root (T, 12), bass_note (T, 12)
+
+
+class ChordRecognizer:
+    """A trained model plus the decoder that turns its frames into chord segments."""
+
+    def __init__(self, model, self_transition: float = 0.9, device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+        self.self_transition = self_transition
+        self.sample_rate = int(model.sample_rate)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, self_transition: float = 0.9, device: str = "cpu") -> "ChordRecognizer":
+        """Load a training checkpoint (``weights_only``: no code runs) and rebuild its model."""
+        from chordexp.model import ChordRecognitionModel
+        from chordexp.training.checkpoint import CheckpointError, check_model_state, load_checkpoint_file
+
+        state = load_checkpoint_file(path, map_location=device)
+        hparams = state.get("model_hparams")
+        if not isinstance(hparams, dict):
+            raise CheckpointError(f"checkpoint {path}: has no model_hparams to rebuild the model from")
+        try:
+            model = ChordRecognitionModel(**hparams)
+        except (TypeError, ValueError) as error:
+            raise CheckpointError(f"checkpoint {path}: model_hparams do not build a model ({error})") from None
+        check_model_state(path, model, state["model"])
+        model.load_state_dict(state["model"])
+        return cls(model, self_transition=self_transition, device=device)
+
+    def frame_posteriors(self, audio: np.ndarray) -> Dict[str, np.ndarray]:
+        """Mono audio at the model's rate -> per-frame log-posteriors of the three heads."""
+        import torch
+
+        with torch.inference_mode():
+            x = torch.as_tensor(audio, dtype=torch.float32, device=self.device)[None]
+            logits = self.model.forward_frames(x)
+            return {k: torch.log_softmax(v[0].float(), dim=-1).cpu().numpy() for k, v in logits.items()}
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcription:
+        """Mono (or ``(n, channels)``) float audio at any rate -> chord segments."""
+        from chordexp.audio import resample
+
+        audio = np.asarray(audio, dtype=np.float32)
+        if audio.ndim == 2:
+            audio = audio.mean(axis=1)
+        if audio.ndim != 1 or audio.size == 0:
+            raise ValueError(f"audio must be a non-empty 1-D or (n, channels) array, got shape {audio.shape}")
+        audio = resample(audio, sample_rate, self.sample_rate)
+        logp = self.frame_posteriors(audio)
+        duration = len(audio) / self.sample_rate
+        frame_rate = self.model.frame_rate
+        segments = decode_segments(
+            logp["chord_type"], logp["root"], logp["bass_note"], frame_rate, duration, self.self_transition
+        )
+        times = np.arange(len(logp["root"])) / frame_rate
+        return Transcription(segments, times, {k: np.exp(v) for k, v in logp.items()})
+
+
+def write_lab(path: Path, segments: List[Segment]) -> None:
+    """MIREX ``.lab``: ``start end label`` per line, seconds."""
+    lines = [f"{start:.3f}\t{end:.3f}\t{label}\n" for start, end, label in segments]
+    path.write_text("".join(lines))
+
+
+def write_probabilities(path: Path, transcription: Transcription) -> None:
+    """Per-frame posteriors next to the .lab (``NAME.probs.npz``: times + three heads)."""
+    np.savez_compressed(path, times=transcription.frame_times, **transcription.probabilities)
+
+
+@dataclass
+class PredictArgs:
+    checkpoint: str = "???"
+    input: str = "???"
+    output: str = "???"
+    self_transition: float = 0.9
+    probabilities: bool = False
+    device: str = "cpu"
+    progress: bool = True
+
+
+def find_audio(input_path: Path) -> List[Path]:
+    from chordexp.audio import is_audio_file
+
+    if input_path.is_file():
+        return [input_path]
+    if not input_path.is_dir():
+        raise UsageError(f"input={input_path}: no such file or folder")
+    files = sorted(p for p in input_path.rglob("*") if is_audio_file(p))
+    if not files:
+        raise UsageError(f"input={input_path}: the folder holds no audio files")
+    return files
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from tqdm import tqdm
+
+    from chordexp.audio import AudioError, load_audio
+
+    args = parse_args(PredictArgs, sys.argv[1:] if argv is None else argv)
+    files = find_audio(Path(args.input))
+    output = Path(args.output)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"output={output}: cannot create the folder ({error.strerror})") from None
+    recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, args.self_transition, args.device)
+    failures = 0
+    root = Path(args.input) if Path(args.input).is_dir() else None
+    bar = tqdm(files, unit="file", disable=not args.progress or not sys.stderr.isatty())
+    for path in bar:
+        bar.set_postfix_str(path.name)
+        name = path.relative_to(root).with_suffix("") if root else Path(path.stem)
+        target = output / name.with_suffix(".lab")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            transcription = recognizer.transcribe(load_audio(path, recognizer.sample_rate), recognizer.sample_rate)
+        except AudioError as error:
+            print(f"error: {error}", file=sys.stderr)
+            failures += 1
+            continue
+        write_lab(target, transcription.segments)
+        if args.probabilities:
+            write_probabilities(target.with_suffix(".probs.npz"), transcription)
+        if not bar.disable:
+            continue
+        print(f"{path} -> {target} ({len(transcription.segments)} segments)")
+    if failures:
+        raise UsageError(f"{failures} of {len(files)} file(s) could not be transcribed (see above)")
+    return 0
+
+
+if __name__ == "__main__":
+    main_guard(main, USAGE)
