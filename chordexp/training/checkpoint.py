@@ -1,0 +1,144 @@
+"""Checkpoint files: atomic writes, safe loads, RNG state capture.
+
+A checkpoint is data, not code: a dict of tensors, numbers, strings, lists and dicts
+that loads with ``torch.load(path, weights_only=True)``. It is written to a temporary
+file in the target folder, fsynced and renamed over the target, so a crash never
+leaves a half-written checkpoint in place of a good one.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, Mapping, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+PathLike = Union[str, os.PathLike]
+
+FORMAT_VERSION = 1
+#: Keys every training checkpoint has (see ``Trainer.save_checkpoint``).
+REQUIRED_KEYS = ("format_version", "model", "optimizer", "scheduler", "history",
+                 "best_val_loss", "epoch", "epochs_without_improvement", "config", "rng")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, not ours, or does not fit the model."""
+
+
+def atomic_write_bytes(path: PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via temp file + flush + fsync + ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def serialize(state: Mapping[str, Any]) -> bytes:
+    """``torch.save`` into bytes, so one epoch's state can be written to several files."""
+    buffer = io.BytesIO()
+    torch.save(dict(state), buffer)
+    return buffer.getvalue()
+
+
+def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]:
+    """Load and sanity-check a training checkpoint with ``weights_only=True``.
+
+    Raises CheckpointError (one line, naming the path) when the file is missing,
+    truncated or corrupt, or is not a chordexp training checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path}: no such file")
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for truncated/garbage files
+        detail = (str(exc).strip().splitlines() or [""])[0][:160]
+        raise CheckpointError(f"checkpoint {path}: not a readable torch checkpoint, truncated or corrupt "
+                              f"({type(exc).__name__}: {detail})") from exc
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path}: not a chordexp training checkpoint (holds a {type(state).__name__})")
+    missing = [key for key in REQUIRED_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {path}: not a chordexp training checkpoint (missing {', '.join(missing)})")
+    return state
+
+
+def check_model_state(path: PathLike, model: nn.Module, state: Mapping[str, Any]) -> None:
+    """Raise CheckpointError unless ``state`` has exactly the model's keys and shapes."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing (e.g. {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
+    if mismatched:
+        problems.append(f"{len(mismatched)} shape mismatches (e.g. {mismatched[0]}, checkpoint vs model)")
+    if problems:
+        raise CheckpointError(f"checkpoint {path}: does not fit this model: {'; '.join(problems)}")
+
+
+def capture_rng_state() -> Dict[str, Any]:
+    """torch (CPU and CUDA), numpy and python ``random`` states as weights_only data."""
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_internal, py_gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"name": str(np_name), "keys": torch.from_numpy(np_keys.astype(np.int64)),
+                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss)},
+        "python": {"version": py_version, "internal": list(py_internal), "gauss_next": py_gauss},
+    }
+
+
+def restore_rng_state(state: Mapping[str, Any]) -> None:
+    """Inverse of ``capture_rng_state``; CUDA states are restored where devices exist."""
+    torch.set_rng_state(state["torch"].cpu())
+    cuda_states = state.get("cuda") or []
+    if cuda_states and torch.cuda.is_available():
+        count = min(len(cuda_states), torch.cuda.device_count())
+        torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states[:count]])
+    np_state = state["numpy"]
+    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32),
+                         np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"]))
+    py_state = state["python"]
+    random.setstate((py_state["version"], tuple(py_state["internal"]), py_state["gauss_next"]))
+
+
+def to_plain(value: Any) -> Any:
+    """Config values as plain dicts/lists/scalars (weights_only-safe); others as str."""
+    if isinstance(value, Mapping):
+        return {str(k): to_plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, Sequence):
+        return [to_plain(v) for v in value]
+    return str(value)

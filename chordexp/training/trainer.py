@@ -1,0 +1,365 @@
+"""The training engine: epochs of forward/backward/step, validation, checkpoints,
+early stopping and history.
+
+Batches are ``(audio, targets)``: audio float ``(B, num_samples)``, targets a dict of
+long ``(B,)`` tensors ``chord_type`` (32 classes, 0 = N), ``root`` and ``bass_note``
+(12 each). The model maps audio to a dict of logits ``(B, num_classes)`` with the same
+keys; the criterion maps ``(outputs, targets)`` to the four loss keys.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from chordexp.config import TrainingConfig
+from chordexp.model.loss import ChordRecognitionLoss
+from chordexp.training.checkpoint import (
+    FORMAT_VERSION, CheckpointError, atomic_write_bytes, capture_rng_state, check_model_state,
+    load_checkpoint_file, restore_rng_state, serialize, to_plain,
+)
+from chordexp.training.metrics import LOSS_KEYS, TASKS, MetricsTracker
+from chordexp.training.schedulers import create_scheduler, restore_scheduler
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, os.PathLike]
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+
+HISTORY_KEYS = ("train_loss", "val_loss", "val_chord_type_acc", "val_root_acc",
+                "val_bass_note_acc", "learning_rate")
+MIXED_PRECISION = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; nothing was saved from that epoch."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``'auto'`` -> cuda if available else cpu; also ``'cpu'``, ``'cuda'``, ``'cuda:N'``,
+    ``'mps'``. Raises ValueError (one line) for unknown or unavailable devices."""
+    name = str(name).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if re.fullmatch(r"cuda(:\d+)?", name):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={name!r} but CUDA is not available here; use device=cpu or device=auto")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device={name!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+        return torch.device(name)
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError("device='mps' but MPS is not available here; use device=cpu or device=auto")
+        return torch.device("mps")
+    raise ValueError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N, mps")
+
+
+def _check_config(config: TrainingConfig) -> None:
+    if config.mixed_precision not in MIXED_PRECISION:
+        raise ValueError(f"unknown mixed_precision {config.mixed_precision!r}; valid: {', '.join(MIXED_PRECISION)}")
+    if config.grad_accum_steps < 1:
+        raise ValueError(f"grad_accum_steps must be >= 1, got {config.grad_accum_steps}")
+    if config.num_epochs < 1:
+        raise ValueError(f"num_epochs must be >= 1, got {config.num_epochs}")
+
+
+def _num_batches(loader: Iterable, name: str) -> int:
+    try:
+        count = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        raise ValueError(f"{name} must have a length (a DataLoader over a map-style dataset)") from None
+    if count == 0:
+        raise ValueError(f"{name} yields no batches")
+    return count
+
+
+class Trainer:
+    """Trains ``model`` on ``train_loader``, validating on ``val_loader`` after every epoch.
+
+    ``optimizer_factory`` maps the model's parameters to an optimizer (default:
+    AdamW(lr=config.learning_rate, weight_decay=config.weight_decay)); the criterion
+    defaults to ``ChordRecognitionLoss(label_smoothing=config.label_smoothing)``.
+
+    State for run summaries: ``history``, ``current_epoch`` (completed epochs),
+    ``best_val_loss``, ``best_epoch`` (0 = none yet), ``stopped_early``,
+    ``last_val_metrics``, ``last_train_metrics``. ``checkpoint_extra`` (plain data,
+    e.g. the run's config) is saved in every checkpoint under ``extra``.
+
+    Seeding is the caller's job (seed before building the model and loaders); the
+    trainer never reseeds. ``config.deterministic`` switches on
+    ``torch.use_deterministic_algorithms`` for the process.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        train_loader: DataLoader,
+        val_loader: DataLoader,
+        config: Optional[TrainingConfig] = None,
+        criterion: Optional[nn.Module] = None,
+        *,
+        optimizer_factory: Optional[OptimizerFactory] = None,
+    ) -> None:
+        self.config = config if config is not None else TrainingConfig()
+        _check_config(self.config)
+        self.device = resolve_device(self.config.device)
+        if self.config.deterministic:
+            torch.use_deterministic_algorithms(True)
+        self.model = model.to(self.device)
+        self.train_loader, self.val_loader = train_loader, val_loader
+        self.steps_per_epoch = _num_batches(train_loader, "train_loader")
+        _num_batches(val_loader, "val_loader")
+        if criterion is None:
+            criterion = ChordRecognitionLoss(label_smoothing=self.config.label_smoothing)
+        self.criterion = criterion.to(self.device) if isinstance(criterion, nn.Module) else criterion
+        if optimizer_factory is None:
+            self.optimizer: Optimizer = torch.optim.AdamW(
+                self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
+        else:
+            self.optimizer = optimizer_factory(self.model.parameters())
+        self.scheduler, self.scheduler_per_batch = create_scheduler(
+            self.optimizer, self.config, self.steps_per_epoch)
+        self.amp_dtype = MIXED_PRECISION[self.config.mixed_precision]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.config.mixed_precision == "fp16")
+        self.checkpoint_dir = Path(self.config.checkpoint_dir)
+        self.checkpoint_extra: Dict[str, Any] = {}
+
+        self.history: Dict[str, List[float]] = {key: [] for key in HISTORY_KEYS}
+        self.current_epoch = 0
+        self.best_val_loss = math.inf
+        self.best_epoch = 0
+        self.epochs_without_improvement = 0
+        self.stopped_early = False
+        self.last_train_metrics: Dict[str, float] = {}
+        self.last_val_metrics: Dict[str, float] = {}
+
+    # ------------------------------------------------------------------ training
+    def train(self) -> Dict[str, List[float]]:
+        """Train from ``current_epoch`` to ``config.num_epochs`` (or until early
+        stopping), validating, checkpointing and logging after every epoch."""
+        num_epochs = self.config.num_epochs
+        if self.current_epoch >= num_epochs:
+            logger.info("already trained %d of %d epochs; nothing to do", self.current_epoch, num_epochs)
+        self.stopped_early = False
+        while self.current_epoch < num_epochs:
+            start = time.perf_counter()
+            train_metrics = self.train_epoch()
+            val_metrics = self.validate()
+            self._end_epoch(train_metrics, val_metrics, time.perf_counter() - start)
+            if self.stopped_early:
+                logger.info("early stopping after epoch %d: no val_loss improvement for %d epochs "
+                            "(best %.4f at epoch %d)", self.current_epoch, self.epochs_without_improvement,
+                            self.best_val_loss, self.best_epoch)
+                break
+        return self.history
+
+    def train_epoch(self) -> Dict[str, float]:
+        """One pass over ``train_loader``; advances ``current_epoch``.
+
+        Returns the loss keys (averaged weighted by batch size) and ``learning_rate``,
+        the rate of the epoch's first optimizer step (constant over the epoch except
+        for per-batch schedulers such as onecycle).
+        """
+        cfg, epoch, num_batches = self.config, self.current_epoch + 1, self.steps_per_epoch
+        accum = cfg.grad_accum_steps
+        learning_rate = self.optimizer.param_groups[0]["lr"]
+        loss_sums = torch.zeros(len(LOSS_KEYS), device=self.device)  # sum of loss * batch size
+        first_bad_batch = torch.tensor(-1, device=self.device)  # 1-based; -1 = all finite so far
+        num_items = 0
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        for i, (audio, targets) in enumerate(self._progress(self.train_loader, epoch)):
+            audio, targets = self._to_device(audio, targets)
+            # forward: (B, num_samples) -> {task: (B, C)}, then the loss
+            with self._autocast():
+                outputs = self.model(audio)
+                losses = self.criterion(outputs, targets)
+            loss = losses["total_loss"]
+            # backward: accumulated batches (the last group may be shorter) average their losses
+            group_size = min(accum, num_batches - (i // accum) * accum)
+            self.scaler.scale(loss / group_size).backward()
+            if (i + 1) % accum == 0 or i + 1 == num_batches:
+                if cfg.gradient_clip > 0:
+                    self.scaler.unscale_(self.optimizer)
+                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.gradient_clip)
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                if self.scheduler_per_batch:
+                    self.scheduler.step()
+            # bookkeeping stays on the device; log points are the only syncs
+            loss_sums += torch.stack([losses[key].detach().float() for key in LOSS_KEYS]) * audio.shape[0]
+            num_items += audio.shape[0]
+            first_bad_batch = torch.where((first_bad_batch < 0) & ~torch.isfinite(loss.detach()),
+                                          i + 1, first_bad_batch)
+            if cfg.log_every > 0 and (i + 1) % cfg.log_every == 0:
+                self._raise_if_nonfinite(first_bad_batch, epoch)
+                logger.info("epoch %d/%d batch %d/%d loss %.4f lr %.3e", epoch, cfg.num_epochs,
+                            i + 1, num_batches, loss.item(), self.optimizer.param_groups[0]["lr"])
+        self._raise_if_nonfinite(first_bad_batch, epoch)
+        if not self.scheduler_per_batch:
+            self.scheduler.step()
+        self.current_epoch = epoch
+        metrics = dict(zip(LOSS_KEYS, (loss_sums / max(num_items, 1)).tolist()))
+        metrics["learning_rate"] = float(learning_rate)
+        self.last_train_metrics = metrics
+        return metrics
+
+    @torch.no_grad()
+    def validate(self) -> Dict[str, float]:
+        """Losses and accuracies (percent) over ``val_loader``; root and bass accuracy
+        count only items whose true chord_type is not N."""
+        self.model.eval()
+        tracker = MetricsTracker()
+        for audio, targets in self.val_loader:
+            audio, targets = self._to_device(audio, targets)
+            with self._autocast():
+                outputs = self.model(audio)
+                losses = self.criterion(outputs, targets)
+            tracker.update(losses, outputs, targets, audio.shape[0])
+        self.last_val_metrics = tracker.get_metrics()
+        return self.last_val_metrics
+
+    # ------------------------------------------------------------- epoch helpers
+    def _end_epoch(self, train_metrics: Dict[str, float], val_metrics: Dict[str, float], seconds: float) -> None:
+        """Update early stopping, record history, write checkpoints, log one line."""
+        val_loss = val_metrics["total_loss"]
+        improved = val_loss < self.best_val_loss - self.config.min_delta
+        if improved:
+            self.best_val_loss, self.best_epoch, self.epochs_without_improvement = val_loss, self.current_epoch, 0
+        else:
+            self.epochs_without_improvement += 1
+        self.stopped_early = 0 < self.config.patience <= self.epochs_without_improvement
+        for key, value in (("train_loss", train_metrics["total_loss"]), ("val_loss", val_loss),
+                           *((f"val_{task}_acc", val_metrics[f"{task}_acc"]) for task in TASKS),
+                           ("learning_rate", train_metrics["learning_rate"])):
+            self.history[key].append(float(value))
+        self._save_epoch_checkpoints(improved)
+        logger.info(
+            "epoch %d/%d train_loss %.4f val_loss %.4f acc chord_type %.2f%% root %.2f%% bass_note %.2f%% "
+            "lr %.3e %.1fs%s", self.current_epoch, self.config.num_epochs, train_metrics["total_loss"],
+            val_loss, val_metrics["chord_type_acc"], val_metrics["root_acc"], val_metrics["bass_note_acc"],
+            train_metrics["learning_rate"], seconds, " (best)" if improved else "")
+
+    def _save_epoch_checkpoints(self, improved: bool) -> None:
+        """``last.pt`` always, ``best.pt`` on improvement, ``epoch_NNN.pt`` every save_every."""
+        data = serialize(self._checkpoint_state())
+        atomic_write_bytes(self.checkpoint_dir / "last.pt", data)
+        if improved:
+            atomic_write_bytes(self.checkpoint_dir / "best.pt", data)
+        if self.config.save_every > 0 and self.current_epoch % self.config.save_every == 0:
+            atomic_write_bytes(self.checkpoint_dir / f"epoch_{self.current_epoch:03d}.pt", data)
+
+    def _raise_if_nonfinite(self, first_bad_batch: Tensor, epoch: int) -> None:
+        bad = int(first_bad_batch.item())
+        if bad > 0:
+            raise NonFiniteLossError(
+                f"non-finite training loss at epoch {epoch}, batch {bad}; no checkpoint was written for this "
+                f"epoch (those in {self.checkpoint_dir} are intact); try a lower learning_rate or check the data")
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    def _to_device(self, audio: Tensor, targets: Mapping[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
+        audio = audio.to(self.device, non_blocking=True)
+        return audio, {key: value.to(self.device, non_blocking=True) for key, value in targets.items()}
+
+    def _progress(self, loader: Iterable, epoch: int) -> Iterable:
+        """A tqdm bar on an interactive terminal; the plain loader otherwise."""
+        if not sys.stderr.isatty():
+            return loader
+        return tqdm(loader, desc=f"epoch {epoch}/{self.config.num_epochs}", leave=False, dynamic_ncols=True)
+
+    # --------------------------------------------------------------- checkpoints
+    def _checkpoint_state(self) -> Dict[str, Any]:
+        """Everything needed to continue exactly, as weights_only-loadable data.
+
+        ``model_hparams`` is the model's ``hparams`` dict (its constructor arguments)
+        when it has one, so predict can rebuild the model from the checkpoint alone.
+        """
+        hparams = getattr(self.model, "hparams", None)
+        return {
+            "format_version": FORMAT_VERSION,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "optimizer_class": type(self.optimizer).__name__,
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "history": {key: list(values) for key, values in self.history.items()},
+            "best_val_loss": float(self.best_val_loss),
+            "best_epoch": self.best_epoch,
+            "epoch": self.current_epoch,
+            "epochs_without_improvement": self.epochs_without_improvement,
+            "stopped_early": self.stopped_early,
+            "last_val_metrics": dict(self.last_val_metrics),
+            "config": to_plain(dataclasses.asdict(self.config)),
+            "rng": capture_rng_state(),
+            "model_hparams": to_plain(hparams) if isinstance(hparams, Mapping) else None,
+            "extra": self.checkpoint_extra,
+        }
+
+    def save_checkpoint(self, path: PathLike) -> None:
+        """Write the full training state to ``path`` atomically (loads with weights_only=True)."""
+        atomic_write_bytes(path, serialize(self._checkpoint_state()))
+
+    def load_checkpoint(self, path: PathLike) -> None:
+        """Restore model, optimizer, scheduler position, scaler, progress and RNG states,
+        so that ``train()`` continues exactly where the saved run stopped (up to this
+        trainer's ``config.num_epochs``). Raises CheckpointError naming ``path``."""
+        state = load_checkpoint_file(path)
+        check_model_state(path, self.model, state["model"])
+        self._check_same_optimization(path, state)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            restore_scheduler(self.scheduler, state["scheduler"])
+            if state.get("scaler"):
+                self.scaler.load_state_dict(state["scaler"])
+            history = state["history"]
+            self.history = {key: [float(v) for v in history.get(key, [])] for key in HISTORY_KEYS}
+            self.best_val_loss = float(state["best_val_loss"])
+            self.best_epoch = int(state.get("best_epoch", 0))
+            self.current_epoch = int(state["epoch"])
+            self.epochs_without_improvement = int(state["epochs_without_improvement"])
+            self.stopped_early = bool(state.get("stopped_early", False))
+            self.last_val_metrics = dict(state.get("last_val_metrics", {}))
+            self.checkpoint_extra = dict(state.get("extra") or {})
+            restore_rng_state(state["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise CheckpointError(f"checkpoint {path}: cannot restore the training state ({reason})") from exc
+        logger.info("resumed from %s after epoch %d (best val_loss %.4f at epoch %d)",
+                    path, self.current_epoch, self.best_val_loss, self.best_epoch)
+
+    def _check_same_optimization(self, path: PathLike, state: Mapping[str, Any]) -> None:
+        """Optimizer and scheduler state only mean something to the same kinds."""
+        saved_config = state["config"] if isinstance(state["config"], Mapping) else {}
+        saved = (state.get("optimizer_class", type(self.optimizer).__name__),
+                 saved_config.get("scheduler", self.config.scheduler))
+        current = (type(self.optimizer).__name__, self.config.scheduler)
+        if saved != current:
+            raise CheckpointError(f"checkpoint {path}: saved with optimizer {saved[0]} and scheduler {saved[1]!r}, "
+                                  f"this trainer uses {current[0]} and {current[1]!r}; resume with the same ones")
+
+    def export_history(self, path: PathLike) -> None:
+        """Write ``history`` as JSON (one list per key)."""
+        atomic_write_bytes(path, (json.dumps(self.history, indent=2) + "\n").encode())
