@@ -1,0 +1,343 @@
+"""Score ``.lab`` chord transcriptions against reference ``.lab`` files with mir_eval.
+
+    python -m chordexp.evaluate predictions=DIR references=DIR [output=FILE.json] [allow_missing=false]
+
+Files are paired by their path relative to each folder without ``.lab`` (so the nested
+output of ``chordexp.predict`` pairs with a nested reference tree), then by file name
+alone where that is unique. Each pair is scored with ``mir_eval.chord``'s comparison
+functions exactly as ``mir_eval.chord.evaluate`` does (the estimate is cropped or padded
+with ``N`` to the reference span). The aggregate POOLS DURATIONS across songs: every
+metric is (seconds judged correct) / (seconds judged) over all files, so a long song
+weighs more than a short one; it is not a mean of per-song scores. Segmentation scores
+are pooled the same way, weighted by each reference's span.
+
+Besides mir_eval's metrics there is ``exact``: the fraction of reference time whose
+label is in our 32-type vocabulary (``chordexp.chords.parse_label``) where the estimate
+has the same (root, chord type, bass) triple. mir_eval drops extensions above the octave
+(``C:9`` scores like ``C:7`` there); ``exact`` does not.
+
+A reference without a prediction is a failure (exit status 1) unless
+``allow_missing=true``; a prediction without a reference is reported and skipped.
+The Python API: :func:`evaluate_pair`, :func:`evaluate_dirs`.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from chordexp.chords import ChordLabelError, parse_label
+from chordexp.cli import UsageError, main_guard, parse_args
+
+USAGE = __doc__.split("Besides mir_eval")[0].strip()
+
+#: Chord metrics in report order (mir_eval's comparison functions), then ours, then segmentation.
+CHORD_METRICS: Tuple[str, ...] = (
+    "root", "majmin", "majmin_inv", "thirds", "thirds_inv", "triads", "triads_inv",
+    "sevenths", "sevenths_inv", "tetrads", "tetrads_inv", "mirex",
+)
+EXACT = "exact"
+SEGMENT_METRICS: Tuple[str, ...] = ("overseg", "underseg", "seg")
+METRICS: Tuple[str, ...] = CHORD_METRICS + (EXACT,) + SEGMENT_METRICS
+POOLING = (
+    "aggregate: durations pooled across songs (seconds judged correct / seconds judged, "
+    "over all files; not a mean of per-song scores)"
+)
+
+Labels = Tuple[np.ndarray, List[str]]  # intervals (n, 2) seconds, n Harte labels
+
+
+class LabFileError(ValueError):
+    """A ``.lab`` file that cannot be read; the message is ``PATH:LINE: what is wrong``."""
+
+
+# --------------------------------------------------------------------------- reading
+
+_MIR_EVAL_ROW = re.compile(r" at .*:(\d+):")
+
+
+def load_lab(path: str | Path) -> Labels:
+    """``.lab`` -> ``(intervals (n, 2), labels)`` via ``mir_eval.io.load_labeled_intervals``.
+
+    Blank lines are skipped (mir_eval rejects them); everything mir_eval would only warn
+    about (negative times, empty or backwards intervals) and every label mir_eval cannot
+    parse raises LabFileError naming the file and line.
+    """
+    import mir_eval
+
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise LabFileError(f"{path}: no such file") from None
+    except OSError as error:
+        raise LabFileError(f"{path}: cannot read ({error.strerror})") from None
+    try:
+        raw = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise LabFileError(f"{path}:{line}: not UTF-8 text") from None
+    lines = raw.splitlines()
+    # A comment in place of each blank line keeps mir_eval's row numbers equal to ours.
+    text = "".join(("#\n" if not line.strip() else line + "\n") for line in lines)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # we check the intervals ourselves, below
+            intervals, labels = mir_eval.io.load_labeled_intervals(io.StringIO(text))
+    except ValueError as error:
+        message = str(error)
+        row = _MIR_EVAL_ROW.search(message)
+        what = re.sub(r" found$", "", message.split(" at ")[0]) if row else message.splitlines()[0]
+        raise LabFileError(f"{path}:{row.group(1) if row else '?'}: {what} (want 'start end label')") from None
+    if not labels:
+        raise LabFileError(f"{path}: holds no chord intervals")
+    data_rows = [i + 1 for i, line in enumerate(lines) if line.strip() and not line.startswith("#")]
+    _check_intervals(path, intervals, data_rows)
+    _check_labels(path, labels, data_rows)
+    return intervals, list(labels)
+
+
+def _check_intervals(path: Path, intervals: np.ndarray, rows: List[int]) -> None:
+    for i, (start, end) in enumerate(intervals):
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise LabFileError(f"{path}:{rows[i]}: times must be finite numbers, got {start} {end}")
+        if start < 0:
+            raise LabFileError(f"{path}:{rows[i]}: negative start time {start}")
+        if end <= start:
+            raise LabFileError(f"{path}:{rows[i]}: end {end} is not after start {start}")
+        if i and start < intervals[i - 1, 0]:
+            raise LabFileError(
+                f"{path}:{rows[i]}: start {start} is before the previous line's start; sort the file by time")
+
+
+def _check_labels(path: Path, labels: List[str], rows: List[int]) -> None:
+    import mir_eval
+
+    for i, label in enumerate(labels):
+        try:
+            mir_eval.chord.encode(label)
+        except (mir_eval.chord.InvalidChordException, ValueError, KeyError):
+            raise LabFileError(f"{path}:{rows[i]}: {label!r} is not a chord label mir_eval can parse") from None
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class PairScore:
+    """One reference/estimate pair: per-metric seconds judged and seconds judged correct."""
+
+    judged: Dict[str, float]
+    correct: Dict[str, float]
+    span: float  # reference duration, the weight of the segmentation scores
+
+    def scores(self) -> Dict[str, Optional[float]]:
+        """Metric -> score in [0, 1]; None where nothing in the reference can be judged
+        (mir_eval itself reports 0 there)."""
+        return {m: (self.correct[m] / self.judged[m] if self.judged[m] > 0 else None) for m in METRICS}
+
+
+def _exact_comparisons(ref_labels: List[str], est_labels: List[str]) -> np.ndarray:
+    """1 / 0 where the reference is in the vocabulary, -1 (not judged) elsewhere."""
+    out = np.empty(len(ref_labels))
+    for i, (ref, est) in enumerate(zip(ref_labels, est_labels)):
+        try:
+            ref_triple = parse_label(ref)
+        except ChordLabelError:
+            out[i] = -1
+            continue
+        try:
+            out[i] = float(parse_label(est) == ref_triple)
+        except ChordLabelError:
+            out[i] = 0.0
+    return out
+
+
+def score_labels(reference: Labels, estimate: Labels) -> PairScore:
+    """Score one pair the way ``mir_eval.chord.evaluate`` does, keeping the weights.
+
+    The score of metric m is ``correct[m] / judged[m]``, identical to
+    ``mir_eval.chord.evaluate`` wherever mir_eval judges anything.
+    """
+    import mir_eval
+    from mir_eval import chord, util
+
+    ref_intervals, ref_labels = reference
+    est_intervals, est_labels = estimate
+    est_intervals, est_labels = util.adjust_intervals(
+        est_intervals, list(est_labels), ref_intervals.min(), ref_intervals.max(), chord.NO_CHORD, chord.NO_CHORD
+    )
+    merged_ref = chord.merge_chord_intervals(ref_intervals, ref_labels)
+    merged_est = chord.merge_chord_intervals(est_intervals, est_labels)
+    intervals, refs, ests = util.merge_labeled_intervals(ref_intervals, list(ref_labels), est_intervals, est_labels)
+    durations = util.intervals_to_durations(intervals)
+
+    judged: Dict[str, float] = {}
+    correct: Dict[str, float] = {}
+    for metric in CHORD_METRICS + (EXACT,):
+        comparisons = _exact_comparisons(refs, ests) if metric == EXACT else getattr(chord, metric)(refs, ests)
+        valid = comparisons >= 0
+        judged[metric] = float(durations[valid].sum())
+        correct[metric] = float((comparisons[valid] * durations[valid]).sum())
+    span = float(ref_intervals.max() - ref_intervals.min())
+    overseg = mir_eval.chord.overseg(merged_ref, merged_est)
+    underseg = mir_eval.chord.underseg(merged_ref, merged_est)
+    for metric, value in (("overseg", overseg), ("underseg", underseg), ("seg", min(overseg, underseg))):
+        judged[metric] = span
+        correct[metric] = float(value) * span
+    return PairScore(judged, correct, span)
+
+
+def evaluate_pair(ref_path: str | Path, est_path: str | Path) -> Dict[str, Optional[float]]:
+    """Reference and estimated ``.lab`` -> {metric: score} (mir_eval's metrics + ``exact``).
+
+    A metric is None where the reference holds nothing it can judge.
+    """
+    return score_labels(load_lab(ref_path), load_lab(est_path)).scores()
+
+
+def find_labs(folder: str | Path, key: str) -> Dict[str, Path]:
+    """All ``*.lab`` under ``folder`` by relative path without suffix (posix)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{key}={folder}: no such folder")
+    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in sorted(folder.rglob("*.lab")) if p.is_file()}
+
+
+Pairs = Dict[str, Tuple[Path, Path]]  # name -> (reference, prediction)
+
+
+def pair_files(predictions: Dict[str, Path], references: Dict[str, Path]) -> Tuple[Pairs, List[str], List[str]]:
+    """-> ({name: (reference, prediction)}, references without prediction, predictions without
+    reference). Relative paths match first; the rest match by file name where it is unique."""
+    pairs = {name: (references[name], predictions[name]) for name in references if name in predictions}
+    ref_left = {n: p for n, p in references.items() if n not in pairs}
+    pred_left = {n: p for n, p in predictions.items() if n not in pairs}
+
+    def by_stem(items: Dict[str, Path]) -> Dict[str, str]:
+        stems: Dict[str, List[str]] = {}
+        for name, path in items.items():
+            stems.setdefault(path.stem, []).append(name)
+        return {stem: names[0] for stem, names in stems.items() if len(names) == 1}
+
+    pred_stems = by_stem(pred_left)
+    for stem, ref_name in by_stem(ref_left).items():
+        if stem in pred_stems:
+            pairs[ref_name] = (ref_left.pop(ref_name), pred_left.pop(pred_stems[stem]))
+    return dict(sorted(pairs.items())), sorted(ref_left), sorted(pred_left)
+
+
+def pool(pair_scores: Dict[str, PairScore]) -> Tuple[Dict[str, Optional[float]], Dict[str, float]]:
+    """Duration-pooled aggregate: ({metric: score or None}, {metric: seconds judged})."""
+    judged = {m: sum(p.judged[m] for p in pair_scores.values()) for m in METRICS}
+    correct = {m: sum(p.correct[m] for p in pair_scores.values()) for m in METRICS}
+    return {m: (correct[m] / judged[m] if judged[m] > 0 else None) for m in METRICS}, judged
+
+
+def evaluate_dirs(pred_dir: str | Path, ref_dir: str | Path) -> Dict[str, object]:
+    """Score every prediction that has a reference.
+
+    Returns ``{"pooling": str, "files": {name: {metric: score}}, "aggregate": {metric: score},
+    "durations": {"files": {name: {metric: seconds judged}}, "aggregate": {metric: seconds}},
+    "missing_predictions": [names], "missing_references": [names]}``; a score is None where
+    nothing could be judged.
+    """
+    pairs, missing_predictions, missing_references = pair_files(
+        find_labs(pred_dir, "predictions"), find_labs(ref_dir, "references")
+    )
+    pair_scores = {name: score_labels(load_lab(ref), load_lab(est)) for name, (ref, est) in pairs.items()}
+    aggregate, pooled_durations = pool(pair_scores)
+    return {
+        "pooling": POOLING,
+        "files": {name: s.scores() for name, s in pair_scores.items()},
+        "aggregate": aggregate,
+        "durations": {
+            "files": {name: dict(s.judged) for name, s in pair_scores.items()},
+            "aggregate": pooled_durations,
+        },
+        "missing_predictions": missing_predictions,
+        "missing_references": missing_references,
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def format_table(result: Dict[str, object]) -> str:
+    """Per-file rows and the pooled aggregate row, scores in percent (``-``: not judged)."""
+    files: Dict[str, Dict[str, Optional[float]]] = result["files"]  # type: ignore[assignment]
+    durations = result["durations"]["files"]  # type: ignore[index]
+    name_width = max([len("file"), len("AGGREGATE (pooled)")] + [len(n) for n in files])
+    widths = [max(len(m), 5) for m in METRICS]
+
+    def row(name: str, seconds: str, scores: Dict[str, Optional[float]]) -> str:
+        cells = ["-" if scores[m] is None else f"{100 * scores[m]:.1f}" for m in METRICS]
+        return "  ".join([name.ljust(name_width), seconds.rjust(7)] + [c.rjust(w) for c, w in zip(cells, widths)])
+
+    header = "  ".join(["file".ljust(name_width), "seconds"] + [m.rjust(w) for m, w in zip(METRICS, widths)])
+    lines = [f"# {POOLING}; scores in %, '-' = nothing in the reference to judge", header]
+    for name, scores in files.items():
+        lines.append(row(name, f"{durations[name]['seg']:.1f}", scores))
+    total = sum(d["seg"] for d in durations.values())
+    lines.append(row("AGGREGATE (pooled)", f"{total:.1f}", result["aggregate"]))  # type: ignore[arg-type]
+    return "\n".join(lines)
+
+
+def write_json(path: Path, result: Dict[str, object]) -> None:
+    """Write atomically (temp file + rename): an old report is never left half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+@dataclass
+class EvaluateArgs:
+    predictions: str = "???"
+    references: str = "???"
+    output: Optional[str] = None
+    allow_missing: bool = False
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(EvaluateArgs, sys.argv[1:] if argv is None else argv)
+    result = evaluate_dirs(args.predictions, args.references)
+    missing_predictions = result["missing_predictions"]
+    missing_references = result["missing_references"]
+    if missing_references:
+        print(f"warning: {len(missing_references)} prediction(s) have no reference and are skipped: "
+              f"{', '.join(missing_references)}", file=sys.stderr)
+    if not result["files"]:
+        raise UsageError(f"no prediction in predictions={args.predictions} matches a reference .lab in "
+                         f"references={args.references}")
+    print(format_table(result))
+    output = Path(args.output) if args.output else Path(args.predictions) / "evaluation.json"
+    write_json(output, result)
+    print(f"wrote {output}")
+    if missing_predictions:
+        level = "warning" if args.allow_missing else "error"
+        print(f"{level}: {len(missing_predictions)} reference(s) have no prediction"
+              f"{'' if args.allow_missing else ' (allow_missing=true to accept)'}: "
+              f"{', '.join(missing_predictions)}", file=sys.stderr)
+        if not args.allow_missing:
+            return 1
+    return 0
+
+
+def _entry(argv: List[str]) -> None:
+    status = main(argv)
+    if status:
+        raise SystemExit(status)
+
+
+if __name__ == "__main__":
+    main_guard(_entry, USAGE)
