@@ -1,0 +1,10 @@
+"""Datasets and loaders: synthetic chord audio, dummy noise, reproducible DataLoaders.
+
+Every dataset yields ``(audio, targets)``: audio float32 ``(num_samples,)``, targets a
+dict of 0-dim long tensors ``chord_type`` (0..31), ``root`` and ``bass_note`` (0..11).
+"""
+from chordexp.data.dummy import DummyChordDataset
+from chordexp.data.loaders import build_loaders
+from chordexp.data.synthetic import SyntheticChordDataset
+
+__all__ = ["SyntheticChordDataset", "DummyChordDataset", "build_loaders"]

@@ -1,0 +1,51 @@
+"""Train and validation DataLoaders with a reproducible order.
+
+The shuffle order comes from its own ``torch.Generator`` seeded from ``seed``, so it is
+the same for any ``num_workers`` (a DataLoader also draws worker seeds from its
+generator, and persistent workers draw them only once). Datasets here seed themselves
+per item, so worker seeds do not change the data.
+"""
+from __future__ import annotations
+
+import os
+from typing import Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+
+
+def build_loaders(train_dataset: Dataset, val_dataset: Dataset, batch_size: int, num_workers: int = 0,
+                  seed: int = 0, pin_memory: bool = False) -> Tuple[DataLoader, DataLoader]:
+    """``(train_loader, val_loader)``: train shuffled (a new order each epoch, fixed by
+    ``seed``), val in order; batches are ``(audio (B, num_samples), {key: (B,)})``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
+        raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+    shuffle_gen = torch.Generator().manual_seed(int(seed))
+    worker_gen = torch.Generator().manual_seed(int(seed) + 1)
+    common = dict(
+        batch_size=int(batch_size),
+        num_workers=int(num_workers),
+        pin_memory=pin_memory,
+        persistent_workers=num_workers > 0,
+        worker_init_fn=single_thread_worker if num_workers > 0 else None,
+    )
+    train = DataLoader(train_dataset, sampler=RandomSampler(train_dataset, generator=shuffle_gen),
+                       drop_last=False, generator=worker_gen, **common)
+    val = DataLoader(val_dataset, shuffle=False, drop_last=False, **common)
+    return train, val
+
+
+def single_thread_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: one thread per worker for torch and numpy's BLAS,
+    so workers do not oversubscribe the cores the training process uses."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    torch.set_num_threads(1)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # optional: without it, numpy's BLAS pool keeps its size (idle here)
+        return
+    threadpool_limits(1)

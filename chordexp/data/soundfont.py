@@ -1,0 +1,153 @@
+"""Sample-based rendering of chords with a General MIDI SoundFont.
+
+Real instruments are recordings of real strings, pipes and reeds, which no additive
+synth matches; rendering with SoundFont samples is what makes a model trained on
+synthetic data transfer to recordings. The default SoundFont is TimGM6mb (GPL-2.0,
+by Tim Brechbill), which the ``pretty_midi`` package ships; ``tinysoundfont`` (MIT)
+plays it. Both are installed by the project's set-up (``make install``);
+``tinysoundfont`` is installed without its ``pyaudio`` dependency, which only serves
+live playback. Evaluation must use a *different* SoundFont (see ``chordexp.evalset``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+#: General MIDI programs (0-based) worth playing chords on, grouped by family.
+CHORD_PROGRAMS: Dict[str, Tuple[int, ...]] = {
+    "piano": (0, 1, 2, 3, 4, 5, 6, 7),
+    "chromatic": (8, 11, 12, 15),
+    "organ": (16, 17, 18, 19, 20, 21, 22, 23),
+    "guitar": (24, 25, 26, 27, 29),
+    "strings": (40, 41, 42, 48, 49, 50, 51),
+    "brass": (56, 57, 59, 61, 62, 63),
+    "reed": (64, 65, 66, 68, 71),
+    "pipe": (73, 74),
+    "synth": (80, 81, 88, 89, 90, 91, 92, 94, 95),
+}
+#: Bass programs (acoustic, fingered, picked, fretless, synth bass).
+BASS_PROGRAMS: Tuple[int, ...] = (32, 33, 34, 35, 38, 39)
+
+
+class SoundFontUnavailable(RuntimeError):
+    """The SoundFont renderer's packages or file are missing; the message says how to fix it."""
+
+
+def default_soundfont() -> Path:
+    """Path of the TimGM6mb SoundFont shipped inside ``pretty_midi``."""
+    try:
+        import pretty_midi
+    except ImportError:
+        raise SoundFontUnavailable(
+            "the SoundFont renderer needs pretty_midi (it ships TimGM6mb.sf2): run `make install`"
+        ) from None
+    path = Path(pretty_midi.__file__).with_name("TimGM6mb.sf2")
+    if not path.is_file():
+        raise SoundFontUnavailable(f"{path} is missing: reinstall pretty_midi")
+    return path
+
+
+@dataclass(frozen=True)
+class Note:
+    """One note to render: MIDI key, velocity in (0, 1], onset in seconds, GM program."""
+
+    key: int
+    velocity: float
+    onset: float
+    program: int
+
+
+class SoundFontRenderer:
+    """Renders a handful of notes into a mono float32 clip (~2 ms per 1 s clip)."""
+
+    def __init__(self, path: Optional[str | Path] = None, sample_rate: int = 44100) -> None:
+        try:
+            import tinysoundfont  # noqa: F401  (the compiled module lives inside it)
+            from tinysoundfont import _tinysoundfont
+        except ImportError:
+            raise SoundFontUnavailable(
+                "the SoundFont renderer needs tinysoundfont: run `make install` "
+                "(or `pip install --no-deps tinysoundfont`)"
+            ) from None
+        self.path = Path(path) if path else default_soundfont()
+        if not self.path.is_file():
+            raise SoundFontUnavailable(f"soundfont {self.path}: no such file")
+        self._module = _tinysoundfont
+        self._font = _tinysoundfont.SoundFont(str(self.path))
+        self.sample_rate = sample_rate
+        self._preset_of_program = self._map_programs()
+
+    def _map_programs(self) -> Dict[int, int]:
+        """GM program number -> preset index in this font (bank 0)."""
+        mapping = {}
+        for program in range(128):
+            index = self._font.get_preset_index(0, program)
+            if index >= 0:
+                mapping[program] = index
+        if not mapping:
+            raise SoundFontUnavailable(f"soundfont {self.path}: has no melodic presets in bank 0")
+        return mapping
+
+    def has_program(self, program: int) -> bool:
+        return program in self._preset_of_program
+
+    def render(self, notes: Sequence[Note], num_samples: int, release: float = 0.0) -> np.ndarray:
+        """Render ``notes`` (sorted or not) into ``num_samples`` samples.
+
+        Each note starts at its onset and sounds until the end of the clip (chords are
+        held); ``release`` > 0 releases all notes that many seconds before the end.
+        """
+        font, module = self._font, self._module
+        font.reset()
+        font.set_output(module.OutputMode.Mono, self.sample_rate, 0.0)
+        out = np.zeros(num_samples, dtype=np.float32)
+        events = sorted(notes, key=lambda n: n.onset)
+        release_at = num_samples - int(release * self.sample_rate) if release > 0 else num_samples
+        position = 0
+        for note in events:
+            start = min(max(0, int(note.onset * self.sample_rate)), num_samples)
+            self._render_into(out, position, start)
+            position = start
+            preset = self._preset_of_program.get(note.program, next(iter(self._preset_of_program.values())))
+            font.note_on(preset, int(note.key), float(np.clip(note.velocity, 0.05, 1.0)))
+        if release_at < num_samples and release_at > position:
+            self._render_into(out, position, release_at)
+            position = release_at
+            self._all_notes_off(events)
+        self._render_into(out, position, num_samples)
+        return out
+
+    def _render_into(self, out: np.ndarray, start: int, stop: int) -> None:
+        if stop > start:
+            block = np.zeros(stop - start, dtype=np.float32)
+            self._font.render(memoryview(block).cast("B"))
+            out[start:stop] = block
+
+    def _all_notes_off(self, events: Sequence[Note]) -> None:
+        for note in events:
+            preset = self._preset_of_program.get(note.program)
+            if preset is not None:
+                self._font.note_off(preset, int(note.key))
+
+
+@lru_cache(maxsize=4)
+def shared_renderer(path: Optional[str] = None, sample_rate: int = 44100) -> SoundFontRenderer:
+    """One renderer per (process, font, rate): DataLoader workers each load their own."""
+    return SoundFontRenderer(path, sample_rate)
+
+
+def renderer_available() -> bool:
+    """True when tinysoundfont and the default SoundFont are installed."""
+    try:
+        shared_renderer(None, 44100)
+    except SoundFontUnavailable:
+        return False
+    return True
+
+
+__all__ = ["Note", "SoundFontRenderer", "SoundFontUnavailable", "shared_renderer", "renderer_available",
+           "CHORD_PROGRAMS", "BASS_PROGRAMS", "default_soundfont"]
