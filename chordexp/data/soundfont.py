@@ -80,6 +80,7 @@ class SoundFontRenderer:
         self._font = _tinysoundfont.SoundFont(str(self.path))
         self.sample_rate = sample_rate
         self._preset_of_program = self._map_programs()
+        self._scratch = np.zeros(int(0.025 * sample_rate), dtype=np.float32)
 
     def _map_programs(self) -> Dict[int, int]:
         """GM program number -> preset index in this font (bank 0)."""
@@ -104,6 +105,10 @@ class SoundFontRenderer:
         font, module = self._font, self._module
         font.reset()
         font.set_output(module.OutputMode.Mono, self.sample_rate, 0.0)
+        # reset() fades the previous clip's voices out over ~10 ms instead of cutting
+        # them; render that fade into a scratch buffer so every clip starts silent and
+        # the output depends on this clip's notes alone (determinism per item).
+        self._render_into(self._scratch, 0, len(self._scratch))
         out = np.zeros(num_samples, dtype=np.float32)
         events = sorted(notes, key=lambda n: n.onset)
         release_at = num_samples - int(release * self.sample_rate) if release > 0 else num_samples
@@ -149,5 +154,62 @@ def renderer_available() -> bool:
     return True
 
 
-__all__ = ["Note", "SoundFontRenderer", "SoundFontUnavailable", "shared_renderer", "renderer_available",
-           "CHORD_PROGRAMS", "BASS_PROGRAMS", "default_soundfont"]
+
+
+class SampledChordPlayer:
+    """Plays a voiced chord (MIDI notes, lowest = bass) on SoundFont instruments.
+
+    Per clip it draws an instrument family and program, optionally a bass instrument
+    for the lowest note, per-note velocities, block/strummed/arpeggiated onsets, a
+    pre-roll (so some clips start mid-note, as windows cut from songs do), an early
+    release, and a gentle spectral tilt. All draws come from the ``rng`` passed in.
+    """
+
+    def __init__(self, options, sample_rate: int, num_samples: int) -> None:
+        self.o = options
+        self.sample_rate = sample_rate
+        self.n = num_samples
+        self._soundfont = options.soundfont
+        self.renderer = shared_renderer(self._soundfont, sample_rate)  # fail early if missing
+        self._families = tuple(CHORD_PROGRAMS)
+
+    def play(self, rng: np.random.Generator, midi: np.ndarray) -> np.ndarray:
+        o, sr = self.o, self.sample_rate
+        family = self._families[int(rng.integers(len(self._families)))]
+        program = CHORD_PROGRAMS[family][int(rng.integers(len(CHORD_PROGRAMS[family])))]
+        bass_program = program
+        if rng.random() < max(o.bass_instrument_prob, 0.5):
+            bass_program = BASS_PROGRAMS[int(rng.integers(len(BASS_PROGRAMS)))]
+        keys = [int(k) for k in midi]
+        onsets = self._onsets(rng, len(keys))
+        pre_roll = rng.uniform(0.05, 0.6) if rng.random() < 0.4 else 0.0
+        velocities = np.clip(rng.uniform(0.45, 1.0) + rng.normal(0.0, 0.08, len(keys)), 0.2, 1.0)
+        notes = [
+            Note(key, float(v), float(onset), bass_program if i == 0 else program)
+            for i, (key, v, onset) in enumerate(zip(keys, velocities, onsets))
+        ]
+        total = self.n + int(pre_roll * sr)
+        release = rng.uniform(0.1, 0.4) * self.n / sr if rng.random() < o.release_prob else 0.0
+        audio = shared_renderer(self._soundfont, sr).render(notes, total, release=release)[total - self.n:]
+        if o.eq_tilt_db > 0 and rng.random() < 0.5:
+            audio = tilt(audio, sr, rng.uniform(-o.eq_tilt_db, o.eq_tilt_db))
+        return np.ascontiguousarray(audio, dtype=np.float32)
+
+    def _onsets(self, rng: np.random.Generator, count: int) -> np.ndarray:
+        o = self.o
+        draw = rng.random()
+        if draw < o.strum_prob:  # strum up or down, 8-40 ms between strings
+            order = np.arange(count) if rng.random() < 0.7 else np.arange(count)[::-1]
+            return order * rng.uniform(0.008, 0.04)
+        if draw < o.strum_prob + o.arpeggio_prob:  # arpeggio over part of the clip
+            step = rng.uniform(0.05, 0.6 * self.n / self.sample_rate / max(count - 1, 1))
+            return np.arange(count) * step
+        return rng.uniform(0.0, 0.012, count)
+
+
+def tilt(audio: np.ndarray, sample_rate: int, db_per_octave: float) -> np.ndarray:
+    """Spectral tilt around 500 Hz by ``db_per_octave`` (a crude tone control)."""
+    spectrum = np.fft.rfft(audio)
+    freqs = np.fft.rfftfreq(len(audio), 1.0 / sample_rate)
+    gain = (np.maximum(freqs, 30.0) / 500.0) ** (db_per_octave / 6.02)
+    return np.fft.irfft(spectrum * gain, n=len(audio)).astype(np.float32)

@@ -66,6 +66,8 @@ class SynthOptions:
     percussion_prob: float = 0.25
     level_db: Tuple[float, float] = (-32.0, -10.0)  # clip RMS in dBFS
     no_chord_kinds: Tuple[str, ...] = NO_CHORD_KINDS
+    soundfont_prob: float = 0.5  # chord played by SoundFont samples instead of the additive synth
+    soundfont: Optional[str] = None  # .sf2/.sf3 path; None = TimGM6mb (shipped by pretty_midi)
 
 
 #: ``realism='plain'``: the defaults it changes (explicit options still win).
@@ -74,6 +76,7 @@ PLAIN_PRESET: Dict[str, Any] = dict(
     inharmonicity_prob=0.0, detune_prob=0.0, vibrato_prob=0.0, tremolo_prob=0.0, strum_prob=0.0,
     arpeggio_prob=0.0, repeat_prob=0.0, release_prob=0.0, bass_instrument_prob=0.0,
     eq_tilt_db=0.0, band_limit_prob=0.0, attack_noise_prob=0.0, saturation_prob=0.0, percussion_prob=0.0,
+    soundfont_prob=0.0,
 )
 
 
@@ -115,7 +118,8 @@ def _is_number(value: Any, kind: type = float) -> bool:
 def _validate(o: SynthOptions) -> None:
     probs = ("inversion_prob", "doubling_prob", "inharmonicity_prob", "detune_prob", "vibrato_prob", "tremolo_prob",
              "strum_prob", "arpeggio_prob", "repeat_prob", "release_prob", "bass_instrument_prob",
-             "band_limit_prob", "attack_noise_prob", "saturation_prob", "noise_prob", "percussion_prob")
+             "band_limit_prob", "attack_noise_prob", "saturation_prob", "noise_prob", "percussion_prob",
+             "soundfont_prob")
     for name in probs:
         value = getattr(o, name)
         if not _is_number(value) or not 0.0 <= value <= 1.0:
@@ -149,6 +153,8 @@ def _validate(o: SynthOptions) -> None:
         raise ValueError(f"eq_tilt_db must be in 0..6 dB/octave, got {o.eq_tilt_db}")
     _check_names("families", o.families, FAMILIES)
     _check_names("no_chord_kinds", o.no_chord_kinds, NO_CHORD_KINDS)
+    if o.soundfont is not None and not isinstance(o.soundfont, str):
+        raise ValueError(f"soundfont must be a file path or null, got {o.soundfont!r}")
     if o.chord_type_weights is not None:
         w = o.chord_type_weights
         if len(w) != NUM_CHORD_TYPES or any(not _is_number(x) or x < 0 for x in w) or sum(w) <= 0:
@@ -201,6 +207,11 @@ class ChordSynth:
         self._grid = np.arange(-(-self.n // _HOP) + 1) * (_HOP / self.sr)  # clip-level gain grid (s)
         self._ramp = (np.arange(_HOP, dtype=np.float32) / _HOP)[None, :]
         self._bank_len = max(1 << 18, 1 << int(math.ceil(math.log2(2 * self.n))))
+        self._samples = None
+        if options.soundfont_prob > 0:
+            from chordexp.data.soundfont import SampledChordPlayer
+
+            self._samples = SampledChordPlayer(options, sample_rate, self.n)
 
     # ----------------------------------------------------------------- labels
     def sample_labels(self, rng: np.random.Generator) -> Tuple[int, int, int]:
@@ -230,6 +241,8 @@ class ChordSynth:
     def _chord(self, rng: np.random.Generator, chord_type: int, root: int, bass: int) -> np.ndarray:
         o = self.o
         midi = voice_chord(rng, chord_type, root, bass, o)
+        if self._samples is not None and rng.random() < o.soundfont_prob:
+            return self._finish(rng, self._samples.play(rng, midi), decaying=True, strikes_at=None)
         tuning = rng.uniform(-o.tuning_cents, o.tuning_cents) / 100.0
         f0 = 440.0 * 2.0 ** ((midi - 69 + tuning) / 12.0)
         clip_s = self.n / self.sr
@@ -243,12 +256,18 @@ class ChordSynth:
         out = self._render_voices(rng, f0, amps, stretch, insts, onsets, strikes)
         if rng.random() < o.vibrato_prob:
             out = self._vibrato(rng, out)
+        return self._finish(rng, out, main.family in _DECAYING, (onsets.min() + strikes) * self.sr)
+
+    def _finish(self, rng: np.random.Generator, out: np.ndarray, decaying: bool,
+                strikes_at: Optional[np.ndarray]) -> np.ndarray:
+        """What a recording adds to the instrument: drive, level, pick noise, drums, noise."""
+        o = self.o
         if rng.random() < o.saturation_prob:
             peak = max(float(out.max()), -float(out.min()), 1e-12)
             out = np.tanh(out * np.float32(rng.uniform(1.5, 4.0) / peak))
         level = self._normalise(out, rng.uniform(*o.level_db))
-        if main.family in _DECAYING and rng.random() < o.attack_noise_prob:
-            for start in np.rint((onsets.min() + strikes) * self.sr).astype(np.int64):
+        if strikes_at is not None and decaying and rng.random() < o.attack_noise_prob:
+            for start in np.rint(strikes_at).astype(np.int64):
                 if 0 <= start < self.n:
                     self._burst(rng, out, int(start), rng.uniform(0.003, 0.025), level * _db(rng.uniform(-20, -6)))
         if rng.random() < o.percussion_prob:
