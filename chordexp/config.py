@@ -131,8 +131,8 @@ class ChordLossConfig(LossConfig):
 
 @dataclass
 class DatasetConfig:
-    """Keyword arguments of the dataset class; ``size``, ``split`` and ``seed`` are
-    supplied by the run."""
+    """Keyword arguments of the dataset class (an ``options`` dict is spread into them);
+    ``size``, ``split`` and ``seed`` are supplied by the run."""
 
     _target_: str = MISSING
 
@@ -142,6 +142,10 @@ class SyntheticDatasetConfig(DatasetConfig):
     _target_: str = "chordexp.data.SyntheticChordDataset"
     sample_rate: int = 44100
     clip_seconds: float = 1.0
+    realism: str = "rich"  # 'rich' or 'plain' (simpler timbres, faster)
+    # Generator options (fields of chordexp.data.synth.SynthOptions), passed as keywords;
+    # empty = the realism's defaults. Add one with +data.dataset.options.NAME=VALUE.
+    options: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,7 +157,8 @@ class DummyDatasetConfig(DatasetConfig):
 @dataclass
 class DataConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    sample_rate: int = 44100  # the rate the model is built for (model.sample_rate follows it)
+    sample_rate: int = 44100  # of the clips; model.sample_rate follows it
+    clip_seconds: float = 1.0  # length of the clips; model.context_seconds follows it
     train_size: int = 16000
     val_size: int = 2000
     batch_size: int = TrainingConfig.batch_size
@@ -185,9 +190,11 @@ class ChordModelConfig(ModelConfig):
     num_blocks: int = 4
     num_heads: int = 4
     dropout: float = 0.1
+    channels: int = 16  # width of the conv stem
     bins_per_octave: int = 36
     n_octaves: int = 6
     fmin: float = 32.70
+    context_seconds: float = 1.0  # the clip length it is trained on
 
 
 @dataclass
@@ -262,7 +269,7 @@ def to_training_config(cfg: Any) -> TrainingConfig:
     Each TrainingConfig field has one home in the composed config; values are checked
     first, so a bad one fails here with the key it came from.
     """
-    c = _plain(cfg)
+    c = resolved_dict(cfg)
     validate_run_config(c)
     opt, sched, data, trainer = c["optimizer"], c["scheduler"], c["data"], c["trainer"]
     trainer_fields = {k: v for k, v in trainer.items() if k in TrainingConfig.__dataclass_fields__}
@@ -315,14 +322,14 @@ def validate_run_config(c: Dict[str, Any]) -> None:
             raise ConfigValueError(f"{key}={value!r} {requirement}")
 
 
-def _plain(cfg: Any) -> Dict[str, Any]:
-    """A resolved nested dict from a DictConfig (omegaconf imported only when needed)."""
+def resolved_dict(cfg: Any) -> Dict[str, Any]:
+    """A plain nested dict with interpolations resolved, without Hydra's ``hydra`` node
+    (present with ``return_hydra_config=True``; it only resolves inside a running job).
+    A plain dict is returned as it is; omegaconf is imported only when needed."""
     if isinstance(cfg, dict):
         return cfg
     from omegaconf import OmegaConf
 
-    # Leave out Hydra's own node (present with return_hydra_config=True): it holds
-    # interpolations that only resolve inside a running job.
     return {
         key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
         for key in cfg

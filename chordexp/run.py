@@ -1,0 +1,195 @@
+"""Train a chord model from the command line: ``python -m chordexp.run [overrides]``.
+
+``main`` lets Hydra compose ``conf/config.yaml`` with the overrides, then ``run_task``
+runs the task ``train(cfg) -> metrics`` and returns ``optimized_metric`` for sweepers
+(``-m``). ``train`` is plain and testable: give it a composed config whose
+``hydra.runtime.output_dir`` names the run folder.
+
+Only Hydra, OmegaConf and ``chordexp.config`` are imported here at module level, so
+``--help`` and ``--cfg job`` answer at once; torch and the components load in ``train``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from chordexp.config import ConfigValueError, TrainingConfig, register_configs, resolved_dict, to_training_config
+
+log = logging.getLogger("chordexp.run")  # not "__main__" under python -m
+
+#: ``../conf`` next to the package, as an absolute path: Hydra resolves a relative
+#: config_path against the package (``pkg://``) when main is imported (console
+#: scripts, ``from chordexp.run import main``), where conf/ is not found.
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+register_configs()  # the schemas must be in the ConfigStore before main composes
+
+
+def run_dir() -> Path:
+    """The run folder Hydra chose (``hydra.run.dir``, or a sweep's job folder)."""
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+def train(cfg: DictConfig) -> Dict[str, Any]:
+    """Train one model as ``cfg`` says, fill the run folder, return metrics.json's content."""
+    start = time.perf_counter()
+    config = to_training_config(cfg)  # validates values before anything is built
+    check_optimized_metric(cfg.optimized_metric)
+    folder = run_dir()
+    config.checkpoint_dir = str(folder / config.checkpoint_dir)  # an absolute path stays as it is
+
+    from chordexp import run_folder
+    from chordexp.model import count_parameters
+    from chordexp.training import Trainer
+
+    run_folder.write_resolved_config(cfg, folder / "resolved_config.yaml")
+    set_threads(cfg.trainer.num_threads)
+    trainer = Trainer(config=config, **build_components(cfg, config))
+    trainer.checkpoint_extra = {"run_config": resolved_dict(cfg)}  # a copied checkpoint keeps its provenance
+    num_parameters = count_parameters(trainer.model)
+    record = run_folder.environment_record(seed=config.seed, device=str(trainer.device))
+    run_folder.write_json(folder / "environment.json", record)
+    log.info("training %s parameters on %s for %d epochs; run folder %s",
+             f"{num_parameters:,}", trainer.device, config.num_epochs, folder)
+
+    try:
+        history = trainer.train()
+    finally:  # a failed run keeps the epochs it finished
+        trainer.export_history(folder / "history.json")
+    wall_time_s = time.perf_counter() - start
+    metrics = run_folder.run_metrics(
+        history,
+        best_epoch=trainer.best_epoch,
+        best_val_loss=trainer.best_val_loss,
+        stopped_early=trainer.stopped_early,
+        wall_time_s=wall_time_s,
+        num_parameters=num_parameters,
+    )
+    run_folder.write_json(folder / "metrics.json", metrics)
+    log.info("best val_loss %.4f at epoch %d of %d (%.1f s)", metrics["best_val_loss"],
+             metrics["best_epoch"], metrics["epochs_run"], wall_time_s)
+    return metrics
+
+
+def build_components(cfg: DictConfig, config: TrainingConfig) -> Dict[str, Any]:
+    """The Trainer's arguments, built from the ``_target_`` nodes of ``cfg``.
+
+    The optimizer node is a partial (``optimizer_factory(params)``). ``_convert_="all"``
+    hands plain lists and dicts to the components, so no OmegaConf object ends up in a
+    checkpoint.
+    """
+    from hydra.utils import instantiate
+
+    from chordexp.data import build_loaders
+
+    seed_everything(config.seed)
+    train_set, val_set = build_datasets(cfg)
+    train_loader, val_loader = build_loaders(
+        train_set, val_set, batch_size=config.batch_size, num_workers=config.num_workers, seed=config.seed
+    )
+    seed_everything(config.seed)  # model init does not depend on what the datasets drew
+    return {
+        "model": instantiate(cfg.model, _convert_="all"),
+        "train_loader": train_loader,
+        "val_loader": val_loader,
+        "criterion": instantiate(cfg.loss, _convert_="all"),
+        "optimizer_factory": instantiate(cfg.optimizer, _convert_="all"),
+    }
+
+
+def build_datasets(cfg: DictConfig) -> Tuple[Any, Any]:
+    """Train and val datasets from ``cfg.data``: same generator, own split and size,
+    the run's seed; ``options`` (generator options) are spread into the keywords."""
+    from hydra.utils import instantiate
+
+    dataset = resolved_dict(cfg.data.dataset)
+    dataset.update(dataset.pop("options", None) or {})
+    return tuple(
+        instantiate(dataset, size=size, split=split, seed=cfg.seed)
+        for split, size in (("train", cfg.data.train_size), ("val", cfg.data.val_size))
+    )
+
+
+def seed_everything(seed: int) -> None:
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_threads(num_threads: int) -> None:
+    """``torch.set_num_threads`` when asked (> 0); parallel sweep jobs need it."""
+    if num_threads > 0:
+        import torch
+
+        torch.set_num_threads(num_threads)
+
+
+def check_optimized_metric(key: Optional[str]) -> None:
+    from chordexp.run_folder import METRIC_KEYS
+
+    if key is not None and key not in METRIC_KEYS:
+        raise ConfigValueError(f"optimized_metric={key!r} is not a metrics.json key; one of: {', '.join(METRIC_KEYS)}")
+
+
+def objective(metrics: Dict[str, Any], key: Optional[str]) -> Optional[float]:
+    """The value a sweeper optimises; a diverged run fails its trial clearly."""
+    if key is None:
+        return None
+    value = float(metrics[key])
+    if not math.isfinite(value):
+        raise ValueError(f"optimized_metric {key} is {value}: the run diverged (see metrics.json)")
+    return value
+
+
+def run_task(cfg: DictConfig) -> Optional[float]:
+    """``train(cfg)``, then its ``optimized_metric``; whatever happens, log the failure,
+    say where the run folder is and close the log files.
+
+    A bad config value is one line: in a single run it exits with status 1 without a
+    traceback; in a sweep it fails that job (Hydra reports it after the other jobs).
+    """
+    folder = run_dir()
+    try:
+        return objective(train(cfg), cfg.optimized_metric)
+    except ConfigValueError as err:
+        log.error("invalid config: %s", err)
+        if HydraConfig.get().mode == RunMode.RUN:
+            raise SystemExit(1) from None
+        raise
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        raise
+    except Exception:
+        log.exception("run failed")
+        raise
+    finally:
+        log.info("run folder: %s", folder)
+        close_log_files()
+
+
+def close_log_files() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+        if isinstance(handler, logging.FileHandler):
+            handler.close()
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
+def main(cfg: DictConfig) -> Optional[float]:
+    return run_task(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""The record a run leaves in its folder, beside Hydra's ``.hydra/`` and ``run.log``.
+
+``resolved_config.yaml`` (the composed config with every interpolation resolved),
+``environment.json`` (versions, git state, seed, device, command line, host) and
+``metrics.json`` (final and best validation metrics). Plain Python: no Hydra here.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional
+
+from chordexp.config import resolved_dict
+
+#: Validation metrics of the history, each reported at the last and at the best epoch.
+VAL_METRICS = ("val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc")
+
+#: Keys of metrics.json; ``optimized_metric`` must name one of them.
+METRIC_KEYS = (
+    *(f"final_{name}" for name in ("train_loss", *VAL_METRICS)),
+    *(f"best_{name}" for name in VAL_METRICS),
+    "best_epoch", "epochs_run", "stopped_early", "wall_time_s", "num_parameters",
+)
+
+PACKAGES = ("torch", "hydra-core", "omegaconf", "numpy")
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as indented JSON via a temporary file, so a crash leaves no half file."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=True) + "\n")
+    os.replace(tmp, path)
+
+
+def write_resolved_config(cfg: Any, path: Path) -> None:
+    """Save the run's config (without Hydra's own node) with interpolations resolved."""
+    from omegaconf import OmegaConf
+
+    Path(path).write_text(OmegaConf.to_yaml(OmegaConf.create(resolved_dict(cfg))))
+
+
+def git_state(directory: Path) -> Dict[str, Any]:
+    """Commit and dirtiness of the git checkout holding ``directory``.
+
+    ``dirty`` means tracked files differ from the commit (untracked files such as run
+    outputs do not count). Both are None when git or the repository is not there.
+    """
+    def git(*args: str) -> Optional[str]:
+        try:
+            done = subprocess.run(
+                ["git", "--no-optional-locks", "-C", str(directory), *args],
+                capture_output=True, text=True, timeout=10, check=True,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def package_versions(names=PACKAGES) -> Dict[str, Optional[str]]:
+    versions: Dict[str, Optional[str]] = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def environment_record(*, seed: int, device: str, argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    """What is needed to tell how and where a run was made."""
+    import torch
+
+    argv = list(sys.argv if argv is None else argv)
+    return {
+        "versions": package_versions(),
+        "git": git_state(Path(__file__).resolve().parent),
+        "seed": seed,
+        "device": device,
+        "cuda_device": torch.cuda.get_device_name(device) if device.startswith("cuda") else None,
+        "torch_threads": torch.get_num_threads(),
+        "command": shlex.join(command_line(argv)),
+        "argv": argv,
+        "cwd": os.getcwd(),
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def command_line(argv: List[str]) -> List[str]:
+    """The command as typed: ``python -m chordexp.run ...`` rather than the module's path."""
+    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if main_spec is not None and argv and argv[0].endswith(".py"):
+        return [sys.executable, "-m", main_spec.name, *argv[1:]]
+    return [sys.executable, *argv]
+
+
+def run_metrics(
+    history: Mapping[str, List[float]],
+    *,
+    best_epoch: int,
+    best_val_loss: float,
+    stopped_early: bool,
+    wall_time_s: float,
+    num_parameters: int,
+) -> Dict[str, Any]:
+    """Flat summary of a finished run; ``best_epoch`` is 1-based (0: no epoch ran)."""
+    epochs_run = len(history["val_loss"])
+    metrics: Dict[str, Any] = {}
+    for name in ("train_loss", *VAL_METRICS):
+        metrics[f"final_{name}"] = history[name][-1] if epochs_run else math.nan
+    for name in VAL_METRICS:
+        metrics[f"best_{name}"] = history[name][best_epoch - 1] if 1 <= best_epoch <= epochs_run else math.nan
+    metrics["best_val_loss"] = float(best_val_loss)
+    metrics.update(
+        best_epoch=best_epoch,
+        epochs_run=epochs_run,
+        stopped_early=bool(stopped_early),
+        wall_time_s=round(wall_time_s, 3),
+        num_parameters=num_parameters,
+    )
+    return metrics

@@ -1,0 +1,86 @@
+"""Shared fixtures: composed Hydra configs that write nowhere but ``tmp_path``.
+
+``compose_cfg(*overrides)`` composes ``conf/config.yaml`` as ``python -m chordexp.run``
+would (with the ``hydra`` node) and leaves no Hydra global state behind. ``as_job(cfg)``
+gives a copy whose run folder is ``tmp_path``, installed as the current HydraConfig, so
+``chordexp.run.train`` can run in-process; ``smoke_cfg`` is ``experiment=smoke`` so.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Callable, List
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from chordexp.config import register_configs
+
+REPO = Path(__file__).resolve().parents[1]
+CONF_DIR = REPO / "conf"
+
+
+def _compose(*overrides: str, config_dir: Path = CONF_DIR) -> DictConfig:
+    """Compose ``config_dir/config.yaml`` with ``overrides``; Hydra's global state is cleared after."""
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(config_dir)):
+            return compose("config", overrides=list(overrides), return_hydra_config=True)
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _run_cli(args: List[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    """``python -m chordexp.run ARGS`` in a subprocess started in ``cwd``, two torch threads."""
+    env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "chordexp.run", *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="session")
+def compose_cfg() -> Callable[..., DictConfig]:
+    """``compose_cfg(*overrides, config_dir=conf/)``: a freshly composed root config."""
+    return _compose
+
+
+@pytest.fixture(scope="session")
+def run_cli() -> Callable[..., subprocess.CompletedProcess]:
+    """``run_cli(args, cwd)``: the real command line in a subprocess."""
+    return _run_cli
+
+
+@pytest.fixture
+def as_job(tmp_path: Path):
+    """``as_job(cfg)``: a copy of ``cfg`` that runs as a Hydra job with its folder at ``tmp_path``."""
+    def install(cfg: DictConfig) -> DictConfig:
+        cfg = copy.deepcopy(cfg)
+        with open_dict(cfg):
+            cfg.hydra.runtime.output_dir = str(tmp_path)
+            cfg.hydra.job.name = "run"
+        HydraConfig.instance().set_config(cfg)
+        return cfg
+
+    yield install
+    HydraConfig.instance().cfg = None
+    GlobalHydra.instance().clear()
+
+
+@pytest.fixture(scope="session")
+def smoke_cfg_global() -> DictConfig:
+    return _compose("experiment=smoke")
+
+
+@pytest.fixture
+def smoke_cfg(smoke_cfg_global: DictConfig, as_job) -> DictConfig:
+    """``experiment=smoke``, composed once per session, copied per test, run folder ``tmp_path``."""
+    return as_job(smoke_cfg_global)
