@@ -4,14 +4,17 @@
 # Both create a virtual environment in .venv. Where a local CPU build of torch is on
 # pip's find-links (a wheel of TORCH_VERSION), it is installed first, so pip never
 # downloads a multi-GB CUDA build; elsewhere pip resolves torch from the index.
+# tinysoundfont (the SoundFont player of the training data) is installed without its
+# pyaudio dependency, which serves live playback only and needs PortAudio headers.
 
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_VERSION ?= 2.13.0
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
+TINYSOUNDFONT ?= tinysoundfont==0.3.7
 
-.PHONY: install install-dev train test test-all smoke clean
+.PHONY: install install-dev train test test-all smoke evalset clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +28,7 @@ $(VENV)/.torch:
 	@touch $@
 
 $(VENV)/.installed: $(VENV)/.torch pyproject.toml
+	$(PIP) install --no-deps "$(TINYSOUNDFONT)"
 	$(PIP) install -e .
 	@touch $@
 
@@ -46,6 +50,14 @@ test: install-dev
 
 test-all: install-dev
 	$(PY) -m pytest -m "slow or not slow" $(ARGS)
+
+# The independent evaluation set: FluidSynth + the MuseScore General SoundFont (Debian
+# packages, installed here when missing and when we may), never used for training.
+EVALSET ?= data/evalset
+evalset: install
+	@command -v fluidsynth >/dev/null && [ -e /usr/share/sounds/sf3/MuseScore_General_Lite.sf3 ] || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends fluidsynth musescore-general-soundfont-small; }
+	$(PY) -m chordexp.evalset output=$(EVALSET) $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -163,6 +163,9 @@ class DataConfig:
     val_size: int = 2000
     batch_size: int = TrainingConfig.batch_size
     num_workers: int = TrainingConfig.num_workers
+    # Render every clip once (in num_workers processes, 0 = one per core) and keep the
+    # audio in memory as float16 (88 kB per 1-s 44.1 kHz clip); epochs then read memory.
+    cache: bool = False
 
 
 @dataclass

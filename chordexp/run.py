@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import random
 import time
 from pathlib import Path
@@ -93,8 +94,12 @@ def build_components(cfg: DictConfig, config: TrainingConfig) -> Dict[str, Any]:
 
     seed_everything(config.seed)
     train_set, val_set = build_datasets(cfg)
+    num_workers = config.num_workers
+    if cfg.data.cache:
+        train_set, val_set = cache_in_memory(train_set, val_set, num_workers)
+        num_workers = 0
     train_loader, val_loader = build_loaders(
-        train_set, val_set, batch_size=config.batch_size, num_workers=config.num_workers, seed=config.seed
+        train_set, val_set, batch_size=config.batch_size, num_workers=num_workers, seed=config.seed
     )
     seed_everything(config.seed)  # model init does not depend on what the datasets drew
     return {
@@ -104,6 +109,14 @@ def build_components(cfg: DictConfig, config: TrainingConfig) -> Dict[str, Any]:
         "criterion": instantiate(cfg.loss, _convert_="all"),
         "optimizer_factory": instantiate(cfg.optimizer, _convert_="all"),
     }
+
+
+def cache_in_memory(train_set: Any, val_set: Any, num_workers: int) -> Tuple[Any, Any]:
+    """Both datasets rendered once into memory, in ``num_workers`` processes (0: one per core)."""
+    from chordexp.data import InMemoryDataset
+
+    workers = num_workers or (os.cpu_count() or 1)
+    return InMemoryDataset(train_set, num_workers=workers), InMemoryDataset(val_set, num_workers=workers)
 
 
 def build_datasets(cfg: DictConfig) -> Tuple[Any, Any]:

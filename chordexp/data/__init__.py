@@ -5,6 +5,7 @@ dict of 0-dim long tensors ``chord_type`` (0..31), ``root`` and ``bass_note`` (0
 """
 from chordexp.data.dummy import DummyChordDataset
 from chordexp.data.loaders import build_loaders
+from chordexp.data.memory import InMemoryDataset
 from chordexp.data.synthetic import SyntheticChordDataset
 
-__all__ = ["SyntheticChordDataset", "DummyChordDataset", "build_loaders"]
+__all__ = ["SyntheticChordDataset", "DummyChordDataset", "InMemoryDataset", "build_loaders"]

@@ -39,7 +39,7 @@ class SynthOptions:
 
     realism: str = "rich"  # 'rich' or 'plain' (block chords, simple timbres, about twice as fast)
     chord_type_weights: Optional[Tuple[float, ...]] = None  # 32 weights; None = uniform
-    inversion_prob: float = 0.3  # bass = a chord tone other than the root
+    inversion_prob: float = 0.15  # bass = a chord tone other than the root (pop music: ~10-20 %)
     bass_range: Tuple[int, int] = (30, 55)  # MIDI range of the lowest note (F#1..G3)
     spread: Tuple[int, int] = (24, 36)  # upper tones lie within this many semitones above it
     doubling_prob: float = 0.5  # add 1-3 octave doublings of chord tones

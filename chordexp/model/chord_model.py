@@ -4,7 +4,7 @@ Shape flow (B = batch, T = frames at ~10.8 per second, F = log-frequency bins)::
 
     audio (B, num_samples)
       -> LogFrequencySpectrogram         (B, F=216, T)    36 bins/octave, C1..C7
-      -> conv stem, pooled to semitones  (B, C, 72, T)    local pitch/harmonic patterns
+      -> conv stem, pooled to semitones  (B, C, 72, T)    local pitch patterns, tuning-robust
       -> interval convs (13-semitone kernels) (B, C2, 72, T)  equivariant to transposition
       -> full-height projection          (B, T, d_model)  one token per frame
       -> num_blocks transformer blocks   (B, T, d_model)  context across time
@@ -79,8 +79,8 @@ class ChordRecognitionModel(nn.Module):
         self.input_norm = nn.BatchNorm2d(1)
         self.stem = nn.Sequential(
             conv_block(1, channels, (2 * per_semitone + 1, 3)),
-            conv_block(channels, channels, (2 * per_semitone + 1, 3)),
-            nn.MaxPool2d((per_semitone, 1)),
+            nn.MaxPool2d((per_semitone, 1)),  # keep the strongest bin of each semitone (tuning)
+            conv_block(channels, channels, (3, 3)),
         )
         self.intervals = nn.Sequential(
             conv_block(channels, 2 * channels, (13, 1)),

@@ -1,0 +1,44 @@
+"""Render a dataset once, keep it in memory, serve it for every epoch.
+
+Rendering a clip costs about as much CPU as a training step on it; on a 2-core machine
+that halves training speed when it is repeated every epoch. ``InMemoryDataset`` renders
+every item once (in parallel worker processes), stores the audio as float16 (2 bytes a
+sample: 1 s at 44.1 kHz is 88 kB) and serves the same items afterwards. Items are the
+wrapped dataset's own, so results do not depend on whether the cache is on.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Dict, Tuple
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+log = logging.getLogger(__name__)
+
+
+class InMemoryDataset(Dataset):
+    """All items of ``dataset`` rendered up front; audio ``(N, num_samples)`` float16."""
+
+    def __init__(self, dataset: Dataset, num_workers: int = 0, batch_size: int = 64) -> None:
+        started = time.perf_counter()
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        audio_batches, target_batches = [], []
+        for audio, targets in loader:
+            audio_batches.append(audio.to(torch.float16))
+            target_batches.append(targets)
+        self.audio = torch.cat(audio_batches)
+        self.targets: Dict[str, torch.Tensor] = {
+            key: torch.cat([t[key] for t in target_batches]) for key in target_batches[0]
+        }
+        log.info(
+            "rendered %d clips into memory (%.0f MB) in %.1f s",
+            len(self.audio), self.audio.numel() * 2 / 1e6, time.perf_counter() - started,
+        )
+
+    def __len__(self) -> int:
+        return len(self.audio)
+
+    def __getitem__(self, index: int) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+        return self.audio[index].float(), {key: value[index] for key, value in self.targets.items()}

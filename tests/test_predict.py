@@ -1,0 +1,112 @@
+"""Prediction: checkpoint + audio files -> MIREX .lab files, via the API and the CLI."""
+import subprocess
+import sys
+from pathlib import Path
+
+import mir_eval
+import numpy as np
+import pytest
+import soundfile
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from chordexp.model import ChordRecognitionModel
+from chordexp.predict import ChordRecognizer
+from chordexp.training import Trainer, TrainingConfig
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A real (untrained) training checkpoint of a small 16 kHz model."""
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    model = ChordRecognitionModel(sample_rate=SR, d_model=32, num_blocks=1, num_heads=2, channels=4)
+    data = TensorDataset(torch.randn(4, SR), torch.zeros(4, dtype=torch.long))
+    loader = DataLoader(data, batch_size=2)
+    trainer = Trainer(model, loader, loader, TrainingConfig(num_epochs=1, checkpoint_dir=str(folder)))
+    path = folder / "model.pt"
+    trainer.save_checkpoint(path)
+    return path
+
+
+def chord_audio(seconds: float, sr: int, channels: int = 1) -> np.ndarray:
+    t = np.arange(int(seconds * sr)) / sr
+    mono = sum(0.2 * np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)).astype(np.float32)
+    return mono if channels == 1 else np.stack([mono, 0.5 * mono], axis=1)
+
+
+def read_lab(path: Path):
+    intervals, labels = mir_eval.io.load_labeled_intervals(str(path))
+    for label in labels:
+        mir_eval.chord.encode(label)  # raises on anything mir_eval cannot parse
+    return intervals, labels
+
+
+def test_transcription_covers_the_audio_with_parseable_labels(checkpoint):
+    recognizer = ChordRecognizer.from_checkpoint(checkpoint)
+    result = recognizer.transcribe(chord_audio(7.3, 22050), 22050)
+    starts = [s for s, _, _ in result.segments]
+    ends = [e for _, e, _ in result.segments]
+    assert starts[0] == 0.0 and ends[-1] == pytest.approx(7.3, abs=1e-3)
+    assert all(a == b for a, b in zip(ends[:-1], starts[1:]))  # contiguous, no gaps
+    for _, _, label in result.segments:
+        mir_eval.chord.encode(label)
+    assert result.probabilities["chord_type"].shape == (len(result.frame_times), 32)
+    assert np.allclose(result.probabilities["root"].sum(axis=1), 1.0, atol=1e-4)
+
+
+def test_stereo_and_resampled_input_give_the_same_frames_as_mono_at_the_model_rate(checkpoint):
+    recognizer = ChordRecognizer.from_checkpoint(checkpoint)
+    mono = recognizer.transcribe(chord_audio(3.0, SR), SR)
+    stereo = recognizer.transcribe(chord_audio(3.0, 44100, channels=2) * np.float32(1.0), 44100)
+    assert len(stereo.frame_times) == len(mono.frame_times)
+    # same music (louder/softer channel mix and resampled): nearly the same posteriors
+    assert np.abs(stereo.probabilities["chord_type"] - mono.probabilities["chord_type"]).max() < 0.05
+
+
+def test_cli_writes_one_lab_per_file_keeping_folders(checkpoint, tmp_path):
+    songs = tmp_path / "songs"
+    (songs / "album").mkdir(parents=True)
+    soundfile.write(songs / "a.wav", chord_audio(2.0, 44100, channels=2), 44100)
+    soundfile.write(songs / "album" / "b.flac", chord_audio(65.0, 22050), 22050)
+    (songs / "notes.txt").write_text("not audio")
+    out = tmp_path / "labs"
+    result = subprocess.run(
+        [sys.executable, "-m", "chordexp.predict", f"checkpoint={checkpoint}", f"input={songs}",
+         f"output={out}", "probabilities=true"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    intervals, _ = read_lab(out / "a.lab")
+    assert intervals[-1, 1] == pytest.approx(2.0, abs=1e-3)
+    intervals, _ = read_lab(out / "album" / "b.lab")
+    assert intervals[-1, 1] == pytest.approx(65.0, abs=1e-3)
+    probs = np.load(out / "album" / "b.probs.npz")
+    assert probs["chord_type"].shape[1] == 32 and len(probs["times"]) == probs["root"].shape[0]
+    assert sorted(p.name for p in out.rglob("*.lab")) == ["a.lab", "b.lab"]
+
+
+@pytest.mark.parametrize(
+    "make_args, message",
+    [
+        (lambda d, c: [f"checkpoint={c}", f"input={d / 'missing.wav'}", f"output={d}"], "missing.wav"),
+        (lambda d, c: [f"checkpoint={d / 'none.pt'}", f"input={d / 'ok.wav'}", f"output={d}"], "none.pt"),
+        (lambda d, c: [f"checkpoint={d / 'ok.wav'}", f"input={d / 'ok.wav'}", f"output={d}"], "ok.wav"),
+        (lambda d, c: [f"checkpoint={c}", f"input={d / 'bad.wav'}", f"output={d / 'o'}"], "bad.wav"),
+        (lambda d, c: [f"checkpoint={c}", f"input={d / 'ok.wav'}"], "output"),
+        (lambda d, c: [f"checkpoint={c}", f"input={d / 'ok.wav'}", f"output={d}", "bogus=1"], "bogus"),
+    ],
+    ids=["missing-input", "missing-checkpoint", "not-a-checkpoint", "corrupt-audio", "no-output", "unknown-key"],
+)
+def test_bad_input_gives_one_line_and_exit_2(checkpoint, tmp_path, make_args, message):
+    soundfile.write(tmp_path / "ok.wav", chord_audio(1.0, SR), SR)
+    (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEfmt garbage")
+    result = subprocess.run(
+        [sys.executable, "-m", "chordexp.predict", *make_args(tmp_path, checkpoint)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
