@@ -65,12 +65,18 @@ def decode_segments(
     frame_rate: float,
     duration: float,
     self_transition: float = 0.9,
+    silent: np.ndarray | None = None,
 ) -> List[Segment]:
     """Per-frame log-posteriors (frame k centred at ``k / frame_rate`` s) -> segments
     ``(start, end, Harte label)`` covering ``[0, duration]``; boundaries fall halfway
-    between frames."""
+    between frames. Frames flagged in ``silent`` (bool ``(T,)``) can only be ``N``: the
+    model sees loudness-normalised input, so it cannot tell a quiet tail from a chord."""
     assert type_logp.shape[1] == NUM_CHORD_TYPES and root_logp.shape[1] == NUM_PITCH_CLASSES
-    path = viterbi(state_log_likelihoods(type_logp, root_logp), self_transition)
+    log_likelihoods = state_log_likelihoods(type_logp, root_logp)
+    if silent is not None and silent.any():
+        log_likelihoods[silent, 1:] = -1e9
+        log_likelihoods[silent, 0] = 0.0
+    path = viterbi(log_likelihoods, self_transition)
     changes = np.flatnonzero(np.diff(path)) + 1
     starts = np.concatenate([[0], changes])
     ends = np.concatenate([changes, [len(path)]])

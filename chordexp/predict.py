@@ -1,7 +1,7 @@
 """Checkpoint + audio -> MIREX ``.lab`` chord transcriptions.
 
     python -m chordexp.predict checkpoint=PATH input=FILE_OR_DIR output=DIR \
-        [self_transition=0.9] [probabilities=false] [device=cpu]
+        [self_transition=0.9] [silence_db=40] [probabilities=false] [device=cpu]
 
 The Python API does the same for arrays::
 
@@ -35,14 +35,17 @@ class Transcription:
 class ChordRecognizer:
     """A trained model plus the decoder that turns its frames into chord segments."""
 
-    def __init__(self, model, self_transition: float = 0.9, device: str = "cpu") -> None:
+    def __init__(self, model, self_transition: float = 0.9, device: str = "cpu",
+                 silence_db: float | None = 40.0) -> None:
         self.model = model.to(device).eval()
         self.device = device
         self.self_transition = self_transition
+        self.silence_db = silence_db
         self.sample_rate = int(model.sample_rate)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, self_transition: float = 0.9, device: str = "cpu") -> "ChordRecognizer":
+    def from_checkpoint(cls, path: str | Path, self_transition: float = 0.9, device: str = "cpu",
+                        silence_db: float | None = 40.0) -> "ChordRecognizer":
         """Load a training checkpoint (``weights_only``: no code runs) and rebuild its model."""
         from chordexp.model import ChordRecognitionModel
         from chordexp.training.checkpoint import CheckpointError, check_model_state, load_checkpoint_file
@@ -57,7 +60,7 @@ class ChordRecognizer:
             raise CheckpointError(f"checkpoint {path}: model_hparams do not build a model ({error})") from None
         check_model_state(path, model, state["model"])
         model.load_state_dict(state["model"])
-        return cls(model, self_transition=self_transition, device=device)
+        return cls(model, self_transition=self_transition, device=device, silence_db=silence_db)
 
     def frame_posteriors(self, audio: np.ndarray) -> Dict[str, np.ndarray]:
         """Mono audio at the model's rate -> per-frame log-posteriors of the three heads."""
@@ -81,11 +84,22 @@ class ChordRecognizer:
         logp = self.frame_posteriors(audio)
         duration = len(audio) / self.sample_rate
         frame_rate = self.model.frame_rate
+        silent = None
+        if self.silence_db is not None:
+            levels = frame_levels_db(audio, self.model.frontend.hop_length, len(logp["root"]))
+            silent = levels < levels.max() - self.silence_db
         segments = decode_segments(
-            logp["chord_type"], logp["root"], logp["bass_note"], frame_rate, duration, self.self_transition
+            logp["chord_type"], logp["root"], logp["bass_note"], frame_rate, duration, self.self_transition, silent
         )
         times = np.arange(len(logp["root"])) / frame_rate
         return Transcription(segments, times, {k: np.exp(v) for k, v in logp.items()})
+
+
+def frame_levels_db(audio: np.ndarray, hop: int, n_frames: int) -> np.ndarray:
+    """RMS level in dB of the ``hop`` samples around each frame centre, ``(n_frames,)``."""
+    padded = np.pad(audio, (hop // 2, n_frames * hop))
+    frames = padded[: n_frames * hop].reshape(n_frames, hop)
+    return 10.0 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
 
 
 def write_lab(path: Path, segments: List[Segment]) -> None:
@@ -105,6 +119,7 @@ class PredictArgs:
     input: str = "???"
     output: str = "???"
     self_transition: float = 0.9
+    silence_db: Optional[float] = 40.0  # frames this far below the loudest are N (null: off)
     probabilities: bool = False
     device: str = "cpu"
     progress: bool = True
@@ -135,7 +150,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"output={output}: cannot create the folder ({error.strerror})") from None
-    recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, args.self_transition, args.device)
+    recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, args.self_transition, args.device, args.silence_db)
     failures = 0
     root = Path(args.input) if Path(args.input).is_dir() else None
     bar = tqdm(files, unit="file", disable=not args.progress or not sys.stderr.isatty())
@@ -147,6 +162,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             transcription = recognizer.transcribe(load_audio(path, recognizer.sample_rate), recognizer.sample_rate)
         except AudioError as error:
+            if len(files) == 1:
+                raise
             print(f"error: {error}", file=sys.stderr)
             failures += 1
             continue

@@ -70,8 +70,9 @@ def test_default_run_is_the_real_job(compose_cfg):
         "adamw", "cosine", "chord", "synthetic", "base")
     assert choices.experiment is None
     assert OmegaConf.get_type(cfg) is ExperimentConfig
-    assert cfg.data.train_size == 16000 and cfg.data.val_size == 2000 and cfg.data.batch_size == 32
-    assert cfg.trainer.num_epochs == 10
+    # a real run, not a smoke test: thousands of rendered clips, several epochs, realistic data
+    assert cfg.data.train_size >= 5000 and cfg.data.val_size >= 500 and cfg.trainer.num_epochs >= 5
+    assert cfg.data.dataset.realism == "rich" and cfg.data.cache
     assert cfg.model.sample_rate == cfg.data.sample_rate == cfg.data.dataset.sample_rate
     assert cfg.model.context_seconds == cfg.data.clip_seconds == cfg.data.dataset.clip_seconds
 

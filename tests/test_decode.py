@@ -49,3 +49,11 @@ def test_viterbi_matches_brute_force_on_a_tiny_problem():
 def test_bad_self_transition_is_rejected():
     with pytest.raises(ValueError, match="self_transition"):
         viterbi(np.zeros((3, 2)), 1.0)
+
+
+def test_silent_frames_can_only_be_no_chord():
+    frames = [(0, 1, 0)] * 30
+    silent = np.zeros(30, dtype=bool)
+    silent[20:] = True
+    segments = decode_segments(*posteriors(frames), frame_rate=10.0, duration=3.0, silent=silent)
+    assert segments == [(0.0, 1.95, "C:maj"), (1.95, 3.0, "N")]

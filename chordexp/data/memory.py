@@ -24,14 +24,17 @@ class InMemoryDataset(Dataset):
     def __init__(self, dataset: Dataset, num_workers: int = 0, batch_size: int = 64) -> None:
         started = time.perf_counter()
         loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
-        audio_batches, target_batches = [], []
+        self.audio = torch.empty(0, dtype=torch.float16)
+        self.targets: Dict[str, torch.Tensor] = {}
+        filled = 0
         for audio, targets in loader:
-            audio_batches.append(audio.to(torch.float16))
-            target_batches.append(targets)
-        self.audio = torch.cat(audio_batches)
-        self.targets: Dict[str, torch.Tensor] = {
-            key: torch.cat([t[key] for t in target_batches]) for key in target_batches[0]
-        }
+            if filled == 0:  # allocate once: no second copy of the whole set in memory
+                self.audio = torch.empty((len(dataset), audio.shape[1]), dtype=torch.float16)
+                self.targets = {key: torch.empty(len(dataset), dtype=value.dtype) for key, value in targets.items()}
+            self.audio[filled:filled + len(audio)] = audio
+            for key, value in targets.items():
+                self.targets[key][filled:filled + len(audio)] = value
+            filled += len(audio)
         log.info(
             "rendered %d clips into memory (%.0f MB) in %.1f s",
             len(self.audio), self.audio.numel() * 2 / 1e6, time.perf_counter() - started,

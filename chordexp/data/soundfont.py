@@ -31,6 +31,8 @@ CHORD_PROGRAMS: Dict[str, Tuple[int, ...]] = {
 }
 #: Bass programs (acoustic, fingered, picked, fretless, synth bass).
 BASS_PROGRAMS: Tuple[int, ...] = (32, 33, 34, 35, 38, 39)
+#: Lead programs for a melody over the chord (voice, winds, brass, violin, leads, vibes).
+MELODY_PROGRAMS: Tuple[int, ...] = (11, 40, 52, 53, 56, 60, 65, 66, 68, 71, 72, 73, 75, 80, 81)
 
 
 class SoundFontUnavailable(RuntimeError):
@@ -53,12 +55,14 @@ def default_soundfont() -> Path:
 
 @dataclass(frozen=True)
 class Note:
-    """One note to render: MIDI key, velocity in (0, 1], onset in seconds, GM program."""
+    """One note to render: MIDI key, velocity in (0, 1], onset in seconds, GM program,
+    and how long it is held (None: to the end of the clip or the clip's release)."""
 
     key: int
     velocity: float
     onset: float
     program: int
+    duration: Optional[float] = None
 
 
 class SoundFontRenderer:
@@ -97,10 +101,11 @@ class SoundFontRenderer:
         return program in self._preset_of_program
 
     def render(self, notes: Sequence[Note], num_samples: int, release: float = 0.0) -> np.ndarray:
-        """Render ``notes`` (sorted or not) into ``num_samples`` samples.
+        """Render ``notes`` into ``num_samples`` samples.
 
-        Each note starts at its onset and sounds until the end of the clip (chords are
-        held); ``release`` > 0 releases all notes that many seconds before the end.
+        A note sounds from its onset for its ``duration``, or, without one, to the end
+        of the clip; ``release`` > 0 releases those held notes that many seconds before
+        the end.
         """
         font, module = self._font, self._module
         font.reset()
@@ -110,19 +115,23 @@ class SoundFontRenderer:
         # the output depends on this clip's notes alone (determinism per item).
         self._render_into(self._scratch, 0, len(self._scratch))
         out = np.zeros(num_samples, dtype=np.float32)
-        events = sorted(notes, key=lambda n: n.onset)
         release_at = num_samples - int(release * self.sample_rate) if release > 0 else num_samples
-        position = 0
-        for note in events:
+        events = []  # (sample, order, on?, note): note-offs first at equal times
+        for note in notes:
             start = min(max(0, int(note.onset * self.sample_rate)), num_samples)
-            self._render_into(out, position, start)
-            position = start
+            events.append((start, 1, True, note))
+            stop = release_at if note.duration is None else start + int(note.duration * self.sample_rate)
+            if stop < num_samples:
+                events.append((max(stop, start), 0, False, note))
+        position = 0
+        for time, _, on, note in sorted(events, key=lambda e: (e[0], e[1])):
+            self._render_into(out, position, time)
+            position = time
             preset = self._preset_of_program.get(note.program, next(iter(self._preset_of_program.values())))
-            font.note_on(preset, int(note.key), float(np.clip(note.velocity, 0.05, 1.0)))
-        if release_at < num_samples and release_at > position:
-            self._render_into(out, position, release_at)
-            position = release_at
-            self._all_notes_off(events)
+            if on:
+                font.note_on(preset, int(note.key), float(np.clip(note.velocity, 0.05, 1.0)))
+            else:
+                font.note_off(preset, int(note.key))
         self._render_into(out, position, num_samples)
         return out
 
@@ -131,13 +140,6 @@ class SoundFontRenderer:
             block = np.zeros(stop - start, dtype=np.float32)
             self._font.render(memoryview(block).cast("B"))
             out[start:stop] = block
-
-    def _all_notes_off(self, events: Sequence[Note]) -> None:
-        for note in events:
-            preset = self._preset_of_program.get(note.program)
-            if preset is not None:
-                self._font.note_off(preset, int(note.key))
-
 
 @lru_cache(maxsize=4)
 def shared_renderer(path: Optional[str] = None, sample_rate: int = 44100) -> SoundFontRenderer:
@@ -188,12 +190,32 @@ class SampledChordPlayer:
             Note(key, float(v), float(onset), bass_program if i == 0 else program)
             for i, (key, v, onset) in enumerate(zip(keys, velocities, onsets))
         ]
+        if rng.random() < o.melody_prob:
+            notes += self._melody(rng, midi, (self.n + int(pre_roll * sr)) / sr)
         total = self.n + int(pre_roll * sr)
         release = rng.uniform(0.1, 0.4) * self.n / sr if rng.random() < o.release_prob else 0.0
         audio = shared_renderer(self._soundfont, sr).render(notes, total, release=release)[total - self.n:]
         if o.eq_tilt_db > 0 and rng.random() < 0.5:
             audio = tilt(audio, sr, rng.uniform(-o.eq_tilt_db, o.eq_tilt_db))
         return np.ascontiguousarray(audio, dtype=np.float32)
+
+    def _melody(self, rng: np.random.Generator, midi: np.ndarray, seconds: float) -> list:
+        """1-4 lead notes over the chord, above it: mostly chord tones, some passing
+        tones a step away (real songs put non-chord tones over chords all the time)."""
+        program = MELODY_PROGRAMS[int(rng.integers(len(MELODY_PROGRAMS)))]
+        pitch_classes = sorted({int(k) % 12 for k in midi})
+        count = int(rng.integers(1, 5))
+        starts = np.sort(rng.uniform(0.0, seconds * 0.9, count))
+        notes = []
+        for i, start in enumerate(starts):
+            pc = pitch_classes[int(rng.integers(len(pitch_classes)))]
+            if rng.random() < 0.3:
+                pc = (pc + int(rng.choice([-2, -1, 1, 2]))) % 12
+            key = 72 + (pc - 72) % 12 + 12 * int(rng.integers(0, 2)) - 12 * int(rng.random() < 0.3)
+            end = starts[i + 1] if i + 1 < count else seconds
+            duration = float(rng.uniform(0.5, 1.0) * (end - start))
+            notes.append(Note(key, float(rng.uniform(0.4, 0.9)), float(start), program, max(duration, 0.05)))
+        return notes
 
     def _onsets(self, rng: np.random.Generator, count: int) -> np.ndarray:
         o = self.o

@@ -67,6 +67,8 @@ class SynthOptions:
     level_db: Tuple[float, float] = (-32.0, -10.0)  # clip RMS in dBFS
     no_chord_kinds: Tuple[str, ...] = NO_CHORD_KINDS
     soundfont_prob: float = 0.5  # chord played by SoundFont samples instead of the additive synth
+    melody_prob: float = 0.3  # a lead instrument plays 1-4 notes over a sampled chord
+    reverb_prob: float = 0.4  # room reverb (decaying-noise impulse response, RT60 0.2-1.5 s)
     soundfont: Optional[str] = None  # .sf2/.sf3 path; None = TimGM6mb (shipped by pretty_midi)
 
 
@@ -76,7 +78,7 @@ PLAIN_PRESET: Dict[str, Any] = dict(
     inharmonicity_prob=0.0, detune_prob=0.0, vibrato_prob=0.0, tremolo_prob=0.0, strum_prob=0.0,
     arpeggio_prob=0.0, repeat_prob=0.0, release_prob=0.0, bass_instrument_prob=0.0,
     eq_tilt_db=0.0, band_limit_prob=0.0, attack_noise_prob=0.0, saturation_prob=0.0, percussion_prob=0.0,
-    soundfont_prob=0.0,
+    soundfont_prob=0.0, melody_prob=0.0, reverb_prob=0.0,
 )
 
 
@@ -119,7 +121,7 @@ def _validate(o: SynthOptions) -> None:
     probs = ("inversion_prob", "doubling_prob", "inharmonicity_prob", "detune_prob", "vibrato_prob", "tremolo_prob",
              "strum_prob", "arpeggio_prob", "repeat_prob", "release_prob", "bass_instrument_prob",
              "band_limit_prob", "attack_noise_prob", "saturation_prob", "noise_prob", "percussion_prob",
-             "soundfont_prob")
+             "soundfont_prob", "melody_prob", "reverb_prob")
     for name in probs:
         value = getattr(o, name)
         if not _is_number(value) or not 0.0 <= value <= 1.0:
@@ -265,6 +267,8 @@ class ChordSynth:
         if rng.random() < o.saturation_prob:
             peak = max(float(out.max()), -float(out.min()), 1e-12)
             out = np.tanh(out * np.float32(rng.uniform(1.5, 4.0) / peak))
+        if rng.random() < o.reverb_prob:
+            out = self._reverb(rng, out)
         level = self._normalise(out, rng.uniform(*o.level_db))
         if strikes_at is not None and decaying and rng.random() < o.attack_noise_prob:
             for start in np.rint(strikes_at).astype(np.int64):
@@ -275,6 +279,21 @@ class ChordSynth:
         if rng.random() < o.noise_prob:
             out += self._noise(rng, level * _db(-rng.uniform(*o.snr_db)))
         return out
+
+    def _reverb(self, rng: np.random.Generator, dry: np.ndarray) -> np.ndarray:
+        """Dry signal plus itself convolved with exponentially decaying noise (a room)."""
+        rt60 = rng.uniform(0.2, 1.5)
+        length = min(int(rt60 * self.sr), self.n)
+        noise = _noise_bank(self._bank_len)[0]
+        offset = int(rng.integers(0, self._bank_len - length))
+        t = np.arange(length, dtype=np.float32) / np.float32(self.sr)
+        response = noise[offset:offset + length] * np.exp(np.float32(-6.91 / rt60) * t)
+        size = 1 << int(math.ceil(math.log2(self.n + length)))
+        wet = np.fft.irfft(np.fft.rfft(dry, size) * np.fft.rfft(response, size), size)[: self.n]
+        dry_rms = math.sqrt(float(np.dot(dry, dry)) / self.n) + 1e-12
+        wet_rms = math.sqrt(float(np.dot(wet, wet)) / self.n) + 1e-12
+        mix = rng.uniform(0.1, 0.5)
+        return (dry + wet.astype(np.float32) * np.float32(mix * dry_rms / wet_rms)).astype(np.float32)
 
     def _normalise(self, out: np.ndarray, level_db: float) -> float:
         """Scale ``out`` in place to an RMS of ``level_db`` dBFS; returns that RMS."""
