@@ -155,6 +155,21 @@ class DummyDatasetConfig(DatasetConfig):
 
 
 @dataclass
+class FolderDatasetConfig(DatasetConfig):
+    """Windows cut from a folder of songs, each audio file with a ``.lab`` beside it."""
+
+    _target_: str = "chordexp.data.FolderChordDataset"
+    root: str = MISSING  # the folder of songs (searched recursively)
+    sample_rate: int = 44100
+    clip_seconds: float = 1.0
+    val_fraction: float = 0.1  # share of songs (by a hash of their path) used for validation
+    on_error: str = "skip"  # bad song: 'skip' (one warning each) or 'raise'
+    unknown_chords: str = "map"  # label outside the vocabulary: 'map' (nearest type) or 'skip'
+    pitch_shift: int = 6  # train windows shifted by -k..k semitones (0: off)
+    min_label_fraction: float = 0.5  # a window's chord must cover at least this share of it
+
+
+@dataclass
 class DataConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     sample_rate: int = 44100  # of the clips; model.sample_rate follows it
@@ -176,6 +191,11 @@ class SyntheticDataConfig(DataConfig):
 @dataclass
 class DummyDataConfig(DataConfig):
     dataset: DummyDatasetConfig = field(default_factory=DummyDatasetConfig)
+
+
+@dataclass
+class FolderDataConfig(DataConfig):
+    dataset: FolderDatasetConfig = field(default_factory=FolderDatasetConfig)
 
 
 @dataclass
@@ -230,6 +250,9 @@ class ExperimentConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     seed: int = TrainingConfig.seed
     optimized_metric: Optional[str] = "best_val_loss"  # what main() returns to a sweeper
+    # A folder of songs (audio + .lab of the same name): after training, best.pt
+    # transcribes them and mir_eval scores them into song_metrics.json (null: skip).
+    eval_songs: Optional[str] = None
 
 
 #: group -> {ConfigStore name: schema}; every conf/<group>/<option>.yaml names one.
@@ -241,7 +264,7 @@ GROUP_SCHEMAS: Dict[str, Dict[str, type]] = {
         "base_constant": ConstantSchedulerConfig,
     },
     "loss": {"base_chord_loss": ChordLossConfig},
-    "data": {"base_synthetic": SyntheticDataConfig, "base_dummy": DummyDataConfig},
+    "data": {"base_synthetic": SyntheticDataConfig, "base_dummy": DummyDataConfig, "base_folder": FolderDataConfig},
     "model": {"base_chord_model": ChordModelConfig},
 }
 

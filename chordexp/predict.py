@@ -1,7 +1,7 @@
 """Checkpoint + audio -> MIREX ``.lab`` chord transcriptions.
 
     python -m chordexp.predict checkpoint=PATH input=FILE_OR_DIR output=DIR \
-        [self_transition=0.9] [silence_db=40] [probabilities=false] [device=cpu]
+        [self_transition=0.95] [silence_db=30] [probabilities=false] [device=cpu]
 
 The Python API does the same for arrays::
 
@@ -35,8 +35,8 @@ class Transcription:
 class ChordRecognizer:
     """A trained model plus the decoder that turns its frames into chord segments."""
 
-    def __init__(self, model, self_transition: float = 0.9, device: str = "cpu",
-                 silence_db: float | None = 40.0) -> None:
+    def __init__(self, model, self_transition: float = 0.95, device: str = "cpu",
+                 silence_db: float | None = 30.0) -> None:
         self.model = model.to(device).eval()
         self.device = device
         self.self_transition = self_transition
@@ -44,8 +44,8 @@ class ChordRecognizer:
         self.sample_rate = int(model.sample_rate)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, self_transition: float = 0.9, device: str = "cpu",
-                        silence_db: float | None = 40.0) -> "ChordRecognizer":
+    def from_checkpoint(cls, path: str | Path, self_transition: float = 0.95, device: str = "cpu",
+                        silence_db: float | None = 30.0) -> "ChordRecognizer":
         """Load a training checkpoint (``weights_only``: no code runs) and rebuild its model."""
         from chordexp.model import ChordRecognitionModel
         from chordexp.training.checkpoint import CheckpointError, check_model_state, load_checkpoint_file
@@ -118,8 +118,8 @@ class PredictArgs:
     checkpoint: str = "???"
     input: str = "???"
     output: str = "???"
-    self_transition: float = 0.9
-    silence_db: Optional[float] = 40.0  # frames this far below the loudest are N (null: off)
+    self_transition: float = 0.95
+    silence_db: Optional[float] = 30.0  # frames this far below the loudest are N (null: off)
     probabilities: bool = False
     device: str = "cpu"
     progress: bool = True
@@ -138,22 +138,28 @@ def find_audio(input_path: Path) -> List[Path]:
     return files
 
 
-def main(argv: Optional[List[str]] = None) -> int:
+def transcribe_files(
+    recognizer: ChordRecognizer,
+    input_path: Path,
+    output: Path,
+    probabilities: bool = False,
+    progress: bool = True,
+    echo=print,
+) -> int:
+    """Transcribe every audio file under ``input_path`` into ``output`` (keeping the
+    folder structure); returns how many files could not be read (one line each)."""
     from tqdm import tqdm
 
     from chordexp.audio import AudioError, load_audio
 
-    args = parse_args(PredictArgs, sys.argv[1:] if argv is None else argv)
-    files = find_audio(Path(args.input))
-    output = Path(args.output)
+    files = find_audio(input_path)
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"output={output}: cannot create the folder ({error.strerror})") from None
-    recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, args.self_transition, args.device, args.silence_db)
+    root = input_path if input_path.is_dir() else None
     failures = 0
-    root = Path(args.input) if Path(args.input).is_dir() else None
-    bar = tqdm(files, unit="file", disable=not args.progress or not sys.stderr.isatty())
+    bar = tqdm(files, unit="file", disable=not progress or not sys.stderr.isatty())
     for path in bar:
         bar.set_postfix_str(path.name)
         name = path.relative_to(root).with_suffix("") if root else Path(path.stem)
@@ -168,13 +174,21 @@ def main(argv: Optional[List[str]] = None) -> int:
             failures += 1
             continue
         write_lab(target, transcription.segments)
-        if args.probabilities:
+        if probabilities:
             write_probabilities(target.with_suffix(".probs.npz"), transcription)
-        if not bar.disable:
-            continue
-        print(f"{path} -> {target} ({len(transcription.segments)} segments)")
+        if bar.disable:
+            echo(f"{path} -> {target} ({len(transcription.segments)} segments)")
+    return failures
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(PredictArgs, sys.argv[1:] if argv is None else argv)
+    input_path = Path(args.input)
+    find_audio(input_path)  # bad input fails before the model loads
+    recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, args.self_transition, args.device, args.silence_db)
+    failures = transcribe_files(recognizer, input_path, Path(args.output), args.probabilities, args.progress)
     if failures:
-        raise UsageError(f"{failures} of {len(files)} file(s) could not be transcribed (see above)")
+        raise UsageError(f"{failures} file(s) under {input_path} could not be transcribed (see above)")
     return 0
 
 

@@ -78,6 +78,8 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     run_folder.write_json(folder / "metrics.json", metrics)
     log.info("best val_loss %.4f at epoch %d of %d (%.1f s)", metrics["best_val_loss"],
              metrics["best_epoch"], metrics["epochs_run"], wall_time_s)
+    if cfg.eval_songs:
+        evaluate_songs(Path(config.checkpoint_dir) / "best.pt", Path(cfg.eval_songs), folder)
     return metrics
 
 
@@ -147,6 +149,22 @@ def set_threads(num_threads: int) -> None:
         import torch
 
         torch.set_num_threads(num_threads)
+
+
+def evaluate_songs(checkpoint: Path, songs: Path, folder: Path) -> Dict[str, Any]:
+    """Transcribe ``songs`` with ``checkpoint`` into ``folder/songs/`` and score them with
+    mir_eval against the ``.lab`` files beside the audio: ``folder/song_metrics.json``."""
+    from chordexp import run_folder
+    from chordexp.evaluate import evaluate_dirs, format_table
+    from chordexp.predict import ChordRecognizer, transcribe_files
+
+    predictions = folder / "songs"
+    recognizer = ChordRecognizer.from_checkpoint(checkpoint)
+    transcribe_files(recognizer, songs, predictions, progress=False, echo=log.debug)
+    result = evaluate_dirs(predictions, songs)
+    run_folder.write_json(folder / "song_metrics.json", result)
+    log.info("song-level evaluation of %s:\n%s", songs, format_table(result))
+    return result
 
 
 def check_optimized_metric(key: Optional[str]) -> None:

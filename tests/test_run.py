@@ -72,12 +72,29 @@ def check_run_folder(folder: Path, num_epochs: int, save_every: int) -> dict:
     return metrics
 
 
+def make_songs(folder: Path) -> Path:
+    """Two short 'songs' (a C major then an A minor triad of sine tones) with references."""
+    import numpy as np
+    import soundfile
+
+    folder.mkdir(parents=True)
+    sr = 22050
+    t = np.arange(2 * sr) / sr
+    triad = lambda *hz: sum(0.2 * np.sin(2 * np.pi * f * t) for f in hz)
+    audio = np.concatenate([triad(261.6, 329.6, 392.0), triad(220.0, 261.6, 329.6)]).astype(np.float32)
+    for name in ("one", "two"):
+        soundfile.write(folder / f"{name}.wav", audio, sr)
+        (folder / f"{name}.lab").write_text("0.0 2.0 C:maj\n2.0 4.0 A:min\n")
+    return folder
+
+
 @pytest.fixture(scope="module")
 def smoke_run(run_cli, tmp_path_factory) -> Path:
     """The folder of one ``experiment=smoke`` run through the command line."""
     cwd = tmp_path_factory.mktemp("cli")
+    songs = make_songs(cwd / "songs")
     # A relative run dir lands under the folder the command was started from.
-    done = run_cli(["experiment=smoke", "hydra.run.dir=runs/smoke"], cwd=cwd)
+    done = run_cli(["experiment=smoke", "hydra.run.dir=runs/smoke", f"eval_songs={songs}"], cwd=cwd)
     assert done.returncode == 0, done.stdout + done.stderr
     return cwd / "runs" / "smoke"
 
@@ -87,6 +104,16 @@ def test_smoke_run_through_the_cli_fills_a_complete_run_folder(smoke_run):
     assert yaml.safe_load((smoke_run / ".hydra" / "overrides.yaml").read_text()) == ["experiment=smoke"]
     env = json.loads((smoke_run / "environment.json").read_text())
     assert env["command"].endswith("-m chordexp.run experiment=smoke hydra.run.dir=runs/smoke")
+
+
+def test_eval_songs_are_transcribed_and_scored_after_training(smoke_run):
+    result = json.loads((smoke_run / "song_metrics.json").read_text())
+    assert set(result["files"]) == {"one", "two"}
+    for metric in ("root", "majmin", "sevenths", "mirex"):
+        assert 0.0 <= result["aggregate"][metric] <= 1.0
+    assert result["durations"]["aggregate"]["root"] == pytest.approx(8.0, abs=0.01)
+    assert sorted(p.name for p in (smoke_run / "songs").glob("*.lab")) == ["one.lab", "two.lab"]
+    assert "song-level evaluation" in (smoke_run / "run.log").read_text()
 
 
 def test_a_run_checkpoint_loads_for_prediction(smoke_run):
