@@ -34,6 +34,7 @@ import numpy as np
 
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NUM_PITCH_CLASSES, format_label
 from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.labfile import write_lab
 
 USAGE = __doc__.split("The classic pipeline")[0].strip()
 
@@ -209,11 +210,6 @@ def transcribe(audio: np.ndarray, sample_rate: int, params: Optional[BaselinePar
 
 
 # --------------------------------------------------------------------------- command line
-
-
-def write_lab(path: Path, segments: List[Segment]) -> None:
-    """MIREX ``.lab``: ``start end label`` per line, seconds."""
-    path.write_text("".join(f"{start:.3f}\t{end:.3f}\t{label}\n" for start, end, label in segments))
 
 
 @dataclass

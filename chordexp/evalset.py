@@ -33,6 +33,7 @@ import numpy as np
 
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, format_label, parse_label
 from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.labfile import write_lab
 
 USAGE = __doc__.split("Our training data")[0].strip()
 
@@ -440,10 +441,6 @@ def song_segments(song: Song, duration: Optional[float] = None) -> List[Segment]
     return [(s, min(e, end), label) for s, e, label in segments if s < end]
 
 
-def write_lab(path: Path, segments: List[Segment]) -> None:
-    path.write_text("".join(f"{start:.6f}\t{end:.6f}\t{label}\n" for start, end, label in segments))
-
-
 # --------------------------------------------------------------------------- rendering
 
 
@@ -580,7 +577,7 @@ def build(args: EvalsetArgs) -> List[Song]:
         song_to_midi(song).save(str(midi_path))
         midi_seconds = song.total_beats * song.beat_seconds
         duration = render(midi_path, soundfont, output / f"{song.name}.{args.format}", args.sample_rate, midi_seconds)
-        write_lab(output / f"{song.name}.lab", song_segments(song, duration))
+        write_lab(output / f"{song.name}.lab", song_segments(song, duration), decimals=6)
         record = asdict(song)
         record.update(bpm=round(60e6 / song.tempo_us, 3), duration=round(duration, 3))
         manifest.append(record)

@@ -22,13 +22,9 @@ The Python API: :func:`evaluate_pair`, :func:`evaluate_dirs`.
 """
 from __future__ import annotations
 
-import io
 import json
-import math
 import os
-import re
 import sys
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
@@ -37,6 +33,7 @@ import numpy as np
 
 from chordexp.chords import ChordLabelError, parse_label
 from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.labfile import Labels, load_lab
 
 USAGE = __doc__.split("Besides mir_eval")[0].strip()
 
@@ -52,82 +49,6 @@ POOLING = (
     "aggregate: durations pooled across songs (seconds judged correct / seconds judged, "
     "over all files; not a mean of per-song scores)"
 )
-
-Labels = Tuple[np.ndarray, List[str]]  # intervals (n, 2) seconds, n Harte labels
-
-
-class LabFileError(ValueError):
-    """A ``.lab`` file that cannot be read; the message is ``PATH:LINE: what is wrong``."""
-
-
-# --------------------------------------------------------------------------- reading
-
-_MIR_EVAL_ROW = re.compile(r" at .*:(\d+):")
-
-
-def load_lab(path: str | Path) -> Labels:
-    """``.lab`` -> ``(intervals (n, 2), labels)`` via ``mir_eval.io.load_labeled_intervals``.
-
-    Blank lines are skipped (mir_eval rejects them); everything mir_eval would only warn
-    about (negative times, empty or backwards intervals) and every label mir_eval cannot
-    parse raises LabFileError naming the file and line.
-    """
-    import mir_eval
-
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise LabFileError(f"{path}: no such file") from None
-    except OSError as error:
-        raise LabFileError(f"{path}: cannot read ({error.strerror})") from None
-    try:
-        raw = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
-        raise LabFileError(f"{path}:{line}: not UTF-8 text") from None
-    lines = raw.splitlines()
-    # A comment in place of each blank line keeps mir_eval's row numbers equal to ours.
-    text = "".join(("#\n" if not line.strip() else line + "\n") for line in lines)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # we check the intervals ourselves, below
-            intervals, labels = mir_eval.io.load_labeled_intervals(io.StringIO(text))
-    except ValueError as error:
-        message = str(error)
-        row = _MIR_EVAL_ROW.search(message)
-        what = re.sub(r" found$", "", message.split(" at ")[0]) if row else message.splitlines()[0]
-        raise LabFileError(f"{path}:{row.group(1) if row else '?'}: {what} (want 'start end label')") from None
-    if not labels:
-        raise LabFileError(f"{path}: holds no chord intervals")
-    data_rows = [i + 1 for i, line in enumerate(lines) if line.strip() and not line.startswith("#")]
-    _check_intervals(path, intervals, data_rows)
-    _check_labels(path, labels, data_rows)
-    return intervals, list(labels)
-
-
-def _check_intervals(path: Path, intervals: np.ndarray, rows: List[int]) -> None:
-    for i, (start, end) in enumerate(intervals):
-        if not (math.isfinite(start) and math.isfinite(end)):
-            raise LabFileError(f"{path}:{rows[i]}: times must be finite numbers, got {start} {end}")
-        if start < 0:
-            raise LabFileError(f"{path}:{rows[i]}: negative start time {start}")
-        if end <= start:
-            raise LabFileError(f"{path}:{rows[i]}: end {end} is not after start {start}")
-        if i and start < intervals[i - 1, 0]:
-            raise LabFileError(
-                f"{path}:{rows[i]}: start {start} is before the previous line's start; sort the file by time")
-
-
-def _check_labels(path: Path, labels: List[str], rows: List[int]) -> None:
-    import mir_eval
-
-    for i, label in enumerate(labels):
-        try:
-            mir_eval.chord.encode(label)
-        except (mir_eval.chord.InvalidChordException, ValueError, KeyError):
-            raise LabFileError(f"{path}:{rows[i]}: {label!r} is not a chord label mir_eval can parse") from None
-
 
 # --------------------------------------------------------------------------- scoring
 

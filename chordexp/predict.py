@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.labfile import write_lab
 from chordexp.decode import Segment, decode_segments
 
 USAGE = __doc__.split("The Python API")[0].strip()
@@ -100,12 +101,6 @@ def frame_levels_db(audio: np.ndarray, hop: int, n_frames: int) -> np.ndarray:
     padded = np.pad(audio, (hop // 2, n_frames * hop))
     frames = padded[: n_frames * hop].reshape(n_frames, hop)
     return 10.0 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
-
-
-def write_lab(path: Path, segments: List[Segment]) -> None:
-    """MIREX ``.lab``: ``start end label`` per line, seconds."""
-    lines = [f"{start:.3f}\t{end:.3f}\t{label}\n" for start, end, label in segments]
-    path.write_text("".join(lines))
 
 
 def write_probabilities(path: Path, transcription: Transcription) -> None:

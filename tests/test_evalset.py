@@ -62,7 +62,7 @@ def test_lab_parses_with_mir_eval_and_matches_the_midi_notes(tmp_path, index):
     song = twelve_songs()[index]
     midi_path, lab_path = tmp_path / "song.mid", tmp_path / "song.lab"
     song_to_midi(song).save(str(midi_path))
-    write_lab(lab_path, song_segments(song))
+    write_lab(lab_path, song_segments(song), decimals=6)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # mir_eval warns about bad intervals
         intervals, labels = mir_eval.io.load_labeled_intervals(str(lab_path))

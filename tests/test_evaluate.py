@@ -10,8 +10,9 @@ import pytest
 
 from chordexp.cli import main_guard
 from chordexp.evaluate import (
-    CHORD_METRICS, METRICS, LabFileError, evaluate_dirs, evaluate_pair, load_lab,
+    CHORD_METRICS, METRICS, evaluate_dirs, evaluate_pair,
 )
+from chordexp.labfile import LabFileError, load_lab
 
 REPO = Path(__file__).resolve().parents[1]
 

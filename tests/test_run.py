@@ -101,9 +101,10 @@ def smoke_run(run_cli, tmp_path_factory) -> Path:
 
 def test_smoke_run_through_the_cli_fills_a_complete_run_folder(smoke_run):
     check_run_folder(smoke_run, num_epochs=3, save_every=2)
-    assert yaml.safe_load((smoke_run / ".hydra" / "overrides.yaml").read_text()) == ["experiment=smoke"]
+    overrides = yaml.safe_load((smoke_run / ".hydra" / "overrides.yaml").read_text())
+    assert overrides[0] == "experiment=smoke" and overrides[1].startswith("eval_songs=")
     env = json.loads((smoke_run / "environment.json").read_text())
-    assert env["command"].endswith("-m chordexp.run experiment=smoke hydra.run.dir=runs/smoke")
+    assert "-m chordexp.run experiment=smoke hydra.run.dir=runs/smoke eval_songs=" in env["command"]
 
 
 def test_eval_songs_are_transcribed_and_scored_after_training(smoke_run):

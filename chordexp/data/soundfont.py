@@ -70,7 +70,6 @@ class SoundFontRenderer:
 
     def __init__(self, path: Optional[str | Path] = None, sample_rate: int = 44100) -> None:
         try:
-            import tinysoundfont  # noqa: F401  (the compiled module lives inside it)
             from tinysoundfont import _tinysoundfont
         except ImportError:
             raise SoundFontUnavailable(
