@@ -295,6 +295,7 @@ def to_training_config(cfg: Any) -> TrainingConfig:
     Each TrainingConfig field has one home in the composed config; values are checked
     first, so a bad one fails here with the key it came from.
     """
+    check_required(cfg)
     c = resolved_dict(cfg)
     validate_run_config(c)
     opt, sched, data, trainer = c["optimizer"], c["scheduler"], c["data"], c["trainer"]
@@ -311,6 +312,17 @@ def to_training_config(cfg: Any) -> TrainingConfig:
         seed=int(c["seed"]),
         **trainer_fields,
     )
+
+
+def check_required(cfg: Any) -> None:
+    """Raise ConfigValueError for a ``???`` value the user must give (``data.dataset.root``)."""
+    if isinstance(cfg, dict):
+        return
+    from omegaconf import OmegaConf
+
+    missing = sorted(OmegaConf.missing_keys({key: cfg[key] for key in cfg if key != "hydra"}))
+    if missing:
+        raise ConfigValueError(f"{missing[0]} is required: add {missing[0]}=... to the command line")
 
 
 def validate_run_config(c: Dict[str, Any]) -> None:

@@ -106,3 +106,10 @@ def test_train_runs_on_a_folder_of_songs(compose_cfg, as_job, songs, tmp_path):
     metrics = train(cfg)
     assert metrics["epochs_run"] == 2 and np.isfinite(metrics["best_val_loss"])
     assert (tmp_path / "history.json").is_file()
+
+
+def test_folder_without_root_is_one_line_naming_the_key(compose_cfg):
+    from chordexp.config import ConfigValueError, to_training_config
+
+    with pytest.raises(ConfigValueError, match=r"^data\.dataset\.root is required"):
+        to_training_config(compose_cfg("data=folder"))
