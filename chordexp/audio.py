@@ -6,7 +6,7 @@ sample-rate conversion (a proper band-limited resampler, not interpolation).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Tuple
+from typing import List, Tuple
 
 import numpy as np
 
@@ -19,6 +19,19 @@ class AudioError(ValueError):
 
 def is_audio_file(path: Path) -> bool:
     return path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES
+
+
+def find_audio_files(path: str | Path) -> List[Path]:
+    """A file, or every audio file under a folder (recursively, sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise AudioError(f"{path}: no such file or folder")
+    files = sorted(p for p in path.rglob("*") if is_audio_file(p))
+    if not files:
+        raise AudioError(f"{path}: the folder holds no audio files")
+    return files
 
 
 def read_audio(path: str | Path) -> Tuple[np.ndarray, int]:

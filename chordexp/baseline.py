@@ -33,6 +33,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NUM_PITCH_CLASSES, format_label
+from chordexp.audio import find_audio_files
 from chordexp.cli import UsageError, main_guard, parse_args
 from chordexp.labfile import write_lab
 
@@ -222,20 +223,6 @@ class BaselineArgs:
     silence_db: float = -35.0
 
 
-def find_audio(input_path: Path) -> List[Path]:
-    """A file, or every audio file under a folder (recursively, sorted)."""
-    from chordexp.audio import is_audio_file
-
-    if input_path.is_file():
-        return [input_path]
-    if not input_path.is_dir():
-        raise UsageError(f"input={input_path}: no such file or folder")
-    files = sorted(p for p in input_path.rglob("*") if is_audio_file(p))
-    if not files:
-        raise UsageError(f"input={input_path}: the folder holds no audio files")
-    return files
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     from chordexp.audio import AudioError, read_audio
 
@@ -244,7 +231,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if params.switch_penalty <= 0:
         raise UsageError(f"switch_penalty must be > 0, got {params.switch_penalty}")
     input_path, output = Path(args.input), Path(args.output)
-    files = find_audio(input_path)
+    files = find_audio_files(input_path)
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:

@@ -17,6 +17,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from chordexp.audio import find_audio_files
 from chordexp.cli import UsageError, main_guard, parse_args
 from chordexp.labfile import write_lab
 from chordexp.decode import Segment, decode_segments
@@ -120,19 +121,6 @@ class PredictArgs:
     progress: bool = True
 
 
-def find_audio(input_path: Path) -> List[Path]:
-    from chordexp.audio import is_audio_file
-
-    if input_path.is_file():
-        return [input_path]
-    if not input_path.is_dir():
-        raise UsageError(f"input={input_path}: no such file or folder")
-    files = sorted(p for p in input_path.rglob("*") if is_audio_file(p))
-    if not files:
-        raise UsageError(f"input={input_path}: the folder holds no audio files")
-    return files
-
-
 def transcribe_files(
     recognizer: ChordRecognizer,
     input_path: Path,
@@ -147,7 +135,7 @@ def transcribe_files(
 
     from chordexp.audio import AudioError, load_audio
 
-    files = find_audio(input_path)
+    files = find_audio_files(input_path)
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -179,7 +167,7 @@ def transcribe_files(
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(PredictArgs, sys.argv[1:] if argv is None else argv)
     input_path = Path(args.input)
-    find_audio(input_path)  # bad input fails before the model loads
+    find_audio_files(input_path)  # bad input fails before the model loads
     recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, args.self_transition, args.device, args.silence_db)
     failures = transcribe_files(recognizer, input_path, Path(args.output), args.probabilities, args.progress)
     if failures:

@@ -10,7 +10,6 @@ import soundfile
 
 from chordexp.baseline import _STATES, chord_states, main, transcribe
 from chordexp.chords import CHORD_TYPES, chord_pitch_classes
-from chordexp.cli import UsageError
 
 REPO = Path(__file__).resolve().parents[1]
 RATE = 22050  # not the baseline's rate: the resampling is part of what is tested
@@ -90,5 +89,5 @@ def test_cli_bad_input_is_one_line_and_nonzero(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert lines[0].startswith(f"error: {tmp_path / 'broken.wav'}: cannot decode audio")
     assert lines[-1] == "error: 1 of 1 file(s) could not be transcribed (see above)"
-    with pytest.raises(UsageError, match="no such file or folder"):
+    with pytest.raises(ValueError, match="absent: no such file or folder"):
         main([f"input={tmp_path / 'absent'}", f"output={tmp_path / 'out'}"])
