@@ -12,7 +12,8 @@ SR = 44100
 #: Everything that blurs pitch switched off: what is left must match the labels exactly.
 CLEAN = dict(noise_prob=0.0, percussion_prob=0.0, vibrato_prob=0.0, tremolo_prob=0.0, detune_prob=0.0,
              saturation_prob=0.0, band_limit_prob=0.0, tuning_cents=0.0, release_prob=0.0,
-             strum_prob=0.0, arpeggio_prob=0.0, families=("organ",), soundfont_prob=0.0)
+             strum_prob=0.0, arpeggio_prob=0.0, families=("organ",), soundfont_prob=0.0,
+             change_prob=0.0)
 CHORDS_ONLY = [0.0] + [1.0] * (NUM_CHORD_TYPES - 1)
 N_ONLY = [1.0] + [0.0] * (NUM_CHORD_TYPES - 1)
 
@@ -144,7 +145,7 @@ def test_soundfont_chords_sound_every_chord_tone_with_the_bass_lowest():
     all clips rather than every one (a wrong bass label would match about a third)."""
     ds = SyntheticChordDataset(40, seed=15, inversion_prob=0.5, chord_type_weights=CHORDS_ONLY, soundfont_prob=1.0,
                                noise_prob=0.0, percussion_prob=0.0, saturation_prob=0.0, release_prob=0.0,
-                               arpeggio_prob=0.0, eq_tilt_db=0.0)
+                               arpeggio_prob=0.0, eq_tilt_db=0.0, change_prob=0.0)
     bass_matches = 0
     for i in range(len(ds)):
         audio, targets = ds[i]
@@ -155,6 +156,32 @@ def test_soundfont_chords_sound_every_chord_tone_with_the_bass_lowest():
         strong = np.flatnonzero(energy[24:] > -25.0) + 24  # above C1 and the leakage skirts of loud notes
         bass_matches += strong.min() % 12 == bass
     assert bass_matches >= 36
+
+
+def chroma(audio: np.ndarray) -> np.ndarray:
+    """Unit-length 12-bin pitch-class energy profile (MIDI 36..96)."""
+    energy = 10 ** (semitone_db(audio)[36:97] / 10)
+    profile = np.bincount(np.arange(36, 97) % 12, energy, minlength=12)
+    return profile / max(np.linalg.norm(profile), 1e-30)
+
+
+def test_clips_across_a_change_are_mostly_the_labelled_chord():
+    """With change_prob=1 every clip holds a second chord; the labelled one fills 60-90 %
+    of it, so the middle of the clip sounds like the labelled chord alone."""
+    options = dict(CLEAN, chord_type_weights=CHORDS_ONLY, inversion_prob=0.0)
+    plain = SyntheticChordDataset(20, seed=21, **options)
+    changed = SyntheticChordDataset(20, seed=21, **dict(options, change_prob=1.0))
+    middle, edge = [], []
+    for i in range(len(plain)):
+        assert labels(plain[i][1]) == labels(changed[i][1])  # same label, other audio
+        audio, alone = changed[i][0].numpy(), plain[i][0].numpy()
+        assert not np.array_equal(audio, alone)
+        n, tenth = len(audio), len(audio) // 10
+        middle.append(float(chroma(audio[4 * tenth:6 * tenth]) @ chroma(alone)))
+        # one end of the clip belongs to the other chord: the less similar end
+        edge.append(min(float(np.nan_to_num(chroma(part)) @ chroma(alone)) for part in (audio[:tenth], audio[-tenth:])))
+    assert sum(m > 0.8 for m in middle) >= 15
+    assert np.mean(middle) > np.mean(edge) + 0.3
 
 
 def test_no_chord_clips_carry_no_stable_pitch():
