@@ -235,7 +235,7 @@ class TrainerConfig:
     mixed_precision: str = TrainingConfig.mixed_precision
     grad_accum_steps: int = TrainingConfig.grad_accum_steps
     deterministic: bool = TrainingConfig.deterministic
-    num_threads: int = 0  # torch.set_num_threads; 0 leaves torch's default
+    num_threads: int = 0  # torch threads; 0 = all cores, or this job's share in a parallel sweep
 
 
 @dataclass

@@ -114,10 +114,11 @@ def build_components(cfg: DictConfig, config: TrainingConfig) -> Dict[str, Any]:
 
 
 def cache_in_memory(train_set: Any, val_set: Any, num_workers: int) -> Tuple[Any, Any]:
-    """Both datasets rendered once into memory, in ``num_workers`` processes (0: one per core)."""
+    """Both datasets rendered once into memory, in ``num_workers`` processes (0: one per
+    core of this job's share)."""
     from chordexp.data import InMemoryDataset
 
-    workers = num_workers or (os.cpu_count() or 1)
+    workers = num_workers or cpu_budget()
     return InMemoryDataset(train_set, num_workers=workers), InMemoryDataset(val_set, num_workers=workers)
 
 
@@ -143,12 +144,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def set_threads(num_threads: int) -> None:
-    """``torch.set_num_threads`` when asked (> 0); parallel sweep jobs need it."""
-    if num_threads > 0:
-        import torch
+def parallel_jobs() -> int:
+    """How many jobs of this sweep run at once on this machine (joblib launcher), else 1."""
+    launcher = HydraConfig.get().launcher
+    if "joblib" not in str(launcher.get("_target_", "")).lower():
+        return 1
+    n_jobs = int(launcher.get("n_jobs") or -1)
+    cpus = os.cpu_count() or 1
+    return cpus if n_jobs < 0 else max(1, min(n_jobs, cpus))
 
-        torch.set_num_threads(num_threads)
+
+def cpu_budget() -> int:
+    """Cores this job may use: all of them, or its share when sweep jobs run in parallel."""
+    return max(1, (os.cpu_count() or 1) // parallel_jobs())
+
+
+def set_threads(num_threads: int) -> None:
+    """``torch.set_num_threads``: as asked (> 0), else the job's share of the cores, so
+    parallel sweep jobs do not fight over them."""
+    import torch
+
+    torch.set_num_threads(num_threads if num_threads > 0 else cpu_budget())
+    log.info("torch threads: %d", torch.get_num_threads())
 
 
 def evaluate_songs(checkpoint: Path, songs: Path, folder: Path) -> Dict[str, Any]:

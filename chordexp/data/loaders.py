@@ -7,8 +7,9 @@ per item, so worker seeds do not change the data.
 """
 from __future__ import annotations
 
+import multiprocessing
 import os
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import torch
@@ -28,6 +29,7 @@ def build_loaders(train_dataset: Dataset, val_dataset: Dataset, batch_size: int,
     common = dict(
         batch_size=int(batch_size),
         num_workers=int(num_workers),
+        multiprocessing_context=worker_context() if num_workers > 0 else None,
         pin_memory=pin_memory,
         persistent_workers=num_workers > 0,
         worker_init_fn=single_thread_worker if num_workers > 0 else None,
@@ -36,6 +38,12 @@ def build_loaders(train_dataset: Dataset, val_dataset: Dataset, batch_size: int,
                        drop_last=False, generator=worker_gen, **common)
     val = DataLoader(val_dataset, shuffle=False, drop_last=False, **common)
     return train, val
+
+
+def worker_context() -> Optional[str]:
+    """Start DataLoader workers by fork where the platform has it, whatever the process's
+    default: inside a joblib (loky) sweep job the default context cannot start them."""
+    return "fork" if "fork" in multiprocessing.get_all_start_methods() else None
 
 
 def single_thread_worker(worker_id: int) -> None:

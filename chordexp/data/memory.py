@@ -15,6 +15,8 @@ from typing import Dict, Tuple
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from chordexp.data.loaders import worker_context
+
 log = logging.getLogger(__name__)
 
 
@@ -23,7 +25,8 @@ class InMemoryDataset(Dataset):
 
     def __init__(self, dataset: Dataset, num_workers: int = 0, batch_size: int = 64) -> None:
         started = time.perf_counter()
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers)
+        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                            multiprocessing_context=worker_context() if num_workers > 0 else None)
         self.audio = torch.empty(0, dtype=torch.float16)
         self.targets: Dict[str, torch.Tensor] = {}
         filled = 0

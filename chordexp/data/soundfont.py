@@ -171,7 +171,9 @@ class SampledChordPlayer:
         self.sample_rate = sample_rate
         self.n = num_samples
         self._soundfont = options.soundfont
-        self.renderer = shared_renderer(self._soundfont, sample_rate)  # fail early if missing
+        # Fail early if the renderer is missing, but keep no reference to it: the player
+        # must pickle (spawned DataLoader workers, joblib jobs); each process loads its own.
+        shared_renderer(self._soundfont, sample_rate)
         self._families = tuple(CHORD_PROGRAMS)
 
     def play(self, rng: np.random.Generator, midi: np.ndarray) -> np.ndarray:

@@ -42,3 +42,13 @@ def test_pitch_is_the_midi_key():
     freqs = np.fft.rfftfreq(len(audio), 1 / SR)
     low = freqs < 1000
     assert abs(freqs[low][spectrum[low].argmax()] - 440.0) < 440.0 * (2 ** (1 / 24) - 1)
+
+
+def test_a_dataset_with_sampled_instruments_pickles_for_spawned_workers():
+    import pickle
+
+    from chordexp.data import SyntheticChordDataset
+
+    dataset = SyntheticChordDataset(4, sample_rate=SR, soundfont_prob=1.0)
+    clone = pickle.loads(pickle.dumps(dataset))
+    assert np.array_equal(clone[1][0].numpy(), dataset[1][0].numpy())
