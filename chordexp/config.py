@@ -350,7 +350,7 @@ def validate_run_config(c: Dict[str, Any]) -> None:
             f"must be one of {', '.join(MIXED_PRECISION_MODES)}",
         ),
         ("trainer.grad_accum_steps", c["trainer"]["grad_accum_steps"] >= 1, "must be >= 1"),
-        ("trainer.num_threads", c["trainer"].get("num_threads", 0) >= 0, "must be >= 0 (0 = torch default)"),
+        ("trainer.num_threads", c["trainer"].get("num_threads", 0) >= 0, "must be >= 0 (0 = all cores, or the job's share)"),
     ]
     for key, ok, requirement in checks:
         if not ok:
