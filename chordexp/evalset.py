@@ -27,9 +27,12 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+
+if TYPE_CHECKING:  # written lazily: mido is imported where MIDI is made
+    import mido
 
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, format_label, parse_label
 from chordexp.cli import UsageError, main_guard, parse_args
@@ -456,8 +459,8 @@ def find_soundfont(explicit: Optional[str]) -> Tuple[Path, Optional[str]]:
         if Path(candidate).is_file():
             return Path(candidate), package
     raise FileNotFoundError(
-        f"no General MIDI SoundFont found; install one: apt-get install musescore-general-soundfont-small "
-        f"(or fluid-soundfont-gm), or pass soundfont=PATH"
+        "no General MIDI SoundFont found; install one: apt-get install musescore-general-soundfont-small "
+        "(or fluid-soundfont-gm), or pass soundfont=PATH"
     )
 
 

@@ -146,14 +146,6 @@ def shared_renderer(path: Optional[str] = None, sample_rate: int = 44100) -> Sou
     return SoundFontRenderer(path, sample_rate)
 
 
-def renderer_available() -> bool:
-    """True when tinysoundfont and the default SoundFont are installed."""
-    try:
-        shared_renderer(None, 44100)
-    except SoundFontUnavailable:
-        return False
-    return True
-
 
 
 

@@ -176,7 +176,7 @@ def test_clips_across_a_change_are_mostly_the_labelled_chord():
         assert labels(plain[i][1]) == labels(changed[i][1])  # same label, other audio
         audio, alone = changed[i][0].numpy(), plain[i][0].numpy()
         assert not np.array_equal(audio, alone)
-        n, tenth = len(audio), len(audio) // 10
+        tenth = len(audio) // 10
         middle.append(float(chroma(audio[4 * tenth:6 * tenth]) @ chroma(alone)))
         # one end of the clip belongs to the other chord: the less similar end
         edge.append(min(float(np.nan_to_num(chroma(part)) @ chroma(alone)) for part in (audio[:tenth], audio[-tenth:])))
