@@ -35,6 +35,7 @@ class TrainingConfig:
     grad_accum_steps: int = 1  # optimizer step every N batches
     num_workers: int = 0  # DataLoader workers (used by the builders of loaders)
     deterministic: bool = False  # torch.use_deterministic_algorithms
+    on_nonfinite: str = "stop"  # a NaN/inf loss or gradient: 'stop' the run, or 'skip' the step
     scheduler_options: Dict[str, Any] = field(default_factory=dict)  # extra scheduler kwargs
 
 
@@ -49,6 +50,7 @@ class TrainingConfig:
 
 MISSING = "???"  # OmegaConf's marker for a mandatory value (string form, no import)
 MIXED_PRECISION_MODES = ("no", "bf16", "fp16")
+NONFINITE_POLICIES = ("stop", "skip")
 
 
 @dataclass
@@ -235,6 +237,7 @@ class TrainerConfig:
     mixed_precision: str = TrainingConfig.mixed_precision
     grad_accum_steps: int = TrainingConfig.grad_accum_steps
     deterministic: bool = TrainingConfig.deterministic
+    on_nonfinite: str = TrainingConfig.on_nonfinite
     num_threads: int = 0  # torch threads; 0 = all cores, or this job's share in a parallel sweep
 
 
@@ -253,6 +256,8 @@ class ExperimentConfig:
     # A folder of songs (audio + .lab of the same name): after training, best.pt
     # transcribes them and mir_eval scores them into song_metrics.json (null: skip).
     eval_songs: Optional[str] = None
+    # Set by `python -m chordexp.run resume=RUN_FOLDER`: continue that run from its last.pt.
+    resume: Optional[str] = None
 
 
 #: group -> {ConfigStore name: schema}; every conf/<group>/<option>.yaml names one.
@@ -350,6 +355,11 @@ def validate_run_config(c: Dict[str, Any]) -> None:
             f"must be one of {', '.join(MIXED_PRECISION_MODES)}",
         ),
         ("trainer.grad_accum_steps", c["trainer"]["grad_accum_steps"] >= 1, "must be >= 1"),
+        (
+            "trainer.on_nonfinite",
+            c["trainer"].get("on_nonfinite", "stop") in NONFINITE_POLICIES,
+            f"must be one of {', '.join(NONFINITE_POLICIES)}",
+        ),
         ("trainer.num_threads", c["trainer"].get("num_threads", 0) >= 0, "must be >= 0 (0 = all cores, or the job's share)"),
     ]
     for key, ok, requirement in checks:

@@ -18,7 +18,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from chordexp.config import TrainingConfig
 from chordexp.model.loss import ChordRecognitionLoss
+from chordexp.training.callbacks import Callback
 from chordexp.training.checkpoint import (
     FORMAT_VERSION, CheckpointError, atomic_write_bytes, capture_rng_state, check_model_state,
     load_checkpoint_file, restore_rng_state, serialize, to_plain,
@@ -46,7 +47,12 @@ MIXED_PRECISION = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite; nothing was saved from that epoch."""
+    """The training loss or gradient became NaN or infinite; nothing was saved from that epoch."""
+
+
+class TrainingInterrupted(RuntimeError):
+    """``request_stop`` was called (e.g. by a signal): training stopped at a safe point,
+    with ``last.pt`` holding the last completed epoch."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -78,6 +84,8 @@ def _check_config(config: TrainingConfig) -> None:
         raise ValueError(f"grad_accum_steps must be >= 1, got {config.grad_accum_steps}")
     if config.num_epochs < 1:
         raise ValueError(f"num_epochs must be >= 1, got {config.num_epochs}")
+    if config.on_nonfinite not in ("stop", "skip"):
+        raise ValueError(f"unknown on_nonfinite {config.on_nonfinite!r}; valid: stop, skip")
 
 
 def _num_batches(loader: Iterable, name: str) -> int:
@@ -116,6 +124,7 @@ class Trainer:
         criterion: Optional[nn.Module] = None,
         *,
         optimizer_factory: Optional[OptimizerFactory] = None,
+        callbacks: Sequence[Callback] = (),
     ) -> None:
         self.config = config if config is not None else TrainingConfig()
         _check_config(self.config)
@@ -140,6 +149,9 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.config.mixed_precision == "fp16")
         self.checkpoint_dir = Path(self.config.checkpoint_dir)
         self.checkpoint_extra: Dict[str, Any] = {}
+        self.callbacks: List[Callback] = list(callbacks)
+        self.stop_reason: Optional[str] = None
+        self.skipped_steps = 0
 
         self.history: Dict[str, List[float]] = {key: [] for key in HISTORY_KEYS}
         self.current_epoch = 0
@@ -158,16 +170,25 @@ class Trainer:
         if self.current_epoch >= num_epochs:
             logger.info("already trained %d of %d epochs; nothing to do", self.current_epoch, num_epochs)
         self.stopped_early = False
-        while self.current_epoch < num_epochs:
-            start = time.perf_counter()
-            train_metrics = self.train_epoch()
-            val_metrics = self.validate()
-            self._end_epoch(train_metrics, val_metrics, time.perf_counter() - start)
-            if self.stopped_early:
-                logger.info("early stopping after epoch %d: no val_loss improvement for %d epochs "
-                            "(best %.4f at epoch %d)", self.current_epoch, self.epochs_without_improvement,
-                            self.best_val_loss, self.best_epoch)
-                break
+        for callback in self.callbacks:
+            callback.on_train_start(self)
+        try:
+            while self.current_epoch < num_epochs:
+                start = time.perf_counter()
+                train_metrics = self.train_epoch()
+                val_metrics = self.validate()
+                self._end_epoch(train_metrics, val_metrics, time.perf_counter() - start)
+                if self.stop_reason is not None and self.current_epoch < num_epochs:
+                    raise TrainingInterrupted(f"{self.stop_reason} after epoch {self.current_epoch}, "
+                                              f"saved in {self.checkpoint_dir / 'last.pt'}")
+                if self.stopped_early:
+                    logger.info("early stopping after epoch %d: no val_loss improvement for %d epochs "
+                                "(best %.4f at epoch %d)", self.current_epoch, self.epochs_without_improvement,
+                                self.best_val_loss, self.best_epoch)
+                    break
+        finally:
+            for callback in self.callbacks:
+                callback.on_train_end(self)
         return self.history
 
     def train_epoch(self) -> Dict[str, float]:
@@ -175,14 +196,17 @@ class Trainer:
 
         Returns the loss keys (averaged weighted by batch size) and ``learning_rate``,
         the rate of the epoch's first optimizer step (constant over the epoch except
-        for per-batch schedulers such as onecycle).
+        for per-batch schedulers such as onecycle). With ``on_nonfinite='skip'`` a
+        batch group whose loss or gradient is not finite takes no optimizer step and
+        is left out of the averages (counted in ``skipped_steps``).
         """
         cfg, epoch, num_batches = self.config, self.current_epoch + 1, self.steps_per_epoch
-        accum = cfg.grad_accum_steps
+        accum, skip = cfg.grad_accum_steps, cfg.on_nonfinite == "skip"
         learning_rate = self.optimizer.param_groups[0]["lr"]
         loss_sums = torch.zeros(len(LOSS_KEYS), device=self.device)  # sum of loss * batch size
+        group_sums = torch.zeros_like(loss_sums)  # the current accumulation group's share
         first_bad_batch = torch.tensor(-1, device=self.device)  # 1-based; -1 = all finite so far
-        num_items = 0
+        num_items = group_items = 0
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         for i, (audio, targets) in enumerate(self._progress(self.train_loader, epoch)):
@@ -195,24 +219,29 @@ class Trainer:
             # backward: accumulated batches (the last group may be shorter) average their losses
             group_size = min(accum, num_batches - (i // accum) * accum)
             self.scaler.scale(loss / group_size).backward()
+            group_sums += torch.stack([losses[key].detach().float() for key in LOSS_KEYS]) * audio.shape[0]
+            group_items += audio.shape[0]
             if (i + 1) % accum == 0 or i + 1 == num_batches:
-                if cfg.gradient_clip > 0:
-                    self.scaler.unscale_(self.optimizer)
-                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.gradient_clip)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.optimizer.zero_grad(set_to_none=True)
+                grad_norm = self._optimizer_step(group_sums if skip else None, epoch, i + 1)
+                if grad_norm is None:  # skipped: the group counts nowhere
+                    group_items = 0
+                else:
+                    loss_sums += group_sums
+                    num_items += group_items
+                    group_items = 0
+                    if not skip:  # stays on the device; log points are the only syncs
+                        finite = torch.isfinite(group_sums).all() & torch.isfinite(grad_norm)
+                        first_bad_batch = torch.where((first_bad_batch < 0) & ~finite, i + 1, first_bad_batch)
+                group_sums.zero_()
                 if self.scheduler_per_batch:
                     self.scheduler.step()
-            # bookkeeping stays on the device; log points are the only syncs
-            loss_sums += torch.stack([losses[key].detach().float() for key in LOSS_KEYS]) * audio.shape[0]
-            num_items += audio.shape[0]
-            first_bad_batch = torch.where((first_bad_batch < 0) & ~torch.isfinite(loss.detach()),
-                                          i + 1, first_bad_batch)
             if cfg.log_every > 0 and (i + 1) % cfg.log_every == 0:
                 self._raise_if_nonfinite(first_bad_batch, epoch)
-                logger.info("epoch %d/%d batch %d/%d loss %.4f lr %.3e", epoch, cfg.num_epochs,
-                            i + 1, num_batches, loss.item(), self.optimizer.param_groups[0]["lr"])
+                self._log_step(epoch, i + 1, losses)
+            if self.stop_reason is not None:
+                raise TrainingInterrupted(
+                    f"{self.stop_reason} during epoch {epoch} (batch {i + 1}/{num_batches}): the partial epoch is "
+                    f"dropped; {self.checkpoint_dir / 'last.pt'} holds epoch {self.current_epoch}")
         self._raise_if_nonfinite(first_bad_batch, epoch)
         if not self.scheduler_per_batch:
             self.scheduler.step()
@@ -221,6 +250,35 @@ class Trainer:
         metrics["learning_rate"] = float(learning_rate)
         self.last_train_metrics = metrics
         return metrics
+
+    def _optimizer_step(self, group_sums: Optional[Tensor], epoch: int, batch: int) -> Optional[Tensor]:
+        """Unscale, clip and step; returns the gradient norm (a 0-dim tensor; +0 when not
+        clipping), or None when ``group_sums`` is given (skip mode) and the group's loss
+        or gradient is not finite: then no step is taken."""
+        clip = self.config.gradient_clip
+        if clip > 0 or group_sums is not None:
+            self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.zeros((), device=self.device)
+        if clip > 0 or group_sums is not None:
+            max_norm = clip if clip > 0 else math.inf
+            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        if group_sums is not None and not bool(torch.isfinite(group_sums).all() & torch.isfinite(grad_norm)):
+            self.skipped_steps += 1
+            logger.warning("non-finite loss or gradient at epoch %d, batch %d: optimizer step skipped "
+                           "(%d skipped so far)", epoch, batch, self.skipped_steps)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.update()
+            return None
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+        return grad_norm
+
+    def request_stop(self, reason: str) -> None:
+        """Ask ``train()`` to stop at the next safe point (after the current batch, or
+        after the current epoch's checkpoints); it raises TrainingInterrupted there.
+        Safe to call from a signal handler."""
+        self.stop_reason = reason
 
     @torch.no_grad()
     def validate(self) -> Dict[str, float]:
@@ -257,6 +315,12 @@ class Trainer:
             "lr %.3e %.1fs%s", self.current_epoch, self.config.num_epochs, train_metrics["total_loss"],
             val_loss, val_metrics["chord_type_acc"], val_metrics["root_acc"], val_metrics["bass_note_acc"],
             train_metrics["learning_rate"], seconds, " (best)" if improved else "")
+        if self.callbacks:
+            metrics = {f"train_{key}": float(train_metrics[key]) for key in LOSS_KEYS}
+            metrics.update((f"val_{key}", float(value)) for key, value in val_metrics.items())
+            metrics.update(learning_rate=float(train_metrics["learning_rate"]), epoch_seconds=float(seconds))
+            for callback in self.callbacks:
+                callback.on_epoch_end(self, self.current_epoch, metrics)
 
     def _save_epoch_checkpoints(self, improved: bool) -> None:
         """``last.pt`` always, ``best.pt`` on improvement, ``epoch_NNN.pt`` every save_every."""
@@ -267,11 +331,20 @@ class Trainer:
         if self.config.save_every > 0 and self.current_epoch % self.config.save_every == 0:
             atomic_write_bytes(self.checkpoint_dir / f"epoch_{self.current_epoch:03d}.pt", data)
 
+    def _log_step(self, epoch: int, batch: int, losses: Mapping[str, Tensor]) -> None:
+        values = {key: float(losses[key].detach()) for key in LOSS_KEYS}
+        values["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
+        logger.info("epoch %d/%d batch %d/%d loss %.4f lr %.3e", epoch, self.config.num_epochs,
+                    batch, self.steps_per_epoch, values["total_loss"], values["learning_rate"])
+        step = (epoch - 1) * self.steps_per_epoch + batch
+        for callback in self.callbacks:
+            callback.on_step(self, step, values)
+
     def _raise_if_nonfinite(self, first_bad_batch: Tensor, epoch: int) -> None:
         bad = int(first_bad_batch.item())
         if bad > 0:
             raise NonFiniteLossError(
-                f"non-finite training loss at epoch {epoch}, batch {bad}; no checkpoint was written for this "
+                f"non-finite training loss or gradient at epoch {epoch}, batch {bad}; no checkpoint was written for this "
                 f"epoch (those in {self.checkpoint_dir} are intact); try a lower learning_rate or check the data")
 
     def _autocast(self) -> contextlib.AbstractContextManager:
