@@ -50,22 +50,33 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
 
     from chordexp import run_folder
     from chordexp.model import count_parameters
+    from chordexp.run_plots import write_run_plots
+    from chordexp.tracking import TensorBoardCallback
     from chordexp.training import Trainer
+    from chordexp.training.stop_signals import stop_on_signals
 
-    run_folder.write_resolved_config(cfg, folder / "resolved_config.yaml")
+    resume = bool(cfg.get("resume"))
+    if not resume:
+        run_folder.write_resolved_config(cfg, folder / "resolved_config.yaml")
     set_threads(cfg.trainer.num_threads)
-    trainer = Trainer(config=config, **build_components(cfg, config))
+    components = build_components(cfg, config)
+    callbacks = [TensorBoardCallback(folder / "tensorboard", resolved_dict(cfg))]
+    trainer = Trainer(config=config, callbacks=callbacks, **components)
     trainer.checkpoint_extra = {"run_config": resolved_dict(cfg)}  # a copied checkpoint keeps its provenance
+    if resume:
+        resume_from_last(trainer, Path(config.checkpoint_dir) / "last.pt", folder)
+    record_environment(folder, seed=config.seed, device=str(trainer.device), resume=resume)
     num_parameters = count_parameters(trainer.model)
-    record = run_folder.environment_record(seed=config.seed, device=str(trainer.device))
-    run_folder.write_json(folder / "environment.json", record)
     log.info("training %s parameters on %s for %d epochs; run folder %s",
              f"{num_parameters:,}", trainer.device, config.num_epochs, folder)
 
     try:
-        history = trainer.train()
-    finally:  # a failed run keeps the epochs it finished
+        with stop_on_signals(trainer):
+            history = trainer.train()
+    finally:  # a failed or stopped run keeps the epochs it finished
         trainer.export_history(folder / "history.json")
+    write_run_plots(folder, history, Path(config.checkpoint_dir) / "best.pt", components["val_loader"],
+                    trainer.device)
     wall_time_s = time.perf_counter() - start
     metrics = run_folder.run_metrics(
         history,
@@ -81,6 +92,51 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     if cfg.eval_songs:
         evaluate_songs(Path(config.checkpoint_dir) / "best.pt", Path(cfg.eval_songs), folder)
     return metrics
+
+
+def resume_from_last(trainer: Any, last: Path, folder: Path) -> None:
+    """Continue ``folder``'s run from ``last`` (its ``last.pt``); a run killed before its
+    first epoch ended has none and starts over, which is the same thing."""
+    if last.is_file():
+        trainer.load_checkpoint(last)
+        log.info("resuming %s after epoch %d", folder, trainer.current_epoch)
+    else:
+        log.warning("resume: %s does not exist (no epoch had finished); starting from the first epoch", last)
+
+
+def record_environment(folder: Path, *, seed: int, device: str, resume: bool) -> Dict[str, Any]:
+    """Write ``environment.json`` (and ``git_diff.patch`` for uncommitted code), warning
+    about every difference from the environment of the run this one redoes or resumes.
+    A resumed run keeps its original record and appends one per resume."""
+    from chordexp import run_folder
+    from chordexp.rerun import saved_run_folder
+
+    record = run_folder.environment_record(seed=seed, device=device)
+    source = folder if resume else saved_run_folder(primary_config_dir())
+    recorded = run_folder.read_json(source / "environment.json") if source else None
+    if recorded is not None:
+        for line in run_folder.environment_differences(recorded, record):
+            log.warning("environment differs from %s: %s", source, line)
+    if resume and recorded is not None:
+        resumes = list(recorded.get("resumes", []))
+        diff = run_folder.save_git_diff(record, folder / f"git_diff.resume_{len(resumes) + 1}.patch")
+        resumes.append(dict(record, git_diff=diff.name if diff else None))
+        run_folder.write_json(folder / "environment.json", dict(recorded, resumes=resumes))
+    else:
+        diff = run_folder.save_git_diff(record, folder / "git_diff.patch")
+        record["git_diff"] = diff.name if diff else None
+        if source is not None and not resume:
+            record["rerun_of"] = str(source)
+        run_folder.write_json(folder / "environment.json", record)
+    return record
+
+
+def primary_config_dir() -> Optional[str]:
+    """Where Hydra found the primary config (``conf/``, or a run's ``.hydra`` for a rerun)."""
+    for source in HydraConfig.get().runtime.config_sources:
+        if source.get("provider") == "main":
+            return str(source.get("path"))
+    return None
 
 
 def build_components(cfg: DictConfig, config: TrainingConfig) -> Dict[str, Any]:
@@ -192,7 +248,13 @@ def check_optimized_metric(key: Optional[str]) -> None:
 
 
 def objective(metrics: Dict[str, Any], key: Optional[str]) -> Optional[float]:
-    """The value a sweeper optimises; a diverged run fails its trial clearly."""
+    """The value a sweeper optimises; a non-finite one raises, so a diverged run fails.
+
+    Raising (not returning NaN) is what fails an Optuna trial without ending the study:
+    the sweeper tells a failed job FAIL and goes on (``max_failure_rate``), but passes a
+    returned NaN to optuna 2.x's ``study.tell``, which rejects it, and the study crashes.
+    A single run exits non-zero with this message instead of looking finished.
+    """
     if key is None:
         return None
     value = float(metrics[key])
@@ -208,6 +270,9 @@ def run_task(cfg: DictConfig) -> Optional[float]:
     A bad config value is one line: in a single run it exits with status 1 without a
     traceback; in a sweep it fails that job (Hydra reports it after the other jobs).
     """
+    from chordexp.training.stop_signals import exit_status
+    from chordexp.training.trainer import TrainingInterrupted
+
     folder = run_dir()
     try:
         return objective(train(cfg), cfg.optimized_metric)
@@ -216,8 +281,13 @@ def run_task(cfg: DictConfig) -> Optional[float]:
         if HydraConfig.get().mode == RunMode.RUN:
             raise SystemExit(1) from None
         raise
+    except TrainingInterrupted as err:
+        log.error("stopped: %s; continue with: python -m chordexp.run resume=%s", err, folder)
+        if HydraConfig.get().mode == RunMode.RUN:
+            raise SystemExit(exit_status(err.reason)) from None
+        raise
     except KeyboardInterrupt:
-        log.error("interrupted")
+        log.error("interrupted; continue with: python -m chordexp.run resume=%s", folder)
         raise
     except Exception:
         log.exception("run failed")
@@ -239,5 +309,20 @@ def main(cfg: DictConfig) -> Optional[float]:
     return run_task(cfg)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m chordexp.run``: ``rerun=``/``resume=`` expanded, then Hydra's main."""
+    import sys
+
+    from chordexp.cli import UsageError
+    from chordexp.rerun import expand_run_shortcuts
+
+    try:
+        sys.argv[1:] = expand_run_shortcuts(sys.argv[1:])
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     main()
+
+
+if __name__ == "__main__":
+    cli()

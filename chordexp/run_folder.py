@@ -69,6 +69,54 @@ def git_state(directory: Path) -> Dict[str, Any]:
     return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
+def git_diff(directory: Path) -> Optional[str]:
+    """``git diff HEAD`` of the checkout holding ``directory`` (tracked files), or None."""
+    try:
+        done = subprocess.run(["git", "--no-optional-locks", "-C", str(directory), "diff", "HEAD", "--binary"],
+                              capture_output=True, text=True, timeout=30, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return done.stdout
+
+
+def save_git_diff(record: Mapping[str, Any], path: Path) -> Optional[Path]:
+    """When ``record`` says the code was dirty, save the diff that made it so at ``path``
+    (a run of uncommitted code can then be redone: check out the commit, apply it)."""
+    if not record.get("git", {}).get("dirty"):
+        return None
+    diff = git_diff(Path(__file__).resolve().parent)
+    if diff is None:
+        return None
+    Path(path).write_text(diff)
+    return Path(path)
+
+
+def environment_differences(recorded: Mapping[str, Any], current: Mapping[str, Any]) -> List[str]:
+    """One line per way the code or packages of ``current`` differ from ``recorded``
+    (environment.json of the run being redone or resumed): what could change the numbers."""
+    lines = []
+    old_git, new_git = recorded.get("git") or {}, current.get("git") or {}
+    if old_git.get("commit") != new_git.get("commit"):
+        lines.append(f"git commit differs: recorded {old_git.get('commit')}, now {new_git.get('commit')}")
+    if old_git.get("dirty") or new_git.get("dirty"):
+        lines.append(f"uncommitted changes: recorded dirty={old_git.get('dirty')}, now dirty={new_git.get('dirty')} "
+                     "(the recorded diff, if any, is git_diff.patch in the run folder)")
+    old_versions, new_versions = recorded.get("versions") or {}, current.get("versions") or {}
+    for name in sorted(set(old_versions) | set(new_versions)):
+        if old_versions.get(name) != new_versions.get(name):
+            lines.append(f"{name} version differs: recorded {old_versions.get(name)}, now {new_versions.get(name)}")
+    return lines
+
+
+def read_json(path: Path) -> Optional[Dict[str, Any]]:
+    """The JSON object in ``path``, or None when it is missing or unreadable."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def package_versions(names=PACKAGES) -> Dict[str, Optional[str]]:
     versions: Dict[str, Optional[str]] = {"python": platform.python_version()}
     for name in names:

@@ -52,7 +52,12 @@ class NonFiniteLossError(FloatingPointError):
 
 class TrainingInterrupted(RuntimeError):
     """``request_stop`` was called (e.g. by a signal): training stopped at a safe point,
-    with ``last.pt`` holding the last completed epoch."""
+    with ``last.pt`` holding the last completed epoch. ``reason`` is what was passed to
+    ``request_stop`` (a signal's name such as ``'SIGTERM'``)."""
+
+    def __init__(self, message: str, reason: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def resolve_device(name: str) -> torch.device:
@@ -180,7 +185,7 @@ class Trainer:
                 self._end_epoch(train_metrics, val_metrics, time.perf_counter() - start)
                 if self.stop_reason is not None and self.current_epoch < num_epochs:
                     raise TrainingInterrupted(f"{self.stop_reason} after epoch {self.current_epoch}, "
-                                              f"saved in {self.checkpoint_dir / 'last.pt'}")
+                                              f"saved in {self.checkpoint_dir / 'last.pt'}", self.stop_reason)
                 if self.stopped_early:
                     logger.info("early stopping after epoch %d: no val_loss improvement for %d epochs "
                                 "(best %.4f at epoch %d)", self.current_epoch, self.epochs_without_improvement,
@@ -241,7 +246,7 @@ class Trainer:
             if self.stop_reason is not None:
                 raise TrainingInterrupted(
                     f"{self.stop_reason} during epoch {epoch} (batch {i + 1}/{num_batches}): the partial epoch is "
-                    f"dropped; {self.checkpoint_dir / 'last.pt'} holds epoch {self.current_epoch}")
+                    f"dropped; {self.checkpoint_dir / 'last.pt'} holds epoch {self.current_epoch}", self.stop_reason)
         self._raise_if_nonfinite(first_bad_batch, epoch)
         if not self.scheduler_per_batch:
             self.scheduler.step()
@@ -386,6 +391,7 @@ class Trainer:
             "last_val_metrics": dict(self.last_val_metrics),
             "config": to_plain(dataclasses.asdict(self.config)),
             "rng": capture_rng_state(),
+            "loader_rng": {name: gen.get_state() for name, gen in self._loader_generators().items()},
             "model_hparams": to_plain(hparams) if isinstance(hparams, Mapping) else None,
             "extra": self.checkpoint_extra,
         }
@@ -417,11 +423,23 @@ class Trainer:
             self.last_val_metrics = dict(state.get("last_val_metrics", {}))
             self.checkpoint_extra = dict(state.get("extra") or {})
             restore_rng_state(state["rng"])
+            generators = self._loader_generators()
+            for name, generator_state in (state.get("loader_rng") or {}).items():
+                if name in generators:
+                    generators[name].set_state(generator_state)
         except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise CheckpointError(f"checkpoint {path}: cannot restore the training state ({reason})") from exc
         logger.info("resumed from %s after epoch %d (best val_loss %.4f at epoch %d)",
                     path, self.current_epoch, self.best_val_loss, self.best_epoch)
+
+    def _loader_generators(self) -> Dict[str, torch.Generator]:
+        """The train loader's own random generators (shuffle order, worker seeds): saved
+        and restored with the checkpoint so a resumed run draws the epochs' orders the
+        uninterrupted run would have drawn."""
+        owners = {"sampler": getattr(self.train_loader, "sampler", None), "loader": self.train_loader}
+        return {name: owner.generator for name, owner in owners.items()
+                if isinstance(getattr(owner, "generator", None), torch.Generator)}
 
     def _check_same_optimization(self, path: PathLike, state: Mapping[str, Any]) -> None:
         """Optimizer and scheduler state only mean something to the same kinds."""

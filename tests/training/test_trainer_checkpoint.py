@@ -155,3 +155,23 @@ def test_atomic_write_keeps_the_old_file_when_the_write_fails(tmp_path, monkeypa
         atomic_write_bytes(target, b"bad")
     assert target.read_bytes() == b"good"
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temp file left behind
+
+
+def test_resume_restores_the_order_of_loaders_with_their_own_generator(make_config, tiny_model, toy_dataset):
+    """build_loaders shuffles with its own torch.Generator, not the global RNG: the
+    checkpoint carries its state, so 2 + 2 epochs equal 4 with such loaders too."""
+    from chordexp.data import build_loaders
+
+    from chordexp.training import Trainer
+
+    def trainer(num_epochs: int) -> Trainer:
+        torch.manual_seed(0)
+        train, val = build_loaders(toy_dataset(32, seed=1), toy_dataset(8, seed=2), batch_size=4, seed=5)
+        return Trainer(tiny_model(), train, val, make_config(num_epochs=num_epochs))
+
+    straight = trainer(4).train()
+    first = trainer(2)
+    first.train()
+    second = trainer(4)
+    second.load_checkpoint(first.checkpoint_dir / "last.pt")
+    assert second.train() == straight

@@ -1,0 +1,99 @@
+"""``rerun=RUN_FOLDER`` and ``resume=RUN_FOLDER``: a run folder's saved config as the
+primary config of a new Hydra composition.
+
+Hydra saves the composed config of every run in ``<run>/.hydra/config.yaml``. Making
+that file the primary config (``--config-path <run>/.hydra --config-name config``)
+reproduces the run; ``--config-dir`` alone would not, because Hydra searches an extra
+config dir after the application's own ``conf/``, whose ``config.yaml`` would win, so
+``--config-dir <run>/.hydra`` is turned into ``--config-path`` here. Plain Python, no
+Hydra: the argument list is rewritten before ``@hydra.main`` parses it.
+
+- ``rerun=DIR [key=value ...]``: a new run folder with DIR's config (plus overrides).
+- ``resume=DIR [key=value ...]``: the same folder; the run continues from its
+  ``last.pt``. Hydra's record of the resumed session goes to ``.hydra/resume_N/`` so
+  the original ``.hydra/config.yaml`` stays the run's config.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+from chordexp.cli import UsageError
+
+SHORTCUTS = ("rerun", "resume")
+
+
+def expand_run_shortcuts(argv: Sequence[str]) -> List[str]:
+    """Hydra arguments for ``argv`` (without the program name); other arguments pass
+    through unchanged. Raises UsageError (one line) for a folder that is not a run."""
+    args = list(argv)
+    args = _config_dir_of_run_as_config_path(args)
+    given = [arg for arg in args if arg.partition("=")[0] in SHORTCUTS and "=" in arg]
+    if not given:
+        return args
+    if len(given) > 1:
+        raise UsageError(f"give one of {' or '.join(s + '=RUN_FOLDER' for s in SHORTCUTS)}, not {' and '.join(given)}")
+    key, _, value = given[0].partition("=")
+    if not value:
+        raise UsageError(f"{key}= needs a run folder: {key}=outputs/<day>/<time>")
+    if any(arg in ("-m", "--multirun") for arg in args):
+        raise UsageError(f"{key}= continues one run; it cannot be combined with -m/--multirun")
+    folder = Path(value).expanduser().resolve()
+    saved = folder / ".hydra" / "config.yaml"
+    if not folder.is_dir():
+        raise UsageError(f"{key}={value}: no such folder")
+    if not saved.is_file():
+        raise UsageError(f"{key}={value}: not a run folder (no .hydra/config.yaml in {folder})")
+    rest = [arg for arg in args if arg != given[0]]
+    expanded = ["--config-path", str(saved.parent), "--config-name", "config"]
+    if key == "resume":
+        expanded += [
+            f"hydra.run.dir={_quote(folder)}",
+            f"hydra.output_subdir=.hydra/resume_{_next_resume_number(folder)}",
+            f"++resume={_quote(folder)}",
+        ]
+    return expanded + rest
+
+
+def saved_run_folder(config_dir: Optional[str]) -> Optional[Path]:
+    """The run folder whose ``.hydra`` is ``config_dir`` (a ``file://`` search path or a
+    plain path), or None when the config did not come from a run folder."""
+    if not config_dir:
+        return None
+    path = Path(str(config_dir).removeprefix("file://"))
+    if path.name == ".hydra" and (path / "config.yaml").is_file():
+        return path.parent
+    return None
+
+
+def _config_dir_of_run_as_config_path(args: List[str]) -> List[str]:
+    """``--config-dir <run>/.hydra`` (or ``-cd``) -> ``--config-path <absolute run>/.hydra``
+    (Hydra reads a relative ``--config-path`` against the package, not the cwd)."""
+    out: List[str] = []
+    i = 0
+    while i < len(args):
+        flag, eq, inline = args[i].partition("=")
+        if flag in ("--config-dir", "-cd") and (eq or i + 1 < len(args)):
+            value = inline if eq else args[i + 1]
+            absolute = Path(value).expanduser().resolve()
+            if saved_run_folder(str(absolute)) is not None:
+                out += ["--config-path", str(absolute)]
+                i += 1 if eq else 2
+                continue
+        out.append(args[i])
+        i += 1
+    return out
+
+
+def _next_resume_number(folder: Path) -> int:
+    taken = [int(p.name.rpartition("_")[2]) for p in (folder / ".hydra").glob("resume_*")
+             if p.name.rpartition("_")[2].isdigit()]
+    return max(taken, default=0) + 1
+
+
+def _quote(path: Path) -> str:
+    """A path as a Hydra override value: quoted, so ``=``, spaces or ``,`` stay literal."""
+    text = str(path)
+    if "'" in text:
+        raise UsageError(f"run folder paths with a single quote are not supported: {text}")
+    return f"'{text}'"
