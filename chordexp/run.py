@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from chordexp.config import ConfigValueError, TrainingConfig, register_configs, resolved_dict, to_training_config
+from chordexp.errors import debug_requested, is_user_error, one_line
 
 log = logging.getLogger("chordexp.run")  # not "__main__" under python -m
 
@@ -53,28 +54,40 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     from chordexp.run_plots import write_run_plots
     from chordexp.tracking import TensorBoardCallback
     from chordexp.training import Trainer
+    from chordexp.training.distributed import current_context
     from chordexp.training.stop_signals import stop_on_signals
 
+    distributed = current_context()
+    main_rank = distributed is None or distributed.is_main
+    if not main_rank:  # rank 0 logs for the run; the others say only what goes wrong
+        logging.getLogger().setLevel(logging.WARNING)
     resume = bool(cfg.get("resume"))
-    if not resume:
+    if main_rank and not resume:
         run_folder.write_resolved_config(cfg, folder / "resolved_config.yaml")
     set_threads(cfg.trainer.num_threads)
-    components = build_components(cfg, config)
-    callbacks = [TensorBoardCallback(folder / "tensorboard", resolved_dict(cfg))]
-    trainer = Trainer(config=config, callbacks=callbacks, **components)
+    if distributed is not None:
+        config.device = rank_device(config.device, distributed.local_rank)
+    components = build_components(cfg, config, distributed)
+    callbacks = [TensorBoardCallback(folder / "tensorboard", resolved_dict(cfg))] if main_rank else []
+    trainer = Trainer(config=config, callbacks=callbacks, distributed=distributed, **components)
     trainer.checkpoint_extra = {"run_config": resolved_dict(cfg)}  # a copied checkpoint keeps its provenance
     if resume:
         resume_from_last(trainer, Path(config.checkpoint_dir) / "last.pt", folder)
-    record_environment(folder, seed=config.seed, device=str(trainer.device), resume=resume)
+    if main_rank:
+        record_environment(folder, seed=config.seed, device=str(trainer.device), resume=resume,
+                           distributed=distributed)
     num_parameters = count_parameters(trainer.model)
-    log.info("training %s parameters on %s for %d epochs; run folder %s",
-             f"{num_parameters:,}", trainer.device, config.num_epochs, folder)
+    log.info("training %s parameters on %s for %d epochs; run folder %s%s",
+             f"{num_parameters:,}", trainer.device, config.num_epochs, folder,
+             f"; DDP over {distributed.world_size} processes ({distributed.backend})" if distributed else "")
 
     try:
         with stop_on_signals(trainer):
             history = trainer.train()
     finally:  # a failed or stopped run keeps the epochs it finished
         trainer.export_history(folder / "history.json")
+    if not main_rank:
+        return {}
     write_run_plots(folder, history, Path(config.checkpoint_dir) / "best.pt", components["val_loader"],
                     trainer.device)
     wall_time_s = time.perf_counter() - start
@@ -104,7 +117,17 @@ def resume_from_last(trainer: Any, last: Path, folder: Path) -> None:
         log.warning("resume: %s does not exist (no epoch had finished); starting from the first epoch", last)
 
 
-def record_environment(folder: Path, *, seed: int, device: str, resume: bool) -> Dict[str, Any]:
+def rank_device(device: str, local_rank: int) -> str:
+    """Under DDP each process of a node takes its own GPU (``cuda:LOCAL_RANK``)."""
+    import torch
+
+    if device in ("auto", "cuda") and torch.cuda.is_available():
+        return f"cuda:{local_rank % torch.cuda.device_count()}"
+    return device
+
+
+def record_environment(folder: Path, *, seed: int, device: str, resume: bool,
+                       distributed: Any = None) -> Dict[str, Any]:
     """Write ``environment.json`` (and ``git_diff.patch`` for uncommitted code), warning
     about every difference from the environment of the run this one redoes or resumes.
     A resumed run keeps its original record and appends one per resume."""
@@ -112,6 +135,8 @@ def record_environment(folder: Path, *, seed: int, device: str, resume: bool) ->
     from chordexp.rerun import saved_run_folder
 
     record = run_folder.environment_record(seed=seed, device=device)
+    record["distributed"] = (None if distributed is None else
+                             {"world_size": distributed.world_size, "backend": distributed.backend})
     source = folder if resume else saved_run_folder(primary_config_dir())
     recorded = run_folder.read_json(source / "environment.json") if source else None
     if recorded is not None:
@@ -139,7 +164,7 @@ def primary_config_dir() -> Optional[str]:
     return None
 
 
-def build_components(cfg: DictConfig, config: TrainingConfig) -> Dict[str, Any]:
+def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Any = None) -> Dict[str, Any]:
     """The Trainer's arguments, built from the ``_target_`` nodes of ``cfg``.
 
     The optimizer node is a partial (``optimizer_factory(params)``). ``_convert_="all"``
@@ -149,7 +174,9 @@ def build_components(cfg: DictConfig, config: TrainingConfig) -> Dict[str, Any]:
     from hydra.utils import instantiate
 
     from chordexp.data import build_loaders
+    from chordexp.targets import check_targets
 
+    check_targets(cfg)  # only documented components, unless allow_any_target=true
     seed_everything(config.seed)
     train_set, val_set = build_datasets(cfg)
     num_workers = config.num_workers
@@ -157,7 +184,8 @@ def build_components(cfg: DictConfig, config: TrainingConfig) -> Dict[str, Any]:
         train_set, val_set = cache_in_memory(train_set, val_set, num_workers)
         num_workers = 0
     train_loader, val_loader = build_loaders(
-        train_set, val_set, batch_size=config.batch_size, num_workers=num_workers, seed=config.seed
+        train_set, val_set, batch_size=config.batch_size, num_workers=num_workers, seed=config.seed,
+        distributed=distributed,
     )
     seed_everything(config.seed)  # model init does not depend on what the datasets drew
     return {
@@ -211,8 +239,10 @@ def parallel_jobs() -> int:
 
 
 def cpu_budget() -> int:
-    """Cores this job may use: all of them, or its share when sweep jobs run in parallel."""
-    return max(1, (os.cpu_count() or 1) // parallel_jobs())
+    """Cores this job may use: all of them, or its share when sweep jobs or the
+    processes of a DDP run (``LOCAL_WORLD_SIZE``) share the machine."""
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, (os.cpu_count() or 1) // (parallel_jobs() * max(1, processes)))
 
 
 def set_threads(num_threads: int) -> None:
@@ -267,21 +297,27 @@ def run_task(cfg: DictConfig) -> Optional[float]:
     """``train(cfg)``, then its ``optimized_metric``; whatever happens, log the failure,
     say where the run folder is and close the log files.
 
-    A bad config value is one line: in a single run it exits with status 1 without a
-    traceback; in a sweep it fails that job (Hydra reports it after the other jobs).
+    A bad config value, and every other error of the input or the environment (a missing
+    or corrupt file, an unknown or absent device, a checkpoint that does not fit, a full
+    disk: ``chordexp.errors.is_user_error``), is one line: in a single run it exits with
+    status 1 without a traceback; in a sweep it fails that job (Hydra reports it after the
+    other jobs). Other errors are bugs and log their traceback; so does every error with
+    ``CHORDEXP_DEBUG=1``. torch is imported only once training has started, so a bad
+    config value answers at once.
     """
-    from chordexp.training.stop_signals import exit_status
-    from chordexp.training.trainer import TrainingInterrupted
-
     folder = run_dir()
+    announce_run_folder(folder)
     try:
-        return objective(train(cfg), cfg.optimized_metric)
+        metrics = train(cfg)
+        return objective(metrics, cfg.optimized_metric) if metrics else None  # {}: a DDP rank other than 0
     except ConfigValueError as err:
         log.error("invalid config: %s", err)
         if HydraConfig.get().mode == RunMode.RUN:
             raise SystemExit(1) from None
         raise
-    except TrainingInterrupted as err:
+    except training_interrupted() as err:
+        from chordexp.training.stop_signals import exit_status
+
         log.error("stopped: %s; continue with: python -m chordexp.run resume=%s", err, folder)
         if HydraConfig.get().mode == RunMode.RUN:
             raise SystemExit(exit_status(err.reason)) from None
@@ -289,12 +325,46 @@ def run_task(cfg: DictConfig) -> Optional[float]:
     except KeyboardInterrupt:
         log.error("interrupted; continue with: python -m chordexp.run resume=%s", folder)
         raise
-    except Exception:
-        log.exception("run failed")
+    except Exception as err:
+        report_failure(err)
+        if HydraConfig.get().mode == RunMode.RUN and is_user_error(err) and not debug_requested():
+            raise SystemExit(1) from None
         raise
     finally:
         log.info("run folder: %s", folder)
         close_log_files()
+
+
+class _NeverRaised(Exception):
+    """Stands in for TrainingInterrupted before the trainer module is loaded."""
+
+
+def training_interrupted() -> type:
+    """``TrainingInterrupted`` if the trainer was imported (only then can it have been
+    raised), without importing torch for a run that failed before training."""
+    import sys
+
+    module = sys.modules.get("chordexp.training.trainer")
+    return getattr(module, "TrainingInterrupted", _NeverRaised)
+
+
+def report_failure(err: BaseException) -> None:
+    """Log a failed run: one line (``run failed: <what>``) for an error of the input or the
+    environment, the traceback for anything else or when ``CHORDEXP_DEBUG`` asks for it."""
+    if is_user_error(err) and not debug_requested():
+        log.error("run failed: %s", one_line(err))
+    else:
+        log.exception("run failed: %s", one_line(err))
+
+
+def announce_run_folder(folder: Path) -> None:
+    """Under DDP rank 0 tells the other ranks (waiting in ``cli``) its run folder."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from chordexp.training.distributed import current_context
+
+        context = current_context()
+        if context is not None and context.is_main:
+            broadcast_object(str(folder))
 
 
 def close_log_files() -> None:
@@ -309,19 +379,55 @@ def main(cfg: DictConfig) -> Optional[float]:
     return run_task(cfg)
 
 
+def join_distributed_run(args: list) -> Any:
+    """Under ``torchrun``: join the process group (the DistContext), else None."""
+    from chordexp.cli import UsageError
+    from chordexp.training.distributed import init_from_env, launched_by_torchrun
+
+    if not launched_by_torchrun():
+        return None
+    if any(arg in ("-m", "--multirun") for arg in args):
+        raise UsageError("-m/--multirun sweeps run jobs one by one; start each DDP job with its own torchrun")
+    return init_from_env()
+
+
+def broadcast_object(value: Any) -> Any:
+    from chordexp.training.distributed import broadcast_object as broadcast
+
+    return broadcast(value)
+
+
+def shutdown_distributed() -> None:
+    if "torch.distributed" in __import__("sys").modules:
+        from chordexp.training.distributed import shutdown
+
+        shutdown()
+
+
 def cli() -> None:
     """``python -m chordexp.run``: ``rerun=``/``resume=`` expanded, then Hydra's main."""
     import sys
 
     from chordexp.cli import UsageError
+    from chordexp.output_dirs import check_output_dirs
     from chordexp.rerun import expand_run_shortcuts
 
     try:
         sys.argv[1:] = expand_run_shortcuts(sys.argv[1:])
+        check_output_dirs(sys.argv[1:])  # a run folder that cannot be made: one line, not Hydra's traceback
+        distributed = join_distributed_run(sys.argv[1:])
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    main()
+    if distributed is not None and not distributed.is_main:
+        if any(arg.startswith(("--cfg", "--help", "-h", "--hydra-help", "--info")) for arg in sys.argv[1:]):
+            return  # rank 0 answers; it never reaches the broadcast the others would wait for
+        folder = broadcast_object(None)  # rank 0's run folder, sent from run_task
+        sys.argv += [f"hydra.run.dir='{folder}'", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+    try:
+        main()
+    finally:
+        shutdown_distributed()
 
 
 if __name__ == "__main__":

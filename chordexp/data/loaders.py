@@ -13,19 +13,37 @@ from typing import Optional, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, RandomSampler
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
+
+from chordexp.training.distributed import DistContext, ShardedRandomSampler, ShardedSequentialSampler
 
 
 def build_loaders(train_dataset: Dataset, val_dataset: Dataset, batch_size: int, num_workers: int = 0,
-                  seed: int = 0, pin_memory: bool = False) -> Tuple[DataLoader, DataLoader]:
+                  seed: int = 0, pin_memory: bool = False,
+                  distributed: Optional[DistContext] = None) -> Tuple[DataLoader, DataLoader]:
     """``(train_loader, val_loader)``: train shuffled (a new order each epoch, fixed by
-    ``seed``), val in order; batches are ``(audio (B, num_samples), {key: (B,)})``."""
+    ``seed``), val in order; batches are ``(audio (B, num_samples), {key: (B,)})``.
+
+    Under DDP (``distributed``), ``batch_size`` is the global batch: this rank's loaders
+    give it ``batch_size / world_size`` items of each global batch (see
+    ``chordexp.training.distributed``)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
         raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
     shuffle_gen = torch.Generator().manual_seed(int(seed))
     worker_gen = torch.Generator().manual_seed(int(seed) + 1)
+    if distributed is None:
+        train_sampler: Sampler = RandomSampler(train_dataset, generator=shuffle_gen)
+        val_sampler: Sampler = SequentialSampler(val_dataset)
+    else:
+        world, rank = distributed.world_size, distributed.rank
+        if batch_size % world:
+            raise ValueError(f"batch_size={batch_size} is the global batch and must divide by the "
+                             f"{world} processes of this run")
+        batch_size //= world
+        train_sampler = ShardedRandomSampler(train_dataset, shuffle_gen, rank, world)
+        val_sampler = ShardedSequentialSampler(val_dataset, rank, world)
     common = dict(
         batch_size=int(batch_size),
         num_workers=int(num_workers),
@@ -34,9 +52,8 @@ def build_loaders(train_dataset: Dataset, val_dataset: Dataset, batch_size: int,
         persistent_workers=num_workers > 0,
         worker_init_fn=single_thread_worker if num_workers > 0 else None,
     )
-    train = DataLoader(train_dataset, sampler=RandomSampler(train_dataset, generator=shuffle_gen),
-                       drop_last=False, generator=worker_gen, **common)
-    val = DataLoader(val_dataset, shuffle=False, drop_last=False, **common)
+    train = DataLoader(train_dataset, sampler=train_sampler, drop_last=False, generator=worker_gen, **common)
+    val = DataLoader(val_dataset, sampler=val_sampler, drop_last=False, **common)
     return train, val
 
 

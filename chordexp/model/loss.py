@@ -1,7 +1,7 @@
 """Multi-task chord loss: chord type, root and bass, each a cross-entropy."""
 from __future__ import annotations
 
-from typing import Dict
+from typing import Callable, Dict, Optional
 
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -35,13 +35,18 @@ class ChordRecognitionLoss(nn.Module):
         self.root_weight = root_weight
         self.bass_weight = bass_weight
         self.label_smoothing = label_smoothing
+        # Maps this process's count of items with a chord to the count the root and bass
+        # means divide by. Under DDP the trainer makes it (global count / world size), so
+        # the gradients DDP averages are those of the global batch's mean.
+        self.chord_count: Optional[Callable[[Tensor], Tensor]] = None
 
     def _masked_ce(self, logits: Tensor, target: Tensor, has_chord: Tensor) -> Tensor:
         per_item = F.cross_entropy(
             logits.float(), target, label_smoothing=self.label_smoothing, reduction="none"
         )
         weight = has_chord.to(per_item.dtype)
-        return (per_item * weight).sum() / weight.sum().clamp_min(1.0)
+        count = weight.sum() if self.chord_count is None else self.chord_count(weight.sum().detach())
+        return (per_item * weight).sum() / count.clamp_min(1.0)
 
     def forward(self, outputs: Dict[str, Tensor], targets: Dict[str, Tensor]) -> Dict[str, Tensor]:
         has_chord = targets["chord_type"] != NO_CHORD

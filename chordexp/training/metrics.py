@@ -6,7 +6,7 @@ so their accuracies count only items with a chord, as the loss does.
 """
 from __future__ import annotations
 
-from typing import Dict, Mapping, Optional, Union
+from typing import Callable, Dict, Mapping, Optional, Union
 
 import torch
 from torch import Tensor
@@ -60,6 +60,23 @@ class MetricsTracker:
         num_chords = has_chord.sum()
         self._counted += torch.stack([torch.ones_like(num_chords) * has_chord.numel(), num_chords, num_chords])
         self._num_items += batch_size
+
+    def sum_across_ranks(self, sum_: Callable[[Tensor], Tensor]) -> None:
+        """Replace the sums so far by their totals over all ranks (``sum_`` all-reduces a
+        tensor in place), so every rank reports the metrics of the whole validation set."""
+        if self._loss_sums is None:  # a rank with no items still takes part
+            self._loss_sums = torch.zeros(len(LOSS_KEYS))
+            self._correct = torch.zeros(len(TASKS), dtype=torch.long)
+            self._counted = torch.zeros(len(TASKS), dtype=torch.long)
+        packed = torch.cat([self._loss_sums.double(), self._correct.double(), self._counted.double(),
+                            torch.tensor([float(self._num_items)], dtype=torch.float64,
+                                         device=self._loss_sums.device)])
+        packed = sum_(packed)
+        n_loss, n_task = len(LOSS_KEYS), len(TASKS)
+        self._loss_sums = packed[:n_loss].float()
+        self._correct = packed[n_loss:n_loss + n_task].round().long()
+        self._counted = packed[n_loss + n_task:n_loss + 2 * n_task].round().long()
+        self._num_items = int(packed[-1].item())
 
     def get_metrics(self) -> Dict[str, float]:
         """Averages so far, keys ``METRIC_KEYS`` (losses, then accuracies in percent)."""

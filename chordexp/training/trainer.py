@@ -28,7 +28,9 @@ from tqdm import tqdm
 
 from chordexp.config import TrainingConfig
 from chordexp.model.loss import ChordRecognitionLoss
+from chordexp.training.batch_checks import check_target_ranges
 from chordexp.training.callbacks import Callback
+from chordexp.training.distributed import DistContext, any_across, sum_across
 from chordexp.training.checkpoint import (
     FORMAT_VERSION, CheckpointError, atomic_write_bytes, capture_rng_state, check_model_state,
     load_checkpoint_file, restore_rng_state, serialize, to_plain,
@@ -89,6 +91,10 @@ def _check_config(config: TrainingConfig) -> None:
         raise ValueError(f"grad_accum_steps must be >= 1, got {config.grad_accum_steps}")
     if config.num_epochs < 1:
         raise ValueError(f"num_epochs must be >= 1, got {config.num_epochs}")
+    if not config.learning_rate > 0:
+        raise ValueError(f"learning_rate must be > 0, got {config.learning_rate}")
+    if config.warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs must be >= 0, got {config.warmup_epochs}")
     if config.on_nonfinite not in ("stop", "skip"):
         raise ValueError(f"unknown on_nonfinite {config.on_nonfinite!r}; valid: stop, skip")
 
@@ -130,19 +136,34 @@ class Trainer:
         *,
         optimizer_factory: Optional[OptimizerFactory] = None,
         callbacks: Sequence[Callback] = (),
+        distributed: Optional[DistContext] = None,
     ) -> None:
         self.config = config if config is not None else TrainingConfig()
         _check_config(self.config)
         self.device = resolve_device(self.config.device)
         if self.config.deterministic:
             torch.use_deterministic_algorithms(True)
+        self.distributed = distributed
+        self.is_main = distributed is None or distributed.is_main
         self.model = model.to(self.device)
+        self.train_model: nn.Module = self.model  # what train_epoch calls: the DDP wrapper under torchrun
+        if distributed is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            from chordexp.training.distributed import global_batch_norm
+
+            self.model = global_batch_norm(self.model, self.device)
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
         self.train_loader, self.val_loader = train_loader, val_loader
         self.steps_per_epoch = _num_batches(train_loader, "train_loader")
         _num_batches(val_loader, "val_loader")
         if criterion is None:
             criterion = ChordRecognitionLoss(label_smoothing=self.config.label_smoothing)
         self.criterion = criterion.to(self.device) if isinstance(criterion, nn.Module) else criterion
+        if distributed is not None and hasattr(self.criterion, "chord_count"):
+            world = distributed.world_size
+            self.criterion.chord_count = lambda count: sum_across(count.clone()) / world
         if optimizer_factory is None:
             self.optimizer: Optimizer = torch.optim.AdamW(
                 self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
@@ -216,17 +237,19 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         for i, (audio, targets) in enumerate(self._progress(self.train_loader, epoch)):
             audio, targets = self._to_device(audio, targets)
-            # forward: (B, num_samples) -> {task: (B, C)}, then the loss
-            with self._autocast():
-                outputs = self.model(audio)
-                losses = self.criterion(outputs, targets)
-            loss = losses["total_loss"]
-            # backward: accumulated batches (the last group may be shorter) average their losses
-            group_size = min(accum, num_batches - (i // accum) * accum)
-            self.scaler.scale(loss / group_size).backward()
+            steps_now = (i + 1) % accum == 0 or i + 1 == num_batches
+            with self._grad_sync(steps_now):
+                # forward: (B, num_samples) -> {task: (B, C)}, then the loss
+                with self._autocast():
+                    outputs = self.train_model(audio)
+                    losses = self.criterion(outputs, targets)
+                loss = losses["total_loss"]
+                # backward: accumulated batches (the last group may be shorter) average their losses
+                group_size = min(accum, num_batches - (i // accum) * accum)
+                self.scaler.scale(loss / group_size).backward()
             group_sums += torch.stack([losses[key].detach().float() for key in LOSS_KEYS]) * audio.shape[0]
             group_items += audio.shape[0]
-            if (i + 1) % accum == 0 or i + 1 == num_batches:
+            if steps_now:
                 grad_norm = self._optimizer_step(group_sums if skip else None, epoch, i + 1)
                 if grad_norm is None:  # skipped: the group counts nowhere
                     group_items = 0
@@ -243,7 +266,7 @@ class Trainer:
             if cfg.log_every > 0 and (i + 1) % cfg.log_every == 0:
                 self._raise_if_nonfinite(first_bad_batch, epoch)
                 self._log_step(epoch, i + 1, losses)
-            if self.stop_reason is not None:
+            if self._stop_agreed():
                 raise TrainingInterrupted(
                     f"{self.stop_reason} during epoch {epoch} (batch {i + 1}/{num_batches}): the partial epoch is "
                     f"dropped; {self.checkpoint_dir / 'last.pt'} holds epoch {self.current_epoch}", self.stop_reason)
@@ -251,6 +274,9 @@ class Trainer:
         if not self.scheduler_per_batch:
             self.scheduler.step()
         self.current_epoch = epoch
+        if self.distributed is not None:  # the global mean over every rank's items
+            totals = sum_across(torch.cat([loss_sums, loss_sums.new_tensor([num_items])]))
+            loss_sums, num_items = totals[:-1], int(totals[-1].item())
         metrics = dict(zip(LOSS_KEYS, (loss_sums / max(num_items, 1)).tolist()))
         metrics["learning_rate"] = float(learning_rate)
         self.last_train_metrics = metrics
@@ -267,7 +293,10 @@ class Trainer:
         if clip > 0 or group_sums is not None:
             max_norm = clip if clip > 0 else math.inf
             grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
-        if group_sums is not None and not bool(torch.isfinite(group_sums).all() & torch.isfinite(grad_norm)):
+        finite = bool(torch.isfinite(group_sums).all() & torch.isfinite(grad_norm)) if group_sums is not None else True
+        if self.distributed is not None and group_sums is not None:
+            finite = not any_across(not finite, self.device)  # every rank skips the same steps
+        if not finite:
             self.skipped_steps += 1
             logger.warning("non-finite loss or gradient at epoch %d, batch %d: optimizer step skipped "
                            "(%d skipped so far)", epoch, batch, self.skipped_steps)
@@ -278,6 +307,20 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         return grad_norm
+
+    def _grad_sync(self, sync: bool) -> contextlib.AbstractContextManager:
+        """DDP averages gradients only on a group's last backward (``no_sync`` before)."""
+        if self.distributed is None or sync:
+            return contextlib.nullcontext()
+        return self.train_model.no_sync()  # type: ignore[operator]
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop now; under DDP a request on any rank stops every rank."""
+        if self.distributed is None:
+            return self.stop_reason is not None
+        if any_across(self.stop_reason is not None, self.device) and self.stop_reason is None:
+            self.stop_reason = "a stop request on another rank"
+        return self.stop_reason is not None
 
     def request_stop(self, reason: str) -> None:
         """Ask ``train()`` to stop at the next safe point (after the current batch, or
@@ -297,6 +340,8 @@ class Trainer:
                 outputs = self.model(audio)
                 losses = self.criterion(outputs, targets)
             tracker.update(losses, outputs, targets, audio.shape[0])
+        if self.distributed is not None:
+            tracker.sum_across_ranks(sum_across)
         self.last_val_metrics = tracker.get_metrics()
         return self.last_val_metrics
 
@@ -328,13 +373,19 @@ class Trainer:
                 callback.on_epoch_end(self, self.current_epoch, metrics)
 
     def _save_epoch_checkpoints(self, improved: bool) -> None:
-        """``last.pt`` always, ``best.pt`` on improvement, ``epoch_NNN.pt`` every save_every."""
+        """``last.pt`` always, ``best.pt`` on improvement, ``epoch_NNN.pt`` every save_every;
+        under DDP rank 0 alone writes (all ranks hold the same state)."""
+        if not self.is_main:
+            return
         data = serialize(self._checkpoint_state())
-        atomic_write_bytes(self.checkpoint_dir / "last.pt", data)
+        # last.pt goes last: it commits the epoch. A run killed before it is resumed from the
+        # previous epoch and rewrites best.pt / epoch_NNN.pt; written first, a kill between
+        # the writes would leave a best.pt that never gets its improved epoch.
         if improved:
             atomic_write_bytes(self.checkpoint_dir / "best.pt", data)
         if self.config.save_every > 0 and self.current_epoch % self.config.save_every == 0:
             atomic_write_bytes(self.checkpoint_dir / f"epoch_{self.current_epoch:03d}.pt", data)
+        atomic_write_bytes(self.checkpoint_dir / "last.pt", data)
 
     def _log_step(self, epoch: int, batch: int, losses: Mapping[str, Tensor]) -> None:
         values = {key: float(losses[key].detach()) for key in LOSS_KEYS}
@@ -346,6 +397,9 @@ class Trainer:
             callback.on_step(self, step, values)
 
     def _raise_if_nonfinite(self, first_bad_batch: Tensor, epoch: int) -> None:
+        if self.distributed is not None:  # every rank raises together (the largest batch index wins)
+            first_bad_batch = first_bad_batch.clone()
+            torch.distributed.all_reduce(first_bad_batch, op=torch.distributed.ReduceOp.MAX)
         bad = int(first_bad_batch.item())
         if bad > 0:
             raise NonFiniteLossError(
@@ -358,6 +412,7 @@ class Trainer:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def _to_device(self, audio: Tensor, targets: Mapping[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
+        check_target_ranges(targets)  # on the CPU: a bad label is named, not an opaque loss error
         audio = audio.to(self.device, non_blocking=True)
         return audio, {key: value.to(self.device, non_blocking=True) for key, value in targets.items()}
 
@@ -452,5 +507,7 @@ class Trainer:
                                   f"this trainer uses {current[0]} and {current[1]!r}; resume with the same ones")
 
     def export_history(self, path: PathLike) -> None:
-        """Write ``history`` as JSON (one list per key)."""
+        """Write ``history`` as JSON (one list per key); under DDP only on rank 0."""
+        if not self.is_main:
+            return
         atomic_write_bytes(path, (json.dumps(self.history, indent=2) + "\n").encode())

@@ -1,0 +1,209 @@
+"""Data-parallel training with ``torch.distributed`` (DDP), launched by ``torchrun``.
+
+Why it is built this way:
+
+- **One global batch.** ``batch_size`` is the global batch: each of the ``world_size``
+  processes takes ``batch_size / world_size`` items of it. The samplers here draw the
+  same permutation a single process would (same generator, same seed) and give rank
+  ``r`` the positions ``r, r + W, r + 2W, ...``, so global batch ``k`` holds the same
+  items as batch ``k`` of a single-process run; gradients are averaged by DDP.
+- **Batch statistics of the global batch.** The model's BatchNorm layers normalise with
+  statistics over all processes' items (``SyncBatchNorm`` on GPUs; on CPU, where
+  SyncBatchNorm does not run, :class:`GlobalBatchNorm2d`), so a 2-process run computes
+  what a 1-process run with the same global batch computes, up to float rounding.
+- **Agreement.** Metrics are summed over processes, so every rank sees the global
+  history and takes the same early-stopping decision; a stop request (a signal on any
+  rank) is agreed on every batch, so all ranks stop at the same point.
+
+Without ``torchrun`` (no ``WORLD_SIZE`` > 1 in the environment) nothing here is used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any, Iterator, List, Optional, Sized
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.utils.data import RandomSampler, Sampler
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class DistContext:
+    """Where this process stands in a distributed run (rank 0 writes the run folder)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+    local_world_size: int
+    backend: str
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def launched_by_torchrun() -> bool:
+    """True when ``torchrun`` (or another launcher) started this process as one of several."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def init_from_env() -> Optional[DistContext]:
+    """Join the process group ``torchrun`` describes in the environment (None when not
+    launched as one of several). The backend is ``gloo`` for CPU tensors and also
+    ``nccl`` for CUDA ones where GPUs exist, so CPU-side agreement (the run folder,
+    flags) works in both cases."""
+    if not launched_by_torchrun():
+        return None
+    backend = "cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend=backend)
+    context = DistContext(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1"))),
+        backend=backend,
+    )
+    if torch.cuda.is_available():
+        torch.cuda.set_device(context.local_rank % torch.cuda.device_count())
+    return context
+
+
+def current_context() -> Optional[DistContext]:
+    """The context of an already initialised process group (None when there is none)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return None
+    return DistContext(
+        rank=dist.get_rank(),
+        world_size=dist.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", str(dist.get_world_size()))),
+        backend=str(dist.get_backend()),
+    )
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def broadcast_object(value: Any, src: int = 0) -> Any:
+    """``value`` of rank ``src`` on every rank (e.g. the run folder rank 0 chose)."""
+    box: List[Any] = [value]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def sum_across(tensor: Tensor) -> Tensor:
+    """In-place sum over all ranks (metric sums, item counts)."""
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor
+
+
+def any_across(flag: bool, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any rank."""
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
+
+
+# --------------------------------------------------------------------------- samplers
+class ShardedRandomSampler(RandomSampler):
+    """The permutation ``RandomSampler(data, generator=g)`` draws, rank ``r`` taking
+    positions ``r::world_size``. Every rank holds a generator in the same state, so all
+    draw the same permutation; the union of the ranks' ``k``-th batches (of
+    ``batch / world_size`` items each) is the single-process run's ``k``-th batch. When
+    the dataset does not divide evenly, the permutation is padded with its first items
+    so every rank takes the same number of steps (as ``DistributedSampler`` does)."""
+
+    def __init__(self, data_source: Sized, generator: torch.Generator, rank: int, world_size: int) -> None:
+        super().__init__(data_source, generator=generator)
+        self.rank, self.world_size = rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        order = list(super().__iter__())
+        order += order[: (-len(order)) % self.world_size]
+        return iter(order[self.rank::self.world_size])
+
+    def __len__(self) -> int:
+        return -(-len(self.data_source) // self.world_size)
+
+
+class ShardedSequentialSampler(Sampler[int]):
+    """Items ``rank, rank + W, ...`` in order: each validation item is seen by exactly
+    one rank (metrics are sums, so shards may differ in size by one)."""
+
+    def __init__(self, data_source: Sized, rank: int, world_size: int) -> None:
+        self.size, self.rank, self.world_size = len(data_source), rank, world_size
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.rank, self.size, self.world_size))
+
+    def __len__(self) -> int:
+        return len(range(self.rank, self.size, self.world_size))
+
+
+# ------------------------------------------------------------------------ batch norm
+class _SumAcrossRanks(torch.autograd.Function):
+    """All-reduce (sum) with the matching backward: gradients of the sum flow back to
+    every rank's contribution."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor, group: Any) -> Tensor:
+        ctx.group = group
+        out = tensor.clone()
+        dist.all_reduce(out, group=group)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Any:
+        grad = grad.clone()
+        dist.all_reduce(grad, group=ctx.group)
+        return grad, None
+
+
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics cover the items of all ranks (CPU-capable
+    ``SyncBatchNorm``). Same parameters and buffers as BatchNorm2d, so checkpoints load
+    into the plain model; evaluation uses the running statistics as usual."""
+
+    group: Any = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.group is None:
+            return super().forward(x)
+        dims = (0, 2, 3)
+        count = _SumAcrossRanks.apply(x.new_tensor([x.numel() / x.shape[1]]), self.group)
+        mean = _SumAcrossRanks.apply(x.sum(dims), self.group) / count
+        centred = x - mean[None, :, None, None]
+        var = _SumAcrossRanks.apply((centred * centred).sum(dims), self.group) / count
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked += 1
+                factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
+                unbiased = var * (count / (count - 1).clamp(min=1))
+                self.running_mean.mul_(1 - factor).add_(mean.detach(), alpha=factor)
+                self.running_var.mul_(1 - factor).add_(unbiased.detach(), alpha=factor)
+        y = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
+        if self.affine:
+            y = y * self.weight[None, :, None, None] + self.bias[None, :, None, None]
+        return y
+
+
+def global_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` with its BatchNorm layers computing global-batch statistics:
+    SyncBatchNorm on CUDA, GlobalBatchNorm2d (in place, same state) on CPU."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    group = dist.new_group(backend="gloo")  # its own group: BN collectives never interleave with DDP's
+    for module in model.modules():
+        if type(module) is nn.BatchNorm2d:
+            module.__class__ = GlobalBatchNorm2d
+            module.group = group
+    return model
+
