@@ -36,6 +36,7 @@ from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NUM_PITCH_CLASSES, for
 from chordexp.audio import find_audio_files
 from chordexp.cli import UsageError, main_guard, parse_args
 from chordexp.labfile import write_lab
+from chordexp.output_dirs import contained_target
 
 USAGE = __doc__.split("The classic pipeline")[0].strip()
 
@@ -239,7 +240,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     failures = 0
     for path in files:
         name = path.relative_to(input_path).with_suffix("") if input_path.is_dir() else Path(path.stem)
-        target = output / name.with_suffix(".lab")
+        target = contained_target(output, name.with_suffix(".lab"))
         try:
             audio, rate = read_audio(path)
         except AudioError as error:

@@ -42,11 +42,14 @@ def parse_args(schema: Type[T], argv: Sequence[str]) -> T:
 
 
 def main_guard(main, usage: str) -> None:
-    """Run ``main(argv)``; turn known errors into one line on stderr and exit code 2.
+    """Run ``main(argv)``; turn errors of the input or the environment (bad arguments,
+    missing, corrupt or unwritable files, checkpoints that do not fit, a full disk:
+    ``chordexp.errors.is_user_error``) into one line on stderr and exit code 2. Other
+    errors are bugs and keep their traceback.
 
     Set ``CHORDEXP_DEBUG=1`` to see the full traceback instead.
     """
-    import os
+    from chordexp.errors import debug_requested, is_user_error, one_line
 
     argv = sys.argv[1:]
     if any(a in ("-h", "--help") for a in argv):
@@ -54,8 +57,8 @@ def main_guard(main, usage: str) -> None:
         raise SystemExit(0)
     try:
         main(argv)
-    except (UsageError, FileNotFoundError, ValueError) as error:
-        if os.environ.get("CHORDEXP_DEBUG"):
+    except (ValueError, OSError, RuntimeError) as error:
+        if debug_requested() or not (isinstance(error, UsageError) or is_user_error(error)):
             raise
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         raise SystemExit(2) from None

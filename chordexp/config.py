@@ -7,7 +7,9 @@ so the core (trainer, model, data) never pulls Hydra in.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Dict, List, Optional
 
 
@@ -36,6 +38,7 @@ class TrainingConfig:
     num_workers: int = 0  # DataLoader workers (used by the builders of loaders)
     deterministic: bool = False  # torch.use_deterministic_algorithms
     on_nonfinite: str = "stop"  # a NaN/inf loss or gradient: 'stop' the run, or 'skip' the step
+    compile: bool = False  # torch.compile the model for training (GPU speed-up; off: CPU-safe default)
     scheduler_options: Dict[str, Any] = field(default_factory=dict)  # extra scheduler kwargs
 
 
@@ -238,6 +241,7 @@ class TrainerConfig:
     grad_accum_steps: int = TrainingConfig.grad_accum_steps
     deterministic: bool = TrainingConfig.deterministic
     on_nonfinite: str = TrainingConfig.on_nonfinite
+    compile: bool = TrainingConfig.compile
     num_threads: int = 0  # torch threads; 0 = all cores, or this job's share in a parallel sweep
 
 
@@ -258,6 +262,9 @@ class ExperimentConfig:
     eval_songs: Optional[str] = None
     # Set by `python -m chordexp.run resume=RUN_FOLDER`: continue that run from its last.pt.
     resume: Optional[str] = None
+    # `_target_` nodes may only name chordexp's documented components (chordexp/targets.py);
+    # true lets a config instantiate any importable class (your own model or dataset).
+    allow_any_target: bool = False
 
 
 #: group -> {ConfigStore name: schema}; every conf/<group>/<option>.yaml names one.
@@ -361,6 +368,11 @@ def validate_run_config(c: Dict[str, Any]) -> None:
             f"must be one of {', '.join(NONFINITE_POLICIES)}",
         ),
         ("trainer.num_threads", c["trainer"].get("num_threads", 0) >= 0, "must be >= 0 (0 = all cores, or the job's share)"),
+        ("trainer.device", is_device_name(c["trainer"].get("device", "auto")), f"must be one of {DEVICE_NAMES}"),
+        ("trainer.checkpoint_dir", stays_inside(c["trainer"].get("checkpoint_dir", "checkpoints")),
+         "must be a relative path inside the run folder (no absolute path, no '..'), e.g. checkpoints"),
+        ("eval_songs", not c.get("eval_songs") or Path(str(c["eval_songs"])).expanduser().is_dir(),
+         "must be an existing folder of audio files with .lab files beside them (or null)"),
     ]
     for key, ok, requirement in checks:
         if not ok:
@@ -368,6 +380,24 @@ def validate_run_config(c: Dict[str, Any]) -> None:
             for part in key.split("."):
                 value = value.get(part)
             raise ConfigValueError(f"{key}={value!r} {requirement}")
+
+
+DEVICE_NAMES = "auto, cpu, cuda, cuda:N, mps"
+
+
+def is_device_name(name: Any) -> bool:
+    """A device the trainer knows (whether it exists here is checked when it is used)."""
+    return isinstance(name, str) and re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", name.strip().lower()) is not None
+
+
+def stays_inside(relative: Any) -> bool:
+    """``relative`` names a path inside the folder it is joined to: not absolute, no ``..``,
+    not the folder itself."""
+    if not isinstance(relative, str) or not relative.strip():
+        return False
+    path = PurePosixPath(relative.replace("\\", "/"))
+    return not path.is_absolute() and ".." not in path.parts and path.parts not in ((), (".",)) \
+        and not PureWindowsPath(relative).drive
 
 
 def resolved_dict(cfg: Any) -> Dict[str, Any]:

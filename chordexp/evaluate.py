@@ -23,7 +23,6 @@ The Python API: :func:`evaluate_pair`, :func:`evaluate_dirs`.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -214,11 +213,10 @@ def format_table(result: Dict[str, object]) -> str:
 
 
 def write_json(path: Path, result: Dict[str, object]) -> None:
-    """Write atomically (temp file + rename): an old report is never left half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Write atomically (``chordexp.atomic``): an old report is never left half-written."""
+    from chordexp.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
 
 
 @dataclass

@@ -20,6 +20,7 @@ import numpy as np
 from chordexp.audio import find_audio_files
 from chordexp.cli import UsageError, main_guard, parse_args
 from chordexp.labfile import write_lab
+from chordexp.output_dirs import contained_target
 from chordexp.decode import Segment, decode_segments
 
 USAGE = __doc__.split("The Python API")[0].strip()
@@ -51,7 +52,9 @@ class ChordRecognizer:
         """Load a training checkpoint (``weights_only``: no code runs) and rebuild its model."""
         from chordexp.model import ChordRecognitionModel
         from chordexp.training.checkpoint import CheckpointError, check_model_state, load_checkpoint_file
+        from chordexp.training.trainer import resolve_device
 
+        device = str(resolve_device(device))  # one line for an unknown or absent device
         state = load_checkpoint_file(path, map_location=device)
         hparams = state.get("model_hparams")
         if not isinstance(hparams, dict):
@@ -146,7 +149,7 @@ def transcribe_files(
     for path in bar:
         bar.set_postfix_str(path.name)
         name = path.relative_to(root).with_suffix("") if root else Path(path.stem)
-        target = output / name.with_suffix(".lab")
+        target = contained_target(output, name.with_suffix(".lab"))
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             transcription = recognizer.transcribe(load_audio(path, recognizer.sample_rate), recognizer.sample_rate)

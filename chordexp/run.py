@@ -47,7 +47,7 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     config = to_training_config(cfg)  # validates values before anything is built
     check_optimized_metric(cfg.optimized_metric)
     folder = run_dir()
-    config.checkpoint_dir = str(folder / config.checkpoint_dir)  # an absolute path stays as it is
+    config.checkpoint_dir = str(folder / config.checkpoint_dir)  # validated: relative, inside the folder
 
     from chordexp import run_folder
     from chordexp.model import count_parameters
@@ -88,8 +88,8 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
         trainer.export_history(folder / "history.json")
     if not main_rank:
         return {}
-    write_run_plots(folder, history, Path(config.checkpoint_dir) / "best.pt", components["val_loader"],
-                    trainer.device)
+    write_run_plots(folder, history, Path(config.checkpoint_dir) / "best.pt",
+                    whole_val_loader(components["val_loader"], config.batch_size), trainer.device)
     wall_time_s = time.perf_counter() - start
     metrics = run_folder.run_metrics(
         history,
@@ -105,6 +105,15 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     if cfg.eval_songs:
         evaluate_songs(Path(config.checkpoint_dir) / "best.pt", Path(cfg.eval_songs), folder)
     return metrics
+
+
+def whole_val_loader(val_loader: Any, batch_size: int) -> Any:
+    """The validation loader over every item (under DDP, rank 0's loader holds a shard)."""
+    from torch.utils.data import DataLoader, SequentialSampler
+
+    if isinstance(val_loader.sampler, SequentialSampler):
+        return val_loader
+    return DataLoader(val_loader.dataset, batch_size=batch_size)
 
 
 def resume_from_last(trainer: Any, last: Path, folder: Path) -> None:
@@ -185,7 +194,7 @@ def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Any =
         num_workers = 0
     train_loader, val_loader = build_loaders(
         train_set, val_set, batch_size=config.batch_size, num_workers=num_workers, seed=config.seed,
-        distributed=distributed,
+        distributed=distributed, pin_memory=pin_memory_for(config.device),
     )
     seed_everything(config.seed)  # model init does not depend on what the datasets drew
     return {
@@ -195,6 +204,13 @@ def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Any =
         "criterion": instantiate(cfg.loss, _convert_="all"),
         "optimizer_factory": instantiate(cfg.optimizer, _convert_="all"),
     }
+
+
+def pin_memory_for(device: str) -> bool:
+    """Page-locked batches (with the trainer's non_blocking copies) when training on CUDA."""
+    import torch
+
+    return torch.cuda.is_available() and device in ("auto", "cuda") or device.startswith("cuda:")
 
 
 def cache_in_memory(train_set: Any, val_set: Any, num_workers: int) -> Tuple[Any, Any]:
@@ -234,7 +250,7 @@ def parallel_jobs() -> int:
     if "joblib" not in str(launcher.get("_target_", "")).lower():
         return 1
     n_jobs = int(launcher.get("n_jobs") or -1)
-    cpus = os.cpu_count() or 1
+    cpus = available_cpus()
     return cpus if n_jobs < 0 else max(1, min(n_jobs, cpus))
 
 
@@ -242,7 +258,16 @@ def cpu_budget() -> int:
     """Cores this job may use: all of them, or its share when sweep jobs or the
     processes of a DDP run (``LOCAL_WORLD_SIZE``) share the machine."""
     processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, (os.cpu_count() or 1) // (parallel_jobs() * max(1, processes)))
+    return max(1, available_cpus() // (parallel_jobs() * max(1, processes)))
+
+
+def available_cpus() -> int:
+    """Cores this process may run on (its affinity: a SLURM or container allocation),
+    not all the machine's."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no sched_getaffinity (macOS, Windows)
+        return os.cpu_count() or 1
 
 
 def set_threads(num_threads: int) -> None:
@@ -301,9 +326,10 @@ def run_task(cfg: DictConfig) -> Optional[float]:
     or corrupt file, an unknown or absent device, a checkpoint that does not fit, a full
     disk: ``chordexp.errors.is_user_error``), is one line: in a single run it exits with
     status 1 without a traceback; in a sweep it fails that job (Hydra reports it after the
-    other jobs). Other errors are bugs and log their traceback; so does every error with
-    ``CHORDEXP_DEBUG=1``. torch is imported only once training has started, so a bad
-    config value answers at once.
+    other jobs). So is a non-finite loss (``NonFiniteLossError: ... at epoch E, batch B``).
+    Other errors are bugs and log their traceback; so does every error with
+    ``CHORDEXP_DEBUG=1``. run_task imports no torch of its own (TrainingInterrupted is
+    looked up only once the trainer is loaded).
     """
     folder = run_dir()
     announce_run_folder(folder)
@@ -381,11 +407,11 @@ def main(cfg: DictConfig) -> Optional[float]:
 
 def join_distributed_run(args: list) -> Any:
     """Under ``torchrun``: join the process group (the DistContext), else None."""
-    from chordexp.cli import UsageError
-    from chordexp.training.distributed import init_from_env, launched_by_torchrun
-
-    if not launched_by_torchrun():
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # not torchrun: no torch import here
         return None
+    from chordexp.cli import UsageError
+    from chordexp.training.distributed import init_from_env
+
     if any(arg in ("-m", "--multirun") for arg in args):
         raise UsageError("-m/--multirun sweeps run jobs one by one; start each DDP job with its own torchrun")
     return init_from_env()

@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from chordexp.atomic import atomic_write_text
 from chordexp.config import resolved_dict
 
 #: Validation metrics of the history, each reported at the last and at the best epoch.
@@ -34,18 +35,16 @@ PACKAGES = ("torch", "hydra-core", "omegaconf", "numpy")
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Write ``data`` as indented JSON via a temporary file, so a crash leaves no half file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, allow_nan=True) + "\n")
-    os.replace(tmp, path)
+    """Write ``data`` as indented JSON atomically (``chordexp.atomic``: temp file, fsync,
+    rename), so a crash or a full disk leaves the previous file whole."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, allow_nan=True) + "\n")
 
 
 def write_resolved_config(cfg: Any, path: Path) -> None:
     """Save the run's config (without Hydra's own node) with interpolations resolved."""
     from omegaconf import OmegaConf
 
-    Path(path).write_text(OmegaConf.to_yaml(OmegaConf.create(resolved_dict(cfg))))
+    atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(resolved_dict(cfg))))
 
 
 def git_state(directory: Path) -> Dict[str, Any]:

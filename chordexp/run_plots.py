@@ -31,7 +31,7 @@ def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(width, height), layout="constrained")
+    figure = Figure(figsize=(width, height), layout="tight")  # one layout pass; "constrained" costs several draws
     FigureCanvasAgg(figure)
     return figure
 

@@ -159,13 +159,13 @@ def test_mapping_gives_every_training_config_field_one_home(compose_cfg):
         "seed=7", "trainer.num_epochs=6", "trainer.gradient_clip=0.5", "trainer.checkpoint_dir=ck",
         "trainer.save_every=3", "trainer.patience=4", "trainer.min_delta=0.01", "trainer.log_every=9",
         "trainer.device=cpu", "trainer.mixed_precision=bf16", "trainer.grad_accum_steps=2",
-        "trainer.deterministic=true",
+        "trainer.deterministic=true", "trainer.on_nonfinite=skip", "trainer.compile=true",
     )
     expected = TrainingConfig(
         learning_rate=0.002, weight_decay=0.05, batch_size=8, num_workers=1, scheduler="onecycle",
         warmup_epochs=2, label_smoothing=0.2, seed=7, num_epochs=6, gradient_clip=0.5,
         checkpoint_dir="ck", save_every=3, patience=4, min_delta=0.01, log_every=9, device="cpu",
-        mixed_precision="bf16", grad_accum_steps=2, deterministic=True,
+        mixed_precision="bf16", grad_accum_steps=2, deterministic=True, on_nonfinite="skip", compile=True,
         scheduler_options={"div_factor": 10.0, "final_div_factor": 1e4, "base_momentum": 0.85,
                            "max_momentum": 0.95},
     )

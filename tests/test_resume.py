@@ -25,7 +25,7 @@ from chordexp.run_folder import environment_differences
 
 # Long enough epochs (~0.3-1 s) to be killed between two of them; deterministic kernels.
 RESUMABLE = ["experiment=smoke", "data.train_size=96", "trainer.num_epochs=5", "trainer.deterministic=true",
-             "trainer.save_every=0"]
+             "trainer.save_every=0", "trainer.num_threads=1"]
 
 
 def _sha(path: Path) -> str:

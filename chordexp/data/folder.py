@@ -37,6 +37,7 @@ from torch.utils.data import Dataset
 
 from chordexp.audio import AUDIO_SUFFIXES, AudioError, is_audio_file, load_audio, resample
 from chordexp.chords import NO_CHORD, NUM_PITCH_CLASSES
+from chordexp.data.item_errors import item_error
 from chordexp.data.labels import UNKNOWN_CHORD_MODES, LabelCounts, Triple, classify_label
 from chordexp.data.synthetic import Item, as_targets, check_common, check_index, is_int
 
@@ -112,6 +113,12 @@ class FolderChordDataset(Dataset):
 
     def __getitem__(self, index: int) -> Item:
         window = self.window(index)
+        try:
+            return self._read_window(window)
+        except Exception as error:  # name the item and its song: the DataLoader would not
+            raise item_error(self, index, error, source=str(self.songs[window.song].audio_path)) from error
+
+    def _read_window(self, window: Window) -> Item:
         song = self.songs[window.song]
         n_read = self._read_length(window.shift)
         first = max(0, min(int(round(window.start * self.sample_rate)), song.audio.shape[0] - n_read))

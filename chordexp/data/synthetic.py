@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from chordexp.data.item_errors import item_error
 from chordexp.data.synth import ChordSynth, SynthOptions, make_options
 
 SPLITS: Tuple[str, ...] = ("train", "val", "test")
@@ -81,8 +82,11 @@ class SyntheticChordDataset(Dataset):
 
     def __getitem__(self, index: int) -> Item:
         rng = item_rng(self.seed, self._split_id, check_index(index, self.size))
-        labels = self._synth.sample_labels(rng)
-        audio = self._synth.render(rng, *labels)
+        try:
+            labels = self._synth.sample_labels(rng)
+            audio = self._synth.render(rng, *labels)
+        except Exception as error:  # name the item: the DataLoader would not
+            raise item_error(self, index, error) from error
         return torch.from_numpy(audio), as_targets(*labels)
 
     def targets(self, index: int) -> Dict[str, int]:

@@ -2,22 +2,23 @@
 
 A checkpoint is data, not code: a dict of tensors, numbers, strings, lists and dicts
 that loads with ``torch.load(path, weights_only=True)``. It is written to a temporary
-file in the target folder, fsynced and renamed over the target, so a crash never
-leaves a half-written checkpoint in place of a good one.
+file in the target folder, fsynced and renamed over the target (``chordexp.atomic``), so a
+crash or a full disk never leaves a half-written checkpoint in place of a good one.
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import random
-import tempfile
+import re
 from pathlib import Path
 from typing import Any, Dict, Mapping, Sequence, Union
 
 import numpy as np
 import torch
 from torch import nn
+
+from chordexp.atomic import DiskFullError, atomic_write_bytes  # noqa: F401  (re-exported)
 
 PathLike = Union[str, os.PathLike]
 
@@ -29,30 +30,6 @@ REQUIRED_KEYS = ("format_version", "model", "optimizer", "scheduler", "history",
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable, not ours, or does not fit the model."""
-
-
-def atomic_write_bytes(path: PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via temp file + flush + fsync + ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
 
 
 def serialize(state: Mapping[str, Any]) -> bytes:
@@ -74,6 +51,11 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str,
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/garbage files
+        refused = refused_object(exc)
+        if refused:
+            raise CheckpointError(f"checkpoint {path}: refused: it holds Python objects beyond tensors and plain "
+                                  f"containers ({refused}), and unpickling those could run code; nothing of it "
+                                  f"was executed") from None
         detail = (str(exc).strip().splitlines() or [""])[0][:160]
         raise CheckpointError(f"checkpoint {path}: not a readable torch checkpoint, truncated or corrupt "
                               f"({type(exc).__name__}: {detail})") from exc
@@ -83,6 +65,16 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str,
     if missing:
         raise CheckpointError(f"checkpoint {path}: not a chordexp training checkpoint (missing {', '.join(missing)})")
     return state
+
+
+def refused_object(error: BaseException) -> str:
+    """What ``torch.load(weights_only=True)`` refused to unpickle (``GLOBAL posix.system``),
+    or "" when ``error`` is not such a refusal (a truncated or garbage file)."""
+    message = str(error)
+    if "Weights only load failed" not in message:
+        return ""
+    found = re.search(r"GLOBAL [\w.]+|[Uu]nsupported operand \S+", message)
+    return found.group(0) if found else "a non-tensor object"
 
 
 def check_model_state(path: PathLike, model: nn.Module, state: Mapping[str, Any]) -> None:

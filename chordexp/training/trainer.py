@@ -155,6 +155,8 @@ class Trainer:
             self.model = global_batch_norm(self.model, self.device)
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
+        if self.config.compile:  # the training forward only: checkpoints keep the plain module's names
+            self.train_model = torch.compile(self.train_model)
         self.train_loader, self.val_loader = train_loader, val_loader
         self.steps_per_epoch = _num_batches(train_loader, "train_loader")
         _num_batches(val_loader, "val_loader")

@@ -137,7 +137,7 @@ def test_early_stopping_uses_min_delta_and_patience(make_trainer, monkeypatch):
 
 
 def test_patience_zero_disables_early_stopping(make_trainer):
-    trainer = make_trainer(num_epochs=4, patience=0, learning_rate=0.0, weight_decay=0.0)
+    trainer = make_trainer(num_epochs=4, patience=0, optimizer_factory=lambda p: torch.optim.SGD(p, lr=0.0))
     history = trainer.train()  # lr 0: val loss never improves after epoch 1
     assert len(history["val_loss"]) == 4 and not trainer.stopped_early
     assert trainer.epochs_without_improvement == 3 and trainer.best_epoch == 1

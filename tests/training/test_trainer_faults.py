@@ -27,8 +27,8 @@ def test_skip_mode_skips_the_bad_step_counts_it_and_keeps_weights_finite(make_tr
 
 def test_skip_mode_leaves_out_exactly_the_bad_batch(make_trainer):
     """The epoch's train loss equals the mean over the good batches alone."""
-    trainer = make_trainer(num_epochs=1, batch_size=4, train_size=16, on_nonfinite="skip", learning_rate=0.0,
-                           weight_decay=0.0)
+    trainer = make_trainer(num_epochs=1, batch_size=4, train_size=16, on_nonfinite="skip",
+                           optimizer_factory=lambda params: torch.optim.SGD(params, lr=0.0))
     dataset = trainer.train_loader.dataset
     with torch.no_grad():
         expected = sum(
@@ -124,3 +124,29 @@ def test_stop_request_during_a_batch_stops_after_it(make_trainer, tmp_path):
     after = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
     assert after["epoch"] == 2
     assert all(torch.equal(before["model"][k], after["model"][k]) for k in before["model"])
+
+
+def test_compile_switch_compiles_the_training_forward_only(make_trainer, monkeypatch, tmp_path):
+    compiled = []
+
+    def fake_compile(module):
+        compiled.append(module)
+        return module
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    trainer = make_trainer(num_epochs=1, compile=True)
+    assert compiled == [trainer.model]
+    trainer.train()
+    assert "body.1.weight" in torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)["model"]
+    monkeypatch.setattr(torch, "compile", lambda module: pytest.fail("compiled without being asked"))
+    make_trainer(num_epochs=1)
+
+
+def test_pin_memory_only_for_cuda(monkeypatch):
+    from chordexp.run import pin_memory_for
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert not pin_memory_for("auto") and not pin_memory_for("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pin_memory_for("auto") and pin_memory_for("cuda") and pin_memory_for("cuda:1")
+    assert not pin_memory_for("cpu")

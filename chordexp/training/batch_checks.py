@@ -1,0 +1,34 @@
+"""Label indices of a batch inside the ranges the heads have.
+
+A dataset whose labels fall outside ``chord_type`` 0..31 or ``root`` / ``bass_note``
+0..11 makes ``cross_entropy`` fail with "Target 12 is out of bounds" (on a GPU, a
+device-side assert that ends the process) without saying which key or item. The
+trainer checks each batch on the CPU, before it moves to the device, so the check costs
+microseconds and never waits for a GPU.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+from torch import Tensor
+
+from chordexp.chords import NUM_CHORD_TYPES, NUM_PITCH_CLASSES
+
+#: Classes per target key: the batch format of ``chordexp.training.trainer``.
+NUM_CLASSES = {"chord_type": NUM_CHORD_TYPES, "root": NUM_PITCH_CLASSES, "bass_note": NUM_PITCH_CLASSES}
+
+
+def check_target_ranges(targets: Mapping[str, Tensor], where: str = "a batch from the data loader") -> None:
+    """Raise ValueError naming the key, the value and its position in the batch for a
+    label outside its range; tensors already on an accelerator are left alone."""
+    if not isinstance(targets, Mapping):
+        return
+    for key, classes in NUM_CLASSES.items():
+        value = targets.get(key)
+        if value is None or value.device.type != "cpu" or value.numel() == 0:
+            continue
+        bad = (value < 0) | (value >= classes)
+        if bool(bad.any()):
+            position = int(bad.flatten().nonzero()[0])
+            raise ValueError(f"{where}: target {key}={int(value.flatten()[position])} (item {position} of the batch) "
+                             f"is outside 0..{classes - 1}; check the dataset's labels")

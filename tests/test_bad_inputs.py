@@ -1,0 +1,474 @@
+"""Bad input, clear errors: one table of every entry point's answer to bad input.
+
+Each case is an entry point (``run``, ``predict``, ``evaluate``, ``report`` on the
+command line; ``api`` in-process), its arguments (over files made by the ``files``
+fixture), the exit status it must end with and a regex its one error line must match;
+that line names the key or the file. A command line must also print no traceback, and
+a run's ``run.log`` must hold the same line.
+
+The command lines run in processes of their own, forked from ``cli_forkserver.py``
+(which has torch, Hydra and mir_eval imported already), two at a time: the same code
+path as ``python -m chordexp.<tool>`` without paying the imports dozens of times.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import pytest
+import torch
+
+import fault_files as ff
+
+TESTS = Path(__file__).resolve().parent
+NOT_WRITABLE = "/sys/chordexp-not-writable"  # even root cannot create anything in /sys
+CUDA = torch.cuda.is_available()
+
+
+def _writable_sys() -> Optional[str]:
+    """A reason to skip the not-writable cases where /sys is missing or writable."""
+    import tempfile
+
+    if not os.path.isdir("/sys"):
+        return "no /sys here"
+    try:
+        os.rmdir(tempfile.mkdtemp(dir="/sys"))
+    except OSError:
+        return None
+    return "folders can be created in /sys here"
+
+
+SYS_WRITABLE = _writable_sys()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One row of the table. ``args`` may hold ``{d}`` (the fixture folder) and ``{run}``
+    (this case's run folder); a ``run`` case gets ``experiment=smoke`` and
+    ``hydra.run.dir={run}`` unless it names its own. An ``api`` case calls ``call(d)``."""
+
+    id: str
+    entry: str
+    args: Tuple[str, ...] = ()
+    status: int = 2
+    pattern: str = ""
+    call: Optional[Callable[[Path], Any]] = None
+    error: type = ValueError
+    env: Tuple[Tuple[str, str], ...] = ()
+    skip: Optional[str] = None
+
+    def command_args(self, d: Path) -> List[str]:
+        args = [a.format(d=d, run=d / "runs" / self.id) for a in self.args]
+        if self.entry == "run" and not any(a.startswith(("resume=", "hydra.run.dir=")) for a in args):
+            args = ["experiment=smoke", *args, f"hydra.run.dir={d / 'runs' / self.id}"]
+        return args
+
+
+def run(id: str, *args: str, status: int = 1, pattern: str, **kw: Any) -> Case:
+    return Case(id, "run", args, status, pattern, **kw)
+
+
+def tool(entry: str, id: str, *args: str, pattern: str, status: int = 2, skip: Optional[str] = None) -> Case:
+    return Case(id, entry, args, status, pattern, skip=skip)
+
+
+def api(id: str, call: Callable[[Path], Any], error: type, pattern: str, **kw: Any) -> Case:
+    return Case(id, "api", (), 0, pattern, call, error, **kw)
+
+
+USER_DATASET = ("allow_any_target=true", "data=dummy")
+NO_GPU = "a CUDA device is present" if CUDA else None
+
+RUN_CASES = [
+    # Hydra's own composition errors (its first line names the option or key)
+    run("unknown-group-option", "optimizer=adamx", pattern=r"Could not find 'optimizer/adamx'"),
+    run("misspelt-key", "optimizer.lrr=1", pattern=r"Could not override 'optimizer\.lrr'"),
+    run("wrong-type", "trainer.num_epochs=abc", pattern=r"Error merging override trainer\.num_epochs=abc"),
+    # values that compose but cannot work
+    run("zero-lr", "optimizer.lr=0", pattern=r"invalid config: optimizer\.lr=0\.0 must be > 0"),
+    run("negative-lr", "optimizer.lr=-0.001", pattern=r"optimizer\.lr=-0\.001 must be > 0"),
+    run("zero-batch-size", "data.batch_size=0", pattern=r"data\.batch_size=0 must be > 0"),
+    run("negative-batch-size", "data.batch_size=-8", pattern=r"data\.batch_size=-8 must be > 0"),
+    run("zero-epochs", "trainer.num_epochs=0", pattern=r"trainer\.num_epochs=0 must be > 0"),
+    run("negative-epochs", "trainer.num_epochs=-2", pattern=r"trainer\.num_epochs=-2 must be > 0"),
+    run("warmup-not-below-epochs", "scheduler.warmup_epochs=3",
+        pattern=r"scheduler\.warmup_epochs=3 must be < trainer\.num_epochs \(3\) or 0"),
+    run("negative-workers", "data.num_workers=-1", pattern=r"data\.num_workers=-1 must be >= 0"),
+    run("unknown-device", "trainer.device=tpu", pattern=r"trainer\.device='tpu' must be one of auto, cpu, cuda"),
+    run("cuda-without-gpu", "data=dummy", "trainer.device=cuda",
+        pattern=r"run failed: device='cuda' but CUDA is not available here", skip=NO_GPU),
+    run("unknown-optimized-metric", "optimized_metric=val_los", pattern=r"optimized_metric='val_los' is not"),
+    # data
+    run("data-folder-not-given", "data=folder", pattern=r"data\.dataset\.root is required"),
+    run("missing-data-folder", "data=folder", "data.dataset.root={d}/nope",
+        pattern=r"data folder \S*/nope: no such directory \(data\.dataset\.root\)"),
+    run("empty-data-folder", "data=folder", "data.dataset.root={d}/empty", pattern=r"\S*/empty holds no audio files"),
+    run("corrupt-audio", "data=folder", "data.dataset.root={d}/songs_corrupt", "data.dataset.on_error=raise",
+        pattern=r"songs_corrupt/a\.wav: cannot decode audio"),
+    run("unreadable-lab", "data=folder", "data.dataset.root={d}/songs_badlab", "data.dataset.on_error=raise",
+        pattern=r"songs_badlab/a\.lab:2: not UTF-8 text"),
+    run("label-outside-vocabulary", "data=folder", "data.dataset.root={d}/songs_label", "data.dataset.on_error=raise",
+        pattern=r"songs_label/a\.lab:2: 'H:maj' is not a chord label mir_eval can parse"),
+    run("every-song-skipped", "data=folder", "data.dataset.root={d}/songs_corrupt",
+        pattern=r"data folder \S*songs_corrupt: no usable songs in the \w+ split"),
+    run("bad-on-error-mode", "data=folder", "data.dataset.root={d}/songs_label", "data.dataset.on_error=ignore",
+        pattern=r"FolderChordDataset: on_error must be one of \('skip', 'raise'\), got 'ignore'"),
+    run("label-index-out-of-range", *USER_DATASET, "data.dataset._target_=fault_datasets.OutOfRangeLabels",
+        pattern=r"target root=12 \(item 0 of the batch\) is outside 0\.\.11"),
+    run("dataloader-worker-killed", *USER_DATASET, "data.num_workers=1",
+        "data.dataset._target_=fault_datasets.KilledWorker",
+        pattern=r"DataLoader worker \(pid\(s\) \d+\) exited unexpectedly: a DataLoader worker process died"),
+    run("item-fails-to-load", "allow_any_target=true", "data.dataset._target_=fault_datasets.BrokenRender",
+        pattern=r"BrokenRender \(train split\) item \d+ failed to load: FloatingPointError: the synthesiser diverged"),
+    run("non-finite-loss", "optimizer.lr=1e30",
+        pattern=r"run failed: NonFiniteLossError: non-finite training loss or gradient at epoch 1, batch \d+; "
+                r"no checkpoint was written for this epoch"),
+    # paths and components
+    run("target-not-allowed", "model._target_=os.system",
+        pattern=r"model\._target_='os\.system' is not one of chordexp's components.*allow_any_target=true"),
+    run("checkpoint-dir-absolute", "trainer.checkpoint_dir=/tmp/elsewhere",
+        pattern=r"trainer\.checkpoint_dir='/tmp/elsewhere' must be a relative path inside the run folder"),
+    run("checkpoint-dir-escapes", "trainer.checkpoint_dir=../../x",
+        pattern=r"trainer\.checkpoint_dir='\.\./\.\./x' must be a relative path inside the run folder"),
+    run("eval-songs-missing", "eval_songs={d}/nope", pattern=r"eval_songs='\S*/nope' must be an existing folder"),
+    run("run-folder-not-writable", f"hydra.run.dir={NOT_WRITABLE}/run", status=2,
+        pattern=rf"hydra\.run\.dir={NOT_WRITABLE}/run: cannot create the run folder: /sys is not writable",
+        skip=SYS_WRITABLE),
+    run("run-folder-under-a-file", "hydra.run.dir={d}/afile/run", status=2,
+        pattern=r"hydra\.run\.dir=\S*/afile/run: cannot create the run folder: \S*/afile is not a folder"),
+    # checkpoints and resume
+    run("resume-other-model-shape", "resume={d}/run_shape",
+        pattern=r"checkpoint \S*run_shape/checkpoints/last\.pt: does not fit this model: .*shape mismatches"),
+    run("resume-truncated-checkpoint", "resume={d}/run_trunc",
+        pattern=r"checkpoint \S*run_trunc/checkpoints/last\.pt: not a readable torch checkpoint, truncated or corrupt"),
+    run("resume-non-checkpoint", "resume={d}/run_tensor",
+        pattern=r"checkpoint \S*run_tensor/checkpoints/last\.pt: not a chordexp training checkpoint \(holds a Tensor\)"),
+    run("resume-missing-folder", "resume={d}/nope", status=2, pattern=r"resume=\S*/nope: no such folder"),
+    run("resume-not-a-run-folder", "resume={d}/empty", status=2,
+        pattern=r"resume=\S*/empty: not a run folder \(no \.hydra/config\.yaml"),
+]
+
+CKPT = "checkpoint={d}/ckpt.pt"
+PREDICT_CASES = [
+    tool("predict", "predict-missing-input", CKPT, "input={d}/nope.wav", "output={d}/out",
+         pattern=r"\S*/nope\.wav: no such file or folder"),
+    tool("predict", "predict-empty-folder", CKPT, "input={d}/empty", "output={d}/out",
+         pattern=r"\S*/empty: the folder holds no audio files"),
+    tool("predict", "predict-non-audio-file", CKPT, "input={d}/notes.txt", "output={d}/out",
+         pattern=r"\S*/notes\.txt: cannot decode audio"),
+    tool("predict", "predict-corrupt-audio", CKPT, "input={d}/bad.wav", "output={d}/out",
+         pattern=r"\S*/bad\.wav: cannot decode audio"),
+    tool("predict", "predict-missing-checkpoint", "checkpoint={d}/none.pt", "input={d}/ok.wav", "output={d}/out",
+         pattern=r"checkpoint \S*/none\.pt: no such file"),
+    tool("predict", "predict-non-checkpoint", "checkpoint={d}/tensor.pt", "input={d}/ok.wav", "output={d}/out",
+         pattern=r"checkpoint \S*/tensor\.pt: not a chordexp training checkpoint \(holds a Tensor\)"),
+    tool("predict", "predict-audio-as-checkpoint", "checkpoint={d}/ok.wav", "input={d}/ok.wav", "output={d}/out",
+         pattern=r"checkpoint \S*/ok\.wav: not a readable torch checkpoint"),
+    tool("predict", "predict-truncated-checkpoint", "checkpoint={d}/trunc.pt", "input={d}/ok.wav", "output={d}/out",
+         pattern=r"checkpoint \S*/trunc\.pt: not a readable torch checkpoint, truncated or corrupt"),
+    tool("predict", "predict-other-model-shape", "checkpoint={d}/shape.pt", "input={d}/ok.wav", "output={d}/out",
+         pattern=r"checkpoint \S*/shape\.pt: does not fit this model"),
+    tool("predict", "predict-unknown-device", CKPT, "input={d}/ok.wav", "output={d}/out", "device=tpu",
+         pattern=r"unknown device 'tpu'; valid: auto, cpu, cuda, cuda:N, mps"),
+    tool("predict", "predict-unknown-key", CKPT, "input={d}/ok.wav", "output={d}/out", "bogus=1",
+         pattern=r"Key 'bogus' not in 'PredictArgs'"),
+    tool("predict", "predict-wrong-type", CKPT, "input={d}/ok.wav", "output={d}/out", "self_transition=abc",
+         pattern=r"Value 'abc' of type 'str' could not be converted to Float"),
+    tool("predict", "predict-value-out-of-range", CKPT, "input={d}/ok.wav", "output={d}/out", "self_transition=1.5",
+         pattern=r"self_transition must be in \(0, 1\), got 1\.5"),
+    tool("predict", "predict-missing-output", CKPT, "input={d}/ok.wav",
+         pattern=r"missing required argument\(s\): output=\.\.\."),
+    tool("predict", "predict-output-is-a-file", CKPT, "input={d}/ok.wav", "output={d}/afile",
+         pattern=r"output=\S*/afile: cannot create the folder"),
+    tool("predict", "predict-output-not-writable", CKPT, "input={d}/ok.wav", f"output={NOT_WRITABLE}",
+         pattern=rf"output={NOT_WRITABLE}: cannot create the folder", skip=SYS_WRITABLE),
+]
+if not CUDA:
+    PREDICT_CASES.append(tool("predict", "predict-cuda-without-gpu", CKPT, "input={d}/ok.wav", "output={d}/out",
+                              "device=cuda", pattern=r"device='cuda' but CUDA is not available here"))
+
+EVALUATE_CASES = [
+    tool("evaluate", "evaluate-missing-predictions", "predictions={d}/nope", "references={d}/refs",
+         pattern=r"predictions=\S*/nope: no such folder"),
+    tool("evaluate", "evaluate-missing-references", "predictions={d}/preds_ok", "references={d}/nope",
+         pattern=r"references=\S*/nope: no such folder"),
+    tool("evaluate", "evaluate-unreadable-lab", "predictions={d}/preds_binary", "references={d}/refs",
+         pattern=r"preds_binary/a\.lab:1: not UTF-8 text"),
+    tool("evaluate", "evaluate-unparseable-label", "predictions={d}/preds_ok", "references={d}/refs_badlabel",
+         pattern=r"refs_badlabel/a\.lab:1: 'H:maj' is not a chord label mir_eval can parse"),
+    tool("evaluate", "evaluate-backwards-interval", "predictions={d}/preds_ok", "references={d}/refs_backwards",
+         pattern=r"refs_backwards/a\.lab:1: end 1\.0 is not after start 2\.0"),
+    tool("evaluate", "evaluate-nothing-pairs", "predictions={d}/preds_other", "references={d}/refs",
+         pattern=r"no prediction in predictions=\S*preds_other matches a reference \.lab"),
+    tool("evaluate", "evaluate-misspelt-key", "prediction={d}/preds_ok", "references={d}/refs",
+         pattern=r"Key 'prediction' not in 'EvaluateArgs'"),
+    tool("evaluate", "evaluate-wrong-type", "predictions={d}/preds_ok", "references={d}/refs", "allow_missing=maybe",
+         pattern=r"Value 'maybe' is not a valid bool"),
+    tool("evaluate", "evaluate-output-not-writable", "predictions={d}/preds_ok", "references={d}/refs",
+         f"output={NOT_WRITABLE}/e.json", skip=SYS_WRITABLE,
+         pattern=rf"{NOT_WRITABLE}: (Operation not permitted|Permission denied|Read-only file system)"),
+]
+
+REPORT_CASES = [
+    tool("report", "report-missing-folder", "runs={d}/nope", pattern=r"runs=\S*/nope: no such folder"),
+    tool("report", "report-runs-is-a-file", "runs={d}/afile", pattern=r"runs=\S*/afile is a file"),
+    tool("report", "report-no-runs", "runs={d}/empty", pattern=r"runs=\S*/empty holds no run folder"),
+    tool("report", "report-unknown-sort-column", "runs={d}/run_shape", "sort=bogus",
+         pattern=r"sort=bogus is not a numeric column; valid: best_val_loss"),
+    tool("report", "report-misspelt-key", "run={d}/run_shape", pattern=r"Key 'run' not in 'ReportArgs'"),
+    tool("report", "report-wrong-type", "runs={d}/run_shape", "descending=maybe",
+         pattern=r"Value 'maybe' is not a valid bool"),
+    tool("report", "report-csv-not-writable", "runs={d}/run_shape", f"csv={NOT_WRITABLE}/r.csv", skip=SYS_WRITABLE,
+         pattern=rf"{NOT_WRITABLE}: (Operation not permitted|Permission denied|Read-only file system)"),
+]
+
+
+# --------------------------------------------------------------------------- Python API
+
+
+def _trainer(d: Path, *, dataset=None, **config: Any):
+    from torch.utils.data import DataLoader
+
+    from chordexp.data import DummyChordDataset
+    from chordexp.model import ChordRecognitionModel
+    from chordexp.training import Trainer, TrainingConfig
+
+    data = dataset or DummyChordDataset(4, num_samples=ff.SR)
+    loader = DataLoader(data, batch_size=2)
+    options = dict(num_epochs=1, device="cpu", checkpoint_dir=str(d / "api_ckpt"), save_every=0, log_every=0)
+    options.update(config)
+    model = ChordRecognitionModel(sample_rate=ff.SR, d_model=64, num_blocks=1, num_heads=4, channels=4)
+    return Trainer(model, loader, loader, TrainingConfig(**options))
+
+
+def _out_of_range_training(d: Path) -> None:
+    from chordexp.data import DummyChordDataset
+
+    class Labels(DummyChordDataset):
+        def __getitem__(self, index):
+            audio, targets = super().__getitem__(index)
+            targets["chord_type"] = targets["chord_type"] * 0 + 40
+            return audio, targets
+
+    _trainer(d, dataset=Labels(4, num_samples=ff.SR)).train()
+
+
+def _broken_synthetic_item(d: Path) -> None:
+    from chordexp.data import SyntheticChordDataset
+
+    dataset = SyntheticChordDataset(8, sample_rate=ff.SR, realism="plain")
+    dataset._synth.render = lambda rng, *labels: 1 / 0
+    dataset[3]
+
+
+def _broken_folder_item(d: Path) -> None:
+    from chordexp.data import FolderChordDataset
+
+    dataset = FolderChordDataset(4, root=d / "songs_good", sample_rate=ff.SR, pitch_shift=0)
+    object.__setattr__(dataset.songs[0], "audio", None)  # the decoded song is lost
+    dataset[0]
+
+
+def _compose_and_map(*overrides: str):
+    """``to_training_config`` of ``conf/config.yaml`` composed with ``overrides``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from chordexp.config import register_configs, to_training_config
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=str(ff.REPO / "conf")):
+            cfg = compose("config", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+    return to_training_config(cfg)
+
+
+def _attr(name: str) -> Any:
+    """``_attr('chordexp.audio:read_audio')``: the attribute, its module imported now."""
+    import importlib
+
+    module, _, attr = name.partition(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+
+
+API_CASES = [
+    api("api-zero-lr-in-config", lambda d: _compose_and_map("optimizer.lr=0"), _attr("chordexp.config:ConfigValueError"),
+        r"^optimizer\.lr=0\.0 must be > 0$"),
+    api("api-warmup-not-below-epochs", lambda d: _compose_and_map("trainer.num_epochs=2", "scheduler.warmup_epochs=2"),
+        _attr("chordexp.config:ConfigValueError"), r"^scheduler\.warmup_epochs=2 must be < trainer\.num_epochs \(2\)"),
+    api("api-checkpoint-dir-escapes", lambda d: _compose_and_map("trainer.checkpoint_dir=/etc"),
+        _attr("chordexp.config:ConfigValueError"), r"^trainer\.checkpoint_dir='/etc' must be a relative path"),
+    api("api-trainer-zero-lr", lambda d: _trainer(d, learning_rate=0.0), ValueError, r"^learning_rate must be > 0, got 0\.0$"),
+    api("api-trainer-negative-lr", lambda d: _trainer(d, learning_rate=-1.0), ValueError, r"^learning_rate must be > 0"),
+    api("api-trainer-zero-epochs", lambda d: _trainer(d, num_epochs=0), ValueError, r"^num_epochs must be >= 1, got 0$"),
+    api("api-trainer-negative-warmup", lambda d: _trainer(d, warmup_epochs=-1), ValueError,
+        r"^warmup_epochs must be >= 0, got -1$"),
+    api("api-trainer-unknown-device", lambda d: _trainer(d, device="tpu"), ValueError, r"^unknown device 'tpu'"),
+    api("api-trainer-cuda-without-gpu", lambda d: _trainer(d, device="cuda"), ValueError,
+        r"^device='cuda' but CUDA is not available here", skip=NO_GPU),
+    api("api-zero-batch-size", lambda d: _attr("chordexp.data:build_loaders")([0], [0], batch_size=0), ValueError,
+        r"^batch_size must be a positive integer, got 0$"),
+    api("api-missing-data-folder", lambda d: _attr("chordexp.data:FolderChordDataset")(8, root=d / "nope"), ValueError,
+        r"^data folder \S*/nope: no such directory"),
+    api("api-empty-data-folder", lambda d: _attr("chordexp.data:FolderChordDataset")(8, root=d / "empty"), ValueError,
+        r"^data folder \S*/empty holds no audio files"),
+    api("api-non-audio-file", lambda d: _attr("chordexp.audio:read_audio")(d / "notes.txt"),
+        _attr("chordexp.audio:AudioError"), r"^\S*/notes\.txt: cannot decode audio"),
+    api("api-unreadable-lab", lambda d: _attr("chordexp.labfile:load_lab")(d / "preds_binary" / "a.lab"),
+        _attr("chordexp.labfile:LabFileError"), r"^\S*/a\.lab:1: not UTF-8 text$"),
+    api("api-label-outside-vocabulary", lambda d: _attr("chordexp.evaluate:evaluate_pair")(
+        d / "refs_badlabel" / "a.lab", d / "preds_ok" / "a.lab"), _attr("chordexp.labfile:LabFileError"),
+        r"^\S*/a\.lab:1: 'H:maj' is not a chord label"),
+    api("api-label-index-out-of-range", _out_of_range_training, ValueError,
+        r"^a batch from the data loader: target chord_type=40 \(item 0 of the batch\) is outside 0\.\.31; check the dataset's labels$"),
+    api("api-item-fails-to-load", _broken_synthetic_item, _attr("chordexp.data.item_errors:ItemLoadError"),
+        r"^SyntheticChordDataset \(train split\) item 3 failed to load: ZeroDivisionError: division by zero$"),
+    api("api-folder-item-fails-to-load", _broken_folder_item, _attr("chordexp.data.item_errors:ItemLoadError"),
+        r"^FolderChordDataset \(train split\) item 0 from \S*/songs_good/[ab]\.wav failed to load: AttributeError"),
+    api("api-truncated-checkpoint", lambda d: _attr("chordexp.training.checkpoint:load_checkpoint_file")(d / "trunc.pt"),
+        _attr("chordexp.training.checkpoint:CheckpointError"),
+        r"^checkpoint \S*/trunc\.pt: not a readable torch checkpoint, truncated or corrupt"),
+    api("api-non-checkpoint", lambda d: _attr("chordexp.training.checkpoint:load_checkpoint_file")(d / "tensor.pt"),
+        _attr("chordexp.training.checkpoint:CheckpointError"), r"^checkpoint \S*/tensor\.pt: not a chordexp training"),
+    api("api-recognizer-other-shape", lambda d: _attr("chordexp.predict:ChordRecognizer").from_checkpoint(d / "shape.pt"),
+        _attr("chordexp.training.checkpoint:CheckpointError"), r"^checkpoint \S*/shape\.pt: does not fit this model"),
+    api("api-trainer-other-shape", lambda d: _trainer(d).load_checkpoint(d / "ckpt.pt"),
+        _attr("chordexp.training.checkpoint:CheckpointError"), r"^checkpoint \S*/ckpt\.pt: does not fit this model"),
+    api("api-target-not-allowed", lambda d: _attr("chordexp.targets:check_targets")(
+        {"data": {"dataset": {"_target_": "chordexp.data.DummyChordDataset",
+                              "options": {"x": {"_target_": "os.system", "command": "true"}}}}}),
+        _attr("chordexp.config:ConfigValueError"), r"^data\.dataset\.options\.x\._target_='os\.system' is not one of"),
+]
+
+CASES = RUN_CASES + PREDICT_CASES + EVALUATE_CASES + REPORT_CASES + API_CASES
+
+
+# --------------------------------------------------------------------------- files
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, compose_cfg) -> Path:
+    """Every bad (and good) file the table refers to, under one folder ``{d}``."""
+    d = tmp_path_factory.mktemp("bad_inputs")
+    import soundfile
+
+    soundfile.write(d / "ok.wav", ff.chord_audio(1.0), ff.SR)
+    (d / "bad.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt garbage that is not audio")
+    (d / "notes.txt").write_text("not audio\n")
+    (d / "afile").write_text("a file where a folder is expected\n")
+    (d / "empty").mkdir()
+    good_lab = b"0.0 2.0 C:maj\n2.0 4.0 A:min\n"
+    ff.write_song(d / "songs_corrupt", "a", good_lab, audio=(d / "bad.wav").read_bytes())
+    ff.write_song(d / "songs_badlab", "a", b"0.0 2.0 C:maj\n\xff\xfe 4.0 A:min\n")
+    ff.write_song(d / "songs_label", "a", b"0.0 2.0 C:maj\n2.0 4.0 H:maj\n")
+    for name in "ab":  # two songs: one lands in each split
+        ff.write_song(d / "songs_good", name, good_lab)
+    for name, lab in (("refs", good_lab), ("preds_ok", good_lab), ("preds_binary", b"\xff\xfe\x00\x01"),
+                      ("refs_badlabel", b"0.0 1.0 H:maj\n"), ("refs_backwards", b"2.0 1.0 C:maj\n")):
+        (d / name).mkdir()
+        (d / name / "a.lab").write_bytes(lab)
+    (d / "preds_other").mkdir()
+    (d / "preds_other" / "zzz.lab").write_bytes(good_lab)
+
+    checkpoint = ff.checkpoint_bytes()
+    (d / "ckpt.pt").write_bytes(checkpoint)
+    (d / "trunc.pt").write_bytes(checkpoint[: len(checkpoint) // 2])
+    (d / "shape.pt").write_bytes(ff.other_shape_checkpoint_bytes())
+    torch.save(torch.zeros(3), d / "tensor.pt")
+    config = ff.composed_run_config(compose_cfg, "experiment=smoke", "data=dummy")
+    ff.fake_run_folder(d / "run_shape", config, checkpoint)  # smoke's model is wider than ckpt.pt's
+    ff.fake_run_folder(d / "run_trunc", config, (d / "trunc.pt").read_bytes())
+    ff.fake_run_folder(d / "run_tensor", config, (d / "tensor.pt").read_bytes())
+    (d / "runs").mkdir()
+    return d
+
+
+@dataclass
+class Result:
+    status: int
+    stdout: str
+    stderr: str
+
+
+MODULES = {"run": "chordexp.run", "predict": "chordexp.predict", "evaluate": "chordexp.evaluate",
+           "report": "chordexp.report"}
+
+
+@pytest.fixture(scope="module")
+def cli_results(request, files) -> Dict[str, Result]:
+    """Every selected command-line case, run two at a time in forked processes."""
+    selected = [item.callspec.params["case"] for item in request.session.items
+                if getattr(item, "module", None) is request.module and hasattr(item, "callspec")]
+    cases = [case for case in selected if case.entry != "api" and case.skip is None]
+    logs = files / "logs"
+    logs.mkdir(exist_ok=True)
+    requests = [json.dumps({
+        "id": case.id, "module": MODULES[case.entry], "args": case.command_args(files), "cwd": str(files),
+        "env": {**dict(case.env), "HYDRA_FULL_ERROR": None, "CHORDEXP_DEBUG": None},
+        "pythonpath": [str(TESTS)], "stdout": str(logs / f"{case.id}.out"), "stderr": str(logs / f"{case.id}.err"),
+        "timeout": 120,
+    }) for case in cases]
+    done = subprocess.run([sys.executable, str(TESTS / "cli_forkserver.py"), "--jobs", "2"], input="\n".join(requests),
+                          capture_output=True, text=True, timeout=600, env=ff.cli_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    (logs / "forkserver.jsonl").write_text(done.stdout)  # status and seconds of each case
+    statuses = {row["id"]: row["status"] for row in map(json.loads, done.stdout.splitlines())}
+    return {case.id: Result(statuses[case.id], (logs / f"{case.id}.out").read_text(),
+                            (logs / f"{case.id}.err").read_text()) for case in cases}
+
+
+def error_lines(case: Case, result: Result) -> List[str]:
+    """The error line(s) a command printed: a run's ERROR log lines, else stderr's
+    ``error: `` lines, else (Hydra's own messages) stderr's first line."""
+    if case.entry == "run":
+        logged = re.findall(r"\]\[ERROR\] - (.*)", result.stdout + result.stderr)
+        if logged:
+            return logged
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    ours = [line[len("error: "):] for line in lines if line.startswith("error: ")]
+    return ours or lines[:1]
+
+
+# --------------------------------------------------------------------------- the table
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
+def test_bad_input_gives_one_clear_line(case: Case, files: Path, request) -> None:
+    if case.skip:
+        pytest.skip(case.skip)
+    if case.entry == "api":
+        with pytest.raises(case.error) as caught:
+            case.call(files)
+        message = str(caught.value)
+        assert "\n" not in message.strip(), message
+        assert re.search(case.pattern, message), message
+        return
+
+    result = request.getfixturevalue("cli_results")[case.id]
+    output = result.stdout + result.stderr
+    assert result.status == case.status, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    lines = error_lines(case, result)
+    assert len(lines) == 1, output[-3000:]
+    assert re.search(case.pattern, lines[0]), lines[0]
+    log = files / "runs" / case.id / "run.log"
+    if case.entry == "run" and log.is_file():  # the run folder keeps the same single line
+        text = log.read_text()
+        assert lines[0] in text and "Traceback" not in text
+
+
+def test_the_table_covers_every_entry_point_and_the_issue_list():
+    entries = {case.entry for case in CASES}
+    assert entries == {"run", "predict", "evaluate", "report", "api"}
+    assert len(CASES) >= 80 and len({case.id for case in CASES}) == len(CASES)
