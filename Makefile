@@ -14,7 +14,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 TINYSOUNDFONT ?= tinysoundfont==0.3.7
 
-.PHONY: install install-dev train test test-all smoke evalset clean
+.PHONY: install install-dev train test test-all smoke bench evalset clean
 
 $(VENV)/.torch:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,11 @@ test: install-dev
 
 test-all: install-dev
 	$(PY) -m pytest -m "slow or not slow" $(ARGS)
+
+# The benchmarks (README, "Benchmarks"): one table on stdout, outputs/bench.json beside it.
+bench: install
+	$(PIP) install -e ".[bench]"
+	$(PY) -m chordexp.bench $(ARGS)
 
 # The independent evaluation set: FluidSynth + the MuseScore General SoundFont (Debian
 # packages, installed here when missing and when we may), never used for training.

@@ -1,0 +1,49 @@
+"""The main job's defaults, composed from ``conf/`` exactly as ``python -m chordexp.run``
+composes them, so the benchmarks measure the model, loss, optimizer and schedule that
+training really uses (the YAML defaults differ from the Python ones, e.g. dropout).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Tuple
+
+from chordexp.config import TrainingConfig
+
+
+def compose_default(*overrides: str) -> Any:
+    """The composed root config of the default run, with ``overrides``; Hydra's global
+    state is cleared afterwards."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from chordexp.config import register_configs
+    from chordexp.run import CONF_DIR
+
+    register_configs()
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
+            return compose("config", overrides=list(overrides))
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def default_components(*overrides: str) -> Tuple[TrainingConfig, Dict[str, Any]]:
+    """``(training config, {model, criterion, optimizer_factory})`` of the default run;
+    the model is built after ``torch.manual_seed(config.seed)`` as the run does."""
+    import torch
+    from hydra.utils import instantiate
+
+    from chordexp.config import to_training_config
+
+    cfg = compose_default(*overrides)
+    config = to_training_config(cfg)
+    torch.manual_seed(config.seed)
+    return config, {
+        "model": instantiate(cfg.model, _convert_="all"),
+        "criterion": instantiate(cfg.loss, _convert_="all"),
+        "optimizer_factory": instantiate(cfg.optimizer, _convert_="all"),
+    }
+
+
+def default_batch_size() -> int:
+    return int(compose_default().data.batch_size)
