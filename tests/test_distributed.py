@@ -124,3 +124,55 @@ def test_sigterm_on_one_rank_stops_every_rank_and_the_run_resumes_under_ddp(tmp_
     reference = run_cli([*LONGER, f"hydra.run.dir={tmp_path / 'single'}"], cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr[-2000:]
     _assert_same_history(_history(folder), _history(tmp_path / "single"))
+
+
+def _global_bn_worker(rank: int, port: int, out: str) -> None:
+    """Rank ``rank`` of 2: its half of a batch through GlobalBatchNorm2d, gradients summed."""
+    import torch.distributed as dist
+
+    from chordexp.training.distributed import global_batch_norm
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    x, w, bn = _bn_case()
+    global_batch_norm(bn, torch.device("cpu"))
+    half = x[rank::2].clone().requires_grad_(True)
+    (bn(half) * w[rank::2]).sum().backward()
+    grads = torch.cat([bn.weight.grad, bn.bias.grad])
+    dist.all_reduce(grads)
+    x_grad = torch.zeros_like(x)
+    x_grad[rank::2] = half.grad
+    dist.all_reduce(x_grad)
+    if rank == 0:
+        torch.save({"params": grads, "x": x_grad, "mean": bn.running_mean, "var": bn.running_var}, out)
+    dist.destroy_process_group()
+
+
+def _bn_case():
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(8, 3, 5, 4, generator=g), torch.randn(8, 3, 5, 4, generator=g)
+    bn = nn.BatchNorm2d(3)
+    with torch.no_grad():
+        bn.weight.copy_(torch.rand(3, generator=g) + 0.5)
+        bn.bias.copy_(torch.rand(3, generator=g))
+    return x, w, bn
+
+
+def test_global_batch_norm_over_two_ranks_equals_batch_norm_over_the_whole_batch(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = tmp_path / "ddp.pt"
+    mp.spawn(_global_bn_worker, args=(port, str(out)), nprocs=2)
+    x, w, bn = _bn_case()
+    x.requires_grad_(True)
+    (bn(x) * w).sum().backward()
+    got = torch.load(out, weights_only=True)
+    assert torch.allclose(got["params"], torch.cat([bn.weight.grad, bn.bias.grad]), atol=1e-5)
+    assert torch.allclose(got["x"], x.grad, atol=1e-5)
+    assert torch.allclose(got["mean"], bn.running_mean, atol=1e-6)
+    assert torch.allclose(got["var"], bn.running_var, atol=1e-6)
