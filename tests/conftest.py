@@ -47,6 +47,17 @@ def _run_cli(args: List[str], cwd: Path, timeout: float = 300) -> subprocess.Com
     )
 
 
+@pytest.fixture
+def one_torch_thread():
+    """The machine is shared: one torch thread for the test, restored after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def compose_cfg() -> Callable[..., DictConfig]:
     """``compose_cfg(*overrides, config_dir=conf/)``: a freshly composed root config."""

@@ -64,12 +64,7 @@ class StepRecorder(Callback):
         self.steps.append((step, dict(metrics)))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_trainer(tmp_path: Path, num_epochs: int, *callbacks: Callback, save_every: int = 0) -> Trainer:

@@ -60,12 +60,8 @@ class ToyChordDataset(Dataset):
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    """The machine is shared: one torch thread for these tests."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_torch_thread):
+    """Every trainer test runs on one torch thread (the machine is shared)."""
 
 
 @pytest.fixture
