@@ -67,6 +67,9 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     set_threads(cfg.trainer.num_threads)
     if distributed is not None:
         config.device = rank_device(config.device, distributed.local_rank)
+        if config.batch_size % distributed.world_size:
+            raise ConfigValueError(f"data.batch_size={config.batch_size} is the global batch and must divide by "
+                                   f"the {distributed.world_size} processes of this run")
     components = build_components(cfg, config, distributed)
     callbacks = [TensorBoardCallback(folder / "tensorboard", resolved_dict(cfg))] if main_rank else []
     trainer = Trainer(config=config, callbacks=callbacks, distributed=distributed, **components)

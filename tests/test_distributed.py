@@ -81,6 +81,7 @@ def test_torchrun_two_processes_match_one_process_and_leave_one_run_folder(tmp_p
     recognizer = ChordRecognizer.from_checkpoint(folder / "checkpoints" / "best.pt")
     assert not any(isinstance(m, nn.SyncBatchNorm) or type(m).__name__ == "GlobalBatchNorm2d"
                    for m in recognizer.model.modules())
+    # a finished run resumed with a larger num_epochs trains on (here: a DDP run, in one process)
     resumed = run_cli([f"resume={folder}", "trainer.num_epochs=4"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert len(_history(folder)["val_loss"]) == 4

@@ -122,16 +122,6 @@ def test_rerun_and_the_long_form_reproduce_a_run_byte_for_byte(tmp_path, uninter
         assert record["rerun_of"] == str(uninterrupted)
 
 
-def test_a_finished_run_resumed_with_more_epochs_trains_on(tmp_path, run_cli):
-    folder = tmp_path / "run"
-    assert run_cli(["experiment=smoke", "trainer.num_epochs=2", f"hydra.run.dir={folder}"], cwd=tmp_path).returncode == 0
-    done = run_cli([f"resume={folder}", "trainer.num_epochs=4"], cwd=tmp_path)
-    assert done.returncode == 0, done.stderr[-2000:]
-    history = _history(folder)
-    assert len(history["val_loss"]) == 4
-    assert json.loads((folder / "metrics.json").read_text())["epochs_run"] == 4
-
-
 def test_environment_differences_name_commit_dirt_and_versions():
     recorded = {"git": {"commit": "abc", "dirty": False}, "versions": {"torch": "2.2.0", "numpy": "1.26.0"}}
     current = {"git": {"commit": "def", "dirty": True}, "versions": {"torch": "2.13.0", "numpy": "1.26.0"}}
