@@ -22,7 +22,6 @@ The Python API: :func:`evaluate_pair`, :func:`evaluate_dirs`.
 """
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,13 +211,6 @@ def format_table(result: Dict[str, object]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: Path, result: Dict[str, object]) -> None:
-    """Write atomically (``chordexp.atomic``): an old report is never left half-written."""
-    from chordexp.atomic import atomic_write_text
-
-    atomic_write_text(path, json.dumps(result, indent=2) + "\n")
-
-
 @dataclass
 class EvaluateArgs:
     predictions: str = "???"
@@ -240,6 +232,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                          f"references={args.references}")
     print(format_table(result))
     output = Path(args.output) if args.output else Path(args.predictions) / "evaluation.json"
+    from chordexp.run_folder import write_json
+
     write_json(output, result)
     print(f"wrote {output}")
     if missing_predictions:

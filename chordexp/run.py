@@ -71,9 +71,10 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
             raise ConfigValueError(f"data.batch_size={config.batch_size} is the global batch and must divide by "
                                    f"the {distributed.world_size} processes of this run")
     components = build_components(cfg, config, distributed)
-    callbacks = [TensorBoardCallback(folder / "tensorboard", resolved_dict(cfg))] if main_rank else []
+    run_config = resolved_dict(cfg)
+    callbacks = [TensorBoardCallback(folder / "tensorboard", run_config)] if main_rank else []
     trainer = Trainer(config=config, callbacks=callbacks, distributed=distributed, **components)
-    trainer.checkpoint_extra = {"run_config": resolved_dict(cfg)}  # a copied checkpoint keeps its provenance
+    trainer.checkpoint_extra = {"run_config": run_config}  # a copied checkpoint keeps its provenance
     if resume:
         resume_from_last(trainer, Path(config.checkpoint_dir) / "last.pt", folder)
     if main_rank:

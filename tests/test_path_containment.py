@@ -43,15 +43,21 @@ def test_symbolic_links_in_the_output_cannot_lead_out(tmp_path):
             contained_target(out, Path(relative))
 
 
-def test_predict_writes_nothing_through_a_symlinked_output_folder(tmp_path):
-    checkpoint = tmp_path / "ckpt.pt"
-    checkpoint.write_bytes(ff.checkpoint_bytes())
+def _songs_with_symlinked_output(tmp_path: Path):
+    """``songs/album/b.wav`` and an ``out/`` whose ``album`` is a symlink to ``elsewhere/``."""
     songs, out, elsewhere = tmp_path / "songs", tmp_path / "out", tmp_path / "elsewhere"
     (songs / "album").mkdir(parents=True)
     soundfile.write(songs / "album" / "b.wav", ff.chord_audio(1.0), ff.SR)
     out.mkdir()
     elsewhere.mkdir()
     (out / "album").symlink_to(elsewhere, target_is_directory=True)
+    return songs, out, elsewhere
+
+
+def test_predict_writes_nothing_through_a_symlinked_output_folder(tmp_path):
+    checkpoint = tmp_path / "ckpt.pt"
+    checkpoint.write_bytes(ff.checkpoint_bytes())
+    songs, out, elsewhere = _songs_with_symlinked_output(tmp_path)
     recognizer = ChordRecognizer.from_checkpoint(checkpoint)
     with pytest.raises(UsageError, match=r"album/b\.lab: would be written outside output="):
         transcribe_files(recognizer, songs, out, progress=False, echo=lambda *a: None)
@@ -72,12 +78,7 @@ def test_path_like_labels_are_rejected_as_labels(tmp_path, label):
 def test_the_baseline_writes_nothing_through_a_symlinked_output_folder(tmp_path):
     from chordexp.baseline import main
 
-    songs, out, elsewhere = tmp_path / "songs", tmp_path / "out", tmp_path / "elsewhere"
-    (songs / "album").mkdir(parents=True)
-    soundfile.write(songs / "album" / "b.wav", ff.chord_audio(1.0), ff.SR)
-    out.mkdir()
-    elsewhere.mkdir()
-    (out / "album").symlink_to(elsewhere, target_is_directory=True)
+    songs, out, elsewhere = _songs_with_symlinked_output(tmp_path)
     with pytest.raises(UsageError, match=r"album/b\.lab: would be written outside output="):
         main([f"input={songs}", f"output={out}"])
     assert list(elsewhere.iterdir()) == []

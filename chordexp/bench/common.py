@@ -6,6 +6,8 @@ so every line of the table reads the same way and the JSON keeps the raw samples
 """
 from __future__ import annotations
 
+import contextlib
+
 import json
 import math
 import os
@@ -112,13 +114,11 @@ def machine_info() -> Dict[str, Any]:
     import torch
 
     cpu = platform.processor() or platform.machine()
-    try:
+    with contextlib.suppress(OSError):  # no /proc (macOS): keep platform's name
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),

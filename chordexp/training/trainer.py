@@ -289,12 +289,10 @@ class Trainer:
         clipping), or None when ``group_sums`` is given (skip mode) and the group's loss
         or gradient is not finite: then no step is taken."""
         clip = self.config.gradient_clip
-        if clip > 0 or group_sums is not None:
-            self.scaler.unscale_(self.optimizer)
         grad_norm = torch.zeros((), device=self.device)
-        if clip > 0 or group_sums is not None:
-            max_norm = clip if clip > 0 else math.inf
-            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), max_norm)
+        if clip > 0 or group_sums is not None:  # the norm is needed to clip, or to check it
+            self.scaler.unscale_(self.optimizer)
+            grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), clip if clip > 0 else math.inf)
         finite = bool(torch.isfinite(group_sums).all() & torch.isfinite(grad_norm)) if group_sums is not None else True
         if self.distributed is not None and group_sums is not None:
             finite = not any_across(not finite, self.device)  # every rank skips the same steps

@@ -12,7 +12,7 @@ from chordexp.training.checkpoint import CheckpointError, atomic_write_bytes
 
 
 class _Crash(Exception):
-    pass
+    """A simulated crash in the middle of training."""
 
 
 def _crash_at_validation(trainer, call: int, monkeypatch) -> None:
