@@ -35,8 +35,8 @@ import numpy as np
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NUM_PITCH_CLASSES, format_label
 from chordexp.audio import find_audio_files
 from chordexp.cli import UsageError, main_guard, parse_args
-from chordexp.labfile import write_lab
-from chordexp.output_dirs import contained_target
+from chordexp.labfile import prediction_comment, write_lab
+from chordexp.output_dirs import plan_transcriptions
 
 USAGE = __doc__.split("The classic pipeline")[0].strip()
 
@@ -238,9 +238,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except OSError as error:
         raise UsageError(f"output={output}: cannot create the folder ({error.strerror})") from None
     failures = 0
-    for path in files:
-        name = path.relative_to(input_path).with_suffix("") if input_path.is_dir() else Path(path.stem)
-        target = contained_target(output, name.with_suffix(".lab"))
+    for path, target in plan_transcriptions(files, input_path, output):  # predict's naming rule and refusals
         try:
             audio, rate = read_audio(path)
         except AudioError as error:
@@ -249,7 +247,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             continue
         segments = transcribe(audio, rate, params)
         target.parent.mkdir(parents=True, exist_ok=True)
-        write_lab(target, segments)
+        write_lab(target, segments, comment=prediction_comment(path, " (baseline)"))
         print(f"{path} -> {target} ({len(segments)} segments)")
     if failures:
         raise UsageError(f"{failures} of {len(files)} file(s) could not be transcribed (see above)")

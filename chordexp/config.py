@@ -39,6 +39,10 @@ class TrainingConfig:
     deterministic: bool = False  # torch.use_deterministic_algorithms
     on_nonfinite: str = "stop"  # a NaN/inf loss or gradient: 'stop' the run, or 'skip' the step
     compile: bool = False  # torch.compile the model for training (GPU speed-up; off: CPU-safe default)
+    # What best.pt, early stopping (patience, min_delta) and best_epoch follow: a validation
+    # history key (val_loss, val_<task>_acc, or val_<name> of the Trainer's song_validator).
+    monitor: str = "val_loss"
+    monitor_mode: str = "auto"  # 'auto' (min if the name contains 'loss', else max), 'min' or 'max'
     scheduler_options: Dict[str, Any] = field(default_factory=dict)  # extra scheduler kwargs
 
 
@@ -54,6 +58,7 @@ class TrainingConfig:
 MISSING = "???"  # OmegaConf's marker for a mandatory value (string form, no import)
 MIXED_PRECISION_MODES = ("no", "bf16", "fp16")
 NONFINITE_POLICIES = ("stop", "skip")
+MONITOR_MODES = ("auto", "min", "max")
 
 
 @dataclass
@@ -175,8 +180,33 @@ class FolderDatasetConfig(DatasetConfig):
 
 
 @dataclass
+class SongsDatasetConfig(DatasetConfig):
+    """Excerpts of synthetic band songs with a label per frame (song mode)."""
+
+    _target_: str = "chordexp.data.SyntheticSongDataset"
+    sample_rate: int = 22050
+    clip_seconds: float = 15.0  # excerpt length: the context the model attends over
+    tuning_cents: float = 50.0  # the whole band tuned off A440 by up to this much
+    n_prob: float = 0.5  # how often songs hold stretches without harmony (intros, breaks)
+    soundfont: Optional[str] = None  # .sf2/.sf3 for the band; None = TimGM6mb (never the evaluation font)
+
+
+@dataclass
+class FolderSongsDatasetConfig(FolderDatasetConfig):
+    """Excerpts of your own songs with a label per frame (song mode)."""
+
+    _target_: str = "chordexp.data.FolderSongDataset"
+    clip_seconds: float = 15.0
+
+
+@dataclass
 class DataConfig:
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    # Song mode: items carry a label per model frame and the model outputs frame logits
+    # (model.frame_outputs follows this); validation also transcribes whole songs.
+    sequence: bool = False
+    val_songs: int = 0  # whole validation songs transcribed and scored with mir_eval each epoch
+    val_song_seconds: float = 45.0
     sample_rate: int = 44100  # of the clips; model.sample_rate follows it
     clip_seconds: float = 1.0  # length of the clips; model.context_seconds follows it
     train_size: int = 16000
@@ -191,6 +221,20 @@ class DataConfig:
 @dataclass
 class SyntheticDataConfig(DataConfig):
     dataset: SyntheticDatasetConfig = field(default_factory=SyntheticDatasetConfig)
+
+
+@dataclass
+class SongsDataConfig(DataConfig):
+    dataset: SongsDatasetConfig = field(default_factory=SongsDatasetConfig)
+    sequence: bool = True
+    val_songs: int = 8
+
+
+@dataclass
+class FolderSongsDataConfig(DataConfig):
+    dataset: FolderSongsDatasetConfig = field(default_factory=FolderSongsDatasetConfig)
+    sequence: bool = True
+    val_songs: int = 8
 
 
 @dataclass
@@ -223,6 +267,7 @@ class ChordModelConfig(ModelConfig):
     n_octaves: int = 6
     fmin: float = 32.70
     context_seconds: float = 1.0  # the clip length it is trained on
+    frame_outputs: bool = False  # song mode: forward gives frame logits (B, T, C); follows data.sequence
 
 
 @dataclass
@@ -242,7 +287,17 @@ class TrainerConfig:
     deterministic: bool = TrainingConfig.deterministic
     on_nonfinite: str = TrainingConfig.on_nonfinite
     compile: bool = TrainingConfig.compile
+    monitor: str = TrainingConfig.monitor
+    monitor_mode: str = TrainingConfig.monitor_mode
     num_threads: int = 0  # torch threads; 0 = all cores, or this job's share in a parallel sweep
+
+
+@dataclass
+class DecoderConfig:
+    """How frame posteriors become chord segments (song mode saves it with the model)."""
+
+    self_transition: Optional[float] = None  # HMM chord persistence; null = estimated from the training labels
+    prior_weight: float = 0.0  # divide the training chord-type prior out of the posteriors (0: off, 1: fully)
 
 
 @dataclass
@@ -255,6 +310,7 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
     seed: int = TrainingConfig.seed
     optimized_metric: Optional[str] = "best_val_loss"  # what main() returns to a sweeper
     # A folder of songs (audio + .lab of the same name): after training, best.pt
@@ -276,7 +332,8 @@ GROUP_SCHEMAS: Dict[str, Dict[str, type]] = {
         "base_constant": ConstantSchedulerConfig,
     },
     "loss": {"base_chord_loss": ChordLossConfig},
-    "data": {"base_synthetic": SyntheticDataConfig, "base_dummy": DummyDataConfig, "base_folder": FolderDataConfig},
+    "data": {"base_songs": SongsDataConfig, "base_synthetic": SyntheticDataConfig, "base_dummy": DummyDataConfig, "base_folder": FolderDataConfig,
+             "base_folder_songs": FolderSongsDataConfig},
     "model": {"base_chord_model": ChordModelConfig},
 }
 
@@ -367,6 +424,14 @@ def validate_run_config(c: Dict[str, Any]) -> None:
             c["trainer"].get("on_nonfinite", "stop") in NONFINITE_POLICIES,
             f"must be one of {', '.join(NONFINITE_POLICIES)}",
         ),
+        ("trainer.monitor", is_monitor_name(c["trainer"].get("monitor", "val_loss")),
+         "must name a validation metric of the history: val_loss, val_chord_type_acc, val_root_acc, "
+         "val_bass_note_acc, or val_<name> of a song validator"),
+        (
+            "trainer.monitor_mode",
+            c["trainer"].get("monitor_mode", "auto") in MONITOR_MODES,
+            f"must be one of {', '.join(MONITOR_MODES)}",
+        ),
         ("trainer.num_threads", c["trainer"].get("num_threads", 0) >= 0, "must be >= 0 (0 = all cores, or the job's share)"),
         ("trainer.device", is_device_name(c["trainer"].get("device", "auto")), f"must be one of {DEVICE_NAMES}"),
         ("trainer.checkpoint_dir", stays_inside(c["trainer"].get("checkpoint_dir", "checkpoints")),
@@ -374,6 +439,9 @@ def validate_run_config(c: Dict[str, Any]) -> None:
         ("eval_songs", not c.get("eval_songs") or Path(str(c["eval_songs"])).expanduser().is_dir(),
          "must be an existing folder of audio files with .lab files beside them (or null)"),
     ]
+    from chordexp.config_checks import value_checks
+
+    checks += value_checks(c)  # the model's and the optimizer's numbers, the seed, NaN and inf
     for key, ok, requirement in checks:
         if not ok:
             value = c
@@ -383,6 +451,12 @@ def validate_run_config(c: Dict[str, Any]) -> None:
 
 
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N, mps"
+
+
+def is_monitor_name(name: Any) -> bool:
+    """A name the trainer could monitor: ``val_`` and a metric name (which ones exist is
+    known once the first validation has run, when a song validator adds its own)."""
+    return isinstance(name, str) and re.fullmatch(r"val_\w+", name) is not None
 
 
 def is_device_name(name: Any) -> bool:

@@ -91,3 +91,21 @@ def decode_segments(
         end = duration if stop == len(path) else (stop - 0.5) / frame_rate
         segments.append((round(begin, 4), round(min(end, duration), 4), format_label(root, chord_type, bass)))
     return [s for s in segments if s[1] > s[0]]
+
+
+def estimate_decoder_priors(chord_type: np.ndarray, root: np.ndarray, bass_note: np.ndarray,
+                            mask: np.ndarray) -> dict:
+    """Decoder statistics from frame labels ``(N, T)`` (``mask`` True = a real frame):
+    ``self_transition``, the share of consecutive frame pairs that keep their chord
+    (so the HMM expects chords as long as the training songs hold them), and
+    ``type_prior``, the share of frames of each chord type (32 floats; the frame
+    posteriors carry it, and ``prior_weight`` can divide it out of them)."""
+    chord_type, root, bass_note, mask = (np.asarray(a) for a in (chord_type, root, bass_note, mask))
+    both = mask[:, 1:] & mask[:, :-1]
+    same = (chord_type[:, 1:] == chord_type[:, :-1]) & (root[:, 1:] == root[:, :-1]) \
+        & (bass_note[:, 1:] == bass_note[:, :-1])
+    pairs = int(both.sum())
+    stay = float((same & both).sum()) / pairs if pairs else 0.95
+    counts = np.bincount(chord_type[mask].ravel(), minlength=NUM_CHORD_TYPES).astype(np.float64)
+    prior = (counts + 1.0) / (counts.sum() + NUM_CHORD_TYPES)  # add-one: no type impossible
+    return {"self_transition": float(np.clip(stay, 0.5, 0.999)), "type_prior": prior.tolist()}

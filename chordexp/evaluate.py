@@ -3,13 +3,18 @@
     python -m chordexp.evaluate predictions=DIR references=DIR [output=FILE.json] [allow_missing=false]
 
 Files are paired by their path relative to each folder without ``.lab`` (so the nested
-output of ``chordexp.predict`` pairs with a nested reference tree), then by file name
-alone where that is unique. Each pair is scored with ``mir_eval.chord``'s comparison
-functions exactly as ``mir_eval.chord.evaluate`` does (the estimate is cropped or padded
-with ``N`` to the reference span). The aggregate POOLS DURATIONS across songs: every
-metric is (seconds judged correct) / (seconds judged) over all files, so a long song
-weighs more than a short one; it is not a mean of per-song scores. Segmentation scores
-are pooled the same way, weighted by each reference's span.
+output of ``chordexp.predict`` pairs with a nested reference tree), then without the audio
+extension predict keeps where two inputs would collide (``a.wav.lab`` and ``a.flac.lab``
+pair with ``a.lab``), then by file name alone where that is unique. ``output`` (default
+PREDICTIONS/evaluation.json) never replaces an input ``.lab``, any other ``.lab`` or audio
+file, or a run's record: that is refused before anything is scored. Each pair is scored
+with ``mir_eval.chord``'s comparison functions exactly as ``mir_eval.chord.evaluate``
+does (the estimate is cropped or padded with ``N`` to the reference span). The aggregate
+POOLS DURATIONS across songs: every metric is (seconds judged correct) / (seconds judged)
+over all files, so a long song weighs more than a short one; it is not a mean of per-song
+scores. Segmentation scores are pooled the same way, weighted by each reference's span.
+Intervals of a reference or a prediction must not overlap (one line naming the file and
+line if they do).
 
 Besides mir_eval's metrics there is ``exact``: the fraction of reference time whose
 label is in our 32-type vocabulary (``chordexp.chords.parse_label``) where the estimate
@@ -121,7 +126,7 @@ def evaluate_pair(ref_path: str | Path, est_path: str | Path) -> Dict[str, Optio
 
     A metric is None where the reference holds nothing it can judge.
     """
-    return score_labels(load_lab(ref_path), load_lab(est_path)).scores()
+    return score_labels(load_lab(ref_path, disjoint=True), load_lab(est_path, disjoint=True)).scores()
 
 
 def find_labs(folder: str | Path, key: str) -> Dict[str, Path]:
@@ -135,17 +140,37 @@ def find_labs(folder: str | Path, key: str) -> Dict[str, Path]:
 Pairs = Dict[str, Tuple[Path, Path]]  # name -> (reference, prediction)
 
 
+def without_audio_suffix(name: str) -> str:
+    """``"album/a.wav"`` -> ``"album/a"``: predict keeps the audio extension in a name
+    (``a.wav.lab``) where two inputs would collide; other names are returned unchanged."""
+    from chordexp.audio import AUDIO_SUFFIXES
+
+    base, dot, extension = name.rpartition(".")
+    if dot and base and not base.endswith("/") and f".{extension.lower()}" in AUDIO_SUFFIXES:
+        return base
+    return name
+
+
 def pair_files(predictions: Dict[str, Path], references: Dict[str, Path]) -> Tuple[Pairs, List[str], List[str]]:
     """-> ({name: (reference, prediction)}, references without prediction, predictions without
-    reference). Relative paths match first; the rest match by file name where it is unique."""
+    reference). Relative paths match first, then relative paths without the audio extension
+    predict keeps where names would collide (``a.wav.lab`` and ``a.flac.lab`` both pair with
+    ``a.lab``, named ``a.wav`` and ``a.flac``); the rest match by file name where it is unique."""
     pairs = {name: (references[name], predictions[name]) for name in references if name in predictions}
-    ref_left = {n: p for n, p in references.items() if n not in pairs}
-    pred_left = {n: p for n, p in predictions.items() if n not in pairs}
+    paired_refs = set(pairs)
+    for name, path in predictions.items():
+        base = without_audio_suffix(name)
+        if name not in pairs and base != name and base in references:
+            pairs[name] = (references[base], path)
+            paired_refs.add(base)
+    paired_preds = {name for name in pairs}
+    ref_left = {n: p for n, p in references.items() if n not in paired_refs}
+    pred_left = {n: p for n, p in predictions.items() if n not in paired_preds}
 
     def by_stem(items: Dict[str, Path]) -> Dict[str, str]:
         stems: Dict[str, List[str]] = {}
         for name, path in items.items():
-            stems.setdefault(path.stem, []).append(name)
+            stems.setdefault(without_audio_suffix(path.stem), []).append(name)
         return {stem: names[0] for stem, names in stems.items() if len(names) == 1}
 
     pred_stems = by_stem(pred_left)
@@ -173,7 +198,8 @@ def evaluate_dirs(pred_dir: str | Path, ref_dir: str | Path) -> Dict[str, object
     pairs, missing_predictions, missing_references = pair_files(
         find_labs(pred_dir, "predictions"), find_labs(ref_dir, "references")
     )
-    pair_scores = {name: score_labels(load_lab(ref), load_lab(est)) for name, (ref, est) in pairs.items()}
+    pair_scores = {name: score_labels(load_lab(ref, disjoint=True), load_lab(est, disjoint=True))
+                   for name, (ref, est) in pairs.items()}
     aggregate, pooled_durations = pool(pair_scores)
     return {
         "pooling": POOLING,
@@ -221,6 +247,11 @@ class EvaluateArgs:
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(EvaluateArgs, sys.argv[1:] if argv is None else argv)
+    output = Path(args.output) if args.output else Path(args.predictions) / "evaluation.json"
+    from chordexp.output_dirs import check_not_an_input
+
+    inputs = [*find_labs(args.predictions, "predictions").values(), *find_labs(args.references, "references").values()]
+    check_not_an_input("output", output, inputs, "an input of this evaluation")  # before anything is scored
     result = evaluate_dirs(args.predictions, args.references)
     missing_predictions = result["missing_predictions"]
     missing_references = result["missing_references"]
@@ -231,7 +262,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise UsageError(f"no prediction in predictions={args.predictions} matches a reference .lab in "
                          f"references={args.references}")
     print(format_table(result))
-    output = Path(args.output) if args.output else Path(args.predictions) / "evaluation.json"
     from chordexp.run_folder import write_json
 
     write_json(output, result)

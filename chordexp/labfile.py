@@ -12,7 +12,7 @@ import math
 import re
 import warnings
 from pathlib import Path
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -26,12 +26,14 @@ class LabFileError(ValueError):
 _MIR_EVAL_ROW = re.compile(r" at .*:(\d+):")
 
 
-def load_lab(path: str | Path) -> Labels:
+def load_lab(path: str | Path, disjoint: bool = False) -> Labels:
     """``.lab`` -> ``(intervals (n, 2), labels)`` via ``mir_eval.io.load_labeled_intervals``.
 
     Blank lines are skipped (mir_eval rejects them); everything mir_eval would only warn
     about (negative times, empty or backwards intervals) and every label mir_eval cannot
-    parse raises LabFileError naming the file and line.
+    parse raises LabFileError naming the file and line. ``disjoint=True`` (evaluation:
+    mir_eval's segmentation scores need it) also refuses an interval that starts before
+    the previous one ends.
     """
     import mir_eval
 
@@ -63,6 +65,11 @@ def load_lab(path: str | Path) -> Labels:
         raise LabFileError(f"{path}: holds no chord intervals")
     data_rows = [i + 1 for i, line in enumerate(lines) if line.strip() and not line.startswith("#")]
     _check_intervals(path, intervals, data_rows)
+    if disjoint:
+        for i in range(1, len(intervals)):
+            if intervals[i, 0] < intervals[i - 1, 1]:
+                raise LabFileError(f"{path}:{data_rows[i]}: starts at {intervals[i, 0]}, before the previous interval "
+                                   f"ends ({intervals[i - 1, 1]}); intervals must not overlap")
     _check_labels(path, labels, data_rows)
     return intervals, list(labels)
 
@@ -91,7 +98,33 @@ def _check_labels(path: Path, labels: List[str], rows: List[int]) -> None:
 
 
 
-def write_lab(path: Path, segments: Sequence[Tuple[float, float, str]], decimals: int = 3) -> None:
-    """MIREX ``.lab``: ``start end label`` per line, seconds (milliseconds by default)."""
+#: The first line of every transcription chordexp writes (``# chordexp prediction of
+#: <audio file>``): a comment to mir_eval and :func:`load_lab`, and how predict tells its
+#: own output, which it may replace, from a reference or any other file, which it never does.
+PREDICTION_MARK = "# chordexp prediction"
+
+
+def write_lab(path: Path, segments: Sequence[Tuple[float, float, str]], decimals: int = 3,
+              comment: Optional[str] = None) -> None:
+    """MIREX ``.lab``: ``start end label`` per line, seconds (milliseconds by default),
+    after ``comment`` as a ``#`` line when given; written atomically."""
+    from chordexp.atomic import atomic_write_text
+
+    head = "" if comment is None else "# " + " ".join(comment.lstrip("# ").split()) + "\n"
     lines = (f"{start:.{decimals}f}\t{end:.{decimals}f}\t{label}\n" for start, end, label in segments)
-    Path(path).write_text("".join(lines))
+    atomic_write_text(path, head + "".join(lines))
+
+
+def prediction_comment(source: str | Path, detail: str = "") -> str:
+    """The first line of a transcription of ``source``: :data:`PREDICTION_MARK` and the file."""
+    return f"{PREDICTION_MARK[2:]} of {Path(source).name}{detail}"
+
+
+def is_prediction(path: Path) -> bool:
+    """``path`` starts with :data:`PREDICTION_MARK`: a transcription chordexp wrote."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(200)
+    except OSError:
+        return False
+    return first.startswith(PREDICTION_MARK.encode())

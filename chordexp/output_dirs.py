@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from chordexp.cli import UsageError
 
@@ -72,3 +72,129 @@ def contained_target(output: Path, relative: Path) -> Path:
         raise UsageError(f"{target}: would be written outside output={output} (an absolute or '..' path, or a "
                          f"symbolic link leading elsewhere); nothing written there")
     return target
+
+
+# --------------------------------------------------------------------------- transcriptions
+
+
+def transcription_names(files: Sequence[Path], root: Optional[Path]) -> List[Path]:
+    """The ``.lab`` path, relative to the output folder, of each audio file in ``files``
+    (relative to ``root``, a folder; None: each file by its name alone). The rule:
+
+    - the audio file's path with its extension replaced by ``.lab``: every other dot of
+      the name stays (``01 - Mr. Brightside.wav`` -> ``01 - Mr. Brightside.lab``,
+      ``song.v1.wav`` -> ``song.v1.lab``);
+    - where two inputs would get the same ``.lab`` (``a.wav`` and ``a.flac`` in one folder;
+      names compared regardless of case, as some file systems do), each of them keeps its
+      extension: ``a.wav.lab``, ``a.flac.lab`` (repeated until no two names are alike).
+
+    So every input has its own output, and ``chordexp.evaluate`` pairs ``a.wav.lab`` with
+    the reference ``a.lab``.
+    """
+    relative = [path.relative_to(root) if root is not None else Path(path.name) for path in files]
+    names = [rel.with_name(rel.stem + ".lab") for rel in relative]
+    full = [False] * len(names)
+    while True:
+        groups: dict = {}
+        for i, name in enumerate(names):
+            groups.setdefault(name.as_posix().casefold(), []).append(i)
+        clashing = [i for group in groups.values() if len(group) > 1 for i in group if not full[i]]
+        if not clashing:
+            return names
+        for i in clashing:
+            names[i], full[i] = relative[i].with_name(relative[i].name + ".lab"), True
+
+
+def plan_transcriptions(files: Sequence[Path], input_path: Path, output: Path,
+                        extra_suffixes: Sequence[str] = ()) -> List[Tuple[Path, Path]]:
+    """``[(audio file, its .lab in output)]`` by :func:`transcription_names`, each checked
+    before anything is written: inside ``output`` (:func:`contained_target`), and either
+    absent or a transcription of ours (its first line is ``chordexp.labfile``'s mark), so
+    a reference ``.lab`` beside the audio (``output=`` the input folder) or any other file
+    is never replaced. ``extra_suffixes`` (``.probs.npz``) name files written beside each
+    ``.lab`` that must not exist unless made by us. Raises UsageError naming the file."""
+    from chordexp.labfile import is_prediction
+
+    root = input_path if input_path.is_dir() else None
+    planned = []
+    for path, name in zip(files, transcription_names(files, root)):
+        target = contained_target(output, name)
+        if os.path.lexists(target) and not (target.is_file() and is_prediction(target)):
+            raise UsageError(f"{target} exists and is not a chordexp transcription (a reference .lab?); it is never "
+                             f"replaced: choose another output= folder (nothing was written)")
+        for suffix in extra_suffixes:
+            extra = contained_target(output, name.with_name(name.name[: -len(".lab")] + suffix))
+            if os.path.lexists(extra) and not _is_probabilities(extra):
+                raise UsageError(f"{extra} exists and is not a chordexp probabilities file; it is never replaced: "
+                                 f"choose another output= folder (nothing was written)")
+        planned.append((path, target))
+    return planned
+
+
+def _is_probabilities(path: Path) -> bool:
+    """``path`` is a ``.probs.npz`` of predict's (times and the three heads)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return {"times.npy", "chord_type.npy", "root.npy", "bass_note.npy"} <= set(archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+# --------------------------------------------------------------------------- outputs that are inputs
+
+
+def check_not_an_input(key: str, output: Path, inputs: Iterable[Path], what: str) -> None:
+    """UsageError (one line naming it) when the file ``output`` would replace one of
+    ``inputs`` (the same file, by path after symbolic links, or by inode) or any other
+    file that is a record (:func:`protected_kind`): a result never replaces its input."""
+    target = Path(output)
+    resolved = target.resolve()
+    for path in inputs:
+        if Path(path).resolve() == resolved or (target.exists() and _same_file(target, Path(path))):
+            raise UsageError(f"{key}={output} is {path}, {what}; it is never replaced: choose another file "
+                             f"(nothing was written)")
+    kind = protected_kind(target)
+    if kind is not None:
+        raise UsageError(f"{key}={output} is {kind}; it is never replaced: choose another file (nothing was written)")
+
+
+#: A run folder's own records (relative to it), which no output of another tool replaces.
+RUN_RECORD_FILES = ("metrics.json", "history.json", "environment.json", "resolved_config.yaml", "run.log",
+                    "song_metrics.json", "git_diff.patch")
+RUN_RECORD_FOLDERS = (".hydra", "checkpoints", "tensorboard", "plots")
+
+
+def protected_kind(path: Path) -> Optional[str]:
+    """What an existing file is when no output may replace it: a ``.lab`` (a reference or
+    a transcription), an audio file, a checkpoint, or a run's record (``metrics.json``,
+    ``history.json``, ``.hydra/``, ``checkpoints/``, ... of a folder holding
+    ``.hydra/config.yaml``); else None."""
+    from chordexp.audio import AUDIO_SUFFIXES
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    suffix = path.suffix.lower()
+    if suffix == ".lab":
+        return "a chord label file (.lab)"
+    if suffix in AUDIO_SUFFIXES:
+        return "an audio file"
+    if suffix == ".pt":
+        return "a checkpoint"
+    resolved = path.resolve()
+    for folder in (resolved.parent, *resolved.parent.parents):
+        if (folder / ".hydra" / "config.yaml").is_file():
+            inside = resolved.relative_to(folder)
+            if inside.as_posix() in RUN_RECORD_FILES or inside.parts[0] in RUN_RECORD_FOLDERS:
+                return f"a record of the run {folder}"
+            return None
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False

@@ -1,7 +1,17 @@
 """Checkpoint + audio -> MIREX ``.lab`` chord transcriptions.
 
     python -m chordexp.predict checkpoint=PATH input=FILE_OR_DIR output=DIR \
-        [self_transition=0.95] [silence_db=30] [probabilities=false] [device=cpu]
+        [self_transition=0.95] [prior_weight=0] [silence_db=30] [probabilities=false] [device=cpu]
+
+One .lab per audio file, in output= with the input's folder structure. Its name is the
+audio file's with the extension replaced by .lab, every other dot kept
+("01 - Mr. Brightside.wav" -> "01 - Mr. Brightside.lab", "song.v1.wav" -> "song.v1.lab");
+where two inputs would get the same name ("a.wav" and "a.flac" in one folder, compared
+regardless of case), each keeps its extension ("a.wav.lab", "a.flac.lab"), and
+chordexp.evaluate pairs those with the reference "a.lab". Each .lab starts with the line
+"# chordexp prediction of <audio file>" (a comment to mir_eval); predict replaces only
+files carrying that mark and refuses, before writing anything, to replace any other file
+(a reference .lab beside the audio when output= is the input folder).
 
 The Python API does the same for arrays::
 
@@ -13,14 +23,14 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
 from chordexp.audio import find_audio_files
 from chordexp.cli import UsageError, main_guard, parse_args
-from chordexp.labfile import write_lab
-from chordexp.output_dirs import contained_target
+from chordexp.labfile import prediction_comment, write_lab
+from chordexp.output_dirs import plan_transcriptions
 from chordexp.decode import Segment, decode_segments
 
 USAGE = __doc__.split("The Python API")[0].strip()
@@ -39,17 +49,26 @@ class ChordRecognizer:
     """A trained model plus the decoder that turns its frames into chord segments."""
 
     def __init__(self, model, self_transition: float = 0.95, device: str = "cpu",
-                 silence_db: float | None = 30.0) -> None:
+                 silence_db: float | None = 30.0, type_prior: Optional[Sequence[float]] = None,
+                 prior_weight: float = 0.0) -> None:
         self.model = model.to(device).eval()
         self.device = device
         self.self_transition = self_transition
         self.silence_db = silence_db
         self.sample_rate = int(model.sample_rate)
+        # Posteriors carry the training data's chord-type frequencies; dividing them out
+        # (prior_weight > 0, the hybrid HMM's scaled likelihoods) lets rarer types through.
+        self.type_log_prior = None if type_prior is None else np.log(np.asarray(type_prior, dtype=np.float64))
+        self.prior_weight = float(prior_weight)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, self_transition: float = 0.95, device: str = "cpu",
-                        silence_db: float | None = 30.0) -> "ChordRecognizer":
-        """Load a training checkpoint (``weights_only``: no code runs) and rebuild its model."""
+    def from_checkpoint(cls, path: str | Path, self_transition: Optional[float] = None, device: str = "cpu",
+                        silence_db: float | None = 30.0, prior_weight: Optional[float] = None) -> "ChordRecognizer":
+        """Load a training checkpoint (``weights_only``: no code runs) and rebuild its model.
+
+        ``self_transition`` and ``prior_weight`` default to the decoder settings the run
+        saved (estimated from its training labels, chosen on a development set), else
+        0.95 and 0."""
         from chordexp.model import ChordRecognitionModel
         from chordexp.training.checkpoint import CheckpointError, check_model_state, load_checkpoint_file
         from chordexp.training.trainer import resolve_device
@@ -65,7 +84,12 @@ class ChordRecognizer:
             raise CheckpointError(f"checkpoint {path}: model_hparams do not build a model ({error})") from None
         check_model_state(path, model, state["model"])
         model.load_state_dict(state["model"])
-        return cls(model, self_transition=self_transition, device=device, silence_db=silence_db)
+        saved = (state.get("extra") or {}).get("decoder") or {}
+        return cls(model, device=device, silence_db=silence_db,
+                   self_transition=float(saved.get("self_transition", 0.95)) if self_transition is None
+                   else self_transition,
+                   type_prior=saved.get("type_prior"),
+                   prior_weight=float(saved.get("prior_weight", 0.0)) if prior_weight is None else prior_weight)
 
     def frame_posteriors(self, audio: np.ndarray) -> Dict[str, np.ndarray]:
         """Mono audio at the model's rate -> per-frame log-posteriors of the three heads."""
@@ -78,6 +102,11 @@ class ChordRecognizer:
 
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcription:
         """Mono (or ``(n, channels)``) float audio at any rate -> chord segments."""
+        return self.decode(self.analyse(audio, sample_rate))
+
+    def analyse(self, audio: np.ndarray, sample_rate: int) -> "Analysis":
+        """The model's part of a transcription: frame log-posteriors and the silent frames
+        (decoding them is cheap, so settings can be compared on one analysis)."""
         from chordexp.audio import resample
 
         audio = np.asarray(audio, dtype=np.float32)
@@ -87,17 +116,36 @@ class ChordRecognizer:
             raise ValueError(f"audio must be a non-empty 1-D or (n, channels) array, got shape {audio.shape}")
         audio = resample(audio, sample_rate, self.sample_rate)
         logp = self.frame_posteriors(audio)
-        duration = len(audio) / self.sample_rate
-        frame_rate = self.model.frame_rate
         silent = None
         if self.silence_db is not None:
             levels = frame_levels_db(audio, self.model.frontend.hop_length, len(logp["root"]))
             silent = levels < levels.max() - self.silence_db
+        return Analysis(logp, len(audio) / self.sample_rate, silent)
+
+    def decode(self, analysis: "Analysis", self_transition: Optional[float] = None,
+               prior_weight: Optional[float] = None) -> Transcription:
+        """Viterbi over an analysis, with this recogniser's settings unless given."""
+        logp, frame_rate = analysis.log_posteriors, self.model.frame_rate
+        weight = self.prior_weight if prior_weight is None else prior_weight
+        type_logp = logp["chord_type"]
+        if self.type_log_prior is not None and weight:
+            type_logp = type_logp - weight * self.type_log_prior
         segments = decode_segments(
-            logp["chord_type"], logp["root"], logp["bass_note"], frame_rate, duration, self.self_transition, silent
+            type_logp, logp["root"], logp["bass_note"], frame_rate, analysis.duration,
+            self.self_transition if self_transition is None else self_transition, analysis.silent,
         )
         times = np.arange(len(logp["root"])) / frame_rate
         return Transcription(segments, times, {k: np.exp(v) for k, v in logp.items()})
+
+
+@dataclass
+class Analysis:
+    """Frame log-posteriors of one recording (``(T, classes)`` per head), its duration in
+    seconds and the frames quiet enough to be N (or None)."""
+
+    log_posteriors: Dict[str, np.ndarray]
+    duration: float
+    silent: Optional[np.ndarray]
 
 
 def frame_levels_db(audio: np.ndarray, hop: int, n_frames: int) -> np.ndarray:
@@ -117,7 +165,8 @@ class PredictArgs:
     checkpoint: str = "???"
     input: str = "???"
     output: str = "???"
-    self_transition: float = 0.95
+    self_transition: Optional[float] = None  # null: the checkpoint's (estimated from its data), else 0.95
+    prior_weight: Optional[float] = None  # divide the chord-type prior out of the posteriors (null: the checkpoint's)
     silence_db: Optional[float] = 30.0  # frames this far below the loudest are N (null: off)
     probabilities: bool = False
     device: str = "cpu"
@@ -143,35 +192,86 @@ def transcribe_files(
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"output={output}: cannot create the folder ({error.strerror})") from None
-    root = input_path if input_path.is_dir() else None
+    # names by the rule of the module docstring; every target checked before anything is written
+    planned = plan_transcriptions(files, input_path, output, (".probs.npz",) if probabilities else ())
     failures = 0
-    bar = tqdm(files, unit="file", disable=not progress or not sys.stderr.isatty())
-    for path in bar:
+    bar = tqdm(planned, unit="file", disable=not progress or not sys.stderr.isatty())
+    for path, target in bar:
         bar.set_postfix_str(path.name)
-        name = path.relative_to(root).with_suffix("") if root else Path(path.stem)
-        target = contained_target(output, name.with_suffix(".lab"))
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            transcription = recognizer.transcribe(load_audio(path, recognizer.sample_rate), recognizer.sample_rate)
+            audio = load_audio(path, recognizer.sample_rate)
+            transcription = recognizer.transcribe(audio, recognizer.sample_rate)
+            segments = checked_segments(path, audio, transcription, recognizer.sample_rate)
         except AudioError as error:
             if len(files) == 1:
                 raise
             print(f"error: {error}", file=sys.stderr)
             failures += 1
             continue
-        write_lab(target, transcription.segments)
+        write_lab(target, segments, comment=prediction_comment(path))
         if probabilities:
-            write_probabilities(target.with_suffix(".probs.npz"), transcription)
+            write_probabilities(target.with_name(target.name[: -len(".lab")] + ".probs.npz"), transcription)
         if bar.disable:
             echo(f"{path} -> {target} ({len(transcription.segments)} segments)")
     return failures
 
 
+def checked_segments(path: Path, audio: np.ndarray, transcription: Transcription,
+                     sample_rate: int) -> List[Segment]:
+    """The segments to write for ``path``; AudioError (naming the file) where the model's
+    output is not finite (NaN weights, samples far outside [-1, 1]) instead of an all-N
+    transcription, or where the audio is too short to give one interval of a millisecond."""
+    from chordexp.audio import AudioError
+
+    if not all(np.isfinite(p).all() for p in transcription.probabilities.values()):
+        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        cause = (f"its samples reach {peak:.3g}, far outside [-1, 1]" if peak > 1e3 or not np.isfinite(peak)
+                 else "the checkpoint's weights may be NaN or inf")
+        raise AudioError(f"{path}: the model's output is not finite (NaN or inf): {cause}; nothing written for it")
+    # a .lab holds milliseconds: intervals that round to nothing are dropped (the others still meet)
+    segments = [s for s in transcription.segments if round(s[1], 3) > round(s[0], 3)]
+    if not segments:
+        raise AudioError(f"{path}: too short to transcribe ({audio.size} sample(s) at {sample_rate} Hz): a .lab "
+                         f"interval needs at least a millisecond; nothing written for it")
+    return segments
+
+
+def check_finite_weights(recognizer: ChordRecognizer, checkpoint: str) -> None:
+    """CheckpointError naming the first weight that is NaN or inf (it would turn every
+    transcription into N or NaN)."""
+    import torch
+
+    from chordexp.training.checkpoint import CheckpointError
+
+    for name, tensor in recognizer.model.state_dict().items():
+        if torch.is_floating_point(tensor) and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"checkpoint {checkpoint}: weight {name} holds NaN or inf values; the model cannot "
+                                  f"transcribe with it (a diverged run? use an earlier checkpoint)")
+
+
+def check_numbers(args: "PredictArgs") -> None:
+    """UsageError for a number that cannot work: ``silence_db`` must be null (the gate
+    off) or a finite number > 0 (NaN would turn the gate off unseen, a negative value
+    makes every frame N); ``prior_weight`` must be finite."""
+    import math
+
+    if args.silence_db is not None and not (math.isfinite(args.silence_db) and args.silence_db > 0):
+        raise UsageError(f"silence_db={args.silence_db} must be a finite number of dB > 0 (frames that far below "
+                         f"the loudest are N), or null to turn the gate off")
+    if args.prior_weight is not None and not math.isfinite(args.prior_weight):
+        raise UsageError(f"prior_weight={args.prior_weight} must be a finite number (0: off, 1: the chord-type "
+                         f"prior divided out fully), or null for the checkpoint's")
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(PredictArgs, sys.argv[1:] if argv is None else argv)
+    check_numbers(args)
     input_path = Path(args.input)
     find_audio_files(input_path)  # bad input fails before the model loads
-    recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, args.self_transition, args.device, args.silence_db)
+    recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, args.self_transition, args.device, args.silence_db,
+                                                 args.prior_weight)
+    check_finite_weights(recognizer, args.checkpoint)
     failures = transcribe_files(recognizer, input_path, Path(args.output), args.probabilities, args.progress)
     if failures:
         raise UsageError(f"{failures} file(s) under {input_path} could not be transcribed (see above)")

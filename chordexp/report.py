@@ -12,7 +12,8 @@ metrics.json, epochs_run and final_val_loss come from history.json when there is
 Rows are sorted by ``sort`` (a numeric column; runs lacking a value come last), printed
 as an aligned table and written as CSV (default FOLDER/report.csv); the val_loss and
 val_chord_type_acc curves of every run with a history.json are drawn into one PNG
-(default FOLDER/report.png).
+(default FOLDER/report.png). Neither replaces a file the report reads, any other run
+record, ``.lab`` or audio file (refused before anything is written), nor each other.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.song_validation import SONG_METRICS
 
 USAGE = __doc__.strip()
 
@@ -35,6 +37,9 @@ METRIC_COLUMNS = (
     "best_val_loss", "best_val_chord_type_acc", "best_val_root_acc", "best_val_bass_note_acc",
     "final_val_loss", "best_epoch", "epochs_run", "wall_time_s",
 )
+#: Song-mode columns (mir_eval scores of the validation songs at the best epoch), shown
+#: when any run has them.
+SONG_COLUMNS = tuple(f"best_val_{name}" for name in SONG_METRICS)
 #: Keys every row carries that are not table columns: the run's absolute folder and
 #: its differing overrides as a dict (for labels).
 EXTRA_KEYS = ("folder", "overrides")
@@ -117,13 +122,14 @@ def collect_runs(folder: Path) -> List[Dict[str, Any]]:
     keys = list(dict.fromkeys(key for run in overrides for key in run))
     differing = [key for key in keys if len({run.get(key) for run in overrides}) > 1]
 
+    all_metrics = [_read_json(run / "metrics.json") or {} for run in runs]
+    song_columns = [name for name in SONG_COLUMNS if any(name in metrics for metrics in all_metrics)]
     rows = []
-    for run, run_overrides in zip(runs, overrides):
+    for run, run_overrides, metrics in zip(runs, overrides, all_metrics):
         row: Dict[str, Any] = {"path": run.relative_to(folder).as_posix()}
         row.update({key: run_overrides.get(key) for key in differing})
         row["status"] = run_status(run)
-        metrics = _read_json(run / "metrics.json") or {}
-        row.update({name: metrics.get(name) for name in METRIC_COLUMNS})
+        row.update({name: metrics.get(name) for name in (*METRIC_COLUMNS, *song_columns)})
         if not metrics:
             history = _read_json(run / "history.json") or {}
             val_loss = history.get("val_loss") or []
@@ -156,11 +162,12 @@ def _number(value: Any) -> Optional[float]:
 
 def sortable_columns(rows: Sequence[Dict[str, Any]]) -> List[str]:
     """The metric columns and the override columns whose given values are all numbers."""
-    overrides = [key for key in columns(rows) if key not in ("path", "status", *METRIC_COLUMNS)]
+    song = [key for key in columns(rows) if key in SONG_COLUMNS]
+    overrides = [key for key in columns(rows) if key not in ("path", "status", *METRIC_COLUMNS, *SONG_COLUMNS)]
     numeric = [key for key in overrides
                if all(_number(row[key]) is not None for row in rows if row[key] is not None)
                and any(row[key] is not None for row in rows)]
-    return [*METRIC_COLUMNS, *numeric]
+    return [*METRIC_COLUMNS, *song, *numeric]
 
 
 def sort_rows(rows: Sequence[Dict[str, Any]], column: str, descending: bool = False) -> List[Dict[str, Any]]:
@@ -189,7 +196,7 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     names = columns(rows)
     cells = [[_cell(row[name]) for name in names] for row in rows]
     widths = [max(len(name), *(len(line[i]) for line in cells)) for i, name in enumerate(names)]
-    numeric = [name in METRIC_COLUMNS for name in names]
+    numeric = [name in METRIC_COLUMNS or name in SONG_COLUMNS for name in names]
 
     def line(values: Sequence[str]) -> str:
         return "  ".join(v.rjust(w) if num else v.ljust(w)
@@ -200,14 +207,18 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
 
 def write_csv(rows: Sequence[Dict[str, Any]], path: Path) -> Path:
     """``rows`` as CSV (columns of :func:`columns`; missing values empty, floats in full)."""
+    import io
+
+    from chordexp.atomic import atomic_write_text
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     names = columns(rows)
-    with path.open("w", newline="") as handle:
-        writer = csv_module.DictWriter(handle, fieldnames=names)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({name: "" if row[name] is None else row[name] for name in names})
+    handle = io.StringIO(newline="")
+    writer = csv_module.DictWriter(handle, fieldnames=names)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({name: "" if row[name] is None else row[name] for name in names})
+    atomic_write_text(path, handle.getvalue())  # a new file: a hard link to anything else stays as it was
     return path
 
 
@@ -241,13 +252,37 @@ def plot_curves(runs: Sequence[Dict[str, Any]], path: Path) -> Optional[Path]:
         ax.set_title(name)
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize="small", loc="best")
+    import io
+
+    from chordexp.atomic import atomic_write_bytes
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=100)
+    image = io.BytesIO()
+    figure.savefig(image, format="png", dpi=100)
+    atomic_write_bytes(path, image.getvalue())
     return path
 
 
 # --------------------------------------------------------------------------- command line
+
+
+def check_outputs(rows: Sequence[Dict[str, Any]], csv_path: Path, plot_path: Path) -> None:
+    """UsageError (one line) when ``csv=`` or ``plot=`` would replace a file the report
+    reads (a run's ``metrics.json``, ``history.json``, ``run.log``, ``.hydra/``...), any
+    other run record, ``.lab`` or audio file, or when both name the same file."""
+    from chordexp.output_dirs import check_not_an_input
+
+    inputs = [path for row in rows for path in _run_inputs(Path(row["folder"]))]
+    for key, path in (("csv", csv_path), ("plot", plot_path)):
+        check_not_an_input(key, path, inputs, "an input of this report")
+    if csv_path.resolve() == plot_path.resolve():
+        raise UsageError(f"csv={csv_path} and plot={plot_path} name the same file; give them different names")
+
+
+def _run_inputs(run: Path) -> List[Path]:
+    """The files of ``run`` the report reads."""
+    names = (".hydra/config.yaml", ".hydra/overrides.yaml", "metrics.json", "history.json", "run.log")
+    return [run / name for name in names if (run / name).exists()]
 
 
 @dataclass
@@ -263,9 +298,12 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parse_args(ReportArgs, sys.argv[1:] if argv is None else argv)
     folder = Path(args.runs)
     rows = sort_rows(collect_runs(folder), args.sort, args.descending)
+    csv_path = Path(args.csv) if args.csv else folder / "report.csv"
+    plot_path = Path(args.plot) if args.plot else folder / "report.png"
+    check_outputs(rows, csv_path, plot_path)
     print(format_table(rows))
-    print(f"wrote {write_csv(rows, Path(args.csv) if args.csv else folder / 'report.csv')}")
-    plot = plot_curves(rows, Path(args.plot) if args.plot else folder / "report.png")
+    print(f"wrote {write_csv(rows, csv_path)}")
+    plot = plot_curves(rows, plot_path)
     print(f"wrote {plot}" if plot else "no run has a history.json: no plot")
 
 

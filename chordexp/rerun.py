@@ -44,6 +44,7 @@ def expand_run_shortcuts(argv: Sequence[str]) -> List[str]:
         raise UsageError(f"{key}={value}: no such folder")
     if not saved.is_file():
         raise UsageError(f"{key}={value}: not a run folder (no .hydra/config.yaml in {folder})")
+    _check_saved_config(key, value, saved)
     rest = [arg for arg in args if arg != given[0]]
     expanded = ["--config-path", str(saved.parent), "--config-name", "config"]
     if key == "resume":
@@ -53,6 +54,26 @@ def expand_run_shortcuts(argv: Sequence[str]) -> List[str]:
             f"++resume={_quote(folder)}",
         ]
     return expanded + rest
+
+
+def _check_saved_config(key: str, value: str, saved: Path) -> None:
+    """UsageError (one line naming the file and line) when the run's saved config is not a
+    YAML mapping: a hand edit gone wrong, a file cut short."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(saved.read_text())
+    except OSError as error:
+        raise UsageError(f"{key}={value}: cannot read {saved} ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{key}={value}: {saved} is not UTF-8 text") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1}: {getattr(error, 'problem', '')})" if mark else ""
+        raise UsageError(f"{key}={value}: {saved} is not valid YAML{where}; restore it, or rerun from a copy") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{key}={value}: {saved} holds no config (a YAML mapping of keys), "
+                         f"but {type(data).__name__}")
 
 
 def saved_run_folder(config_dir: Optional[str]) -> Optional[Path]:

@@ -71,10 +71,13 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
             raise ConfigValueError(f"data.batch_size={config.batch_size} is the global batch and must divide by "
                                    f"the {distributed.world_size} processes of this run")
     components = build_components(cfg, config, distributed)
+    decoder = components.pop("decoder", None)
     run_config = resolved_dict(cfg)
     callbacks = [TensorBoardCallback(folder / "tensorboard", run_config)] if main_rank else []
     trainer = Trainer(config=config, callbacks=callbacks, distributed=distributed, **components)
     trainer.checkpoint_extra = {"run_config": run_config}  # a copied checkpoint keeps its provenance
+    if decoder is not None:  # predict decodes with the settings of the data the model learnt from
+        trainer.checkpoint_extra["decoder"] = decoder
     if resume:
         resume_from_last(trainer, Path(config.checkpoint_dir) / "last.pt", folder)
     if main_rank:
@@ -102,9 +105,10 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
         stopped_early=trainer.stopped_early,
         wall_time_s=wall_time_s,
         num_parameters=num_parameters,
+        monitor=trainer.monitor,
     )
     run_folder.write_json(folder / "metrics.json", metrics)
-    log.info("best val_loss %.4f at epoch %d of %d (%.1f s)", metrics["best_val_loss"],
+    log.info("best %s %.4f at epoch %d of %d (%.1f s)", metrics["monitor"], metrics["best_monitor_value"],
              metrics["best_epoch"], metrics["epochs_run"], wall_time_s)
     if cfg.eval_songs:
         evaluate_songs(Path(config.checkpoint_dir) / "best.pt", Path(cfg.eval_songs), folder)
@@ -192,10 +196,23 @@ def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Any =
     check_targets(cfg)  # only documented components, unless allow_any_target=true
     seed_everything(config.seed)
     train_set, val_set = build_datasets(cfg)
+    sequence = bool(cfg.data.get("sequence", False))
+    song_validator = decoder = None
+    if sequence:
+        from chordexp.song_mode import build_song_validator, check_frame_grid
+
+        check_frame_grid(train_set, cfg)
+        song_validator = build_song_validator(val_set, cfg)
     num_workers = config.num_workers
     if cfg.data.cache:
         train_set, val_set = cache_in_memory(train_set, val_set, num_workers)
         num_workers = 0
+    if sequence:
+        from chordexp.song_mode import decoder_settings
+
+        decoder = decoder_settings(train_set, cfg)
+        if song_validator is not None:
+            song_validator.decoder = {k: v for k, v in decoder.items()}
     train_loader, val_loader = build_loaders(
         train_set, val_set, batch_size=config.batch_size, num_workers=num_workers, seed=config.seed,
         distributed=distributed, pin_memory=pin_memory_for(config.device),
@@ -207,6 +224,8 @@ def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Any =
         "val_loader": val_loader,
         "criterion": instantiate(cfg.loss, _convert_="all"),
         "optimizer_factory": instantiate(cfg.optimizer, _convert_="all"),
+        **({"song_validator": song_validator} if song_validator is not None else {}),
+        **({"decoder": decoder} if decoder is not None else {}),
     }
 
 
@@ -300,10 +319,12 @@ def evaluate_songs(checkpoint: Path, songs: Path, folder: Path) -> Dict[str, Any
 
 
 def check_optimized_metric(key: Optional[str]) -> None:
-    from chordexp.run_folder import METRIC_KEYS
+    from chordexp.run_folder import METRIC_KEYS, TEXT_METRIC_KEYS, is_optimizable_metric
 
-    if key is not None and key not in METRIC_KEYS:
-        raise ConfigValueError(f"optimized_metric={key!r} is not a metrics.json key; one of: {', '.join(METRIC_KEYS)}")
+    if key is not None and not is_optimizable_metric(key):
+        names = [name for name in METRIC_KEYS if name not in TEXT_METRIC_KEYS]
+        raise ConfigValueError(f"optimized_metric={key!r} is not a numeric metrics.json key; one of: "
+                               f"{', '.join(names)}, or best_val_<name>/final_val_<name> of a song metric")
 
 
 def objective(metrics: Dict[str, Any], key: Optional[str]) -> Optional[float]:
@@ -316,6 +337,8 @@ def objective(metrics: Dict[str, Any], key: Optional[str]) -> Optional[float]:
     """
     if key is None:
         return None
+    if key not in metrics:  # a best_val_<name> the run's song validator did not give
+        raise ValueError(f"optimized_metric {key} is not in this run's metrics.json; its keys: {', '.join(metrics)}")
     value = float(metrics[key])
     if not math.isfinite(value):
         raise ValueError(f"optimized_metric {key} is {value}: the run diverged (see metrics.json)")
@@ -441,22 +464,30 @@ def cli() -> None:
     from chordexp.cli import UsageError
     from chordexp.output_dirs import check_output_dirs
     from chordexp.rerun import expand_run_shortcuts
+    from chordexp.run_lock import claim_run_folder
 
+    claim = None
     try:
         sys.argv[1:] = expand_run_shortcuts(sys.argv[1:])
         check_output_dirs(sys.argv[1:])  # a run folder that cannot be made: one line, not Hydra's traceback
         distributed = join_distributed_run(sys.argv[1:])
+        if distributed is None or distributed.is_main:  # a folder holding a run, or in use: refused, then locked
+            claim = claim_run_folder(sys.argv[1:])
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(getattr(err, "exit_status", 2)) from None  # 1: a config that does not compose
     if distributed is not None and not distributed.is_main:
         if any(arg.startswith(("--cfg", "--help", "-h", "--hydra-help", "--info")) for arg in sys.argv[1:]):
             return  # rank 0 answers; it never reaches the broadcast the others would wait for
         folder = broadcast_object(None)  # rank 0's run folder, sent from run_task
         sys.argv += [f"hydra.run.dir='{folder}'", "hydra.output_subdir=null", "hydra/job_logging=stdout"]
+    if claim is not None:
+        sys.argv[1:] = claim.argv  # the folder checked and locked is the one Hydra writes
     try:
         main()
     finally:
+        if claim is not None:
+            claim.release()
         shutdown_distributed()
 
 

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import platform
+import re
 import shlex
 import socket
 import subprocess
@@ -23,13 +24,30 @@ from chordexp.config import resolved_dict
 
 #: Validation metrics of the history, each reported at the last and at the best epoch.
 VAL_METRICS = ("val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc")
+#: History keys every run has; any other (a song validator's ``val_<name>``) is an extra
+#: history key, reported as ``final_<key>`` and ``best_<key>`` too.
+STANDARD_HISTORY = ("train_loss", *VAL_METRICS, "learning_rate")
 
-#: Keys of metrics.json; ``optimized_metric`` must name one of them.
+#: Keys of every metrics.json, in order (extra history keys add their final_/best_ keys
+#: after the standard ones). ``monitor`` is text: the history key best_epoch follows;
+#: ``best_monitor_value`` is its value at best_epoch.
 METRIC_KEYS = (
     *(f"final_{name}" for name in ("train_loss", *VAL_METRICS)),
     *(f"best_{name}" for name in VAL_METRICS),
+    "monitor", "best_monitor_value",
     "best_epoch", "epochs_run", "stopped_early", "wall_time_s", "num_parameters",
 )
+#: metrics.json keys that are not numbers: no sweeper can optimise them.
+TEXT_METRIC_KEYS = ("monitor",)
+#: ``final_<key>``/``best_<key>`` of an extra history key (known only once training ran).
+EXTRA_METRIC_KEY = re.compile(r"(final|best)_val_\w+")
+
+
+def is_optimizable_metric(key: str) -> bool:
+    """Whether ``key`` can be a sweep's ``optimized_metric``: a numeric key of every
+    metrics.json, or ``best_val_<name>``/``final_val_<name>`` of a song validator's metric
+    (whether the run records ``val_<name>`` is only known once it has validated)."""
+    return (key in METRIC_KEYS and key not in TEXT_METRIC_KEYS) or EXTRA_METRIC_KEY.fullmatch(key) is not None
 
 PACKAGES = ("torch", "hydra-core", "omegaconf", "numpy")
 
@@ -130,7 +148,11 @@ def environment_record(*, seed: int, device: str, argv: Optional[List[str]] = No
     """What is needed to tell how and where a run was made."""
     import torch
 
-    argv = list(sys.argv if argv is None else argv)
+    if argv is None:  # the command as typed, without the run folder chordexp.run_lock pinned for Hydra
+        from chordexp.run_lock import typed_argv
+
+        argv = typed_argv()
+    argv = list(argv)
     return {
         "versions": package_versions(),
         "git": git_state(Path(__file__).resolve().parent),
@@ -163,15 +185,25 @@ def run_metrics(
     stopped_early: bool,
     wall_time_s: float,
     num_parameters: int,
+    monitor: str = "val_loss",
 ) -> Dict[str, Any]:
-    """Flat summary of a finished run; ``best_epoch`` is 1-based (0: no epoch ran)."""
+    """Flat summary of a finished run; ``best_epoch`` is 1-based (0: no epoch ran).
+
+    ``best_<key>`` is the value at ``best_epoch`` (the epoch ``monitor`` chose), except
+    ``best_val_loss``: the trainer's best validation loss (with another monitor than
+    val_loss, the lowest of any epoch). Every extra history key (``val_majmin`` of a song
+    validator) gets ``final_<key>`` and ``best_<key>``, so ``optimized_metric`` may name them.
+    """
     epochs_run = len(history["val_loss"])
+    extra = [key for key in history if key not in STANDARD_HISTORY]
     metrics: Dict[str, Any] = {}
-    for name in ("train_loss", *VAL_METRICS):
-        metrics[f"final_{name}"] = history[name][-1] if epochs_run else math.nan
-    for name in VAL_METRICS:
-        metrics[f"best_{name}"] = history[name][best_epoch - 1] if 1 <= best_epoch <= epochs_run else math.nan
+    for name in ("train_loss", *VAL_METRICS, *extra):
+        metrics[f"final_{name}"] = history[name][-1] if len(history[name]) else math.nan
+    for name in (*VAL_METRICS, *extra):
+        metrics[f"best_{name}"] = at_epoch(history.get(name, []), best_epoch)
     metrics["best_val_loss"] = float(best_val_loss)
+    metrics["monitor"] = monitor
+    metrics["best_monitor_value"] = at_epoch(history.get(monitor, []), best_epoch)
     metrics.update(
         best_epoch=best_epoch,
         epochs_run=epochs_run,
@@ -180,3 +212,8 @@ def run_metrics(
         num_parameters=num_parameters,
     )
     return metrics
+
+
+def at_epoch(values: List[float], epoch: int) -> float:
+    """``values`` of 1-based ``epoch``; NaN when there is none."""
+    return float(values[epoch - 1]) if 1 <= epoch <= len(values) else math.nan

@@ -153,7 +153,9 @@ def confusion_over_loader(model: Any, loader: Iterable, num_classes: int = NUM_C
     with torch.no_grad():
         for audio, targets in loader:
             logits = model(audio.to(device))["chord_type"]
-            total += compute_confusion_matrix(logits.float().cpu(), targets["chord_type"].cpu(), num_classes)
+            mask = targets.get("mask")  # frame targets: padded frames count nowhere
+            total += compute_confusion_matrix(logits.float().cpu(), targets["chord_type"].cpu(), num_classes,
+                                              mask=None if mask is None else mask.cpu())
     return total.numpy()
 
 

@@ -25,8 +25,10 @@ ALLOWED_TARGETS = frozenset({
     "chordexp.model.loss.ChordRecognitionLoss", "chordexp.model.ChordRecognitionLoss",
     # datasets
     "chordexp.data.SyntheticChordDataset", "chordexp.data.synthetic.SyntheticChordDataset",
+    "chordexp.data.SyntheticSongDataset", "chordexp.data.songs.SyntheticSongDataset",
     "chordexp.data.DummyChordDataset", "chordexp.data.dummy.DummyChordDataset",
     "chordexp.data.FolderChordDataset", "chordexp.data.folder.FolderChordDataset",
+    "chordexp.data.FolderSongDataset", "chordexp.data.folder_songs.FolderSongDataset",
 })
 OPT_IN_KEY = "allow_any_target"
 

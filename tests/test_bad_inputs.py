@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -62,20 +63,23 @@ class Case:
     error: type = ValueError
     env: Tuple[Tuple[str, str], ...] = ()
     skip: Optional[str] = None
+    unchanged: Tuple[str, ...] = ()  # files or folders under {d} that must stay byte-identical
 
     def command_args(self, d: Path) -> List[str]:
         args = [a.format(d=d, run=d / "runs" / self.id) for a in self.args]
         if self.entry == "run" and not any(a.startswith(("resume=", "hydra.run.dir=")) for a in args):
             args = ["experiment=smoke", *args, f"hydra.run.dir={d / 'runs' / self.id}"]
-        return args
+        flags = [a for a in args if a in ("-m", "--multirun")]  # Hydra's flags go before the overrides
+        return flags + [a for a in args if a not in flags]
 
 
 def run(id: str, *args: str, status: int = 1, pattern: str, **kw: Any) -> Case:
     return Case(id, "run", args, status, pattern, **kw)
 
 
-def tool(entry: str, id: str, *args: str, pattern: str, status: int = 2, skip: Optional[str] = None) -> Case:
-    return Case(id, entry, args, status, pattern, skip=skip)
+def tool(entry: str, id: str, *args: str, pattern: str, status: int = 2, skip: Optional[str] = None,
+         unchanged: Tuple[str, ...] = ()) -> Case:
+    return Case(id, entry, args, status, pattern, skip=skip, unchanged=unchanged)
 
 
 def api(id: str, call: Callable[[Path], Any], error: type, pattern: str, **kw: Any) -> Case:
@@ -152,6 +156,87 @@ RUN_CASES = [
     run("resume-missing-folder", "resume={d}/nope", status=2, pattern=r"resume=\S*/nope: no such folder"),
     run("resume-not-a-run-folder", "resume={d}/empty", status=2,
         pattern=r"resume=\S*/empty: not a run folder \(no \.hydra/config\.yaml"),
+    run("resume-saved-config-not-yaml", "resume={d}/run_badyaml", status=2, unchanged=("run_badyaml",),
+        pattern=r"resume=\S*/run_badyaml: \S*/config\.yaml is not valid YAML \(line 2, column \d+: expected"),
+    run("resume-saved-config-not-a-mapping", "resume={d}/run_notmapping", status=2, unchanged=("run_notmapping",),
+        pattern=r"resume=\S*/run_notmapping: \S*/config\.yaml holds no config \(a YAML mapping of keys\), but list"),
+    # a folder that holds a run is never reused; a folder in use is never shared (byte-identical after)
+    run("new-run-into-a-finished-run", "experiment=smoke", "hydra.run.dir={d}/run_done", status=2,
+        unchanged=("run_done",),
+        pattern=r"^hydra\.run\.dir=\S*/run_done already holds a run \(\.hydra/config\.yaml, metrics\.json, "
+                r"history\.json, environment\.json, checkpoints/\); nothing was changed there: continue it with "
+                r"resume=\S*/run_done, "
+                r"redo it in a new folder with rerun=\S*/run_done, or give a new folder \(hydra\.run\.dir=\.\.\.\)$"),
+    run("rerun-into-its-own-folder", "rerun={d}/run_done", "hydra.run.dir={d}/run_done", status=2,
+        unchanged=("run_done",), pattern=r"hydra\.run\.dir=\S*/run_done already holds a run"),
+    run("new-run-into-a-folder-of-results", "experiment=smoke", "hydra.run.dir={d}/results_only", status=2,
+        unchanged=("results_only",), pattern=r"results_only already holds a run \(metrics\.json\)"),
+    run("new-run-into-a-folder-of-checkpoints", "experiment=smoke", "hydra.run.dir={d}/ckpt_only", status=2,
+        unchanged=("ckpt_only",), pattern=r"ckpt_only already holds a run \(checkpoints/\)"),
+    run("new-run-into-its-own-checkpoint-dir", "experiment=smoke", "trainer.checkpoint_dir=weights",
+        "hydra.run.dir={d}/own_ckpt_dir", status=2, unchanged=("own_ckpt_dir",),
+        pattern=r"own_ckpt_dir already holds a run \(weights/\)"),
+    run("new-run-into-a-running-runs-folder", "experiment=smoke", "hydra.run.dir={d}/run_locked", status=2,
+        unchanged=("run_locked",),
+        pattern=r"hydra\.run\.dir=\S*/run_locked is in use by a running run \(pid \d+ on \S+ since [^;]+; lock "
+                r"\S*/run_locked/\.chordexp\.lock\): two runs in one folder would mix their files"),
+    run("resume-of-a-running-run", "resume={d}/run_busy", status=2, unchanged=("run_busy",),
+        pattern=r"hydra\.run\.dir=\S*/run_busy is in use by a running run \(pid \d+ on "),
+    run("new-run-inside-a-running-sweep", "experiment=smoke", "hydra.run.dir={d}/sweep_busy/3", status=2,
+        unchanged=("sweep_busy",),
+        pattern=r"hydra\.run\.dir=\S*/sweep_busy/3 is inside \S*/sweep_busy, which is in use by a running sweep"),
+    run("run-folder-with-an-unreadable-lock", "experiment=smoke", "hydra.run.dir={d}/lock_garbage", status=2,
+        unchanged=("lock_garbage",), pattern=r"lock_garbage is locked by \S*/\.chordexp\.lock, which cannot be read"),
+    run("run-folder-locked-from-another-host", "experiment=smoke", "hydra.run.dir={d}/lock_foreign", status=2,
+        unchanged=("lock_foreign",), pattern=r"lock_foreign is in use by a running run \(pid 1 on elsewhere\.example"),
+    run("sweep-into-a-folder-of-runs", "-m", "optimizer=adamw,sgd", "hydra.sweep.dir={d}/sweep_done", status=2,
+        unchanged=("sweep_done",),
+        pattern=r"hydra\.sweep\.dir=\S*/sweep_done already holds a sweep or runs \(\S*/sweep_done \(multirun\.yaml\); "
+                r"\S*/sweep_done/0 \(\.hydra/config\.yaml"),
+    run("search-into-a-folder-of-runs", "hparams_search=optuna", "hydra.sweep.dir={d}/sweep_done", status=2,
+        unchanged=("sweep_done",), pattern=r"hydra\.sweep\.dir=\S*/sweep_done already holds a sweep or runs"),
+    run("sweep-into-a-finished-sweep-record", "-m", "seed=1,2", "hydra.sweep.dir={d}/sweep_record", status=2,
+        unchanged=("sweep_record",),
+        pattern=r"sweep_record already holds a sweep or runs \(\S*sweep_record \(multirun"),
+    # composition: one line naming the option or key (no search path, no internal schemas)
+    run("unknown-experiment", "experiment=nope",
+        pattern=r"^Could not find 'experiment/nope'; choose one of: onecycle_fast, small_quick, smoke"),
+    run("unknown-launcher", "hydra/launcher=nope",
+        pattern=r"^Could not find 'hydra/launcher/nope'; choose one of: basic, joblib"),
+    run("append-an-existing-key", "+seed=3", pattern=r"^Could not append to config\. An item is already at 'seed'"),
+    run("delete-a-missing-key", "~optimizer.foo", pattern=r"^Could not delete from config\. 'optimizer\.foo' does not"),
+    run("override-syntax-error", "seed=(", pattern=r"^override 'seed=\(': "),
+    run("sweep-without-multirun", "model=small,base",
+        pattern=r"^Ambiguous value for argument 'model=small,base'; .*add --multirun"),
+    # model, optimizer and trainer values that cannot work; NaN and inf wherever a number is read
+    run("model-zero-heads", "model.num_heads=0", pattern=r"invalid config: model\.num_heads=0 must be an integer > 0"),
+    run("model-zero-width", "model.d_model=0", pattern=r"invalid config: model\.d_model=0 must be an integer > 0"),
+    run("model-zero-channels", "model.channels=0", pattern=r"invalid config: model\.channels=0 must be an integer > 0"),
+    run("model-negative-blocks", "model.num_blocks=-1", pattern=r"model\.num_blocks=-1 must be an integer >= 0"),
+    run("model-zero-octaves", "model.n_octaves=0", pattern=r"model\.n_octaves=0 must be an integer > 0"),
+    run("model-zero-bins", "model.bins_per_octave=0", pattern=r"model\.bins_per_octave=0 must be an integer > 0"),
+    run("model-dropout-above-one", "model.dropout=1.5", pattern=r"model\.dropout=1\.5 must be in \[0, 1\)"),
+    run("model-dropout-nan", "model.dropout=nan", pattern=r"model\.dropout=nan must be in \[0, 1\)"),
+    run("model-fmin-nan", "model.fmin=nan", pattern=r"model\.fmin=nan must be a finite frequency > 0 Hz"),
+    run("model-fmin-zero", "model.fmin=0", pattern=r"model\.fmin=0\.0 must be a finite frequency > 0 Hz"),
+    run("adam-beta-above-one", "optimizer.betas=[1.5,0.999]",
+        pattern=r"invalid config: optimizer\.betas=\[1\.5, 0\.999\] must be two numbers in \[0, 1\)"),
+    run("adam-one-beta", "optimizer.betas=[0.9]", pattern=r"optimizer\.betas=\[0\.9\] must be two numbers"),
+    run("adam-negative-eps", "optimizer.eps=-1", pattern=r"optimizer\.eps=-1\.0 must be a finite number >= 0"),
+    run("adam-eps-nan", "optimizer.eps=nan", pattern=r"optimizer\.eps=nan must be a finite number >= 0"),
+    run("sgd-negative-momentum", "optimizer=sgd", "optimizer.momentum=-1",
+        pattern=r"optimizer\.momentum=-1\.0 must be a finite number >= 0"),
+    run("sgd-nesterov-without-momentum", "optimizer=sgd", "optimizer.momentum=0",
+        pattern=r"optimizer\.momentum=0\.0 must be > 0 with optimizer\.nesterov=true"),
+    run("seed-too-large", "seed=18446744073709551616",
+        pattern=r"invalid config: seed=18446744073709551616 must be an integer in 0\.\.2\*\*63-1"),
+    run("lr-inf", "optimizer.lr=inf", pattern=r"invalid config: optimizer\.lr=inf must be a finite number > 0"),
+    run("weight-decay-nan", "optimizer.weight_decay=nan", pattern=r"optimizer\.weight_decay=nan must be >= 0"),
+    run("gradient-clip-nan", "trainer.gradient_clip=nan",
+        pattern=r"invalid config: trainer\.gradient_clip=nan must be a finite number \(the largest gradient norm"),
+    run("gradient-clip-inf", "trainer.gradient_clip=inf",
+        pattern=r"trainer\.gradient_clip=inf must be a finite number"),
+    run("min-delta-nan", "trainer.min_delta=nan", pattern=r"trainer\.min_delta=nan must be a finite number >= 0"),
 ]
 
 CKPT = "checkpoint={d}/ckpt.pt"
@@ -189,6 +274,41 @@ PREDICT_CASES = [
     tool("predict", "predict-output-not-writable", CKPT, "input={d}/ok.wav", f"output={NOT_WRITABLE}",
          pattern=rf"output={NOT_WRITABLE}: cannot create the folder", skip=SYS_WRITABLE),
 ]
+PREDICT_CASES += [
+    # one output per input, and never over a file that is not a transcription of ours
+    tool("predict", "predict-over-a-reference-lab", CKPT, "input={d}/annotated", "output={d}/annotated",
+         unchanged=("annotated",),
+         pattern=r"^\S*/annotated/song\.lab exists and is not a chordexp transcription \(a reference \.lab\?\); it is "
+                 r"never replaced: choose another output= folder \(nothing was written\)$"),
+    tool("predict", "predict-over-another-file", CKPT, "input={d}/ok.wav", "output={d}/out_taken",
+         unchanged=("out_taken",), pattern=r"out_taken/ok\.lab exists and is not a chordexp transcription"),
+    tool("predict", "predict-over-a-folder", CKPT, "input={d}/ok.wav", "output={d}/out_dir_target",
+         pattern=r"out_dir_target/ok\.lab exists and is not a chordexp transcription"),
+    tool("predict", "predict-over-foreign-probabilities", CKPT, "input={d}/ok.wav", "output={d}/out_probs",
+         "probabilities=true", unchanged=("out_probs",),
+         pattern=r"out_probs/ok\.probs\.npz exists and is not a chordexp probabilities file"),
+    # numbers that cannot work, and outputs that are not finite
+    tool("predict", "predict-silence-db-nan", CKPT, "input={d}/ok.wav", "output={d}/out", "silence_db=nan",
+         pattern=r"^silence_db=nan must be a finite number of dB > 0 .* or null to turn the gate off$"),
+    tool("predict", "predict-silence-db-negative", CKPT, "input={d}/ok.wav", "output={d}/out", "silence_db=-10",
+         pattern=r"^silence_db=-10\.0 must be a finite number of dB > 0"),
+    tool("predict", "predict-silence-db-zero", CKPT, "input={d}/ok.wav", "output={d}/out", "silence_db=0",
+         pattern=r"^silence_db=0\.0 must be a finite number of dB > 0"),
+    tool("predict", "predict-silence-db-inf", CKPT, "input={d}/ok.wav", "output={d}/out", "silence_db=inf",
+         pattern=r"^silence_db=inf must be a finite number of dB > 0"),
+    tool("predict", "predict-self-transition-nan", CKPT, "input={d}/ok.wav", "output={d}/out", "self_transition=nan",
+         pattern=r"self_transition must be in \(0, 1\), got nan"),
+    tool("predict", "predict-prior-weight-nan", CKPT, "input={d}/ok.wav", "output={d}/out", "prior_weight=nan",
+         pattern=r"^prior_weight=nan must be a finite number"),
+    tool("predict", "predict-one-sample-file", CKPT, "input={d}/one.wav", "output={d}/out_short",
+         pattern=r"^\S*/one\.wav: too short to transcribe \(1 sample\(s\) at 16000 Hz\): a \.lab interval needs at"),
+    tool("predict", "predict-overflowing-samples", CKPT, "input={d}/huge.wav", "output={d}/out_huge",
+         pattern=r"^\S*/huge\.wav: the model's output is not finite \(NaN or inf\): its samples reach 3\.3e\+38"),
+    tool("predict", "predict-nan-samples", CKPT, "input={d}/nan_audio.wav", "output={d}/out",
+         pattern=r"\S*/nan_audio\.wav: the audio contains NaN or infinite samples"),
+    tool("predict", "predict-nan-weights", "checkpoint={d}/nan.pt", "input={d}/ok.wav", "output={d}/out_nan",
+         pattern=r"^checkpoint \S*/nan\.pt: weight \S+ holds NaN or inf values"),
+]
 if not CUDA:
     PREDICT_CASES.append(tool("predict", "predict-cuda-without-gpu", CKPT, "input={d}/ok.wav", "output={d}/out",
                               "device=cuda", pattern=r"device='cuda' but CUDA is not available here"))
@@ -213,8 +333,32 @@ EVALUATE_CASES = [
     tool("evaluate", "evaluate-output-not-writable", "predictions={d}/preds_ok", "references={d}/refs",
          f"output={NOT_WRITABLE}/e.json", skip=SYS_WRITABLE,
          pattern=rf"{NOT_WRITABLE}: (Operation not permitted|Permission denied|Read-only file system)"),
+    tool("evaluate", "evaluate-overlapping-reference", "predictions={d}/preds_ok", "references={d}/refs_overlap",
+         pattern=r"^\S*refs_overlap/a\.lab:2: starts at 1\.0, before the previous interval ends \(2\.0\); intervals "
+                 r"must not overlap$"),
+    # an output never replaces an input, or any other reference, prediction, audio, checkpoint or run record
+    tool("evaluate", "evaluate-output-is-a-reference", "predictions={d}/preds_ok", "references={d}/refs",
+         "output={d}/refs/a.lab", unchanged=("refs",),
+         pattern=r"^output=\S*/refs/a\.lab is \S*/refs/a\.lab, an input of this evaluation; it is never replaced"),
+    tool("evaluate", "evaluate-output-is-a-prediction", "predictions={d}/preds_ok", "references={d}/refs",
+         "output={d}/preds_ok/a.lab", unchanged=("preds_ok",),
+         pattern=r"^output=\S*/preds_ok/a\.lab is \S*/preds_ok/a\.lab, an input of this evaluation"),
+    tool("evaluate", "evaluate-output-is-another-lab", "predictions={d}/preds_ok", "references={d}/refs",
+         "output={d}/refs_badlabel/a.lab", unchanged=("refs_badlabel",),
+         pattern=r"^output=\S*/refs_badlabel/a\.lab is a chord label file \(\.lab\); it is never replaced"),
+    tool("evaluate", "evaluate-output-is-run-metrics", "predictions={d}/preds_ok", "references={d}/refs",
+         "output={d}/run_done/metrics.json", unchanged=("run_done",),
+         pattern=r"^output=\S*/run_done/metrics\.json is a record of the run \S*/run_done; it is never replaced"),
+    tool("evaluate", "evaluate-output-is-a-saved-config", "predictions={d}/preds_ok", "references={d}/refs",
+         "output={d}/run_done/.hydra/config.yaml", unchanged=("run_done",),
+         pattern=r"config\.yaml is a record of the run \S*/run_done"),
+    tool("evaluate", "evaluate-output-is-audio", "predictions={d}/preds_ok", "references={d}/refs",
+         "output={d}/ok.wav", unchanged=("ok.wav",), pattern=r"^output=\S*/ok\.wav is an audio file"),
+    tool("evaluate", "evaluate-output-is-a-checkpoint", "predictions={d}/preds_ok", "references={d}/refs",
+         "output={d}/ckpt.pt", unchanged=("ckpt.pt",), pattern=r"^output=\S*/ckpt\.pt is a checkpoint"),
 ]
 
+RUN_REPORT = "runs={d}/run_report"
 REPORT_CASES = [
     tool("report", "report-missing-folder", "runs={d}/nope", pattern=r"runs=\S*/nope: no such folder"),
     tool("report", "report-runs-is-a-file", "runs={d}/afile", pattern=r"runs=\S*/afile is a file"),
@@ -226,6 +370,25 @@ REPORT_CASES = [
          pattern=r"Value 'maybe' is not a valid bool"),
     tool("report", "report-csv-not-writable", "runs={d}/run_shape", f"csv={NOT_WRITABLE}/r.csv", skip=SYS_WRITABLE,
          pattern=rf"{NOT_WRITABLE}: (Operation not permitted|Permission denied|Read-only file system)"),
+    tool("report", "report-csv-over-metrics", RUN_REPORT, "csv={d}/run_report/metrics.json", unchanged=("run_report",),
+         pattern=r"^csv=\S*/run_report/metrics\.json is \S*/run_report/metrics\.json, an input of this report; it is "
+                 r"never replaced: choose another file \(nothing was written\)$"),
+    tool("report", "report-csv-over-history", RUN_REPORT, "csv={d}/run_report/history.json", unchanged=("run_report",),
+         pattern=r"^csv=\S*/history\.json is \S*/history\.json, an input of this report"),
+    tool("report", "report-plot-over-history", RUN_REPORT, "plot={d}/run_report/history.json",
+         unchanged=("run_report",), pattern=r"^plot=\S*/history\.json is \S*/history\.json, an input of this report"),
+    tool("report", "report-plot-over-run-log", RUN_REPORT, "plot={d}/run_report/run.log", unchanged=("run_report",),
+         pattern=r"^plot=\S*/run\.log is \S*/run\.log, an input of this report"),
+    tool("report", "report-csv-over-saved-config", RUN_REPORT, "csv={d}/run_report/.hydra/config.yaml",
+         unchanged=("run_report",), pattern=r"^csv=\S*/\.hydra/config\.yaml is \S*, an input of this report"),
+    tool("report", "report-plot-over-a-checkpoint", RUN_REPORT, "plot={d}/run_report/checkpoints/last.pt",
+         unchanged=("run_report",), pattern=r"^plot=\S*/last\.pt is a checkpoint"),
+    tool("report", "report-csv-over-another-runs-record", RUN_REPORT, "csv={d}/run_done/environment.json",
+         unchanged=("run_done",), pattern=r"^csv=\S*/run_done/environment\.json is a record of the run \S*/run_done"),
+    tool("report", "report-csv-over-a-reference", RUN_REPORT, "csv={d}/refs/a.lab", unchanged=("refs",),
+         pattern=r"^csv=\S*/refs/a\.lab is a chord label file \(\.lab\)"),
+    tool("report", "report-csv-and-plot-the-same-file", RUN_REPORT, "csv={d}/same.out", "plot={d}/same.out",
+         pattern=r"^csv=\S*/same\.out and plot=\S*/same\.out name the same file"),
 ]
 
 
@@ -345,6 +508,29 @@ API_CASES = [
         _attr("chordexp.training.checkpoint:CheckpointError"), r"^checkpoint \S*/shape\.pt: does not fit this model"),
     api("api-trainer-other-shape", lambda d: _trainer(d).load_checkpoint(d / "ckpt.pt"),
         _attr("chordexp.training.checkpoint:CheckpointError"), r"^checkpoint \S*/ckpt\.pt: does not fit this model"),
+    api("api-gradient-clip-nan", lambda d: _compose_and_map("trainer.gradient_clip=nan"),
+        _attr("chordexp.config:ConfigValueError"), r"^trainer\.gradient_clip=nan must be a finite number"),
+    api("api-seed-too-large", lambda d: _compose_and_map("seed=18446744073709551616"),
+        _attr("chordexp.config:ConfigValueError"), r"^seed=18446744073709551616 must be an integer in 0\.\.2\*\*63-1"),
+    api("api-model-zero-heads", lambda d: _compose_and_map("model.num_heads=0"),
+        _attr("chordexp.config:ConfigValueError"), r"^model\.num_heads=0 must be an integer > 0$"),
+    api("api-lock-in-use", lambda d: _attr("chordexp.run_lock:RunLock")(d / "run_locked").acquire(),
+        _attr("chordexp.run_lock:RunFolderError"), r"run_locked is in use by a running run \(pid \d+ on "),
+    api("api-claim-a-finished-run", lambda d: _attr("chordexp.run_lock:claim_run_folder")(
+        ["experiment=smoke", f"hydra.run.dir={d / 'run_done'}"]), _attr("chordexp.run_lock:RunFolderError"),
+        r"^hydra\.run\.dir=\S*/run_done already holds a run"),
+    api("api-transcription-over-a-reference", lambda d: _attr("chordexp.output_dirs:plan_transcriptions")(
+        [d / "annotated" / "song.wav"], d / "annotated", d / "annotated"), _attr("chordexp.cli:UsageError"),
+        r"^\S*/annotated/song\.lab exists and is not a chordexp transcription"),
+    api("api-output-is-an-input", lambda d: _attr("chordexp.output_dirs:check_not_an_input")(
+        "output", d / "refs" / "a.lab", [d / "refs" / "a.lab"], "an input"), _attr("chordexp.cli:UsageError"),
+        r"^output=\S*/refs/a\.lab is \S*/refs/a\.lab, an input; it is never replaced"),
+    api("api-overlapping-intervals", lambda d: _attr("chordexp.labfile:load_lab")(
+        d / "refs_overlap" / "a.lab", disjoint=True), _attr("chordexp.labfile:LabFileError"),
+        r"^\S*/a\.lab:2: starts at 1\.0, before the previous interval ends"),
+    api("api-nan-weights", lambda d: _attr("chordexp.predict:check_finite_weights")(
+        _attr("chordexp.predict:ChordRecognizer").from_checkpoint(d / "nan.pt"), str(d / "nan.pt")),
+        _attr("chordexp.training.checkpoint:CheckpointError"), r"^checkpoint \S*/nan\.pt: weight \S+ holds NaN"),
     api("api-target-not-allowed", lambda d: _attr("chordexp.targets:check_targets")(
         {"data": {"dataset": {"_target_": "chordexp.data.DummyChordDataset",
                               "options": {"x": {"_target_": "os.system", "command": "true"}}}}}),
@@ -391,7 +577,90 @@ def files(tmp_path_factory, compose_cfg) -> Path:
     ff.fake_run_folder(d / "run_trunc", config, (d / "trunc.pt").read_bytes())
     ff.fake_run_folder(d / "run_tensor", config, (d / "tensor.pt").read_bytes())
     (d / "runs").mkdir()
+    _run_folders_in_use(d, config, checkpoint)
+    _transcription_inputs(d)
+    (d / "refs_overlap").mkdir()
+    (d / "refs_overlap" / "a.lab").write_text("0.0 2.0 C:maj\n1.0 3.0 A:min\n")
+    SNAPSHOT.update(_hashes(d))
     return d
+
+
+#: sha256 of every file the fixture made (relative path -> digest), before any case ran.
+SNAPSHOT: Dict[str, str] = {}
+
+
+def _hashes(folder: Path, under: str = "") -> Dict[str, str]:
+    import hashlib
+
+    root = folder / under if under else folder
+    paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def _run_folders_in_use(d: Path, config: str, checkpoint: bytes) -> None:
+    """Folders that hold a run or a sweep, or that a live run (this test process) holds."""
+    from chordexp.run_lock import LOCK_NAME, process_start
+
+    def finished(folder: Path) -> Path:
+        ff.fake_run_folder(folder, config, checkpoint)
+        (folder / "metrics.json").write_text(json.dumps({"best_val_loss": 1.5, "epochs_run": 2}) + "\n")
+        (folder / "history.json").write_text(json.dumps({"val_loss": [2.0, 1.5], "train_loss": [2.5, 1.9]}) + "\n")
+        (folder / "run.log").write_text("[INFO] - a finished run\n")
+        return folder
+
+    def live_lock(folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / LOCK_NAME).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                                    "process_start": process_start(os.getpid()), "since": "now"}))
+
+    (finished(d / "run_done") / "environment.json").write_text('{"seed": 0}\n')
+    finished(d / "run_report")
+    (d / "results_only").mkdir()
+    (d / "results_only" / "metrics.json").write_text("{}\n")
+    (d / "ckpt_only" / "checkpoints").mkdir(parents=True)
+    (d / "ckpt_only" / "checkpoints" / "last.pt").write_bytes(checkpoint)
+    (d / "own_ckpt_dir" / "weights").mkdir(parents=True)
+    (d / "own_ckpt_dir" / "weights" / "best.pt").write_bytes(checkpoint)
+    live_lock(d / "run_locked")
+    live_lock(d / "sweep_busy")
+    live_lock(ff.fake_run_folder(d / "run_busy", config, checkpoint))
+    (d / "lock_garbage").mkdir()
+    (d / "lock_garbage" / LOCK_NAME).write_text("not a lock\n")
+    (d / "lock_foreign").mkdir()
+    (d / "lock_foreign" / LOCK_NAME).write_text(json.dumps({"pid": 1, "host": "elsewhere.example"}))
+    finished(d / "sweep_done" / "0")
+    (d / "sweep_done" / "multirun.yaml").write_text("hydra: {}\n")
+    (d / "sweep_record").mkdir()
+    (d / "sweep_record" / "multirun.yaml").write_text("hydra: {}\n")
+    ff.fake_run_folder(d / "run_badyaml", "seed: [1\n  x: {\n", checkpoint)
+    ff.fake_run_folder(d / "run_notmapping", "- a\n- b\n", checkpoint)
+
+
+def _transcription_inputs(d: Path) -> None:
+    """Audio beside a reference, outputs already taken, audio too short or overflowing, NaN weights."""
+    import io
+
+    import numpy as np
+    import soundfile
+
+    from chordexp.training.checkpoint import serialize
+
+    (d / "annotated").mkdir()
+    (d / "annotated" / "song.wav").write_bytes((d / "ok.wav").read_bytes())
+    (d / "annotated" / "song.lab").write_text("0.0 1.0 C:maj\n")
+    (d / "out_taken").mkdir()
+    (d / "out_taken" / "ok.lab").write_text("my own notes, not a transcription\n")
+    (d / "out_dir_target" / "ok.lab").mkdir(parents=True)
+    (d / "out_probs").mkdir()
+    (d / "out_probs" / "ok.probs.npz").write_bytes(b"not an npz of ours")
+    soundfile.write(d / "one.wav", np.zeros(1, np.float32), ff.SR)
+    loud = ff.chord_audio(1.0).astype(np.float64)
+    soundfile.write(d / "huge.wav", (loud / np.abs(loud).max() * 3.3e38).astype(np.float32), ff.SR, subtype="FLOAT")
+    soundfile.write(d / "nan_audio.wav", np.full(ff.SR, np.nan, np.float32), ff.SR, subtype="FLOAT")
+    state = torch.load(io.BytesIO(ff.checkpoint_bytes()), weights_only=True)
+    name = next(k for k, v in state["model"].items() if v.is_floating_point())
+    state["model"][name] = torch.full_like(state["model"][name], float("nan"))
+    (d / "nan.pt").write_bytes(serialize(state))
 
 
 @dataclass
@@ -462,6 +731,9 @@ def test_bad_input_gives_one_clear_line(case: Case, files: Path, request) -> Non
     lines = error_lines(case, result)
     assert len(lines) == 1, output[-3000:]
     assert re.search(case.pattern, lines[0]), lines[0]
+    for name in case.unchanged:  # what the refusal protects is byte-identical, nothing added or removed
+        before = {k: v for k, v in SNAPSHOT.items() if k == name or k.startswith(name + "/")}
+        assert before and _hashes(files, name) == before, name
     log = files / "runs" / case.id / "run.log"
     if case.entry == "run" and log.is_file():  # the run folder keeps the same single line
         text = log.read_text()
@@ -471,4 +743,4 @@ def test_bad_input_gives_one_clear_line(case: Case, files: Path, request) -> Non
 def test_the_table_covers_every_entry_point_and_the_issue_list():
     entries = {case.entry for case in CASES}
     assert entries == {"run", "predict", "evaluate", "report", "api"}
-    assert len(CASES) >= 80 and len({case.id for case in CASES}) == len(CASES)
+    assert len(CASES) >= 170 and len({case.id for case in CASES}) == len(CASES)

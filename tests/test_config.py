@@ -39,10 +39,10 @@ def test_every_group_has_the_expected_options():
         "optimizer": ["adam", "adamw", "sgd"],
         "scheduler": ["constant", "cosine", "onecycle"],
         "loss": ["chord"],
-        "data": ["dummy", "folder", "synthetic"],
+        "data": ["dummy", "folder", "folder_songs", "songs", "synthetic"],
         "model": ["base", "small"],
     }
-    assert {"smoke", "onecycle_fast"} <= set(EXPERIMENTS)
+    assert {"smoke", "song_smoke", "onecycle_fast"} <= set(EXPERIMENTS)
 
 
 @pytest.mark.parametrize("group,option", OPTIONS)
@@ -68,14 +68,22 @@ def test_default_run_is_the_real_job(compose_cfg):
     cfg = compose_cfg()
     choices = cfg.hydra.runtime.choices
     assert (choices.optimizer, choices.scheduler, choices.loss, choices.data, choices.model) == (
-        "adamw", "cosine", "chord", "synthetic", "base")
+        "adamw", "cosine", "chord", "songs", "base")
     assert choices.experiment is None
     assert OmegaConf.get_type(cfg) is ExperimentConfig
-    # a real run, not a smoke test: thousands of rendered clips, several epochs, realistic data
-    assert cfg.data.train_size >= 5000 and cfg.data.val_size >= 500 and cfg.trainer.num_epochs >= 5
-    assert cfg.data.dataset.realism == "rich" and cfg.data.cache
+    # a real run, not a smoke test: hours of rendered song excerpts, several epochs, song validation
+    assert cfg.data.train_size * cfg.data.clip_seconds >= 3 * 3600 and cfg.trainer.num_epochs >= 5
+    assert cfg.data.sequence and cfg.model.frame_outputs and cfg.data.val_songs >= 4 and cfg.data.cache
+    assert 10 <= cfg.data.clip_seconds <= 20  # what song models train on
     assert cfg.model.sample_rate == cfg.data.sample_rate == cfg.data.dataset.sample_rate
     assert cfg.model.context_seconds == cfg.data.clip_seconds == cfg.data.dataset.clip_seconds
+
+
+def test_clip_mode_stays_one_switch_away(compose_cfg):
+    cfg = compose_cfg("data=synthetic")
+    assert not cfg.data.sequence and not cfg.model.frame_outputs and cfg.data.val_songs == 0
+    assert cfg.data.train_size >= 5000 and cfg.data.dataset.realism == "rich"
+    assert cfg.model.context_seconds == cfg.data.clip_seconds == 1.0
 
 
 def test_run_folders_are_relative_to_where_the_user_runs(compose_cfg):
@@ -117,7 +125,7 @@ def test_smoke_is_small_and_exercises_a_periodic_checkpoint(compose_cfg):
 
 
 def test_generator_options_pass_through_the_dataset_node(compose_cfg):
-    cfg = compose_cfg("+data.dataset.options.noise_prob=0.5", "data.dataset.realism=plain")
+    cfg = compose_cfg("data=synthetic", "+data.dataset.options.noise_prob=0.5", "data.dataset.realism=plain")
     assert cfg.data.dataset.options == {"noise_prob": 0.5} and cfg.data.dataset.realism == "plain"
 
 
@@ -160,12 +168,14 @@ def test_mapping_gives_every_training_config_field_one_home(compose_cfg):
         "trainer.save_every=3", "trainer.patience=4", "trainer.min_delta=0.01", "trainer.log_every=9",
         "trainer.device=cpu", "trainer.mixed_precision=bf16", "trainer.grad_accum_steps=2",
         "trainer.deterministic=true", "trainer.on_nonfinite=skip", "trainer.compile=true",
+        "trainer.monitor=val_majmin", "trainer.monitor_mode=max",
     )
     expected = TrainingConfig(
         learning_rate=0.002, weight_decay=0.05, batch_size=8, num_workers=1, scheduler="onecycle",
         warmup_epochs=2, label_smoothing=0.2, seed=7, num_epochs=6, gradient_clip=0.5,
         checkpoint_dir="ck", save_every=3, patience=4, min_delta=0.01, log_every=9, device="cpu",
         mixed_precision="bf16", grad_accum_steps=2, deterministic=True, on_nonfinite="skip", compile=True,
+        monitor="val_majmin", monitor_mode="max",
         scheduler_options={"div_factor": 10.0, "final_div_factor": 1e4, "base_momentum": 0.85,
                            "max_momentum": 0.95},
     )
@@ -204,6 +214,8 @@ def test_scheduler_options_are_what_the_trainer_accepts(compose_cfg, name):
         (["trainer.mixed_precision=fp8"], "trainer.mixed_precision"),
         (["loss.label_smoothing=1.0"], "loss.label_smoothing"),
         (["trainer.grad_accum_steps=0"], "trainer.grad_accum_steps"),
+        (["trainer.monitor=loss"], "trainer.monitor"),
+        (["trainer.monitor_mode=up"], "trainer.monitor_mode"),
     ],
 )
 def test_bad_value_fails_with_one_line_naming_the_key(compose_cfg, overrides, key):
@@ -253,11 +265,12 @@ def test_each_component_option_instantiates(compose_cfg, group, option):
 
 
 #: options that need a value from the user (data=folder: where the songs are)
-REQUIRED_OVERRIDES = {("data", "folder"): ("data.dataset.root=/path/to/songs",)}
+REQUIRED_OVERRIDES = {("data", "folder"): ("data.dataset.root=/path/to/songs",),
+                      ("data", "folder_songs"): ("data.dataset.root=/path/to/songs",)}
 
 
 # data=folder needs real songs on disk: tests/test_folder_config.py builds its splits
-@pytest.mark.parametrize("option", [o for g, o in OPTIONS if g == "data" and o != "folder"])
+@pytest.mark.parametrize("option", [o for g, o in OPTIONS if g == "data" and not o.startswith("folder")])
 def test_each_data_option_builds_disjoint_train_and_val_splits(compose_cfg, option):
     import torch
 
@@ -268,7 +281,8 @@ def test_each_data_option_builds_disjoint_train_and_val_splits(compose_cfg, opti
     assert (len(train_set), len(val_set)) == (3, 2)
     audio, targets = train_set[0]
     assert audio.shape == (int(cfg.data.sample_rate * cfg.data.clip_seconds),)
-    assert set(targets) == {"chord_type", "root", "bass_note"}
+    keys = {"chord_type", "root", "bass_note"}
+    assert set(targets) == (keys | {"mask"} if cfg.data.sequence else keys)
     assert not torch.equal(audio, val_set[0][0])  # the splits are different streams
     assert torch.equal(audio, build_datasets(cfg)[0][0][0])  # ... and reproducible from the seed
 

@@ -110,3 +110,105 @@ def test_bad_input_gives_one_line_and_exit_2(checkpoint, tmp_path, make_args, me
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+# --------------------------------------------------------------------------- one output per input
+
+
+def test_output_names_keep_every_dot_and_the_extension_where_names_collide():
+    from chordexp.output_dirs import transcription_names
+
+    root = Path("/songs")
+    files = [root / name for name in ("01 - Mr. Brightside.wav", "01 - Mr. Jones.wav", "song.v1.wav", "song.v2.flac",
+                                      "a.wav", "a.flac", "a.wav.mp3", "B.wav", "b.ogg", "album/a.wav", "c")]
+    names = [p.as_posix() for p in transcription_names(files, root)]
+    assert names == ["01 - Mr. Brightside.lab", "01 - Mr. Jones.lab", "song.v1.lab", "song.v2.lab",
+                     "a.wav.lab", "a.flac.lab", "a.wav.mp3.lab",  # a.wav.lab was taken: the full name
+                     "B.wav.lab", "b.ogg.lab",  # alike regardless of case
+                     "album/a.lab", "c.lab"]
+    assert len(set(names)) == len(files)
+    assert [p.as_posix() for p in transcription_names([root / "x.y.wav"], None)] == ["x.y.lab"]
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _predict(checkpoint, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "chordexp.predict", f"checkpoint={checkpoint}", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_every_input_gets_its_own_marked_lab_that_evaluate_pairs_with_its_reference(checkpoint, tmp_path):
+    songs, out = tmp_path / "songs", tmp_path / "out"
+    songs.mkdir()
+    names = ["01 - Mr. Brightside.wav", "01 - Mr. Jones.wav", "song.v1.wav", "song.v2.wav", "a.wav", "a.flac"]
+    for name in names:
+        soundfile.write(songs / name, chord_audio(1.5, SR), SR)
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    for ref in ("a", "song.v1", "01 - Mr. Jones"):
+        (refs / f"{ref}.lab").write_text("0.0 1.5 C:maj\n")
+    done = _predict(checkpoint, f"input={songs}", f"output={out}", "probabilities=true")
+    assert done.returncode == 0, done.stderr
+    labs = sorted(p.name for p in out.glob("*.lab"))
+    assert labs == sorted(["01 - Mr. Brightside.lab", "01 - Mr. Jones.lab", "song.v1.lab", "song.v2.lab",
+                           "a.wav.lab", "a.flac.lab"])
+    assert (out / "a.flac.probs.npz").is_file() and (out / "song.v1.probs.npz").is_file()
+    for lab in out.glob("*.lab"):
+        first = lab.read_text().splitlines()[0]
+        assert first.startswith("# chordexp prediction of ") and first.endswith((".wav", ".flac"))
+        intervals, _ = read_lab(lab)  # mir_eval reads the mark as a comment
+        assert intervals[-1, 1] == pytest.approx(1.5, abs=1e-3)
+        from chordexp.labfile import load_lab
+
+        load_lab(lab, disjoint=True)
+
+    from chordexp.evaluate import evaluate_dirs
+
+    result = evaluate_dirs(out, refs)
+    assert sorted(result["files"]) == ["01 - Mr. Jones", "a.flac", "a.wav", "song.v1"]
+    assert result["missing_predictions"] == []
+
+    before = {p.name: _sha(p) for p in out.iterdir()}  # predict again: its own files are replaced
+    done = _predict(checkpoint, f"input={songs}", f"output={out}", "probabilities=true", "silence_db=null")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == sorted(before)
+
+
+def test_predict_never_replaces_a_reference_beside_the_audio(checkpoint, tmp_path):
+    """``output=`` the input folder, the layout of annotated collections: the reference
+    ``.lab`` stays byte-identical and nothing else is written either."""
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    soundfile.write(songs / "a.wav", chord_audio(1.0, SR), SR)
+    soundfile.write(songs / "b.wav", chord_audio(1.0, SR), SR)
+    (songs / "b.lab").write_text("0.0 1.0 C:maj\n")
+    before = {p.name: _sha(p) for p in songs.iterdir()}
+    done = _predict(checkpoint, f"input={songs}", f"output={songs}")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"error: {songs / 'b.lab'} exists and is not a chordexp transcription (a reference .lab?); it is never "
+        f"replaced: choose another output= folder (nothing was written)"]
+    assert {p.name: _sha(p) for p in songs.iterdir()} == before
+
+
+def test_non_finite_output_and_too_short_audio_are_errors_naming_the_file(checkpoint, tmp_path):
+    """Not an all-N transcription: one line each, the other files transcribed, exit 2."""
+    songs, out = tmp_path / "songs", tmp_path / "out"
+    songs.mkdir()
+    soundfile.write(songs / "good.wav", chord_audio(1.0, SR), SR)
+    soundfile.write(songs / "one.wav", np.zeros(1, np.float32), SR)
+    loud = chord_audio(1.0, SR).astype(np.float64)
+    soundfile.write(songs / "loud.wav", (loud / np.abs(loud).max() * 3.3e38).astype(np.float32), SR, subtype="FLOAT")
+    done = _predict(checkpoint, f"input={songs}", f"output={out}")
+    assert done.returncode == 2
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 3, done.stderr
+    for expected in (f"{songs / 'loud.wav'}: the model's output is not finite (NaN or inf): its samples reach 3.3e+38",
+                     f"{songs / 'one.wav'}: too short to transcribe (1 sample(s) at 16000 Hz)",
+                     f"2 file(s) under {songs} could not be transcribed"):
+        assert sum(line.startswith(f"error: {expected}") for line in errors) == 1, (expected, errors)
+    assert sorted(p.name for p in out.iterdir()) == ["good.lab"]

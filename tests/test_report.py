@@ -130,3 +130,19 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path, args, message):
     assert done.stdout == "" and len(done.stderr.strip().splitlines()) == 1
     assert message in done.stderr
     assert not (tmp_path / "one" / "report.csv").exists()
+
+
+def test_song_mode_runs_show_their_song_scores_and_sort_by_them(tmp_path):
+    """Runs with mir_eval validation scores get best_val_<metric> columns; clip runs show '-'."""
+    songs = {"best_val_majmin": 0.81, "best_val_sevenths": 0.7, "best_val_seg": 0.9}
+    for name, scale, overrides in (("a", 1.0, ["data=songs", "seed=0"]), ("b", 1.1, ["data=songs", "seed=1"])):
+        run = make_run(tmp_path / name, overrides)
+        (run / "metrics.json").write_text(json.dumps({"best_val_loss": 1.0, **{k: v * scale for k, v in songs.items()}}))
+    make_run(tmp_path / "c", ["data=synthetic", "seed=2"])
+    rows = collect_runs(tmp_path)
+    assert {"best_val_majmin", "best_val_sevenths", "best_val_seg"} <= set(columns(rows))
+    assert "best_val_root" not in columns(rows)  # no run has it
+    assert rows[0]["best_val_majmin"] == pytest.approx(0.81) and rows[2]["best_val_majmin"] is None
+    ordered = sort_rows(rows, "best_val_majmin", descending=True)
+    assert [row["path"] for row in ordered] == ["b", "a", "c"]
+    assert "best_val_majmin" in format_table(rows).splitlines()[0]

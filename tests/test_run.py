@@ -224,3 +224,32 @@ def test_git_state_of_the_code_is_a_commit_and_a_flag():
     if state["commit"] is None:
         pytest.skip("code is not in a git checkout")
     assert re.fullmatch(r"[0-9a-f]{40}", state["commit"]) and isinstance(state["dirty"], bool)
+
+
+SONG_KEYS = {f"val_{m}" for m in ("root", "majmin", "majmin_inv", "sevenths", "sevenths_inv", "mirex", "seg")}
+
+
+def test_song_smoke_run_validates_by_transcription_and_ships_its_decoder(run_cli, tmp_path):
+    """Song mode through the command line: frame targets, whole-song mir_eval validation
+    in the history and metrics.json, best.pt chosen on a song metric, the decoder
+    settings estimated from the training labels saved with the model."""
+    import torch
+
+    done = run_cli(["experiment=song_smoke", "hydra.run.dir=runs/songs", "trainer.monitor=val_majmin",
+                    "optimized_metric=best_val_majmin"], cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    folder = tmp_path / "runs" / "songs"
+    history = json.loads((folder / "history.json").read_text())
+    assert set(history) == HISTORY_KEYS | SONG_KEYS
+    assert all(len(v) == 3 and all(0.0 <= x <= 1.0 for x in v) for k, v in history.items() if k in SONG_KEYS)
+    metrics = json.loads((folder / "metrics.json").read_text())
+    best_epoch = metrics["best_epoch"]
+    assert metrics["monitor"] == "val_majmin"
+    assert metrics["best_val_majmin"] == pytest.approx(max(history["val_majmin"]))
+    assert metrics["best_val_majmin"] == pytest.approx(history["val_majmin"][best_epoch - 1])
+    best = torch.load(folder / "checkpoints" / "best.pt", weights_only=True)
+    assert best["epoch"] == best_epoch and best["model_hparams"]["frame_outputs"] is True
+    decoder = best["extra"]["decoder"]
+    assert 0.5 < decoder["self_transition"] < 1.0 and len(decoder["type_prior"]) == 32
+    assert sum(decoder["type_prior"]) == pytest.approx(1.0)
+    assert "val_majmin" in (folder / "run.log").read_text()

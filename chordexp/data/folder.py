@@ -204,11 +204,15 @@ class FolderChordDataset(Dataset):
                             f"lasts {duration:.2f} s (wrong .lab, or truncated audio?)")
         counts = LabelCounts()
         segments, triples = self._map_labels(np.minimum(intervals, duration), labels, counts)
+        self._check_usable(path, segments, duration, longest)
+        self.counts.merge(counts)  # tallies of the songs used only
+        return Song(path, audio, duration, segments, triples)
+
+    def _check_usable(self, path: Path, segments: np.ndarray, duration: float, longest: float) -> None:
+        """SongError unless some window can be labelled (clip mode: one chord covers enough of it)."""
         if not valid_starts(segments, duration, longest, self.min_label_fraction).size:
             raise SongError(f"{path}: no {longest:.2f}-s window in which one usable chord covers "
                             f">= {self.min_label_fraction:g} of it (song too short, or labels all X?)")
-        self.counts.merge(counts)  # tallies of the songs used only
-        return Song(path, audio, duration, segments, triples)
 
     def _map_labels(self, intervals: np.ndarray, labels: Sequence[str],
                     counts: LabelCounts) -> Tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,9 @@ log = logging.getLogger(__name__)
 
 
 class InMemoryDataset(Dataset):
-    """All items of ``dataset`` rendered up front; audio ``(N, num_samples)`` float16."""
+    """All items of ``dataset`` rendered up front; audio ``(N, num_samples)`` float16,
+    targets ``(N, *item_shape)`` in their own dtype (clip labels ``()``, frame labels and
+    masks ``(T,)``). Every item must have the same shapes (as batching needs anyway)."""
 
     def __init__(self, dataset: Dataset, num_workers: int = 0, batch_size: int = 64) -> None:
         started = time.perf_counter()
@@ -32,8 +34,10 @@ class InMemoryDataset(Dataset):
         filled = 0
         for audio, targets in loader:
             if filled == 0:  # allocate once: no second copy of the whole set in memory
-                self.audio = torch.empty((len(dataset), audio.shape[1]), dtype=torch.float16)
-                self.targets = {key: torch.empty(len(dataset), dtype=value.dtype) for key, value in targets.items()}
+                self.audio = torch.empty((len(dataset), *audio.shape[1:]), dtype=torch.float16)
+                # per-item targets of any shape: scalars, or (T,) frame labels and bool masks
+                self.targets = {key: torch.empty((len(dataset), *value.shape[1:]), dtype=value.dtype)
+                                for key, value in targets.items()}
             self.audio[filled:filled + len(audio)] = audio
             for key, value in targets.items():
                 self.targets[key][filled:filled + len(audio)] = value

@@ -63,6 +63,7 @@ class Note:
     onset: float
     program: int
     duration: Optional[float] = None
+    bank: int = 0  # 128: the percussion bank (program = kit, key = drum sound)
 
 
 class SoundFontRenderer:
@@ -126,13 +127,21 @@ class SoundFontRenderer:
         for time, _, on, note in sorted(events, key=lambda e: (e[0], e[1])):
             self._render_into(out, position, time)
             position = time
-            preset = self._preset_of_program.get(note.program, next(iter(self._preset_of_program.values())))
+            preset = self._preset(note)
             if on:
                 font.note_on(preset, int(note.key), float(np.clip(note.velocity, 0.05, 1.0)))
             else:
                 font.note_off(preset, int(note.key))
         self._render_into(out, position, num_samples)
         return out
+
+    def _preset(self, note: Note) -> int:
+        """The font's preset for a note: its program in bank 0, or a drum kit (bank 128,
+        falling back to the standard kit); an absent program plays the first preset."""
+        if note.bank:
+            index = self._font.get_preset_index(note.bank, note.program)
+            return index if index >= 0 else max(self._font.get_preset_index(note.bank, 0), 0)
+        return self._preset_of_program.get(note.program, next(iter(self._preset_of_program.values())))
 
     def _render_into(self, out: np.ndarray, start: int, stop: int) -> None:
         if stop > start:

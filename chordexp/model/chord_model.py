@@ -43,7 +43,9 @@ class ChordRecognitionModel(nn.Module):
     Defaults (d_model 128, 4 blocks) give about 1.1 M parameters; ``d_model``,
     ``num_blocks``, ``num_heads`` and the stem width ``channels`` scale it.
     ``context_seconds`` is the clip length it is trained on: over longer audio,
-    ``forward_frames`` attends within windows of that length.
+    ``forward_frames`` attends within windows of that length. ``frame_outputs=True``
+    (song mode: trained on excerpts with a label per frame) makes ``forward`` return
+    the frame logits.
     """
 
     def __init__(
@@ -58,6 +60,7 @@ class ChordRecognitionModel(nn.Module):
         n_octaves: int = 6,
         fmin: float = 32.70,
         context_seconds: float = 1.0,
+        frame_outputs: bool = False,
     ) -> None:
         super().__init__()
         if bins_per_octave % 12:
@@ -69,8 +72,10 @@ class ChordRecognitionModel(nn.Module):
         self.hparams = dict(
             sample_rate=sample_rate, d_model=d_model, num_blocks=num_blocks, num_heads=num_heads,
             dropout=dropout, channels=channels, bins_per_octave=bins_per_octave,
-            n_octaves=n_octaves, fmin=fmin, context_seconds=context_seconds,
+            n_octaves=n_octaves, fmin=fmin, context_seconds=context_seconds, frame_outputs=frame_outputs,
         )
+        #: song mode: ``forward`` returns the frame logits ``(B, T, classes)`` it is trained on
+        self.frame_outputs = bool(frame_outputs)
         self.frontend = LogFrequencySpectrogram(
             sample_rate=sample_rate, fmin=fmin, n_octaves=n_octaves, bins_per_octave=bins_per_octave
         )
@@ -143,7 +148,12 @@ class ChordRecognitionModel(nn.Module):
         return {name: head(frames) for name, head in self.heads.items()}
 
     def forward(self, audio: Tensor) -> Dict[str, Tensor]:
-        """Clip logits: dict of ``(B, classes)`` for chord_type (32), root and bass_note (12)."""
+        """Clip logits: dict of ``(B, classes)`` for chord_type (32), root and bass_note (12);
+        with ``frame_outputs`` (song mode) the frame logits ``(B, T, classes)``, attention
+        over the whole excerpt."""
+        if self.frame_outputs:
+            frames = self.embed_frames(audio)
+            return {name: head(frames) for name, head in self.heads.items()}
         pooled = self.embed_frames(audio).mean(dim=1)
         return {name: head(pooled) for name, head in self.heads.items()}
 

@@ -16,19 +16,34 @@ from chordexp.chords import NUM_CHORD_TYPES, NUM_PITCH_CLASSES
 
 #: Classes per target key: the batch format of ``chordexp.training.trainer``.
 NUM_CLASSES = {"chord_type": NUM_CHORD_TYPES, "root": NUM_PITCH_CLASSES, "bass_note": NUM_PITCH_CLASSES}
+MASK_KEY = "mask"  # frame targets' bool mask (chordexp.data.frames.MASK_KEY)
 
 
 def check_target_ranges(targets: Mapping[str, Tensor], where: str = "a batch from the data loader") -> None:
     """Raise ValueError naming the key, the value and its position in the batch for a
-    label outside its range; tensors already on an accelerator are left alone."""
+    label outside its range; tensors already on an accelerator are left alone.
+
+    Frame targets ``(B, T)`` may carry ``mask`` (True = a real frame): it is not a label,
+    and padded frames' labels are never read by the loss or the metrics, so only the
+    valid frames are checked (a dataset may pad with any value)."""
     if not isinstance(targets, Mapping):
         return
+    mask = targets.get(MASK_KEY)
+    if mask is not None and mask.device.type != "cpu":
+        mask = None
     for key, classes in NUM_CLASSES.items():
         value = targets.get(key)
         if value is None or value.device.type != "cpu" or value.numel() == 0:
             continue
         bad = (value < 0) | (value >= classes)
+        if mask is not None:
+            if mask.shape != value.shape:
+                raise ValueError(f"{where}: target mask has shape {tuple(mask.shape)} but {key} has "
+                                 f"{tuple(value.shape)}; a frame mask must match the frame labels")
+            bad &= mask.bool()
         if bool(bad.any()):
             position = int(bad.flatten().nonzero()[0])
-            raise ValueError(f"{where}: target {key}={int(value.flatten()[position])} (item {position} of the batch) "
+            at = (f"item {position}" if value.dim() < 2 else
+                  f"item {position // value.shape[-1]}, frame {position % value.shape[-1]}")
+            raise ValueError(f"{where}: target {key}={int(value.flatten()[position])} ({at} of the batch) "
                              f"is outside 0..{classes - 1}; check the dataset's labels")

@@ -24,7 +24,8 @@ class Callback:
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, metrics: Mapping[str, float]) -> None:
         """After an epoch's validation and checkpoints: ``train_<loss>``, ``val_<loss>``,
-        ``val_<task>_acc``, ``learning_rate`` and ``epoch_seconds``."""
+        ``val_<task>_acc``, ``learning_rate`` and ``epoch_seconds``; with a song validator
+        also its metrics as ``val_<name>``."""
 
     def on_train_end(self, trainer: "Trainer") -> None:
         """When ``train()`` returns or raises (then the history is as far as it got)."""

@@ -5,6 +5,11 @@ Batches are ``(audio, targets)``: audio float ``(B, num_samples)``, targets a di
 long ``(B,)`` tensors ``chord_type`` (32 classes, 0 = N), ``root`` and ``bass_note``
 (12 each). The model maps audio to a dict of logits ``(B, num_classes)`` with the same
 keys; the criterion maps ``(outputs, targets)`` to the four loss keys.
+
+Song mode: targets ``(B, T)`` per key plus a bool ``mask`` ``(B, T)`` (True = a real
+frame; ``chordexp.data.frames``) and logits ``(B, T, num_classes)``. Losses and
+accuracies are then means over valid frames, and epoch averages weight each batch by its
+number of valid frames.
 """
 from __future__ import annotations
 
@@ -26,25 +31,32 @@ from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from chordexp.config import TrainingConfig
+from chordexp.config import MONITOR_MODES, TrainingConfig
 from chordexp.model.loss import ChordRecognitionLoss
 from chordexp.training.batch_checks import check_target_ranges
 from chordexp.training.callbacks import Callback
-from chordexp.training.distributed import DistContext, any_across, sum_across
+from chordexp.training.distributed import DistContext, any_across, broadcast_object, sum_across
 from chordexp.training.checkpoint import (
     FORMAT_VERSION, CheckpointError, atomic_write_bytes, capture_rng_state, check_model_state,
     load_checkpoint_file, restore_rng_state, serialize, to_plain,
 )
-from chordexp.training.metrics import LOSS_KEYS, TASKS, MetricsTracker
+from chordexp.training.metrics import LOSS_KEYS, METRIC_KEYS, TASKS, MetricsTracker, is_frame_targets, valid_frames
 from chordexp.training.schedulers import create_scheduler, restore_scheduler
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, os.PathLike]
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
+#: ``song_validator(model) -> {name: value}``: extra validation metrics (e.g. mir_eval scores
+#: of whole transcribed songs), recorded in the history as ``val_<name>``.
+SongValidator = Callable[[nn.Module], Mapping[str, float]]
 
 HISTORY_KEYS = ("train_loss", "val_loss", "val_chord_type_acc", "val_root_acc",
                 "val_bass_note_acc", "learning_rate")
+#: What ``config.monitor`` may name without a song validator (with one, also ``val_<name>``).
+MONITORS = tuple(key for key in HISTORY_KEYS if key.startswith("val_"))
+#: Song-validator names that would collide with the loader metrics (or, as val_<name>, with val_loss).
+RESERVED_SONG_METRICS = frozenset(METRIC_KEYS) | {"loss"}
 MIXED_PRECISION = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -97,6 +109,16 @@ def _check_config(config: TrainingConfig) -> None:
         raise ValueError(f"warmup_epochs must be >= 0, got {config.warmup_epochs}")
     if config.on_nonfinite not in ("stop", "skip"):
         raise ValueError(f"unknown on_nonfinite {config.on_nonfinite!r}; valid: stop, skip")
+    if config.monitor_mode not in MONITOR_MODES:
+        raise ValueError(f"unknown monitor_mode {config.monitor_mode!r}; valid: {', '.join(MONITOR_MODES)}")
+
+
+def monitor_direction(monitor: str, mode: str) -> str:
+    """``'min'`` or ``'max'``: ``mode`` itself, or for ``'auto'`` min when the name holds
+    "loss" (val_loss) and max otherwise (accuracies, song scores)."""
+    if mode == "auto":
+        return "min" if "loss" in monitor else "max"
+    return mode
 
 
 def _num_batches(loader: Iterable, name: str) -> int:
@@ -121,6 +143,18 @@ class Trainer:
     ``last_val_metrics``, ``last_train_metrics``. ``checkpoint_extra`` (plain data,
     e.g. the run's config) is saved in every checkpoint under ``extra``.
 
+    ``song_validator(model) -> {name: value}`` runs after each loader validation (on
+    rank 0 under DDP, its values broadcast to every rank); its metrics join the
+    validation metrics under their own names, the history and the epoch callbacks as
+    ``val_<name>`` and the epoch log line.
+
+    ``config.monitor`` (default ``val_loss``) is the validation history key that
+    ``best.pt``, early stopping (``patience``, ``min_delta``), ``best_epoch`` and
+    ``best_monitor_value`` follow, minimised or maximised per ``config.monitor_mode``.
+    ``best_val_loss`` always means the best validation loss: with the default monitor
+    the loss of ``best_epoch`` (as ever); with another monitor the lowest val_loss of
+    any epoch, which need not be ``best_epoch``'s.
+
     Seeding is the caller's job (seed before building the model and loaders); the
     trainer never reseeds. ``config.deterministic`` switches on
     ``torch.use_deterministic_algorithms`` for the process.
@@ -137,9 +171,18 @@ class Trainer:
         optimizer_factory: Optional[OptimizerFactory] = None,
         callbacks: Sequence[Callback] = (),
         distributed: Optional[DistContext] = None,
+        song_validator: Optional[SongValidator] = None,
     ) -> None:
         self.config = config if config is not None else TrainingConfig()
         _check_config(self.config)
+        self.song_validator = song_validator
+        self.monitor = self.config.monitor
+        self.monitor_mode = monitor_direction(self.monitor, self.config.monitor_mode)
+        if self.monitor not in MONITORS and (song_validator is None or not str(self.monitor).startswith("val_")):
+            raise ValueError(f"monitor={self.monitor!r} is not a validation metric; valid: {', '.join(MONITORS)}"
+                             + ("" if song_validator is not None else
+                                " (val_<name> needs a song_validator that returns <name>)"))
+        self._monitor_checked = song_validator is None  # with one, checked at the first validation
         self.device = resolve_device(self.config.device)
         if self.config.deterministic:
             torch.use_deterministic_algorithms(True)
@@ -163,9 +206,11 @@ class Trainer:
         if criterion is None:
             criterion = ChordRecognitionLoss(label_smoothing=self.config.label_smoothing)
         self.criterion = criterion.to(self.device) if isinstance(criterion, nn.Module) else criterion
-        if distributed is not None and hasattr(self.criterion, "chord_count"):
+        if distributed is not None:  # the loss's means are those of the global batch
             world = distributed.world_size
-            self.criterion.chord_count = lambda count: sum_across(count.clone()) / world
+            for hook in ("chord_count", "frame_count"):
+                if hasattr(self.criterion, hook):
+                    setattr(self.criterion, hook, lambda count: sum_across(count.clone()) / world)
         if optimizer_factory is None:
             self.optimizer: Optimizer = torch.optim.AdamW(
                 self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
@@ -184,6 +229,7 @@ class Trainer:
         self.history: Dict[str, List[float]] = {key: [] for key in HISTORY_KEYS}
         self.current_epoch = 0
         self.best_val_loss = math.inf
+        self.best_monitor_value = math.inf if self.monitor_mode == "min" else -math.inf
         self.best_epoch = 0
         self.epochs_without_improvement = 0
         self.stopped_early = False
@@ -210,9 +256,9 @@ class Trainer:
                     raise TrainingInterrupted(f"{self.stop_reason} after epoch {self.current_epoch}, "
                                               f"saved in {self.checkpoint_dir / 'last.pt'}", self.stop_reason)
                 if self.stopped_early:
-                    logger.info("early stopping after epoch %d: no val_loss improvement for %d epochs "
-                                "(best %.4f at epoch %d)", self.current_epoch, self.epochs_without_improvement,
-                                self.best_val_loss, self.best_epoch)
+                    logger.info("early stopping after epoch %d: no %s improvement for %d epochs "
+                                "(best %.4f at epoch %d)", self.current_epoch, self.monitor,
+                                self.epochs_without_improvement, self.best_monitor_value, self.best_epoch)
                     break
         finally:
             for callback in self.callbacks:
@@ -222,7 +268,8 @@ class Trainer:
     def train_epoch(self) -> Dict[str, float]:
         """One pass over ``train_loader``; advances ``current_epoch``.
 
-        Returns the loss keys (averaged weighted by batch size) and ``learning_rate``,
+        Returns the loss keys (averaged weighted by batch size, or by valid frames for
+        frame targets) and ``learning_rate``,
         the rate of the epoch's first optimizer step (constant over the epoch except
         for per-batch schedulers such as onecycle). With ``on_nonfinite='skip'`` a
         batch group whose loss or gradient is not finite takes no optimizer step and
@@ -231,14 +278,16 @@ class Trainer:
         cfg, epoch, num_batches = self.config, self.current_epoch + 1, self.steps_per_epoch
         accum, skip = cfg.grad_accum_steps, cfg.on_nonfinite == "skip"
         learning_rate = self.optimizer.param_groups[0]["lr"]
-        loss_sums = torch.zeros(len(LOSS_KEYS), device=self.device)  # sum of loss * batch size
+        loss_sums = torch.zeros(len(LOSS_KEYS), device=self.device)  # sum of loss * batch weight
         group_sums = torch.zeros_like(loss_sums)  # the current accumulation group's share
         first_bad_batch = torch.tensor(-1, device=self.device)  # 1-based; -1 = all finite so far
-        num_items = group_items = 0
+        num_items: Union[int, Tensor] = 0  # batch sizes, or (device tensors of) valid frames
+        group_items: Union[int, Tensor] = 0
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         for i, (audio, targets) in enumerate(self._progress(self.train_loader, epoch)):
             audio, targets = self._to_device(audio, targets)
+            weight = self._batch_weight(targets, audio.shape[0])
             steps_now = (i + 1) % accum == 0 or i + 1 == num_batches
             with self._grad_sync(steps_now):
                 # forward: (B, num_samples) -> {task: (B, C)}, then the loss
@@ -249,8 +298,8 @@ class Trainer:
                 # backward: accumulated batches (the last group may be shorter) average their losses
                 group_size = min(accum, num_batches - (i // accum) * accum)
                 self.scaler.scale(loss / group_size).backward()
-            group_sums += torch.stack([losses[key].detach().float() for key in LOSS_KEYS]) * audio.shape[0]
-            group_items += audio.shape[0]
+            group_sums += torch.stack([losses[key].detach().float() for key in LOSS_KEYS]) * weight
+            group_items = group_items + weight
             if steps_now:
                 grad_norm = self._optimizer_step(group_sums if skip else None, epoch, i + 1)
                 if grad_norm is None:  # skipped: the group counts nowhere
@@ -277,9 +326,10 @@ class Trainer:
             self.scheduler.step()
         self.current_epoch = epoch
         if self.distributed is not None:  # the global mean over every rank's items
-            totals = sum_across(torch.cat([loss_sums, loss_sums.new_tensor([num_items])]))
-            loss_sums, num_items = totals[:-1], int(totals[-1].item())
-        metrics = dict(zip(LOSS_KEYS, (loss_sums / max(num_items, 1)).tolist()))
+            count = torch.as_tensor(num_items, dtype=loss_sums.dtype, device=loss_sums.device).reshape(1)
+            totals = sum_across(torch.cat([loss_sums, count]))
+            loss_sums, num_items = totals[:-1], totals[-1]
+        metrics = dict(zip(LOSS_KEYS, (loss_sums / max(float(num_items), 1)).tolist()))
         metrics["learning_rate"] = float(learning_rate)
         self.last_train_metrics = metrics
         return metrics
@@ -331,39 +381,111 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> Dict[str, float]:
         """Losses and accuracies (percent) over ``val_loader``; root and bass accuracy
-        count only items whose true chord_type is not N."""
+        count only items (valid frames) whose true chord_type is not N. Then the
+        ``song_validator``'s metrics, if there is one, under their own names."""
         self.model.eval()
         tracker = MetricsTracker()
         for audio, targets in self.val_loader:
             audio, targets = self._to_device(audio, targets)
+            weight = self._batch_weight(targets, audio.shape[0])
             with self._autocast():
                 outputs = self.model(audio)
                 losses = self.criterion(outputs, targets)
-            tracker.update(losses, outputs, targets, audio.shape[0])
+            tracker.update(losses, outputs, targets, audio.shape[0], weight=weight)
         if self.distributed is not None:
             tracker.sum_across_ranks(sum_across)
-        self.last_val_metrics = tracker.get_metrics()
+        metrics = tracker.get_metrics()
+        if self.song_validator is not None:
+            metrics.update(self._song_metrics())
+        self.last_val_metrics = metrics
         return self.last_val_metrics
+
+    def _batch_weight(self, targets: Mapping[str, Tensor], batch_size: int) -> Union[int, Tensor]:
+        """What a batch's mean losses count for in an epoch average: its size for clip
+        targets, its valid frames for frame targets (a device tensor: no sync). Under DDP
+        a rank's frame losses are shares of the global batch's mean (the criterion's
+        hooks), so each rank counts for the global batch's valid frames / world size."""
+        if not is_frame_targets(targets):
+            return batch_size
+        count = valid_frames(targets).sum().to(torch.float64 if self.device.type != "mps" else torch.float32)
+        if self.distributed is not None:
+            count = sum_across(count) / self.distributed.world_size
+        return count
+
+    def _song_metrics(self) -> Dict[str, float]:
+        """Run ``song_validator`` on the plain model; under DDP rank 0 runs it and every
+        rank gets its values (an error there is raised on every rank, none hangs)."""
+        if self.distributed is None:
+            return self._call_song_validator()
+        payload: Tuple[str, Any] = ("ok", None)
+        error: Optional[BaseException] = None
+        if self.is_main:
+            try:
+                payload = ("ok", self._call_song_validator())
+            except Exception as exc:  # noqa: BLE001 - re-raised below, after the other ranks are told
+                error, payload = exc, ("error", f"{type(exc).__name__}: {exc}")
+        payload = broadcast_object(payload)
+        if error is not None:
+            raise error
+        if payload[0] == "error":
+            raise RuntimeError(f"the song validator failed on rank 0: {payload[1]}")
+        return dict(payload[1])
+
+    def _call_song_validator(self) -> Dict[str, float]:
+        result = self.song_validator(self.model)  # type: ignore[misc]
+        if not isinstance(result, Mapping):
+            raise ValueError(f"song_validator returned {type(result).__name__}, not a dict of metric name -> number")
+        metrics: Dict[str, float] = {}
+        for name, value in result.items():
+            if not isinstance(name, str) or not name or name in RESERVED_SONG_METRICS:
+                raise ValueError(f"song_validator metric name {name!r} is not allowed: it must be a non-empty "
+                                 f"string other than {', '.join(sorted(RESERVED_SONG_METRICS))}")
+            try:
+                metrics[name] = float(value)
+            except (TypeError, ValueError, RuntimeError):
+                raise ValueError(f"song_validator metric {name}={value!r} is not a number") from None
+        return metrics
 
     # ------------------------------------------------------------- epoch helpers
     def _end_epoch(self, train_metrics: Dict[str, float], val_metrics: Dict[str, float], seconds: float) -> None:
         """Update early stopping, record history, write checkpoints, log one line."""
         val_loss = val_metrics["total_loss"]
-        improved = val_loss < self.best_val_loss - self.config.min_delta
+        row = {"train_loss": train_metrics["total_loss"], "val_loss": val_loss,
+               **{f"val_{task}_acc": val_metrics[f"{task}_acc"] for task in TASKS},
+               "learning_rate": train_metrics["learning_rate"]}
+        extra = {f"val_{name}": float(value) for name, value in val_metrics.items() if name not in METRIC_KEYS}
+        if not self._monitor_checked:  # the first validation tells which names exist
+            names = [key for key in (*row, *extra) if key.startswith("val_")]
+            if self.monitor not in names:
+                raise ValueError(f"monitor={self.monitor!r} is not a validation metric; valid: {', '.join(names)}")
+            self._monitor_checked = True
+        value = float({**row, **extra}.get(self.monitor, math.nan))  # NaN (a missing value) never improves
+        if self.monitor_mode == "min":
+            improved = value < self.best_monitor_value - self.config.min_delta
+        else:
+            improved = value > self.best_monitor_value + self.config.min_delta
         if improved:
-            self.best_val_loss, self.best_epoch, self.epochs_without_improvement = val_loss, self.current_epoch, 0
+            self.best_monitor_value, self.best_epoch, self.epochs_without_improvement = value, self.current_epoch, 0
         else:
             self.epochs_without_improvement += 1
+        if self.monitor == "val_loss" and self.monitor_mode == "min":  # the seed's meaning: the best epoch's loss
+            if improved:
+                self.best_val_loss = val_loss
+        elif val_loss < self.best_val_loss:
+            self.best_val_loss = val_loss
         self.stopped_early = 0 < self.config.patience <= self.epochs_without_improvement
-        for key, value in (("train_loss", train_metrics["total_loss"]), ("val_loss", val_loss),
-                           *((f"val_{task}_acc", val_metrics[f"{task}_acc"]) for task in TASKS),
-                           ("learning_rate", train_metrics["learning_rate"])):
-            self.history[key].append(float(value))
+        for key, number in row.items():
+            self.history[key].append(float(number))
+        epochs = len(self.history["val_loss"])
+        for key in [*extra, *(k for k in self.history if k not in HISTORY_KEYS and k not in extra)]:
+            # song metrics: one value per epoch, NaN where the validator gave none
+            self.history.setdefault(key, [math.nan] * (epochs - 1)).append(extra.get(key, math.nan))
         self._save_epoch_checkpoints(improved)
         logger.info(
-            "epoch %d/%d train_loss %.4f val_loss %.4f acc chord_type %.2f%% root %.2f%% bass_note %.2f%% "
+            "epoch %d/%d train_loss %.4f val_loss %.4f acc chord_type %.2f%% root %.2f%% bass_note %.2f%%%s "
             "lr %.3e %.1fs%s", self.current_epoch, self.config.num_epochs, train_metrics["total_loss"],
             val_loss, val_metrics["chord_type_acc"], val_metrics["root_acc"], val_metrics["bass_note_acc"],
+            "".join(f" {key} {value:.4f}" for key, value in extra.items()),
             train_metrics["learning_rate"], seconds, " (best)" if improved else "")
         if self.callbacks:
             metrics = {f"train_{key}": float(train_metrics[key]) for key in LOSS_KEYS}
@@ -439,6 +561,9 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "history": {key: list(values) for key, values in self.history.items()},
             "best_val_loss": float(self.best_val_loss),
+            "monitor": self.monitor,
+            "monitor_mode": self.monitor_mode,
+            "best_monitor_value": float(self.best_monitor_value),
             "best_epoch": self.best_epoch,
             "epoch": self.current_epoch,
             "epochs_without_improvement": self.epochs_without_improvement,
@@ -462,6 +587,7 @@ class Trainer:
         state = load_checkpoint_file(path)
         check_model_state(path, self.model, state["model"])
         self._check_same_optimization(path, state)
+        self._check_same_monitor(path, state)
         try:
             self.model.load_state_dict(state["model"])
             self.optimizer.load_state_dict(state["optimizer"])
@@ -470,7 +596,11 @@ class Trainer:
                 self.scaler.load_state_dict(state["scaler"])
             history = state["history"]
             self.history = {key: [float(v) for v in history.get(key, [])] for key in HISTORY_KEYS}
+            self.history.update((key, [float(v) for v in values]) for key, values in history.items()
+                                if key not in HISTORY_KEYS)  # song metrics (val_<name>)
             self.best_val_loss = float(state["best_val_loss"])
+            # checkpoints from before the monitor existed monitored val_loss
+            self.best_monitor_value = float(state.get("best_monitor_value", self.best_val_loss))
             self.best_epoch = int(state.get("best_epoch", 0))
             self.current_epoch = int(state["epoch"])
             self.epochs_without_improvement = int(state["epochs_without_improvement"])
@@ -485,8 +615,8 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise CheckpointError(f"checkpoint {path}: cannot restore the training state ({reason})") from exc
-        logger.info("resumed from %s after epoch %d (best val_loss %.4f at epoch %d)",
-                    path, self.current_epoch, self.best_val_loss, self.best_epoch)
+        logger.info("resumed from %s after epoch %d (best %s %.4f at epoch %d)",
+                    path, self.current_epoch, self.monitor, self.best_monitor_value, self.best_epoch)
 
     def _loader_generators(self) -> Dict[str, torch.Generator]:
         """The train loader's own random generators (shuffle order, worker seeds): saved
@@ -505,6 +635,14 @@ class Trainer:
         if saved != current:
             raise CheckpointError(f"checkpoint {path}: saved with optimizer {saved[0]} and scheduler {saved[1]!r}, "
                                   f"this trainer uses {current[0]} and {current[1]!r}; resume with the same ones")
+
+    def _check_same_monitor(self, path: PathLike, state: Mapping[str, Any]) -> None:
+        """best.pt, best_epoch and the patience count so far were chosen by the saved
+        run's monitor; continuing them under another one would mix two criteria."""
+        saved = (state.get("monitor", "val_loss"), state.get("monitor_mode", "min"))
+        if saved != (self.monitor, self.monitor_mode):
+            raise CheckpointError(f"checkpoint {path}: saved monitoring {saved[0]} ({saved[1]}), this trainer monitors "
+                                  f"{self.monitor} ({self.monitor_mode}); resume with the same monitor")
 
     def export_history(self, path: PathLike) -> None:
         """Write ``history`` as JSON (one list per key); under DDP only on rank 0."""

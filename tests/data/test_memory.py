@@ -20,3 +20,32 @@ def test_rendering_in_worker_processes_gives_the_same_cache():
     source = SyntheticChordDataset(6, seed=4, sample_rate=16000, clip_seconds=0.25, realism="plain")
     assert torch.equal(InMemoryDataset(source, num_workers=2, batch_size=2).audio,
                        InMemoryDataset(source, num_workers=0, batch_size=4).audio)
+
+
+class _FrameItems(torch.utils.data.Dataset):
+    """Song-mode items: audio (8,) and frame targets (T=5,) with a bool mask (padding at the end)."""
+
+    def __len__(self) -> int:
+        return 5
+
+    def __getitem__(self, i: int):
+        audio = torch.arange(8, dtype=torch.float32) * 0.25 + i  # exact in float16
+        frames = torch.arange(5)
+        return audio, {"chord_type": (frames + i) % 32, "root": (frames * i) % 12,
+                       "bass_note": torch.full((5,), i % 12), "mask": frames < 5 - i}
+
+
+def test_frame_targets_and_masks_are_stored_per_item_with_their_dtype():
+    source = _FrameItems()
+    cached = InMemoryDataset(source, num_workers=0, batch_size=2)  # 2 + 2 + 1 items
+    assert cached.targets["chord_type"].shape == (5, 5) and cached.targets["mask"].dtype == torch.bool
+    for i in range(5):
+        audio, targets = cached[i]
+        expected_audio, expected = source[i]
+        assert torch.equal(audio, expected_audio)
+        assert targets.keys() == expected.keys()
+        for key, value in expected.items():
+            assert targets[key].dtype == value.dtype and torch.equal(targets[key], value), (i, key)
+    assert cached[3][1]["mask"].tolist() == [True, True, False, False, False]
+    batch = next(iter(torch.utils.data.DataLoader(cached, batch_size=5)))[1]
+    assert batch["mask"].sum().item() == 5 + 4 + 3 + 2 + 1

@@ -1,0 +1,83 @@
+"""Values of a run's config that compose but cannot work, beyond ``validate_run_config``'s
+own list: the model's and the optimizer's numbers, the seed, and NaN or inf wherever a
+number is read. Each check is ``(key, ok, requirement)``; the first one that fails
+becomes ``invalid config: <key>=<value> <requirement>`` before anything is built
+(instead of a traceback from deep inside torch, or a NaN that silently turns a feature
+off, such as ``trainer.gradient_clip=nan`` disabling clipping). Plain Python.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Tuple
+
+Check = Tuple[str, bool, str]
+SEED_LIMIT = 2**63  # torch, numpy and the DataLoader generators all take seeds below this
+
+
+def finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def value_checks(c: Dict[str, Any]) -> List[Check]:
+    """The checks of the composed (resolved, plain) config ``c``, in order."""
+    optimizer, trainer = c.get("optimizer") or {}, c.get("trainer") or {}
+    seed = c.get("seed", 0)
+    checks: List[Check] = [
+        ("optimizer.lr", finite(optimizer.get("lr", 1.0)), "must be a finite number > 0"),
+        ("optimizer.weight_decay", finite(optimizer.get("weight_decay", 0.0)), "must be a finite number >= 0"),
+        ("seed", isinstance(seed, int) and 0 <= seed < SEED_LIMIT,
+         "must be an integer in 0..2**63-1 (the range of torch's and numpy's generators)"),
+        ("trainer.gradient_clip", finite(trainer.get("gradient_clip", 1.0)),
+         "must be a finite number (the largest gradient norm; <= 0 turns clipping off)"),
+        ("trainer.min_delta", finite(trainer.get("min_delta", 0.0)) and trainer.get("min_delta", 0.0) >= 0,
+         "must be a finite number >= 0"),
+    ]
+    checks += optimizer_checks(optimizer)
+    model = c.get("model") or {}
+    if str(model.get("_target_", "")).endswith("ChordRecognitionModel"):
+        checks += model_checks(model)
+    return checks
+
+
+def optimizer_checks(optimizer: Dict[str, Any]) -> List[Check]:
+    """torch.optim's own ranges (Adam, AdamW: betas, eps; SGD: momentum, dampening, nesterov)."""
+    checks: List[Check] = []
+    if "betas" in optimizer:
+        betas = optimizer["betas"]
+        ok = isinstance(betas, (list, tuple)) and len(betas) == 2 and all(finite(b) and 0 <= b < 1 for b in betas)
+        checks.append(("optimizer.betas", ok, "must be two numbers in [0, 1), e.g. [0.9, 0.999]"))
+    if "eps" in optimizer:
+        checks.append(("optimizer.eps", finite(optimizer["eps"]) and optimizer["eps"] >= 0,
+                       "must be a finite number >= 0 (e.g. 1e-8)"))
+    if "momentum" in optimizer:
+        momentum = optimizer["momentum"]
+        checks.append(("optimizer.momentum", finite(momentum) and momentum >= 0, "must be a finite number >= 0"))
+        if optimizer.get("nesterov"):
+            checks.append(("optimizer.momentum", not finite(momentum) or momentum > 0,
+                           "must be > 0 with optimizer.nesterov=true (or set optimizer.nesterov=false)"))
+    if "dampening" in optimizer:
+        dampening = optimizer["dampening"]
+        checks.append(("optimizer.dampening", finite(dampening) and 0 <= dampening <= 1, "must be in [0, 1]"))
+        if optimizer.get("nesterov"):
+            checks.append(("optimizer.dampening", dampening == 0, "must be 0 with optimizer.nesterov=true"))
+    return checks
+
+
+def model_checks(model: Dict[str, Any]) -> List[Check]:
+    """ChordRecognitionModel's numbers (its own check that d_model divides by num_heads
+    stays the model's)."""
+    def positive_int(key: str) -> Check:
+        value = model.get(key, 1)
+        return (f"model.{key}", isinstance(value, int) and value > 0, "must be an integer > 0")
+
+    checks = [positive_int(key) for key in ("d_model", "num_heads", "channels", "bins_per_octave", "n_octaves")]
+    blocks = model.get("num_blocks", 1)
+    checks.append(("model.num_blocks", isinstance(blocks, int) and blocks >= 0, "must be an integer >= 0"))
+    dropout = model.get("dropout", 0.0)
+    checks.append(("model.dropout", finite(dropout) and 0 <= dropout < 1, "must be in [0, 1)"))
+    fmin = model.get("fmin", 32.7)
+    checks.append(("model.fmin", finite(fmin) and fmin > 0, "must be a finite frequency > 0 Hz"))
+    context = model.get("context_seconds", 1.0)
+    checks.append(("model.context_seconds", finite(context) and context >= 0,
+                   "must be a finite number of seconds >= 0"))
+    return checks

@@ -1,0 +1,98 @@
+"""Choose the decoder's settings on a development set of songs.
+
+    python -m chordexp.tune_decoder checkpoint=PATH songs=DEV_DIR \
+        [self_transitions=[0.9,0.95,0.97]] [prior_weights=[0,0.3,0.6]] [objective=[majmin,sevenths,seg]]
+
+Every audio file under DEV_DIR with a ``.lab`` of the same name beside it is analysed
+once by the model; each (self_transition, prior_weight) pair then only re-runs the
+Viterbi decoder. Prints one row per pair (mir_eval, durations pooled) and the pair
+with the best mean of the ``objective`` metrics, to pass to ``predict`` or to set as
+``decoder.*`` in the training config. Use a development set, never the songs you report.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from chordexp.cli import UsageError, main_guard, parse_args
+
+USAGE = __doc__.split("Every audio file")[0].strip()
+REPORTED = ("root", "majmin", "majmin_inv", "sevenths", "sevenths_inv", "mirex", "seg")
+
+
+@dataclass
+class TuneArgs:
+    checkpoint: str = "???"
+    songs: str = "???"
+    self_transitions: List[float] = field(default_factory=lambda: [0.9, 0.93, 0.95, 0.97, 0.98])
+    prior_weights: List[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])
+    objective: List[str] = field(default_factory=lambda: ["majmin", "sevenths", "seg"])
+    device: str = "cpu"
+
+
+def tune(recognizer, songs: Sequence[Tuple[Path, Path]], self_transitions: Sequence[float],
+         prior_weights: Sequence[float]) -> Dict[Tuple[float, float], Dict[str, Optional[float]]]:
+    """Pooled mir_eval scores of every (self_transition, prior_weight) pair."""
+    from chordexp.audio import load_audio
+    from chordexp.evaluate import pool, score_labels
+    from chordexp.labfile import load_lab
+    from chordexp.song_validation import segments_to_labels
+
+    analyses = [(recognizer.analyse(load_audio(audio, recognizer.sample_rate), recognizer.sample_rate),
+                 load_lab(lab)) for audio, lab in songs]
+    results = {}
+    for stay in self_transitions:
+        for weight in prior_weights:
+            scores = {i: score_labels(reference, segments_to_labels(recognizer.decode(analysis, stay, weight).segments))
+                      for i, (analysis, reference) in enumerate(analyses)}
+            results[(stay, weight)] = pool(scores)[0]
+    return results
+
+
+def find_songs(folder: Path) -> List[Tuple[Path, Path]]:
+    from chordexp.audio import find_audio_files
+
+    pairs = [(audio, audio.with_suffix(".lab")) for audio in find_audio_files(folder)]
+    pairs = [(audio, lab) for audio, lab in pairs if lab.is_file()]
+    if not pairs:
+        raise UsageError(f"songs={folder}: no audio file with a .lab of the same name beside it")
+    return pairs
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(TuneArgs, sys.argv[1:] if argv is None else argv)
+    for value in args.self_transitions:
+        if not 0.0 < value < 1.0:
+            raise UsageError(f"self_transitions: {value} is outside (0, 1)")
+    for value in args.prior_weights:
+        if not 0.0 <= value <= 1.0:
+            raise UsageError(f"prior_weights: {value} is outside [0, 1]")
+    unknown = [m for m in args.objective if m not in REPORTED]
+    if unknown or not args.objective:
+        raise UsageError(f"objective: {unknown or 'empty'}; choose from {', '.join(REPORTED)}")
+    from chordexp.predict import ChordRecognizer
+
+    songs = find_songs(Path(args.songs))
+    recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, device=args.device)
+    if recognizer.type_log_prior is None and any(args.prior_weights):
+        print("note: the checkpoint holds no chord-type prior; prior_weight has no effect", file=sys.stderr)
+    results = tune(recognizer, songs, args.self_transitions, args.prior_weights)
+    print(f"{len(songs)} songs under {args.songs}; mir_eval, durations pooled")
+    print("self_transition prior_weight " + " ".join(f"{m:>12}" for m in REPORTED) + "    objective")
+    best, best_value = None, -1.0
+    for (stay, weight), scores in results.items():
+        value = sum(scores[m] or 0.0 for m in args.objective) / len(args.objective)
+        print(f"{stay:15.3f} {weight:12.2f} " + " ".join(f"{(scores[m] or 0.0):12.3f}" for m in REPORTED)
+              + f"    {value:.4f}")
+        if value > best_value:
+            best, best_value = (stay, weight), value
+    assert best is not None
+    print(f"best: self_transition={best[0]} prior_weight={best[1]} "
+          f"(mean of {', '.join(args.objective)}: {best_value:.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    main_guard(main, USAGE)
