@@ -58,6 +58,8 @@ bench: install
 
 # The independent evaluation set: FluidSynth + the MuseScore General SoundFont (Debian
 # packages, installed here when missing and when we may), never used for training.
+# ARGS picks the style and split, e.g. (docs/evaluation.md has all four sets):
+#   make evalset EVALSET=data/evalset/band-dev ARGS="style=band split=dev songs=8"
 EVALSET ?= data/evalset
 evalset: install
 	@command -v fluidsynth >/dev/null && [ -e /usr/share/sounds/sf3/MuseScore_General_Lite.sf3 ] || \

@@ -1,6 +1,12 @@
 """An independent evaluation set: MIDI songs rendered by FluidSynth, with exact chord labels.
 
-    python -m chordexp.evalset output=DIR [songs=12] [seed=0] [soundfont=PATH] [format=flac]
+    python -m chordexp.evalset output=DIR [style=clean|band] [split=test|dev] [songs=12] [seed=0]
+                               [seconds=S (band)] [soundfont=PATH] [format=flac]
+
+style=clean (the default): the short songs described below. style=band: ~60 s band
+songs (chord instruments, bass, drums, a lead melody, detuned, mastered; see
+``chordexp.evalset_band``). split=dev draws every song from a random stream disjoint
+from split=test (the default), so settings chosen on dev are never tuned on test.
 
 Our training data comes from our own synthesiser; scoring a model only on more of the
 same would flatter it. This renders short songs (30-60 s) with software we did not
@@ -142,9 +148,23 @@ def transpose(label: str, semitones: int) -> str:
     return format_label((root + semitones) % 12, chord_type, (bass + semitones) % 12)
 
 
-def plan_song(index: int, seed: int, progression_names: Sequence[str]) -> Song:
-    """A song's tempo, key, chord timeline and arrangement, from ``(seed, index)`` alone."""
-    rng = np.random.default_rng([seed, index])
+#: Extra seed word of the dev split (test keeps the original ``[seed, index]`` streams).
+DEV_TAG = 0xDE7
+SPLITS = ("test", "dev")
+
+
+def split_seed(words: List[int], split: str) -> List[int]:
+    """Seed words of a split: dev appends DEV_TAG, so no dev song repeats a test song
+    (a non-zero word: SeedSequence treats trailing zeros as absent)."""
+    if split not in SPLITS:
+        raise UsageError(f"split must be test or dev, got {split!r}")
+    return words + ([DEV_TAG] if split == "dev" else [])
+
+
+def plan_song(index: int, seed: int, progression_names: Sequence[str], split: str = "test") -> Song:
+    """A song's tempo, key, chord timeline and arrangement, from ``(seed, split, index)`` alone."""
+    words = split_seed([seed, index], split)
+    rng = np.random.default_rng(words)
     bpm = int(rng.integers(72, 141))
     tempo_us = round(60e6 / bpm)
     key = int(rng.integers(12))
@@ -187,7 +207,7 @@ def plan_song(index: int, seed: int, progression_names: Sequence[str]) -> Song:
         parts.append(Part(int(rng.choice(programs)), family, str(rng.choice(patterns)), channel,
                           int(rng.integers(70, 100) if channel == 0 else rng.integers(55, 80))))
     return Song(
-        name=f"eval{index:02d}",
+        name=f"eval{'' if split == 'test' else split}{index:02d}",
         tempo_us=tempo_us,
         key=key,
         progressions=[f"{name} x{length} beats" for name, length in sections],
@@ -197,7 +217,7 @@ def plan_song(index: int, seed: int, progression_names: Sequence[str]) -> Song:
         bass_pattern=str(rng.choice(["sustain", "quarters", "octaves"])),
         drums=bool(rng.random() < 0.5),
         melody_program=int(rng.choice(MELODY_PROGRAMS)) if rng.random() < 0.4 else None,
-        seed=[seed, index],
+        seed=words,
     )
 
 
@@ -212,10 +232,10 @@ def _merge_repeats(chords: List[ChordEvent]) -> List[ChordEvent]:
     return merged
 
 
-def choose_progressions(songs: int, seed: int) -> List[List[str]]:
+def choose_progressions(songs: int, seed: int, split: str = "test") -> List[List[str]]:
     """Two different progressions per song (verse and chorus, in relative keys), dealt from
     a shuffled deck of all of them, so twelve songs use every progression at least once."""
-    rng = np.random.default_rng([seed, 10_000])
+    rng = np.random.default_rng(split_seed([seed, 10_000], split))
     deck: List[str] = []
     out = []
     for _ in range(songs):
@@ -517,7 +537,7 @@ LICENCE_SUMMARIES = {
 }
 
 
-def readme(songs: List[Song], soundfont: Path, package: Optional[str], seed: int) -> str:
+def readme(songs: List[Song], soundfont: Path, package: Optional[str], seed: int, split: str = "test") -> str:
     """README.txt: how the set was made, the SoundFont, and its licence (Debian copyright file)."""
     version = ""
     if package:
@@ -529,7 +549,7 @@ def readme(songs: List[Song], soundfont: Path, package: Optional[str], seed: int
     return (
         "chordexp independent evaluation set\n"
         "===================================\n\n"
-        f"{len(songs)} songs made by `python -m chordexp.evalset songs={len(songs)} seed={seed}`:\n"
+        f"{len(songs)} songs made by `python -m chordexp.evalset split={split} songs={len(songs)} seed={seed}`:\n"
         "General MIDI files written with mido (NAME.mid), rendered by the fluidsynth command line\n"
         f"({fluid.splitlines()[0] if fluid else 'fluidsynth'}) with the SoundFont\n  {soundfont}\n"
         f"  (Debian package: {package or 'unknown'}{version}), peak-normalised to -1 dBFS.\n"
@@ -547,8 +567,11 @@ def readme(songs: List[Song], soundfont: Path, package: Optional[str], seed: int
 @dataclass
 class EvalsetArgs:
     output: str = "???"
+    style: str = "clean"
+    split: str = "test"
     songs: int = 12
     seed: int = 0
+    seconds: Optional[float] = None  # band songs' rough length (default 54-64 s)
     soundfont: Optional[str] = None
     format: str = "flac"
     sample_rate: int = 44100
@@ -561,19 +584,32 @@ def check_tools(soundfont: Optional[str]) -> Tuple[Path, Optional[str]]:
     return find_soundfont(soundfont)
 
 
-def build(args: EvalsetArgs) -> List[Song]:
-    """Plan, write MIDI and labels, render; returns the songs."""
+def build(args: EvalsetArgs) -> list:
+    """Plan, write MIDI and labels, render; returns the songs (``Song`` or ``BandSong``)."""
     if args.songs < 1:
         raise UsageError(f"songs must be >= 1, got {args.songs}")
     if args.format not in ("flac", "wav"):
         raise UsageError(f"format must be flac or wav, got {args.format!r}")
+    if args.style not in ("clean", "band"):
+        raise UsageError(f"style must be clean or band, got {args.style!r}")
+    split_seed([], args.split)
+    if args.seconds is not None and (args.style != "band" or not 5 <= args.seconds <= 600):
+        raise UsageError(f"seconds={args.seconds}: only style=band takes a length, of 5-600 s")
     soundfont, package = check_tools(args.soundfont)
     output = Path(args.output)
     try:
         output.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UsageError(f"output={output}: cannot create the folder ({error.strerror})") from None
-    songs = [plan_song(i, args.seed, names) for i, names in enumerate(choose_progressions(args.songs, args.seed))]
+    if args.style == "band":
+        from chordexp.evalset_band import build_band
+
+        band = build_band(output, args.songs, args.seed, args.split, args.seconds, soundfont, package, args.format,
+                          args.sample_rate)
+        print(f"wrote {len(band)} band songs to {output} (SoundFont {soundfont})")
+        return band
+    progressions = choose_progressions(args.songs, args.seed, args.split)
+    songs = [plan_song(i, args.seed, names, args.split) for i, names in enumerate(progressions)]
     manifest = []
     for song in songs:
         midi_path = output / f"{song.name}.mid"
@@ -587,7 +623,7 @@ def build(args: EvalsetArgs) -> List[Song]:
         print(f"{song.name}: {duration:.1f} s, {round(60e6 / song.tempo_us)} bpm, "
               f"{', '.join(p.family for p in song.parts)}, {' + '.join(song.progressions)}")
     (output / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
-    (output / "README.txt").write_text(readme(songs, soundfont, package, args.seed))
+    (output / "README.txt").write_text(readme(songs, soundfont, package, args.seed, args.split))
     print(f"wrote {len(songs)} songs to {output} (SoundFont {soundfont})")
     return songs
 
