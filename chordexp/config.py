@@ -298,6 +298,7 @@ class DecoderConfig:
 
     self_transition: Optional[float] = None  # HMM chord persistence; null = estimated from the training labels
     prior_weight: float = 0.0  # divide the training chord-type prior out of the posteriors (0: off, 1: fully)
+    estimate_tuning: bool = False  # measure the offset from A440 first and move the front end's filters by it
 
 
 @dataclass
@@ -436,6 +437,11 @@ def validate_run_config(c: Dict[str, Any]) -> None:
         ("trainer.device", is_device_name(c["trainer"].get("device", "auto")), f"must be one of {DEVICE_NAMES}"),
         ("trainer.checkpoint_dir", stays_inside(c["trainer"].get("checkpoint_dir", "checkpoints")),
          "must be a relative path inside the run folder (no absolute path, no '..'), e.g. checkpoints"),
+        ("decoder.self_transition", _decoder(c, "self_transition") is None
+         or _finite_number(_decoder(c, "self_transition")) and 0 < _decoder(c, "self_transition") < 1,
+         "must be in (0, 1), or null (estimated from the training labels)"),
+        ("decoder.prior_weight", _finite_number(_decoder(c, "prior_weight", 0.0))
+         and 0 <= _decoder(c, "prior_weight", 0.0) <= 1, "must be in [0, 1]"),
         ("eval_songs", not c.get("eval_songs") or Path(str(c["eval_songs"])).expanduser().is_dir(),
          "must be an existing folder of audio files with .lab files beside them (or null)"),
     ]
@@ -448,6 +454,15 @@ def validate_run_config(c: Dict[str, Any]) -> None:
             for part in key.split("."):
                 value = value.get(part)
             raise ConfigValueError(f"{key}={value!r} {requirement}")
+
+
+def _decoder(c: Dict[str, Any], key: str, default: Any = None) -> Any:
+    return (c.get("decoder") or {}).get(key, default)
+
+
+def _finite_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value \
+        and abs(value) != float("inf")
 
 
 DEVICE_NAMES = "auto, cpu, cuda, cuda:N, mps"

@@ -1,7 +1,7 @@
 """Checkpoint + audio -> MIREX ``.lab`` chord transcriptions.
 
     python -m chordexp.predict checkpoint=PATH input=FILE_OR_DIR output=DIR \
-        [self_transition=0.95] [prior_weight=0] [silence_db=30] [probabilities=false] [device=cpu]
+        [self_transition=0.95] [prior_weight=0] [estimate_tuning=true] [silence_db=30] [probabilities=false] [device=cpu]
 
 One .lab per audio file, in output= with the input's folder structure. Its name is the
 audio file's with the extension replaced by .lab, every other dot kept
@@ -50,7 +50,7 @@ class ChordRecognizer:
 
     def __init__(self, model, self_transition: float = 0.95, device: str = "cpu",
                  silence_db: float | None = 30.0, type_prior: Optional[Sequence[float]] = None,
-                 prior_weight: float = 0.0) -> None:
+                 prior_weight: float = 0.0, estimate_tuning: bool = False) -> None:
         self.model = model.to(device).eval()
         self.device = device
         self.self_transition = self_transition
@@ -60,15 +60,19 @@ class ChordRecognizer:
         # (prior_weight > 0, the hybrid HMM's scaled likelihoods) lets rarer types through.
         self.type_log_prior = None if type_prior is None else np.log(np.asarray(type_prior, dtype=np.float64))
         self.prior_weight = float(prior_weight)
+        # Measure the recording's offset from A440 and move the front end's filters by it
+        # (as Chordino does) instead of asking the model to hear between its bins.
+        self.estimate_tuning = bool(estimate_tuning)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, self_transition: Optional[float] = None, device: str = "cpu",
-                        silence_db: float | None = 30.0, prior_weight: Optional[float] = None) -> "ChordRecognizer":
+                        silence_db: float | None = 30.0, prior_weight: Optional[float] = None,
+                        estimate_tuning: Optional[bool] = None) -> "ChordRecognizer":
         """Load a training checkpoint (``weights_only``: no code runs) and rebuild its model.
 
-        ``self_transition`` and ``prior_weight`` default to the decoder settings the run
-        saved (estimated from its training labels, chosen on a development set), else
-        0.95 and 0."""
+        ``self_transition``, ``prior_weight`` and ``estimate_tuning`` default to the
+        decoder settings the run saved (estimated from its training labels, chosen on a
+        development set), else 0.95, 0 and False."""
         from chordexp.model import ChordRecognitionModel
         from chordexp.training.checkpoint import CheckpointError, check_model_state, load_checkpoint_file
         from chordexp.training.trainer import resolve_device
@@ -89,7 +93,9 @@ class ChordRecognizer:
                    self_transition=float(saved.get("self_transition", 0.95)) if self_transition is None
                    else self_transition,
                    type_prior=saved.get("type_prior"),
-                   prior_weight=float(saved.get("prior_weight", 0.0)) if prior_weight is None else prior_weight)
+                   prior_weight=float(saved.get("prior_weight", 0.0)) if prior_weight is None else prior_weight,
+                   estimate_tuning=bool(saved.get("estimate_tuning", False)) if estimate_tuning is None
+                   else estimate_tuning)
 
     def frame_posteriors(self, audio: np.ndarray) -> Dict[str, np.ndarray]:
         """Mono audio at the model's rate -> per-frame log-posteriors of the three heads."""
@@ -115,12 +121,18 @@ class ChordRecognizer:
         if audio.ndim != 1 or audio.size == 0:
             raise ValueError(f"audio must be a non-empty 1-D or (n, channels) array, got shape {audio.shape}")
         audio = resample(audio, sample_rate, self.sample_rate)
-        logp = self.frame_posteriors(audio)
+        cents = 0.0
+        if self.estimate_tuning:
+            from chordexp.tuning import estimate_tuning
+
+            cents = estimate_tuning(audio, self.sample_rate)
+        with self.model.frontend.tuned(cents):
+            logp = self.frame_posteriors(audio)
         silent = None
         if self.silence_db is not None:
             levels = frame_levels_db(audio, self.model.frontend.hop_length, len(logp["root"]))
             silent = levels < levels.max() - self.silence_db
-        return Analysis(logp, len(audio) / self.sample_rate, silent)
+        return Analysis(logp, len(audio) / self.sample_rate, silent, cents)
 
     def decode(self, analysis: "Analysis", self_transition: Optional[float] = None,
                prior_weight: Optional[float] = None) -> Transcription:
@@ -146,6 +158,7 @@ class Analysis:
     log_posteriors: Dict[str, np.ndarray]
     duration: float
     silent: Optional[np.ndarray]
+    tuning_cents: float = 0.0  # the offset from A440 the front end was moved by
 
 
 def frame_levels_db(audio: np.ndarray, hop: int, n_frames: int) -> np.ndarray:
@@ -167,6 +180,7 @@ class PredictArgs:
     output: str = "???"
     self_transition: Optional[float] = None  # null: the checkpoint's (estimated from its data), else 0.95
     prior_weight: Optional[float] = None  # divide the chord-type prior out of the posteriors (null: the checkpoint's)
+    estimate_tuning: Optional[bool] = None  # measure the offset from A440 first (null: the checkpoint's)
     silence_db: Optional[float] = 30.0  # frames this far below the loudest are N (null: off)
     probabilities: bool = False
     device: str = "cpu"
@@ -270,7 +284,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     input_path = Path(args.input)
     find_audio_files(input_path)  # bad input fails before the model loads
     recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, args.self_transition, args.device, args.silence_db,
-                                                 args.prior_weight)
+                                                 args.prior_weight, args.estimate_tuning)
     check_finite_weights(recognizer, args.checkpoint)
     failures = transcribe_files(recognizer, input_path, Path(args.output), args.probabilities, args.progress)
     if failures:

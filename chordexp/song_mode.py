@@ -54,7 +54,7 @@ def build_song_validator(val_set: Any, cfg: Any) -> Optional[Any]:
 def decoder_settings(train_set: Any, cfg: Any) -> Dict[str, Any]:
     """The decoder the model is validated and shipped with: ``self_transition`` from the
     training labels (unless ``decoder.self_transition`` is set), the chord-type prior,
-    and ``decoder.prior_weight``."""
+    ``decoder.prior_weight`` and ``decoder.estimate_tuning``."""
     from chordexp.decode import estimate_decoder_priors
 
     labels = _frame_labels(train_set)
@@ -63,6 +63,7 @@ def decoder_settings(train_set: Any, cfg: Any) -> Dict[str, Any]:
     if chosen.get("self_transition") is not None:
         priors["self_transition"] = float(chosen["self_transition"])
     priors["prior_weight"] = float(chosen.get("prior_weight", 0.0) or 0.0)
+    priors["estimate_tuning"] = bool(chosen.get("estimate_tuning", False))
     log.info("decoder: self_transition %.4f (%s), prior_weight %.2f", priors["self_transition"],
              "set" if chosen.get("self_transition") is not None else "from the training labels",
              priors["prior_weight"])

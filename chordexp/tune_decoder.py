@@ -1,10 +1,11 @@
 """Choose the decoder's settings on a development set of songs.
 
     python -m chordexp.tune_decoder checkpoint=PATH songs=DEV_DIR \
-        [self_transitions=[0.9,0.95,0.97]] [prior_weights=[0,0.3,0.6]] [objective=[majmin,sevenths,seg]]
+        [self_transitions=[0.9,0.95,0.97]] [prior_weights=[0,0.3,0.6]] [estimate_tuning=[false,true]]
+        [objective=[majmin,sevenths,seg]]
 
 Every audio file under DEV_DIR with a ``.lab`` of the same name beside it is analysed
-once by the model; each (self_transition, prior_weight) pair then only re-runs the
+once per tuning setting by the model; each (self_transition, prior_weight) pair then only re-runs the
 Viterbi decoder. Prints one row per pair (mir_eval, durations pooled) and the pair
 with the best mean of the ``objective`` metrics, to pass to ``predict`` or to set as
 ``decoder.*`` in the training config. Use a development set, never the songs you report.
@@ -28,13 +29,15 @@ class TuneArgs:
     songs: str = "???"
     self_transitions: List[float] = field(default_factory=lambda: [0.9, 0.93, 0.95, 0.97, 0.98])
     prior_weights: List[float] = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75])
+    estimate_tuning: List[bool] = field(default_factory=lambda: [False, True])
     objective: List[str] = field(default_factory=lambda: ["majmin", "sevenths", "seg"])
     device: str = "cpu"
 
 
 def tune(recognizer, songs: Sequence[Tuple[Path, Path]], self_transitions: Sequence[float],
          prior_weights: Sequence[float]) -> Dict[Tuple[float, float], Dict[str, Optional[float]]]:
-    """Pooled mir_eval scores of every (self_transition, prior_weight) pair."""
+    """Pooled mir_eval scores of every (self_transition, prior_weight) pair (the
+    recogniser's own tuning setting)."""
     from chordexp.audio import load_audio
     from chordexp.evaluate import pool, score_labels
     from chordexp.labfile import load_lab
@@ -78,18 +81,19 @@ def main(argv: Optional[List[str]] = None) -> int:
     recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, device=args.device)
     if recognizer.type_log_prior is None and any(args.prior_weights):
         print("note: the checkpoint holds no chord-type prior; prior_weight has no effect", file=sys.stderr)
-    results = tune(recognizer, songs, args.self_transitions, args.prior_weights)
     print(f"{len(songs)} songs under {args.songs}; mir_eval, durations pooled")
-    print("self_transition prior_weight " + " ".join(f"{m:>12}" for m in REPORTED) + "    objective")
+    print("tuning self_transition prior_weight " + " ".join(f"{m:>12}" for m in REPORTED) + "    objective")
     best, best_value = None, -1.0
-    for (stay, weight), scores in results.items():
-        value = sum(scores[m] or 0.0 for m in args.objective) / len(args.objective)
-        print(f"{stay:15.3f} {weight:12.2f} " + " ".join(f"{(scores[m] or 0.0):12.3f}" for m in REPORTED)
-              + f"    {value:.4f}")
-        if value > best_value:
-            best, best_value = (stay, weight), value
+    for tuning in args.estimate_tuning:
+        recognizer.estimate_tuning = tuning
+        for (stay, weight), scores in tune(recognizer, songs, args.self_transitions, args.prior_weights).items():
+            value = sum(scores[m] or 0.0 for m in args.objective) / len(args.objective)
+            print(f"{str(tuning):>6} {stay:15.3f} {weight:12.2f} "
+                  + " ".join(f"{(scores[m] or 0.0):12.3f}" for m in REPORTED) + f"    {value:.4f}")
+            if value > best_value:
+                best, best_value = (tuning, stay, weight), value
     assert best is not None
-    print(f"best: self_transition={best[0]} prior_weight={best[1]} "
+    print(f"best: estimate_tuning={str(best[0]).lower()} self_transition={best[1]} prior_weight={best[2]} "
           f"(mean of {', '.join(args.objective)}: {best_value:.4f})")
     return 0
 

@@ -108,6 +108,15 @@ RUN_CASES = [
     run("cuda-without-gpu", "data=dummy", "trainer.device=cuda",
         pattern=r"run failed: device='cuda' but CUDA is not available here", skip=NO_GPU),
     run("unknown-optimized-metric", "optimized_metric=val_los", pattern=r"optimized_metric='val_los' is not"),
+    # song mode
+    run("decoder-stay-one", "decoder.self_transition=1.0", pattern=r"decoder\.self_transition=1\.0 must be in \(0, 1\)"),
+    run("decoder-prior-weight-nan", "decoder.prior_weight=nan", pattern=r"decoder\.prior_weight=nan must be in \[0, 1\]"),
+    run("song-tuning-out-of-range", "experiment=song_smoke", "data.dataset.tuning_cents=150",
+        pattern=r"tuning_cents must be in 0\.\.100, got 150"),
+    run("song-excerpt-too-short", "experiment=song_smoke", "data.clip_seconds=0.5",
+        pattern=r"clip_seconds must be in 1\.\.120 s for songs, got 0\.5"),
+    run("song-mode-on-clip-data", "data=synthetic", "data.sequence=true", "data.train_size=4", "data.val_size=2",
+        pattern=r"data\.sequence=true needs a dataset with frame targets"),
     # data
     run("data-folder-not-given", "data=folder", pattern=r"data\.dataset\.root is required"),
     run("missing-data-folder", "data=folder", "data.dataset.root={d}/nope",

@@ -10,7 +10,9 @@ GPU alike and inside the model.
 """
 from __future__ import annotations
 
+import contextlib
 import math
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -84,10 +86,28 @@ class LogFrequencySpectrogram(nn.Module):
         self.n_bins = n_octaves * bins_per_octave
         self.compression = compression
         self.norm_frames = 2 * int(norm_seconds * self.frame_rate / 2) + 1
-        bank = log_frequency_filterbank(inner_rate, self.n_fft, fmin, n_octaves, bins_per_octave)
-        used = int(torch.nonzero(bank.sum(dim=1)).max()) + 1  # skip FFT bins above fmax
-        self.register_buffer("filterbank", bank[:used].contiguous(), persistent=False)
+        self.fmin, self.n_octaves, self.bins_per_octave = fmin, n_octaves, bins_per_octave
+        self.register_buffer("filterbank", self._filterbank(0.0), persistent=False)
         self.register_buffer("window", torch.hann_window(self.n_fft), persistent=False)
+
+    def _filterbank(self, cents: float) -> Tensor:
+        """The filters on a grid ``cents`` off A440, cropped above the top filter."""
+        inner_rate = self.sample_rate / self.decimation
+        fmin = self.fmin * 2.0 ** (cents / 1200.0)
+        bank = log_frequency_filterbank(inner_rate, self.n_fft, fmin, self.n_octaves, self.bins_per_octave)
+        used = int(torch.nonzero(bank.sum(dim=1)).max()) + 1  # skip FFT bins above fmax
+        return bank[:used].contiguous()
+
+    @contextlib.contextmanager
+    def tuned(self, cents: float) -> Iterator[None]:
+        """Within the block, the filters sit ``cents`` off A440 (a recording's tuning:
+        its notes land on the bins an in-tune one would); restored afterwards."""
+        original = self.filterbank
+        self.filterbank = self._filterbank(float(cents)).to(original.device)
+        try:
+            yield
+        finally:
+            self.filterbank = original
 
     @property
     def frame_rate(self) -> float:
