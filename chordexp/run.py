@@ -126,9 +126,17 @@ def whole_val_loader(val_loader: Any, batch_size: int) -> Any:
 
 def resume_from_last(trainer: Any, last: Path, folder: Path) -> None:
     """Continue ``folder``'s run from ``last`` (its ``last.pt``); a run killed before its
-    first epoch ended has none and starts over, which is the same thing."""
+    first epoch ended has none and starts over, which is the same thing. A config that
+    differs from the checkpoint's beyond ``chordexp.resume_check.RESUMABLE_KEYS`` is
+    refused (``python -m chordexp.run`` refuses it before Hydra starts; this is the check
+    for a resume started some other way)."""
     if last.is_file():
+        from chordexp.resume_check import check_resume_config
+
+        current = trainer.checkpoint_extra.get("run_config")  # this session's; load_checkpoint restores the saved
         trainer.load_checkpoint(last)
+        if current is not None:
+            check_resume_config(folder, last, trainer.checkpoint_extra.get("run_config"), current)
         log.info("resuming %s after epoch %d", folder, trainer.current_epoch)
     else:
         log.warning("resume: %s does not exist (no epoch had finished); starting from the first epoch", last)

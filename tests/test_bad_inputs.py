@@ -142,6 +142,9 @@ RUN_CASES = [
     run("non-finite-loss", "optimizer.lr=1e30",
         pattern=r"run failed: NonFiniteLossError: non-finite training loss or gradient at epoch 1, batch \d+; "
                 r"no checkpoint was written for this epoch"),
+    run("non-finite-loss-fp16", "trainer.mixed_precision=fp16", "optimizer.lr=1e30",  # not a GradScaler overflow
+        pattern=r"run failed: NonFiniteLossError: non-finite training loss or gradient at epoch 1, batch \d+ \(fp16: "
+                r"the loss itself, or gradients that overflow with the GradScaler's scale below 1\); no checkpoint"),
     # paths and components
     run("target-not-allowed", "model._target_=os.system",
         pattern=r"model\._target_='os\.system' is not one of chordexp's components.*allow_any_target=true"),
@@ -169,6 +172,20 @@ RUN_CASES = [
         pattern=r"resume=\S*/run_badyaml: \S*/config\.yaml is not valid YAML \(line 2, column \d+: expected"),
     run("resume-saved-config-not-a-mapping", "resume={d}/run_notmapping", status=2, unchanged=("run_notmapping",),
         pattern=r"resume=\S*/run_notmapping: \S*/config\.yaml holds no config \(a YAML mapping of keys\), but list"),
+    # a config changed since last.pt would be half applied on resume (the batch size, not the learning rate)
+    run("resume-saved-config-edited-lr", "resume={d}/run_edited_lr", status=2, unchanged=("run_edited_lr",),
+        pattern=r"^resume=\S*/run_edited_lr: the config \(its \.hydra/config\.yaml with this command's overrides\) "
+                r"differs from the one \S*/run_edited_lr/checkpoints/last\.pt was trained with: optimizer\.lr \(0\.5 "
+                r"in last\.pt, now 0\.001\); .* restore \S*/run_edited_lr/\.hydra/config\.yaml .* rerun=\S*/run_edited_lr"),
+    run("resume-saved-config-edited-batch-size", "resume={d}/run_edited_batch", status=2,
+        unchanged=("run_edited_batch",), pattern=r"was trained with: data\.batch_size \(4 in last\.pt, now 8\);"),
+    run("resume-with-a-half-applied-override", "resume={d}/run_resumable", "optimizer.weight_decay=0.5", status=2,
+        unchanged=("run_resumable",),
+        pattern=r"was trained with: optimizer\.weight_decay \([\d.e-]+ in last\.pt, now 0\.5\);"),
+    run("resume-saved-config-edited-seed-and-model", "resume={d}/run_edited_many", status=2,
+        unchanged=("run_edited_many",),
+        pattern=r"was trained with: model\.d_model \(24 in last\.pt, now \d+\), model\.dropout \(0\.3 in last\.pt, "
+                r"now [\d.]+\), optimizer\.lr \(0\.5 in last\.pt, now 0\.001\) and 1 more;"),
     # a folder that holds a run is never reused; a folder in use is never shared (byte-identical after)
     run("new-run-into-a-finished-run", "experiment=smoke", "hydra.run.dir={d}/run_done", status=2,
         unchanged=("run_done",),
@@ -585,6 +602,7 @@ def files(tmp_path_factory, compose_cfg) -> Path:
     ff.fake_run_folder(d / "run_shape", config, checkpoint)  # smoke's model is wider than ckpt.pt's
     ff.fake_run_folder(d / "run_trunc", config, (d / "trunc.pt").read_bytes())
     ff.fake_run_folder(d / "run_tensor", config, (d / "tensor.pt").read_bytes())
+    _resumable_run_folders(d, config, compose_cfg("experiment=smoke", "data=dummy"), checkpoint)
     (d / "runs").mkdir()
     _run_folders_in_use(d, config, checkpoint)
     _transcription_inputs(d)
@@ -643,6 +661,31 @@ def _run_folders_in_use(d: Path, config: str, checkpoint: bytes) -> None:
     (d / "sweep_record" / "multirun.yaml").write_text("hydra: {}\n")
     ff.fake_run_folder(d / "run_badyaml", "seed: [1\n  x: {\n", checkpoint)
     ff.fake_run_folder(d / "run_notmapping", "- a\n- b\n", checkpoint)
+
+
+def _resumable_run_folders(d: Path, config: str, cfg: Any, checkpoint: bytes) -> None:
+    """Run folders whose last.pt records the run config (as every run's does): the same as
+    their .hydra/config.yaml, or trained with other values (a saved config edited since)."""
+    import copy
+    import io
+
+    from chordexp.config import resolved_dict
+    from chordexp.training.checkpoint import serialize
+
+    trained = resolved_dict(cfg)
+    for name, edits in (("run_resumable", {}), ("run_edited_lr", {("optimizer", "lr"): 0.5}),
+                        ("run_edited_batch", {("data", "batch_size"): 4}),
+                        ("run_edited_many", {("optimizer", "lr"): 0.5, ("seed", ): 7, ("model", "d_model"): 24,
+                                             ("model", "dropout"): 0.3})):
+        run_config = copy.deepcopy(trained)
+        for path, value in edits.items():
+            node = run_config
+            for key in path[:-1]:
+                node = node[key]
+            node[path[-1]] = value
+        state = torch.load(io.BytesIO(checkpoint), weights_only=True)
+        state["extra"] = {"run_config": run_config}
+        ff.fake_run_folder(d / name, config, serialize(state))
 
 
 def _transcription_inputs(d: Path) -> None:

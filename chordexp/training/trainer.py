@@ -22,6 +22,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -58,6 +59,11 @@ MONITORS = tuple(key for key in HISTORY_KEYS if key.startswith("val_"))
 #: Song-validator names that would collide with the loader metrics (or, as val_<name>, with val_loss).
 RESERVED_SONG_METRICS = frozenset(METRIC_KEYS) | {"loss"}
 MIXED_PRECISION = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: fp16's GradScaler absorbs gradient overflows (it skips the step and halves its scale)
+#: while its scale stays at or above this floor. An overflow that takes the scale below it
+#: means the gradients overflow with no scaling left (or are NaN): that is a non-finite
+#: gradient for ``on_nonfinite``, as is a loss that is itself NaN or infinite.
+MIN_LOSS_SCALE = 1.0
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -224,7 +230,9 @@ class Trainer:
         self.checkpoint_extra: Dict[str, Any] = {}
         self.callbacks: List[Callback] = list(callbacks)
         self.stop_reason: Optional[str] = None
-        self.skipped_steps = 0
+        self.skipped_steps = 0  # steps skipped for on_nonfinite='skip'
+        self.scaler_skipped_steps = 0  # fp16: steps the GradScaler skipped for overflowing gradients
+        self._scaler_skips = torch.zeros((), dtype=torch.long, device=self.device)  # this epoch's, on the device
 
         self.history: Dict[str, List[float]] = {key: [] for key in HISTORY_KEYS}
         self.current_epoch = 0
@@ -274,6 +282,11 @@ class Trainer:
         for per-batch schedulers such as onecycle). With ``on_nonfinite='skip'`` a
         batch group whose loss or gradient is not finite takes no optimizer step and
         is left out of the averages (counted in ``skipped_steps``).
+
+        With fp16 a step whose gradients overflow but whose loss is finite is the
+        GradScaler's to skip (counted in ``scaler_skipped_steps``, logged once per
+        epoch; its loss still counts in the averages); ``on_nonfinite`` handles a
+        non-finite loss and an overflow that takes the scale below ``MIN_LOSS_SCALE``.
         """
         cfg, epoch, num_batches = self.config, self.current_epoch + 1, self.steps_per_epoch
         accum, skip = cfg.grad_accum_steps, cfg.on_nonfinite == "skip"
@@ -283,6 +296,8 @@ class Trainer:
         first_bad_batch = torch.tensor(-1, device=self.device)  # 1-based; -1 = all finite so far
         num_items: Union[int, Tensor] = 0  # batch sizes, or (device tensors of) valid frames
         group_items: Union[int, Tensor] = 0
+        scaling = self.scaler.is_enabled()
+        self._scaler_skips.zero_()
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         for i, (audio, targets) in enumerate(self._progress(self.train_loader, epoch)):
@@ -301,19 +316,23 @@ class Trainer:
             group_sums += torch.stack([losses[key].detach().float() for key in LOSS_KEYS]) * weight
             group_items = group_items + weight
             if steps_now:
-                grad_norm = self._optimizer_step(group_sums if skip else None, epoch, i + 1)
-                if grad_norm is None:  # skipped: the group counts nowhere
+                if scaling:  # fp16: gradient overflows are the scaler's (see _scaled_optimizer_step)
+                    step_ok = self._scaled_optimizer_step(group_sums, skip, epoch, i + 1)
+                else:
+                    grad_norm = self._optimizer_step(group_sums if skip else None, epoch, i + 1)
+                    step_ok = None if grad_norm is None else torch.isfinite(grad_norm)
+                if step_ok is None:  # skipped: the group counts nowhere
                     group_items = 0
                 else:
                     loss_sums += group_sums
                     num_items += group_items
                     group_items = 0
                     if not skip:  # stays on the device; log points are the only syncs
-                        finite = torch.isfinite(group_sums).all() & torch.isfinite(grad_norm)
+                        finite = torch.isfinite(group_sums).all() & step_ok
                         first_bad_batch = torch.where((first_bad_batch < 0) & ~finite, i + 1, first_bad_batch)
                 group_sums.zero_()
                 if self.scheduler_per_batch:
-                    self.scheduler.step()
+                    self._scheduler_step(scaling)
             if cfg.log_every > 0 and (i + 1) % cfg.log_every == 0:
                 self._raise_if_nonfinite(first_bad_batch, epoch)
                 self._log_step(epoch, i + 1, losses)
@@ -322,8 +341,10 @@ class Trainer:
                     f"{self.stop_reason} during epoch {epoch} (batch {i + 1}/{num_batches}): the partial epoch is "
                     f"dropped; {self.checkpoint_dir / 'last.pt'} holds epoch {self.current_epoch}", self.stop_reason)
         self._raise_if_nonfinite(first_bad_batch, epoch)
+        if scaling:
+            self._log_scaler_skips(epoch)
         if not self.scheduler_per_batch:
-            self.scheduler.step()
+            self._scheduler_step(scaling)
         self.current_epoch = epoch
         if self.distributed is not None:  # the global mean over every rank's items
             count = torch.as_tensor(num_items, dtype=loss_sums.dtype, device=loss_sums.device).reshape(1)
@@ -357,6 +378,79 @@ class Trainer:
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         return grad_norm
+
+    def _scaled_optimizer_step(self, group_sums: Tensor, skip: bool, epoch: int, batch: int) -> Optional[Tensor]:
+        """fp16 with a GradScaler: unscale, clip and let the scaler step; returns a 0-dim
+        bool tensor (False: a non-finite gradient the scaler could not absorb, for the
+        caller's on_nonfinite='stop' check), or None when the step was skipped for
+        ``on_nonfinite='skip'``.
+
+        What the scaler absorbs: gradients that overflow (inf/NaN) while the loss is
+        finite. ``scaler.step`` skips that step and ``update`` halves the scale; the step
+        counts in ``scaler_skipped_steps``, never as a non-finite loss. What
+        ``on_nonfinite`` handles: a loss that is itself NaN or inf (no scale can fix it;
+        the scale is left as it was), and an overflow that leaves the scale below
+        ``MIN_LOSS_SCALE`` (the gradients overflow unscaled; under 'skip' the scale is
+        set back to the floor so that it cannot decay to zero). Under DDP the gradients
+        are the all-reduced ones, so every rank's scaler sees the same overflow and
+        keeps the same scale; the loss check is agreed across ranks as before."""
+        scale_before = self.scaler._get_scale_async().clone()  # set by scale() in the backward; no sync
+        self.scaler.unscale_(self.optimizer)  # records the scaler's own inf check
+        clip = self.config.gradient_clip
+        if clip > 0:
+            nn.utils.clip_grad_norm_(self.model.parameters(), clip)
+        loss_ok = torch.isfinite(group_sums).all()
+        if skip:
+            finite_loss = bool(loss_ok)
+            if self.distributed is not None:
+                finite_loss = not any_across(not finite_loss, self.device)  # every rank skips the same steps
+            if not finite_loss:
+                self._skip_step(epoch, batch, "non-finite loss")
+                self.scaler.update(new_scale=scale_before)  # not an overflow: the scale stays
+                return None
+        self.scaler.step(self.optimizer)  # skipped by the scaler itself when a gradient is not finite
+        self.scaler.update()
+        scale = self.scaler._get_scale_async()
+        overflow = scale < scale_before  # only a found inf/NaN makes update() lower the scale
+        too_small = overflow & (scale < MIN_LOSS_SCALE)
+        self.optimizer.zero_grad(set_to_none=True)
+        if skip:
+            unabsorbed = bool(too_small)
+            if self.distributed is not None:
+                unabsorbed = any_across(unabsorbed, self.device)
+            if unabsorbed:
+                self._skip_step(epoch, batch, f"gradient overflow with the fp16 GradScaler's scale below "
+                                f"{MIN_LOSS_SCALE:g}")
+                self.scaler.update(new_scale=float(MIN_LOSS_SCALE))
+                return None
+        self._scaler_skips += (overflow & loss_ok).to(self._scaler_skips.dtype)  # a NaN loss is not the scaler's
+        return ~too_small
+
+    def _scheduler_step(self, scaling: bool) -> None:
+        """The schedule moves on over skipped steps (as with any AMP loop). When the scaler
+        skipped every step so far, torch warns that the scheduler stepped before the
+        optimizer ("... you should call them in the opposite order"), which is not so here."""
+        if not scaling:
+            self.scheduler.step()
+            return
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
+            self.scheduler.step()
+
+    def _skip_step(self, epoch: int, batch: int, why: str) -> None:
+        self.skipped_steps += 1
+        logger.warning("%s at epoch %d, batch %d: optimizer step skipped (%d skipped so far)",
+                       why, epoch, batch, self.skipped_steps)
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _log_scaler_skips(self, epoch: int) -> None:
+        """One line per epoch in which the fp16 GradScaler skipped steps (one sync)."""
+        count = int(self._scaler_skips.item())
+        if count:
+            self.scaler_skipped_steps += count
+            logger.info("epoch %d: the fp16 GradScaler skipped %d optimizer step(s) with overflowing gradients "
+                        "(%d in total); scale now %g", epoch, count, self.scaler_skipped_steps,
+                        self.scaler.get_scale())
 
     def _grad_sync(self, sync: bool) -> contextlib.AbstractContextManager:
         """DDP averages gradients only on a group's last backward (``no_sync`` before)."""
@@ -524,9 +618,12 @@ class Trainer:
             torch.distributed.all_reduce(first_bad_batch, op=torch.distributed.ReduceOp.MAX)
         bad = int(first_bad_batch.item())
         if bad > 0:
+            fp16 = (f" (fp16: the loss itself, or gradients that overflow with the GradScaler's scale below "
+                    f"{MIN_LOSS_SCALE:g})" if self.scaler.is_enabled() else "")
             raise NonFiniteLossError(
-                f"non-finite training loss or gradient at epoch {epoch}, batch {bad}; no checkpoint was written for this "
-                f"epoch (those in {self.checkpoint_dir} are intact); try a lower learning_rate or check the data")
+                f"non-finite training loss or gradient at epoch {epoch}, batch {bad}{fp16}; no checkpoint was written "
+                f"for this epoch (those in {self.checkpoint_dir} are intact); try a lower learning_rate or check the "
+                f"data")
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
