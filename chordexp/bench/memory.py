@@ -67,9 +67,9 @@ def probe(args: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 def train_run(folder: Path, clips: Optional[int], epochs: int) -> Dict[str, Any]:
-    """One default-config training run in ``folder`` (``clips`` None: the default size)."""
+    """One default-config clip-mode training run in ``folder`` (``clips`` None: the default size)."""
     folder.mkdir(parents=True, exist_ok=True)
-    overrides = [f"trainer.num_epochs={epochs}", f"hydra.run.dir={folder / 'run'}"]
+    overrides = ["data=synthetic", f"trainer.num_epochs={epochs}", f"hydra.run.dir={folder / 'run'}"]
     if clips is not None:
         overrides += [f"data.train_size={clips}", f"data.val_size={max(clips // 10, 8)}"]
     result = run_probe("train", {"overrides": overrides}, cwd=str(folder))
