@@ -102,6 +102,9 @@ class LogFrequencySpectrogram(nn.Module):
     def tuned(self, cents: float) -> Iterator[None]:
         """Within the block, the filters sit ``cents`` off A440 (a recording's tuning:
         its notes land on the bins an in-tune one would); restored afterwards."""
+        if not cents:  # in tune: the filters the model was built with
+            yield
+            return
         original = self.filterbank
         self.filterbank = self._filterbank(float(cents)).to(original.device)
         try:
