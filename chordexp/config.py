@@ -302,6 +302,17 @@ class DecoderConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """Start from a trained model (``chordexp.finetune``): settings of the run, kept out of
+    ``model`` (the constructor's arguments) and ``optimizer`` (a torch.optim partial)."""
+
+    init_from: Optional[str] = None  # a checkpoint of ours (.pt): its weights, fresh optimizer/schedule/history
+    init_strict: bool = True  # false: heads of another shape than the checkpoint's are re-initialised (logged)
+    freeze: List[str] = field(default_factory=list)  # top-level modules: no gradient, eval mode (BatchNorm stats kept)
+    lr_multipliers: Dict[str, float] = field(default_factory=dict)  # {module: factor}: its own group at lr * factor
+
+
+@dataclass
 class ExperimentConfig:
     """Root schema (``base_config``): the composed config of one run."""
 
@@ -312,6 +323,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     seed: int = TrainingConfig.seed
     optimized_metric: Optional[str] = "best_val_loss"  # what main() returns to a sweeper
     # A folder of songs (audio + .lab of the same name): after training, best.pt

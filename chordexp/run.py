@@ -46,10 +46,14 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     start = time.perf_counter()
     config = to_training_config(cfg)  # validates values before anything is built
     check_optimized_metric(cfg.optimized_metric)
+    from chordexp.finetune import check_required as check_finetune_required
+
+    check_finetune_required(cfg)
     folder = run_dir()
     config.checkpoint_dir = str(folder / config.checkpoint_dir)  # validated: relative, inside the folder
 
     from chordexp import run_folder
+    from chordexp.finetune import settings_of
     from chordexp.model import count_parameters
     from chordexp.run_plots import write_run_plots
     from chordexp.tracking import TensorBoardCallback
@@ -82,7 +86,7 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
         resume_from_last(trainer, Path(config.checkpoint_dir) / "last.pt", folder)
     if main_rank:
         record_environment(folder, seed=config.seed, device=str(trainer.device), resume=resume,
-                           distributed=distributed)
+                           distributed=distributed, init_from=settings_of(cfg)["init_from"])
     num_parameters = count_parameters(trainer.model)
     log.info("training %s parameters on %s for %d epochs; run folder %s%s",
              f"{num_parameters:,}", trainer.device, config.num_epochs, folder,
@@ -152,7 +156,7 @@ def rank_device(device: str, local_rank: int) -> str:
 
 
 def record_environment(folder: Path, *, seed: int, device: str, resume: bool,
-                       distributed: Any = None) -> Dict[str, Any]:
+                       distributed: Any = None, init_from: Optional[str] = None) -> Dict[str, Any]:
     """Write ``environment.json`` (and ``git_diff.patch`` for uncommitted code), warning
     about every difference from the environment of the run this one redoes or resumes.
     A resumed run keeps its original record and appends one per resume."""
@@ -162,6 +166,8 @@ def record_environment(folder: Path, *, seed: int, device: str, resume: bool,
     record = run_folder.environment_record(seed=seed, device=device)
     record["distributed"] = (None if distributed is None else
                              {"world_size": distributed.world_size, "backend": distributed.backend})
+    if init_from:  # finetune.init_from: the weights this run started from
+        record["init_from"] = str(Path(init_from).expanduser().resolve())
     source = folder if resume else saved_run_folder(primary_config_dir())
     recorded = run_folder.read_json(source / "environment.json") if source else None
     if recorded is not None:
@@ -226,12 +232,18 @@ def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Any =
         distributed=distributed, pin_memory=pin_memory_for(config.device),
     )
     seed_everything(config.seed)  # model init does not depend on what the datasets drew
+    from chordexp.finetune import apply_finetune, settings_of
+
+    model = instantiate(cfg.model, _convert_="all")
+    resuming = bool(cfg.get("resume")) and (Path(config.checkpoint_dir) / "last.pt").is_file()
+    optimizer_factory = apply_finetune(model, instantiate(cfg.optimizer, _convert_="all"), settings_of(cfg),
+                                       config.learning_rate, load=not resuming)  # a resume loads its last.pt
     return {
-        "model": instantiate(cfg.model, _convert_="all"),
+        "model": model,
         "train_loader": train_loader,
         "val_loader": val_loader,
         "criterion": instantiate(cfg.loss, _convert_="all"),
-        "optimizer_factory": instantiate(cfg.optimizer, _convert_="all"),
+        "optimizer_factory": optimizer_factory,
         **({"song_validator": song_validator} if song_validator is not None else {}),
         **({"decoder": decoder} if decoder is not None else {}),
     }

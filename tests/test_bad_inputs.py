@@ -108,6 +108,12 @@ RUN_CASES = [
     run("cuda-without-gpu", "data=dummy", "trainer.device=cuda",
         pattern=r"run failed: device='cuda' but CUDA is not available here", skip=NO_GPU),
     run("unknown-optimized-metric", "optimized_metric=val_los", pattern=r"optimized_metric='val_los' is not"),
+    # finetune.*: starting from a trained model (issue 17)
+    run("finetune-unknown-freeze", "finetune.freeze=[backbone]",
+        pattern=r"finetune\.freeze: unknown module 'backbone' of ChordRecognitionModel; valid: frontend, input_norm"),
+    run("finetune-missing-init-from", "finetune.init_from={d}/nope.pt", pattern=r"checkpoint \S*nope\.pt: no such file"),
+    run("finetune-init-from-other-model", "finetune.init_from={d}/ckpt.pt",  # smoke's model is wider than ckpt.pt's
+        pattern=r"finetune\.init_from=\S*ckpt\.pt: does not fit this model: .*of another shape"),
     # song mode
     run("decoder-stay-one", "decoder.self_transition=1.0", pattern=r"decoder\.self_transition=1\.0 must be in \(0, 1\)"),
     run("decoder-prior-weight-nan", "decoder.prior_weight=nan", pattern=r"decoder\.prior_weight=nan must be in \[0, 1\]"),

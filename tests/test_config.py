@@ -97,7 +97,7 @@ def test_run_folders_are_relative_to_where_the_user_runs(compose_cfg):
 
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_each_experiment_composes_without_plus(compose_cfg, name):
-    cfg = compose_cfg(f"experiment={name}")
+    cfg = compose_cfg(f"experiment={name}", *REQUIRED_OVERRIDES.get(("experiment", name), ()))
     assert cfg.hydra.runtime.choices.experiment == name
     assert "experiment" not in cfg  # a _global_ overlay, no node of its own
     to_training_config(cfg)
@@ -266,7 +266,8 @@ def test_each_component_option_instantiates(compose_cfg, group, option):
 
 #: options that need a value from the user (data=folder: where the songs are)
 REQUIRED_OVERRIDES = {("data", "folder"): ("data.dataset.root=/path/to/songs",),
-                      ("data", "folder_songs"): ("data.dataset.root=/path/to/songs",)}
+                      ("data", "folder_songs"): ("data.dataset.root=/path/to/songs",),
+                      ("experiment", "finetune"): ("data.dataset.root=/path/to/songs",)}
 
 
 # data=folder needs real songs on disk: tests/test_folder_config.py builds its splits

@@ -17,7 +17,7 @@ Notation: ``lr`` = ``config.learning_rate``, ``E`` = ``config.num_epochs``, ``e`
 * ``constant`` (per epoch), no options: the same warmup with ``W = min(warmup_epochs,
   E - 1)``, then ``lr``.
 * ``onecycle`` (per optimizer step): ``torch.optim.lr_scheduler.OneCycleLR`` with
-  ``max_lr = lr``, ``total_steps = E * ceil(steps_per_epoch / grad_accum_steps)``,
+  ``max_lr = lr`` (times each param group's ``lr_multiplier``), ``total_steps = E * ceil(steps_per_epoch / grad_accum_steps)``,
   ``pct_start = warmup_epochs / E`` (0.3 when warmup_epochs is 0 or >= E),
   ``anneal_strategy='linear'`` and momentum cycling when the optimizer has betas or a
   non-zero momentum. Options: div_factor, final_div_factor, base_momentum,
@@ -111,7 +111,9 @@ def _onecycle(optimizer: Optimizer, config: TrainingConfig, steps_per_epoch: int
         "cycle_momentum": has_momentum,
         **options,
     }
-    return HoldingOneCycleLR(optimizer, max_lr=config.learning_rate,
+    # one peak per param group: finetune.lr_multipliers gives groups their own factor of the lr
+    max_lr = [config.learning_rate * float(group.get("lr_multiplier", 1.0)) for group in optimizer.param_groups]
+    return HoldingOneCycleLR(optimizer, max_lr=max_lr,
                              total_steps=epochs * optimizer_steps, **kwargs)
 
 
