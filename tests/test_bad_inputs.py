@@ -232,7 +232,7 @@ RUN_CASES = [
         pattern=r"sweep_record already holds a sweep or runs \(\S*sweep_record \(multirun"),
     # composition: one line naming the option or key (no search path, no internal schemas)
     run("unknown-experiment", "experiment=nope",
-        pattern=r"^Could not find 'experiment/nope'; choose one of: onecycle_fast, small_quick, smoke"),
+        pattern=r"^Could not find 'experiment/nope'; choose one of: finetune, onecycle_fast, small_quick, smoke, song_smoke$"),
     run("unknown-launcher", "hydra/launcher=nope",
         pattern=r"^Could not find 'hydra/launcher/nope'; choose one of: basic, joblib"),
     run("append-an-existing-key", "+seed=3", pattern=r"^Could not append to config\. An item is already at 'seed'"),
