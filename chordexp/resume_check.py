@@ -26,6 +26,8 @@ compare it with. Plain Python; torch is imported only to read the checkpoint.
 """
 from __future__ import annotations
 
+import contextlib
+
 import json
 import math
 from pathlib import Path
@@ -120,13 +122,11 @@ def _checkpoint_dirs(folder: Path, cfg: Any) -> List[Path]:
     trainer = cfg.get("trainer") if hasattr(cfg, "get") else None
     if trainer is not None and trainer.get("checkpoint_dir"):
         names.append(str(trainer.get("checkpoint_dir")))
-    try:
+    with contextlib.suppress(Exception):  # no record, or not a readable one: the other places
         import yaml
 
         recorded = yaml.safe_load((folder / "resolved_config.yaml").read_text())
         names.append(str(recorded["trainer"]["checkpoint_dir"]))
-    except Exception:  # noqa: BLE001 - no record, or not a readable one: the other places
-        pass
     names.append("checkpoints")
     inside: List[Path] = []
     root = folder.resolve()

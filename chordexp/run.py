@@ -226,7 +226,7 @@ def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Any =
 
         decoder = decoder_settings(train_set, cfg)
         if song_validator is not None:
-            song_validator.decoder = {k: v for k, v in decoder.items()}
+            song_validator.decoder = dict(decoder)
     train_loader, val_loader = build_loaders(
         train_set, val_set, batch_size=config.batch_size, num_workers=num_workers, seed=config.seed,
         distributed=distributed, pin_memory=pin_memory_for(config.device),

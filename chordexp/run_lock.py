@@ -131,16 +131,13 @@ def process_alive(owner: LockOwner) -> bool:
         os.kill(owner.pid, 0)
     except ProcessLookupError:
         return False
-    except PermissionError:
-        pass  # someone else's process: it exists
-    except OSError:
-        return True
-    try:
+    except OSError as error:
+        if not isinstance(error, PermissionError):  # PermissionError: someone else's process, it exists
+            return True
+    with contextlib.suppress(OSError):  # no /proc (not Linux): a zombie cannot be told apart
         stat = Path(f"/proc/{owner.pid}/stat").read_text()
         if stat[stat.rfind(")") + 2:].split()[0] == "Z":
             return False
-    except OSError:
-        pass
     now = process_start(owner.pid)
     return not (owner.process_start and now and now != owner.process_start)  # the pid was reused
 
