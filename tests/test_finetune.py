@@ -184,3 +184,31 @@ def test_a_resumed_fine_tuning_run_matches_an_uninterrupted_one(pretrained, comp
     assert histories["parts"] == histories["whole"]
     whole_state, parts_state = _saved_model(whole / "checkpoints" / "last.pt"), _saved_model(parts / "checkpoints" / "last.pt")
     assert all(torch.equal(whole_state[k], parts_state[k]) for k in whole_state)
+
+
+@pytest.mark.slow  # two torchrun processes and a single-process twin: ~25-50 s on 2 cores
+def test_fine_tuning_under_ddp_matches_one_process_and_keeps_frozen_parts(pretrained, tmp_path, run_cli):
+    """torchrun, 2 CPU processes (gloo): frozen modules, BatchNorm buffers included, stay the
+    checkpoint's; the history equals a single-process run's with the same global batch."""
+    import os
+    import subprocess
+    import sys
+
+    settings = [*SMOKE, "trainer.deterministic=true", f"finetune.init_from={pretrained}",
+                "finetune.freeze=[input_norm,stem]", "+finetune.lr_multipliers.encoder=0.1"]
+    single = run_cli([*settings, f"hydra.run.dir={tmp_path / 'single'}"], cwd=tmp_path)
+    assert single.returncode == 0, single.stderr[-2000:]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "chordexp.run", *settings, f"hydra.run.dir={tmp_path / 'ddp'}"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert ddp.returncode == 0, (ddp.stdout + ddp.stderr)[-3000:]
+    histories = [json.loads((tmp_path / name / "history.json").read_text()) for name in ("ddp", "single")]
+    assert list(histories[0]) == list(histories[1])
+    for key, values in histories[1].items():
+        assert histories[0][key] == pytest.approx(values, rel=1e-5), key
+    before, after = _saved_model(pretrained), _saved_model(tmp_path / "ddp" / "checkpoints" / "last.pt")
+    frozen = [k for k in before if k.startswith(("input_norm.", "stem."))]
+    assert any("running_var" in k for k in frozen) and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert not torch.equal(before["encoder.layers.0.linear1.weight"], after["encoder.layers.0.linear1.weight"])
+    assert json.loads((tmp_path / "ddp" / "environment.json").read_text())["init_from"] == str(pretrained.resolve())
