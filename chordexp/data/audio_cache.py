@@ -1,0 +1,124 @@
+"""Decoded, resampled audio written once to disk and memory-mapped afterwards.
+
+A collection of real songs is tens of hours: decoding it into memory in every process
+(44.1 kHz float32 is 10.6 MB a minute) and again on every run does not scale. The cache
+keeps one ``.npy`` per (file, sample rate) in a folder; later runs, DataLoader workers and
+every DDP rank of a node map that file read-only, so the pages are the page cache's,
+shared between processes and dropped under memory pressure instead of swapped.
+
+Keys and invalidation: an entry's name hashes the audio file's resolved path and the
+sample rate (its owner), then the file's size and modification time (ns) (its version),
+so an edited or replaced file, or another rate, is a new entry; writing a new version
+removes the stale versions of the same file and rate.
+Writes go to a temporary file in the cache folder, are fsynced and renamed over the
+entry: a killed writer leaves a ``.tmp`` (removed by the next writer of that entry),
+never a half-written ``.npy``. An entry whose size does not match its header (a disk
+that lied, a truncated copy) is decoded again.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: bump when the stored array changes meaning (dtype, layout, resampler)
+FORMAT = 1
+SUFFIX = ".npy"
+
+
+def default_cache_dir() -> Path:
+    """``$CHORDEXP_CACHE``, else ``$XDG_CACHE_HOME/chordexp/audio``, else
+    ``~/.cache/chordexp/audio``: outside any repository, shared by every run of the user."""
+    explicit = os.environ.get("CHORDEXP_CACHE")
+    if explicit:
+        return Path(explicit).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser() / "chordexp" / "audio"
+
+
+class AudioCache:
+    """``load(path, sample_rate)``: the audio as a read-only memory-mapped float32 array,
+    decoded and resampled by ``decode(path, sample_rate)`` on the first call only."""
+
+    def __init__(self, folder: str | Path, decode: Optional[Callable[[Path, int], np.ndarray]] = None) -> None:
+        self.folder = Path(folder).expanduser()
+        if decode is None:
+            from chordexp.audio import load_audio as decode
+        self.decode = decode
+
+    def entry(self, path: str | Path, sample_rate: int) -> Path:
+        """Where ``path`` at ``sample_rate`` is (or will be) cached: ``OWNER-VERSION.npy``,
+        OWNER naming the file and rate, VERSION its size and modification time."""
+        path = Path(path).resolve()
+        stat = path.stat()
+        owner = hashlib.sha1(f"{path}\0{int(sample_rate)}\0{FORMAT}".encode()).hexdigest()[:16]
+        version = hashlib.sha1(f"{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+        return self.folder / f"{owner}-{version}{SUFFIX}"
+
+    def load(self, path: str | Path, sample_rate: int) -> np.ndarray:
+        entry = self.entry(path, sample_rate)
+        mapped = _map(entry)
+        if mapped is not None:
+            return mapped
+        audio = np.ascontiguousarray(self.decode(Path(path), int(sample_rate)), dtype=np.float32)
+        self._write(entry, audio)
+        mapped = _map(entry)
+        if mapped is None:  # the folder does not keep what is written (full disk, ...): serve from memory
+            log.warning("audio cache: could not read back %s; using the decoded audio", entry)
+            return audio
+        return mapped
+
+    def _write(self, entry: Path, audio: np.ndarray) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{entry.stem}.", suffix=".tmp", dir=self.folder)
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                np.save(handle, audio, allow_pickle=False)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, entry)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        self._remove_stale(entry)
+
+    def _remove_stale(self, entry: Path) -> None:
+        """Earlier versions of the same file at the same rate (edited or replaced since),
+        and temporary files a killed writer of this entry left."""
+        owner = entry.name.split("-", 1)[0]
+        for other in self.folder.glob(f"{owner}-*{SUFFIX}"):
+            if other != entry:
+                with contextlib.suppress(OSError):
+                    other.unlink()
+        for leftover in self.folder.glob(f".{entry.stem}.*.tmp"):
+            with contextlib.suppress(OSError):
+                leftover.unlink()
+
+    def size_bytes(self) -> int:
+        """What the cache folder holds (entries only)."""
+        return sum(p.stat().st_size for p in self.folder.glob(f"*{SUFFIX}")) if self.folder.is_dir() else 0
+
+
+def _map(entry: Path) -> Optional[np.ndarray]:
+    """The entry mapped read-only, or None when it is missing or not whole."""
+    try:
+        mapped = np.load(entry, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        return None
+    except (ValueError, OSError, EOFError) as error:  # truncated or not an array: decode again
+        log.warning("audio cache: %s is not a whole entry (%s); decoding again", entry.name, error)
+        return None
+    if mapped.dtype != np.float32 or mapped.ndim != 1:
+        log.warning("audio cache: %s holds %s %s, not mono float32; decoding again", entry.name,
+                    mapped.dtype, mapped.shape)
+        return None
+    return mapped

@@ -1,0 +1,108 @@
+"""AudioCache: decoded once, mapped afterwards; keyed by path, size, mtime and rate; never
+read half-written."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+
+from chordexp.data.audio_cache import AudioCache, default_cache_dir
+
+
+def _tone(path: Path, freq: float = 440.0, seconds: float = 1.0, rate: int = 16000) -> Path:
+    t = np.arange(int(seconds * rate)) / rate
+    soundfile.write(str(path), (0.3 * np.sin(2 * np.pi * freq * t)).astype(np.float32), rate)
+    return path
+
+
+class CountingDecode:
+    def __init__(self):
+        from chordexp.audio import load_audio
+
+        self.calls = []
+        self._load = load_audio
+
+    def __call__(self, path, rate):
+        self.calls.append((Path(path).name, rate))
+        return self._load(path, rate)
+
+
+def test_first_load_decodes_later_loads_map_the_same_samples(tmp_path):
+    song = _tone(tmp_path / "a.wav")
+    decode = CountingDecode()
+    cache = AudioCache(tmp_path / "cache", decode)
+    first = cache.load(song, 22050)
+    second = AudioCache(tmp_path / "cache", decode).load(song, 22050)  # another run / worker
+    assert decode.calls == [("a.wav", 22050)]
+    assert isinstance(second, np.memmap) and not second.flags.writeable
+    assert second.dtype == np.float32 and len(second) == 22050
+    np.testing.assert_array_equal(np.asarray(first), np.asarray(second))
+    from chordexp.audio import load_audio
+
+    np.testing.assert_array_equal(np.asarray(second), load_audio(song, 22050))
+    assert cache.size_bytes() > 22050 * 4
+
+
+def test_a_changed_file_and_another_rate_are_decoded_again(tmp_path):
+    song = _tone(tmp_path / "a.wav")
+    decode = CountingDecode()
+    cache = AudioCache(tmp_path / "cache", decode)
+    cache.load(song, 22050)
+    cache.load(song, 16000)  # another rate: its own entry, the first kept
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2
+    _tone(song, freq=660.0, seconds=1.5)  # replaced: new size and mtime
+    os.utime(song, ns=(song.stat().st_atime_ns, song.stat().st_mtime_ns + 10**9))
+    changed = cache.load(song, 22050)
+    assert len(changed) == int(1.5 * 22050)
+    assert decode.calls == [("a.wav", 22050), ("a.wav", 16000), ("a.wav", 22050)]
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 2  # the stale 22050 entry is gone
+
+
+def test_same_size_edit_is_caught_by_the_modification_time(tmp_path):
+    song = _tone(tmp_path / "a.wav")
+    decode = CountingDecode()
+    cache = AudioCache(tmp_path / "cache", decode)
+    before = np.asarray(cache.load(song, 16000)).copy()
+    _tone(song, freq=880.0)  # same length, same size
+    os.utime(song, ns=(song.stat().st_atime_ns, song.stat().st_mtime_ns + 10**9))
+    after = np.asarray(cache.load(song, 16000))
+    assert len(decode.calls) == 2 and not np.allclose(before, after)
+
+
+def test_a_truncated_entry_from_a_killed_writer_is_never_read(tmp_path, caplog):
+    song = _tone(tmp_path / "a.wav")
+    decode = CountingDecode()
+    cache = AudioCache(tmp_path / "cache", decode)
+    good = np.asarray(cache.load(song, 16000)).copy()
+    entry = cache.entry(song, 16000)
+    with open(entry, "r+b") as handle:  # what a writer killed mid-write without the rename would leave
+        handle.truncate(entry.stat().st_size // 2)
+    (tmp_path / "cache" / f".{entry.stem}.x1.tmp").write_bytes(b"partial")
+    again = cache.load(song, 16000)
+    np.testing.assert_array_equal(np.asarray(again), good)
+    assert len(decode.calls) == 2 and "not a whole entry" in caplog.text
+    assert not list((tmp_path / "cache").glob("*.tmp"))
+
+
+def test_a_failed_write_leaves_no_entry_and_no_temporary_file(tmp_path, monkeypatch):
+    song = _tone(tmp_path / "a.wav")
+    cache = AudioCache(tmp_path / "cache")
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(np, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        cache.load(song, 16000)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+def test_the_default_folder_is_the_user_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("CHORDEXP_CACHE", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "chordexp" / "audio"
+    monkeypatch.setenv("CHORDEXP_CACHE", str(tmp_path / "mine"))
+    assert default_cache_dir() == tmp_path / "mine"
