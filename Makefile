@@ -27,7 +27,7 @@ $(VENV)/.torch:
 	@rm -rf $(VENV)/.wheels
 	@touch $@
 
-$(VENV)/.installed: $(VENV)/.torch pyproject.toml
+$(VENV)/.installed: $(VENV)/.torch pyproject.toml setup.py
 	$(PIP) install --no-deps "$(TINYSOUNDFONT)"
 	$(PIP) install -e .
 	@touch $@

@@ -17,13 +17,15 @@ import tempfile
 from pathlib import Path
 from typing import Union
 
+from chordexp.errors import UserError
+
 PathLike = Union[str, os.PathLike]
 
 #: errno values that mean "no room left": the device, or the user's quota.
 DISK_FULL_ERRNOS = frozenset(code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None)
 
 
-class DiskFullError(OSError):
+class DiskFullError(UserError, OSError):
     """A write failed for lack of space; the message names the file and what survived."""
 
     def __init__(self, code: int, message: str, filename: str) -> None:

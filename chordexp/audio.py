@@ -10,10 +10,12 @@ from typing import List, Tuple
 
 import numpy as np
 
+from chordexp.errors import UserError
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64", ".opus")
 
 
-class AudioError(ValueError):
+class AudioError(UserError, ValueError):
     """A file that cannot be used as audio; the message names the file and the reason."""
 
 

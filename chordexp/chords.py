@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Dict, Tuple
 
+from chordexp.errors import UserError
+
 NUM_PITCH_CLASSES = 12
 
 #: The 32 chord types, in index order (index 0 is "no chord").
@@ -51,7 +53,7 @@ _LABEL_RE = re.compile(r"^(?P<root>[A-G][#b]*)(?::(?P<quality>[^/]*))?(?:/(?P<ba
 _DEGREE_RE = re.compile(r"^(?P<mods>[#b]*)(?P<num>\d+)$")
 
 
-class ChordLabelError(ValueError):
+class ChordLabelError(UserError, ValueError):
     """A label that is not Harte syntax or whose quality is outside the vocabulary."""
 
 

@@ -7,25 +7,32 @@ start fast. Errors are one line naming the key, raised as ``UsageError``.
 """
 from __future__ import annotations
 
+import re
 import sys
 from typing import Sequence, Type, TypeVar
 
+from chordexp.errors import UserError
+
 T = TypeVar("T")
+_KEY = re.compile(r"[A-Za-z_][\w.]*")  # what may stand before the = of key=value
 
 
-class UsageError(ValueError):
+class UsageError(UserError, ValueError):
     """Bad command-line input: the message names the key or path and what is wrong."""
 
 
-def parse_args(schema: Type[T], argv: Sequence[str]) -> T:
+def parse_args(schema: Type[T], argv: Sequence[str], positional: Sequence[str] = ()) -> T:
     """``['input=a.wav', 'batch_size=8']`` -> ``schema(input='a.wav', batch_size=8)``.
 
     Missing required fields (``???`` in the schema), unknown keys and wrong types raise
-    UsageError. ``--help`` is handled by :func:`main_guard`.
+    UsageError. ``--help`` is handled by :func:`main_guard`. ``positional`` names the
+    keys that bare arguments (no ``key=``) fill, in order: with ``('runs',)``,
+    ``report outputs/multirun`` is ``report runs=outputs/multirun``.
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    argv = with_positional_keys(argv, positional)
     for arg in argv:
         if "=" not in arg or arg.startswith("="):
             raise UsageError(f"argument {arg!r} is not of the form key=value")
@@ -39,6 +46,31 @@ def parse_args(schema: Type[T], argv: Sequence[str]) -> T:
     except OmegaConfBaseException as error:
         first_line = str(error).strip().splitlines()[0]
         raise UsageError(first_line) from None
+
+
+def with_positional_keys(argv: Sequence[str], keys: Sequence[str]) -> list:
+    """Bare arguments become ``key=value`` for ``keys`` in order; a key given both ways,
+    or more bare arguments than keys, is a UsageError. Bare: no ``=``, or none after a
+    key name (``outputs/lr=0.1`` is a path)."""
+    if not keys:
+        return list(argv)
+    bare = [arg for arg in argv if _is_bare(arg)]
+    if not bare:
+        return list(argv)
+    if len(bare) > len(keys):
+        raise UsageError(f"argument {bare[len(keys)]!r} is not of the form key=value "
+                         f"(bare arguments: {', '.join(keys)})")
+    named = dict(zip(keys, bare))
+    for arg in argv:
+        key = arg.split("=", 1)[0]
+        if not _is_bare(arg) and key in named:
+            raise UsageError(f"{key} given twice: {named[key]!r} and {arg!r}")
+    filled = iter(named.items())
+    return ["{}={}".format(*next(filled)) if _is_bare(arg) else arg for arg in argv]
+
+
+def _is_bare(arg: str) -> bool:
+    return "=" not in arg or _KEY.fullmatch(arg.split("=", 1)[0]) is None
 
 
 def main_guard(main, usage: str) -> None:

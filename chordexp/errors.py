@@ -20,14 +20,37 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 _WORKER_DIED = re.compile(r"DataLoader worker \(pid")
 #: torch's message for an exception raised inside a worker and re-raised in the main process.
 _WORKER_CAUGHT = re.compile(r"^Caught (\w+) (in DataLoader worker process \d+)\.\s*\nOriginal Traceback")
+_QUALIFIED_ERROR = re.compile(r"^([\w.]+\.\w+): ", re.MULTILINE)  # "chordexp.x.SongError: ..." lines
 _MODULE_PREFIX = re.compile(r"^[\w.]+\.(\w+: )")  # "chordexp.data.x.ItemLoadError: " -> "ItemLoadError: "
 _TRACEBACK_FILE = re.compile(r'^\s*File "([^"]+)", line \d+', re.MULTILINE)
-#: Exception classes (by name) that describe bad input, or a known outcome of training
-#: with a message that says it all, wherever they are raised.
-_INPUT_ERROR_NAMES = frozenset({"ItemLoadError", "ConfigValueError", "UsageError", "AudioError", "LabFileError",
-                                "CheckpointError", "SongError", "DiskFullError", "NonFiniteLossError"})
 #: Classes whose name leads their line: it is what logs and searches look for.
 _NAME_IN_LINE = frozenset({"NonFiniteLossError"})
+
+
+class ChordexpError(Exception):
+    """Base of the errors chordexp raises on purpose."""
+
+
+class UserError(ChordexpError):
+    """Bad input or environment (a value, a file, a checkpoint, a full disk), or a known
+    outcome of training whose message says it all: every entry point shows it as one line
+    and exits with status 2. Each subclass also subclasses the built-in it stands for
+    (``class AudioError(UserError, ValueError)``), so ``except ValueError`` still catches it."""
+
+
+def _is_user_error_class(qualified: str) -> bool:
+    """``'chordexp.data.item_errors.ItemLoadError'`` names a UserError class: how an error
+    re-raised by a DataLoader worker (only its name and message survive) is recognised."""
+    import importlib
+
+    module, _, name = qualified.rpartition(".")
+    if not module.startswith("chordexp"):
+        return False
+    try:
+        cls = getattr(importlib.import_module(module), name, None)
+    except ImportError:
+        return False
+    return isinstance(cls, type) and issubclass(cls, UserError)
 
 
 def debug_requested() -> bool:
@@ -37,12 +60,12 @@ def debug_requested() -> bool:
 
 def is_user_error(error: BaseException) -> bool:
     """True for errors caused by the input or the environment, reported as one line:
-    OSError (missing, unreadable or unwritable files, a full disk), ValueErrors that
+    every :class:`UserError`, OSError (missing, unreadable or unwritable files), ValueErrors that
     chordexp raised itself (its validation: config values, devices, audio, .lab files,
     checkpoints, datasets), items that failed to load and DataLoader workers that died.
     ValueErrors from deep inside a library are not: they are bugs until shown otherwise."""
     error = unwrap(error)
-    if isinstance(error, OSError) or type(error).__name__ in _INPUT_ERROR_NAMES:
+    if isinstance(error, (UserError, OSError)):
         return True
     message = str(error)
     if _WORKER_DIED.search(message):
@@ -50,7 +73,8 @@ def is_user_error(error: BaseException) -> bool:
     caught = _WORKER_CAUGHT.match(message)
     if caught:
         raised_in = _TRACEBACK_FILE.findall(message)
-        return caught.group(1) in _INPUT_ERROR_NAMES or (
+        named = _QUALIFIED_ERROR.findall(message)
+        return (bool(named) and _is_user_error_class(named[-1])) or (
             caught.group(1).endswith("ValueError") and bool(raised_in) and _in_package(raised_in[-1]))
     return isinstance(error, ValueError) and _raised_here(error)
 

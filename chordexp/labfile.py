@@ -16,10 +16,12 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from chordexp.errors import UserError
+
 Labels = Tuple[np.ndarray, List[str]]  # intervals (n, 2) seconds, n Harte labels
 
 
-class LabFileError(ValueError):
+class LabFileError(UserError, ValueError):
     """A ``.lab`` file that cannot be read; the message is ``PATH:LINE: what is wrong``."""
 
 

@@ -1,7 +1,8 @@
 """Checkpoint + audio -> MIREX ``.lab`` chord transcriptions.
 
     python -m chordexp.predict checkpoint=PATH input=FILE_OR_DIR output=DIR \
-        [self_transition=0.95] [prior_weight=0] [estimate_tuning=true] [silence_db=30] [probabilities=false] [device=cpu]
+        [self_transition=0.95] [prior_weight=0] [estimate_tuning=true] [silence_db=30] [probabilities=false] [device=cpu] \
+        [workers=N] [backend=torch|onnx|torchscript]
 
 One .lab per audio file, in output= with the input's folder structure. Its name is the
 audio file's with the extension replaced by .lab, every other dot kept
@@ -75,7 +76,7 @@ class ChordRecognizer:
         development set), else 0.95, 0 and False."""
         from chordexp.model import ChordRecognitionModel
         from chordexp.training.checkpoint import CheckpointError, check_model_state, load_checkpoint_file
-        from chordexp.training.trainer import resolve_device
+        from chordexp.device import resolve_device
 
         device = str(resolve_device(device))  # one line for an unknown or absent device
         state = load_checkpoint_file(path, map_location=device)
@@ -106,6 +107,20 @@ class ChordRecognizer:
             logits = self.model.forward_frames(x)
             return {k: torch.log_softmax(v[0].float(), dim=-1).cpu().numpy() for k, v in logits.items()}
 
+    def tuned_posteriors(self, audio: np.ndarray, cents: float) -> Dict[str, np.ndarray]:
+        """``frame_posteriors`` with the front end's filters ``cents`` off A440 (an exported
+        model, ``chordexp.inference_backends``, takes the offset as an input instead)."""
+        with self.model.frontend.tuned(cents):
+            return self.frame_posteriors(audio)
+
+    @property
+    def frame_rate(self) -> float:
+        return float(self.model.frame_rate)
+
+    @property
+    def hop_length(self) -> int:
+        return int(self.model.frontend.hop_length)
+
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcription:
         """Mono (or ``(n, channels)``) float audio at any rate -> chord segments."""
         return self.decode(self.analyse(audio, sample_rate))
@@ -126,18 +141,17 @@ class ChordRecognizer:
             from chordexp.tuning import estimate_tuning
 
             cents = estimate_tuning(audio, self.sample_rate)
-        with self.model.frontend.tuned(cents):
-            logp = self.frame_posteriors(audio)
+        logp = self.tuned_posteriors(audio, cents)
         silent = None
         if self.silence_db is not None:
-            levels = frame_levels_db(audio, self.model.frontend.hop_length, len(logp["root"]))
+            levels = frame_levels_db(audio, self.hop_length, len(logp["root"]))
             silent = levels < levels.max() - self.silence_db
         return Analysis(logp, len(audio) / self.sample_rate, silent, cents)
 
     def decode(self, analysis: "Analysis", self_transition: Optional[float] = None,
                prior_weight: Optional[float] = None) -> Transcription:
         """Viterbi over an analysis, with this recogniser's settings unless given."""
-        logp, frame_rate = analysis.log_posteriors, self.model.frame_rate
+        logp, frame_rate = analysis.log_posteriors, self.frame_rate
         weight = self.prior_weight if prior_weight is None else prior_weight
         type_logp = logp["chord_type"]
         if self.type_log_prior is not None and weight:
@@ -162,10 +176,13 @@ class Analysis:
 
 
 def frame_levels_db(audio: np.ndarray, hop: int, n_frames: int) -> np.ndarray:
-    """RMS level in dB of the ``hop`` samples around each frame centre, ``(n_frames,)``."""
-    padded = np.pad(audio, (hop // 2, n_frames * hop))
-    frames = padded[: n_frames * hop].reshape(n_frames, hop)
-    return 10.0 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    """RMS level in dB of the ``hop`` samples around each frame centre, ``(n_frames,)``
+    (sums of squares in float32 by ``einsum``: 4x faster than float64, within 1e-5 dB)."""
+    padded = np.zeros(n_frames * hop, dtype=np.float32)
+    take = max(0, min(audio.size, n_frames * hop - hop // 2))
+    padded[hop // 2: hop // 2 + take] = audio[:take]
+    frames = padded.reshape(n_frames, hop)
+    return 10.0 * np.log10(np.einsum("ij,ij->i", frames, frames).astype(np.float64) / hop + 1e-12)
 
 
 def write_probabilities(path: Path, transcription: Transcription) -> None:
@@ -185,6 +202,8 @@ class PredictArgs:
     probabilities: bool = False
     device: str = "cpu"
     progress: bool = True
+    workers: Optional[int] = None  # processes decoding (and analysing) ahead (null: one per core; 0: none)
+    backend: Optional[str] = None  # torch | onnx | torchscript (null: by the file; see docs/export.md)
 
 
 def transcribe_files(
@@ -194,12 +213,18 @@ def transcribe_files(
     probabilities: bool = False,
     progress: bool = True,
     echo=print,
+    workers: Optional[int] = None,
 ) -> int:
     """Transcribe every audio file under ``input_path`` into ``output`` (keeping the
-    folder structure); returns how many files could not be read (one line each)."""
+    folder structure); returns how many files could not be read (one line each).
+    ``workers`` processes decode, resample and (a torch model on the CPU) run the model
+    on the next files while this one decodes chords and writes (None: one per core,
+    none for a single file; 0: all here); the files are written in the same order and
+    with the same contents either way."""
     from tqdm import tqdm
 
-    from chordexp.audio import AudioError, load_audio
+    from chordexp.audio import AudioError
+    from chordexp.audio_prefetch import decoded_files
 
     files = find_audio_files(input_path)
     try:
@@ -210,12 +235,20 @@ def transcribe_files(
     planned = plan_transcriptions(files, input_path, output, (".probs.npz",) if probabilities else ())
     failures = 0
     bar = tqdm(planned, unit="file", disable=not progress or not sys.stderr.isatty())
-    for path, target in bar:
+    # the model runs in the (forked) workers only for torch on the CPU: CUDA and other
+    # runtimes' thread pools do not survive a fork
+    in_workers = type(recognizer) is ChordRecognizer and str(recognizer.device) == "cpu"
+    decoded = decoded_files([path for path, _ in planned], recognizer.sample_rate, workers,
+                            analyse=_Analyser(recognizer) if in_workers else None)
+    for (path, target), (_, item) in zip(bar, decoded):
         bar.set_postfix_str(path.name)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            audio = load_audio(path, recognizer.sample_rate)
-            transcription = recognizer.transcribe(audio, recognizer.sample_rate)
+            if isinstance(item, AudioError):  # could not be read or resampled (in a worker)
+                raise item
+            audio, analysis = item
+            transcription = (recognizer.transcribe(audio, recognizer.sample_rate) if analysis is None
+                             else recognizer.decode(analysis))
             segments = checked_segments(path, audio, transcription, recognizer.sample_rate)
         except AudioError as error:
             if len(files) == 1:
@@ -229,6 +262,16 @@ def transcribe_files(
         if bar.disable:
             echo(f"{path} -> {target} ({len(transcription.segments)} segments)")
     return failures
+
+
+class _Analyser:
+    """``recognizer.analyse`` at the model's rate, as a picklable callable for workers."""
+
+    def __init__(self, recognizer: ChordRecognizer) -> None:
+        self.recognizer = recognizer
+
+    def __call__(self, audio: np.ndarray) -> "Analysis":
+        return self.recognizer.analyse(audio, self.recognizer.sample_rate)
 
 
 def checked_segments(path: Path, audio: np.ndarray, transcription: Transcription,
@@ -273,6 +316,9 @@ def check_numbers(args: "PredictArgs") -> None:
     if args.silence_db is not None and not (math.isfinite(args.silence_db) and args.silence_db > 0):
         raise UsageError(f"silence_db={args.silence_db} must be a finite number of dB > 0 (frames that far below "
                          f"the loudest are N), or null to turn the gate off")
+    if args.workers is not None and args.workers < 0:
+        raise UsageError(f"workers={args.workers} must be >= 0 (0: everything in this process), or null for one "
+                         f"per core")
     if args.prior_weight is not None and not math.isfinite(args.prior_weight):
         raise UsageError(f"prior_weight={args.prior_weight} must be a finite number (0: off, 1: the chord-type "
                          f"prior divided out fully), or null for the checkpoint's")
@@ -283,10 +329,18 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_numbers(args)
     input_path = Path(args.input)
     find_audio_files(input_path)  # bad input fails before the model loads
-    recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, args.self_transition, args.device, args.silence_db,
-                                                 args.prior_weight, args.estimate_tuning)
-    check_finite_weights(recognizer, args.checkpoint)
-    failures = transcribe_files(recognizer, input_path, Path(args.output), args.probabilities, args.progress)
+    from chordexp.inference_backends import infer_backend, load_recognizer
+
+    backend = infer_backend(args.checkpoint, args.backend)
+    if backend == "torch":
+        recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, args.self_transition, args.device,
+                                                     args.silence_db, args.prior_weight, args.estimate_tuning)
+        check_finite_weights(recognizer, args.checkpoint)
+    else:  # an exported model (chordexp.export)
+        recognizer = load_recognizer(args.checkpoint, backend, args.self_transition, args.device, args.silence_db,
+                                     args.prior_weight, args.estimate_tuning)
+    failures = transcribe_files(recognizer, input_path, Path(args.output), args.probabilities, args.progress,
+                                workers=args.workers)
     if failures:
         raise UsageError(f"{failures} file(s) under {input_path} could not be transcribed (see above)")
     return 0

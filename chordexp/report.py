@@ -1,12 +1,13 @@
 """Compare the runs under a folder: one table row per run, a CSV and the validation curves.
 
-    python -m chordexp.report runs=FOLDER [sort=best_val_loss] [descending=false] [csv=PATH] [plot=PATH]
+    python -m chordexp.report [runs=]FOLDER [sort=best_val_loss] [descending=false] [csv=PATH] [plot=PATH]
 
 Every folder under FOLDER holding ``.hydra/config.yaml`` is a run (FOLDER itself may be
 one; a run's own subfolders are not searched). A row holds the run's path relative to
 FOLDER, the overrides (``.hydra/overrides.yaml``) whose values differ between the runs
 found, its status and its validation metrics from ``metrics.json``. Status:
-``finished`` (metrics.json present), ``failed`` (no metrics.json and run.log says
+``pruned`` (an Optuna search's pruner stopped it: pruned.json), ``finished``
+(metrics.json present), ``failed`` (no metrics.json and run.log says
 "run failed" or "invalid config"), ``incomplete`` otherwise; for runs without
 metrics.json, epochs_run and final_val_loss come from history.json when there is one.
 Rows are sorted by ``sort`` (a numeric column; runs lacking a value come last), printed
@@ -14,6 +15,8 @@ as an aligned table and written as CSV (default FOLDER/report.csv); the val_loss
 val_chord_type_acc curves of every run with a history.json are drawn into one PNG
 (default FOLDER/report.png). Neither replaces a file the report reads, any other run
 record, ``.lab`` or audio file (refused before anything is written), nor each other.
+When the runs differ in ``data.fold`` (cross-validation), a second table gives each
+validation metric's mean ± std over the folds (``chordexp.fold_summary``).
 """
 from __future__ import annotations
 
@@ -94,6 +97,8 @@ def read_overrides(run: Path) -> Dict[str, str]:
 
 
 def run_status(run: Path) -> str:
+    if (run / "pruned.json").is_file():  # chordexp.optuna_trial.PRUNED_FILE: the search's pruner stopped it
+        return "pruned"
     if (run / "metrics.json").is_file():
         return "finished"
     log = run / "run.log"
@@ -295,13 +300,18 @@ class ReportArgs:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    args = parse_args(ReportArgs, sys.argv[1:] if argv is None else argv)
+    args = parse_args(ReportArgs, sys.argv[1:] if argv is None else argv, positional=("runs",))
     folder = Path(args.runs)
     rows = sort_rows(collect_runs(folder), args.sort, args.descending)
     csv_path = Path(args.csv) if args.csv else folder / "report.csv"
     plot_path = Path(args.plot) if args.plot else folder / "report.png"
     check_outputs(rows, csv_path, plot_path)
     print(format_table(rows))
+    from chordexp.fold_summary import fold_report
+
+    folds = fold_report(rows)  # runs differing in data.fold: mean ± std of each metric over the folds
+    if folds:
+        print(folds)
     print(f"wrote {write_csv(rows, csv_path)}")
     plot = plot_curves(rows, plot_path)
     print(f"wrote {plot}" if plot else "no run has a history.json: no plot")

@@ -14,9 +14,13 @@ trained with (``state["extra"]["run_config"]``, the resolved config every
 :data:`RESUMABLE_KEYS` are the keys that say how long, where and how fast the run goes
 on, not what it trains: ``trainer.num_epochs`` (train on), ``trainer.device``,
 ``trainer.num_threads``, ``data.num_workers`` (the advice after a dead DataLoader
-worker), ``trainer.log_every``, ``eval_songs`` (scored after training) and ``resume``
-itself. Anything else (learning rate, batch size, model, data, seed, scheduler, ...)
-is a new run: ``rerun=<folder> [key=value ...]`` in a new folder.
+worker), ``trainer.log_every``, ``eval_songs`` (scored after training), ``logger``
+(the experiment trackers), ``optuna_trial`` (which search trial the run was),
+``optimizer.fused`` (how fast AdamW steps: a resume keeps the path its optimizer state
+was saved with, so runs from before the fused default resume exactly), ``data.cache_dir``
+(where decoded audio is cached: the same samples either way) and ``resume`` itself.
+Anything else (learning rate, batch size, model, data, seed, scheduler, ...) is a new
+run: ``rerun=<folder> [key=value ...]`` in a new folder.
 
 ``python -m chordexp.run`` checks before Hydra starts (``chordexp.run_lock``), so a
 refused resume changes nothing in the folder; ``chordexp.run.train`` checks again once
@@ -37,7 +41,9 @@ from chordexp.cli import UsageError
 
 #: Dotted keys (a key, or everything under it) that may differ on resume.
 RESUMABLE_KEYS = ("resume", "trainer.num_epochs", "trainer.device", "trainer.num_threads", "trainer.log_every",
-                  "data.num_workers", "eval_songs")
+                  "data.num_workers", "eval_songs", "logger", "optuna_trial",
+                  "optimizer.fused",  # how fast AdamW steps; the checkpoint's optimizer state keeps its path
+                  "data.cache_dir", "data.dataset.cache_dir")  # where decoded audio is cached
 #: How many differing keys the refusal names before "and N more".
 SHOWN = 3
 _ABSENT = object()

@@ -28,12 +28,18 @@ from chordexp.errors import debug_requested, is_user_error, one_line
 
 log = logging.getLogger("chordexp.run")  # not "__main__" under python -m
 
-#: ``../conf`` next to the package, as an absolute path: Hydra resolves a relative
-#: config_path against the package (``pkg://``) when main is imported (console
-#: scripts, ``from chordexp.run import main``), where conf/ is not found.
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+#: The configs as an absolute path: ``chordexp/conf`` in an installed wheel (setup.py
+#: ships the repository's conf/ there), else ``../conf`` next to the package (a source
+#: tree, an editable install). Absolute, because Hydra resolves a relative config_path
+#: against the package (``pkg://``) when main is imported (console scripts,
+#: ``from chordexp.run import main``).
+_PACKAGE = Path(__file__).resolve().parent
+CONF_DIR = str(_PACKAGE / "conf" if (_PACKAGE / "conf" / "config.yaml").is_file() else _PACKAGE.parent / "conf")
 
 register_configs()  # the schemas must be in the ConfigStore before main composes
+from hydra_plugins.chordexp_optuna_sweeper import make_discoverable  # noqa: E402  (hparams_search=optuna)
+
+make_discoverable()  # before Hydra scans its plugins: an editable install hides ours from the scan
 
 
 def run_dir() -> Path:
@@ -54,9 +60,9 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
 
     from chordexp import run_folder
     from chordexp.finetune import settings_of
+    from chordexp.loggers import finish_loggers
     from chordexp.model import count_parameters
     from chordexp.run_plots import write_run_plots
-    from chordexp.tracking import TensorBoardCallback
     from chordexp.training import Trainer
     from chordexp.training.distributed import current_context
     from chordexp.training.stop_signals import stop_on_signals
@@ -66,6 +72,7 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     if not main_rank:  # rank 0 logs for the run; the others say only what goes wrong
         logging.getLogger().setLevel(logging.WARNING)
     resume = bool(cfg.get("resume"))
+    loggers = build_loggers(cfg, folder) if main_rank else []  # a tracker's missing library fails before any write
     if main_rank and not resume:
         run_folder.write_resolved_config(cfg, folder / "resolved_config.yaml")
     set_threads(cfg.trainer.num_threads)
@@ -77,8 +84,11 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     components = build_components(cfg, config, distributed)
     decoder = components.pop("decoder", None)
     run_config = resolved_dict(cfg)
-    callbacks = [TensorBoardCallback(folder / "tensorboard", run_config)] if main_rank else []
-    trainer = Trainer(config=config, callbacks=callbacks, distributed=distributed, **components)
+    from chordexp.optuna_trial import trial_callbacks  # an Optuna trial reports each epoch; its pruner may stop it
+
+    trial = resolved_dict(cfg.get("optuna_trial") or {})
+    pruning = trial_callbacks(trial, cfg.optimized_metric, folder) if main_rank else []
+    trainer = Trainer(config=config, callbacks=[*loggers, *pruning], distributed=distributed, **components)
     trainer.checkpoint_extra = {"run_config": run_config}  # a copied checkpoint keeps its provenance
     if decoder is not None:  # predict decodes with the settings of the data the model learnt from
         trainer.checkpoint_extra["decoder"] = decoder
@@ -95,6 +105,9 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     try:
         with stop_on_signals(trainer):
             history = trainer.train()
+    except BaseException:
+        finish_loggers(loggers, folder, failed=True)  # the trackers' runs end as failed, with what the run has
+        raise
     finally:  # a failed or stopped run keeps the epochs it finished
         trainer.export_history(folder / "history.json")
     if not main_rank:
@@ -116,7 +129,31 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
              metrics["best_epoch"], metrics["epochs_run"], wall_time_s)
     if cfg.eval_songs:
         evaluate_songs(Path(config.checkpoint_dir) / "best.pt", Path(cfg.eval_songs), folder)
+    finish_loggers(loggers, folder)  # after metrics.json and the plots: the trackers upload them
     return metrics
+
+
+def no_trackers(arg: str) -> str:
+    """``logger=null`` -> ``logger=[]``: no tracker (Hydra takes null only for a group whose default is null)."""
+    return "logger=[]" if arg.lower() in ("logger=null", "logger=none") else arg
+
+
+def build_loggers(cfg: DictConfig, folder: Path) -> list:
+    """The experiment trackers of ``cfg.logger`` (name -> ``_target_`` node) as Trainer
+    callbacks, each given the run folder and the config (without ``logger``) to log.
+
+    Built as partials and called here, so a tracker's own error (its library missing)
+    reaches the user as that one line, not wrapped in Hydra's InstantiationException.
+    """
+    from hydra.utils import instantiate
+
+    from chordexp.targets import check_targets
+
+    check_targets(cfg)
+    params = {key: value for key, value in resolved_dict(cfg).items() if key != "logger"}
+    nodes = cfg.get("logger") or {}
+    return [instantiate(nodes[name], _partial_=True, _convert_="all")(run_folder=folder, run_config=params)
+            for name in nodes if nodes[name] is not None]
 
 
 def whole_val_loader(val_loader: Any, batch_size: int) -> Any:
@@ -350,10 +387,9 @@ def check_optimized_metric(key: Optional[str]) -> None:
 def objective(metrics: Dict[str, Any], key: Optional[str]) -> Optional[float]:
     """The value a sweeper optimises; a non-finite one raises, so a diverged run fails.
 
-    Raising (not returning NaN) is what fails an Optuna trial without ending the study:
-    the sweeper tells a failed job FAIL and goes on (``max_failure_rate``), but passes a
-    returned NaN to optuna 2.x's ``study.tell``, which rejects it, and the study crashes.
-    A single run exits non-zero with this message instead of looking finished.
+    Raising fails the job: an Optuna search tells its trial FAIL and goes on
+    (``hparams_search=optuna``, docs/search.md), a grid sweep reports it after the other
+    jobs, and a single run exits non-zero with this message instead of looking finished.
     """
     if key is None:
         return None
@@ -401,7 +437,7 @@ def run_task(cfg: DictConfig) -> Optional[float]:
     except Exception as err:
         report_failure(err)
         if HydraConfig.get().mode == RunMode.RUN and is_user_error(err) and not debug_requested():
-            raise SystemExit(1) from None
+            raise SystemExit(2) from None  # bad input or environment: 2, as every entry point
         raise
     finally:
         log.info("run folder: %s", folder)
@@ -488,14 +524,14 @@ def cli() -> None:
 
     claim = None
     try:
-        sys.argv[1:] = expand_run_shortcuts(sys.argv[1:])
+        sys.argv[1:] = [no_trackers(arg) for arg in expand_run_shortcuts(sys.argv[1:])]
         check_output_dirs(sys.argv[1:])  # a run folder that cannot be made: one line, not Hydra's traceback
         distributed = join_distributed_run(sys.argv[1:])
         if distributed is None or distributed.is_main:  # a folder holding a run, or in use: refused, then locked
             claim = claim_run_folder(sys.argv[1:])
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(getattr(err, "exit_status", 2)) from None  # 1: a config that does not compose
+        raise SystemExit(2) from None
     if distributed is not None and not distributed.is_main:
         if any(arg.startswith(("--cfg", "--help", "-h", "--hydra-help", "--info")) for arg in sys.argv[1:]):
             return  # rank 0 answers; it never reaches the broadcast the others would wait for

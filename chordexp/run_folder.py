@@ -49,7 +49,9 @@ def is_optimizable_metric(key: str) -> bool:
     (whether the run records ``val_<name>`` is only known once it has validated)."""
     return (key in METRIC_KEYS and key not in TEXT_METRIC_KEYS) or EXTRA_METRIC_KEY.fullmatch(key) is not None
 
-PACKAGES = ("torch", "hydra-core", "omegaconf", "numpy")
+#: Versions recorded in environment.json; tinysoundfont null: the data's SoundFont parts
+#: were played by the additive fallback (chordexp.data.soundfont.AdditiveRenderer).
+PACKAGES = ("torch", "hydra-core", "omegaconf", "numpy", "tinysoundfont")
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> None:

@@ -439,9 +439,8 @@ def _compose(args: List[str]):
 
 
 class CompositionError(UsageError):
-    """The config does not compose (Hydra's own error, in one line); exit status 1."""
-
-    exit_status = 1
+    """The config does not compose (Hydra's own error, in one line); exit status 2, as
+    any bad input."""
 
 
 #: Lines of Hydra's composition messages that add nothing to the first.

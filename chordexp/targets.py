@@ -29,6 +29,11 @@ ALLOWED_TARGETS = frozenset({
     "chordexp.data.DummyChordDataset", "chordexp.data.dummy.DummyChordDataset",
     "chordexp.data.FolderChordDataset", "chordexp.data.folder.FolderChordDataset",
     "chordexp.data.FolderSongDataset", "chordexp.data.folder_songs.FolderSongDataset",
+    # experiment trackers (conf/logger)
+    "chordexp.loggers.TensorBoardLogger", "chordexp.loggers.tensorboard_events.TensorBoardLogger",
+    "chordexp.loggers.CSVLogger", "chordexp.loggers.csv_file.CSVLogger",
+    "chordexp.loggers.MLflowLogger", "chordexp.loggers.mlflow_run.MLflowLogger",
+    "chordexp.loggers.WandbLogger", "chordexp.loggers.wandb_run.WandbLogger",
 })
 OPT_IN_KEY = "allow_any_target"
 
@@ -58,5 +63,6 @@ def check_targets(cfg: Any) -> None:
         if target not in ALLOWED_TARGETS:
             raise ConfigValueError(
                 f"{key}={target!r} is not one of chordexp's components (the optimizers torch.optim.AdamW/Adam/SGD, "
-                f"ChordRecognitionModel, ChordRecognitionLoss and the datasets of chordexp.data); "
+                f"ChordRecognitionModel, ChordRecognitionLoss, the datasets of chordexp.data and the trackers of "
+                f"chordexp.loggers); "
                 f"to instantiate your own class, add {OPT_IN_KEY}=true")

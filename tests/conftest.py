@@ -26,6 +26,19 @@ REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _audio_cache_in_a_temporary_folder(tmp_path_factory):
+    """data=folder runs cache decoded audio (``data.cache_dir=auto``): in the tests, under
+    the session's temporary folder, never the user's ~/.cache (subprocesses inherit it)."""
+    before = os.environ.get("CHORDEXP_CACHE")
+    os.environ["CHORDEXP_CACHE"] = str(tmp_path_factory.mktemp("audio-cache"))
+    yield
+    if before is None:
+        os.environ.pop("CHORDEXP_CACHE", None)
+    else:
+        os.environ["CHORDEXP_CACHE"] = before
+
+
 def _compose(*overrides: str, config_dir: Path = CONF_DIR) -> DictConfig:
     """Compose ``config_dir/config.yaml`` with ``overrides``; Hydra's global state is cleared after."""
     register_configs()

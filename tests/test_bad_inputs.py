@@ -73,7 +73,7 @@ class Case:
         return flags + [a for a in args if a not in flags]
 
 
-def run(id: str, *args: str, status: int = 1, pattern: str, **kw: Any) -> Case:
+def run(id: str, *args: str, status: int = 2, pattern: str, **kw: Any) -> Case:
     return Case(id, "run", args, status, pattern, **kw)
 
 
@@ -136,6 +136,11 @@ RUN_CASES = [
         pattern=r"songs_label/a\.lab:2: 'H:maj' is not a chord label mir_eval can parse"),
     run("every-song-skipped", "data=folder", "data.dataset.root={d}/songs_corrupt",
         pattern=r"data folder \S*songs_corrupt: no usable songs in the \w+ split"),
+    run("fold-without-num-folds", "data=folder", "data.dataset.root={d}/songs_good", "data.fold=3",
+        pattern=r"FolderChordDataset: fold must be an integer in 0\.\.0 \(num_folds=0\), got 3"),
+    run("missing-annotation-folder", "data=folder", "data.dataset.root={d}/songs_good",
+        "data.dataset.annotations={d}/nope",
+        pattern=r"annotation folder \S*/nope: no such directory \(data\.dataset\.annotations\)"),
     run("bad-on-error-mode", "data=folder", "data.dataset.root={d}/songs_label", "data.dataset.on_error=ignore",
         pattern=r"FolderChordDataset: on_error must be one of \('skip', 'raise'\), got 'ignore'"),
     run("label-index-out-of-range", *USER_DATASET, "data.dataset._target_=fault_datasets.OutOfRangeLabels",
@@ -569,7 +574,23 @@ API_CASES = [
         _attr("chordexp.config:ConfigValueError"), r"^data\.dataset\.options\.x\._target_='os\.system' is not one of"),
 ]
 
-CASES = RUN_CASES + PREDICT_CASES + EVALUATE_CASES + REPORT_CASES + API_CASES
+CHECK_DATA_CASES = [
+    tool("check_data", "check-data-missing-root", "root={d}/nope", pattern=r"^root=\S*/nope: no such folder$"),
+    tool("check_data", "check-data-no-audio", "root={d}/empty", pattern=r"^root=\S*/empty holds no audio files$"),
+    tool("check_data", "check-data-missing-annotations", "root={d}/songs_good", "annotations={d}/nope",
+         pattern=r"^annotations=\S*/nope: no such folder$"),
+    tool("check_data", "check-data-misspelt-key", "rot={d}/songs_good", pattern=r"Key 'rot' not in 'CheckArgs'"),
+    tool("check_data", "check-data-unknown-chords-mode", "root={d}/songs_good", "unknown_chords=drop",
+         pattern=r"^unknown_chords=drop must be one of map, skip$"),
+    api("api-fold-out-of-range", lambda d: _attr("chordexp.data:FolderChordDataset")(
+        8, root=d / "songs_good", num_folds=2, fold=2), ValueError,
+        r"^FolderChordDataset: fold must be an integer in 0\.\.1 \(num_folds=2\), got 2$"),
+    api("api-split-file-unknown-song", lambda d: _attr("chordexp.data:FolderChordDataset")(
+        8, root=d / "songs_good", split_file=d / "split_unknown.txt"), ValueError,
+        r"^\S*/split_unknown\.txt:2: 'zzz\.wav' is not an audio file of the collection"),
+]
+
+CASES = RUN_CASES + PREDICT_CASES + EVALUATE_CASES + REPORT_CASES + API_CASES + CHECK_DATA_CASES
 
 
 # --------------------------------------------------------------------------- files
@@ -614,6 +635,7 @@ def files(tmp_path_factory, compose_cfg) -> Path:
     _transcription_inputs(d)
     (d / "refs_overlap").mkdir()
     (d / "refs_overlap" / "a.lab").write_text("0.0 2.0 C:maj\n1.0 3.0 A:min\n")
+    (d / "split_unknown.txt").write_text("train a.wav\nval zzz.wav\n")
     SNAPSHOT.update(_hashes(d))
     return d
 
@@ -729,7 +751,7 @@ class Result:
 
 
 MODULES = {"run": "chordexp.run", "predict": "chordexp.predict", "evaluate": "chordexp.evaluate",
-           "report": "chordexp.report"}
+           "report": "chordexp.report", "check_data": "chordexp.check_data"}
 
 
 @pytest.fixture(scope="module")
@@ -800,5 +822,5 @@ def test_bad_input_gives_one_clear_line(case: Case, files: Path, request) -> Non
 
 def test_the_table_covers_every_entry_point_and_the_issue_list():
     entries = {case.entry for case in CASES}
-    assert entries == {"run", "predict", "evaluate", "report", "api"}
+    assert entries == {"run", "predict", "evaluate", "report", "check_data", "api"}
     assert len(CASES) >= 170 and len({case.id for case in CASES}) == len(CASES)

@@ -84,7 +84,7 @@ def test_resume_refuses_a_run_folder_with_a_crafted_last_pt(evil, tmp_path, comp
     config = ff.composed_run_config(compose_cfg, "experiment=smoke", "data=dummy")
     folder = ff.fake_run_folder(tmp_path / "run", config, evil.read_bytes())
     done = ff.run_module("chordexp.run", [f"resume={folder}"], cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 2
     errors = re.findall(r"\[ERROR\] - (.*)", done.stdout + done.stderr)
     assert len(errors) == 1 and re.search(REFUSED, errors[0]), done.stdout[-2000:]
     assert "Traceback" not in done.stdout + done.stderr

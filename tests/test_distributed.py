@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import RandomSampler
 
-from chordexp.training.distributed import ShardedRandomSampler, ShardedSequentialSampler
+from chordexp.data.samplers import ShardedRandomSampler, ShardedSequentialSampler
 
 SMOKE = ["experiment=smoke", "trainer.deterministic=true"]
 LONGER = [*SMOKE, "data.train_size=96", "trainer.num_epochs=4", "trainer.save_every=0"]

@@ -13,8 +13,10 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override
 from hydra.types import RunMode
+from hydra.utils import instantiate
 
 from chordexp.config import to_training_config
+from chordexp.optuna_trial import PRUNED_FILE, direction_for
 from chordexp.report import collect_runs
 from chordexp.run import parallel_jobs
 from chordexp.run_folder import METRIC_KEYS
@@ -39,13 +41,9 @@ def choices(override: Override) -> List[Any]:
 
 def trials_of(db: Path) -> List[Any]:
     """Every trial of the preset's study stored in the SQLite file ``db``."""
-    import warnings
+    import optuna
 
-    with warnings.catch_warnings():  # optuna 2.x's models warn (once, on import) about SQLAlchemy 2.0
-        warnings.filterwarnings("ignore", message="Deprecated API features detected")
-        import optuna
-
-        return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}").trials
+    return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}").trials
 
 
 def overrides_of(folder: Path) -> Dict[str, str]:
@@ -66,14 +64,25 @@ def check_trial_matches_its_folder(trial: Any, folder: Path) -> None:
 def test_preset_is_a_seeded_tpe_search_of_lr_weight_decay_scheduler_and_width(compose_cfg):
     cfg = compose_cfg("hparams_search=optuna")
     sweeper = cfg.hydra.sweeper
-    assert sweeper._target_ == "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    assert sweeper._target_ == "hydra_plugins.chordexp_optuna_sweeper.sweeper.ChordexpOptunaSweeper"
     assert cfg.hydra.runtime.choices.hparams_search == "optuna" and cfg.hydra.mode == RunMode.MULTIRUN
     assert sweeper.sampler._target_ == "optuna.samplers.TPESampler"
     assert sweeper.sampler.seed == cfg.seed == 0
     assert compose_cfg("hparams_search=optuna", "seed=7").hydra.sweeper.sampler.seed == 7
+    assert sweeper.pruner._target_ == "optuna.pruners.MedianPruner"
     assert cfg.optimized_metric in METRIC_KEYS
-    assert sweeper.direction == ("minimize" if "loss" in cfg.optimized_metric else "maximize")
+    assert sweeper.direction is None and direction_for(cfg.optimized_metric) == "minimize"  # follows the metric
     assert sweeper.n_trials >= 8 and sweeper.max_failure_rate == 1.0  # a failed trial ends nothing
+    for group, option, target in (("sampler", "cmaes", "optuna.samplers.CmaEsSampler"),
+                                  ("sampler", "random", "optuna.samplers.RandomSampler"),
+                                  ("pruner", "hyperband", "optuna.pruners.HyperbandPruner"),
+                                  ("pruner", "successive_halving", "optuna.pruners.SuccessiveHalvingPruner"),
+                                  ("pruner", "none", "optuna.pruners.NopPruner")):
+        other = compose_cfg("hparams_search=optuna", f"hydra/sweeper/{group}={option}", "seed=3")
+        node = instantiate(other.hydra.sweeper[group])
+        assert type(node).__name__ == target.rsplit(".", 1)[1] and type(node).__module__.startswith("optuna.")
+    assert compose_cfg("hparams_search=optuna", "trainer.num_epochs=9",
+                       "hydra/sweeper/pruner=hyperband").hydra.sweeper.pruner.max_resource == 9
 
     space = search_space(cfg)
     assert set(space) == SEARCHED
@@ -173,44 +182,45 @@ def test_only_joblib_jobs_share_the_machine(compose_cfg, as_job, overrides, expe
 # --------------------------------------------------------------------------- running
 
 
-def test_optuna_search_fails_a_diverged_trial_goes_on_and_names_the_best(run_cli, tmp_path):
-    """Three small trials, lr drawn from {1e-3, 1e30}: the 1e30 trial's loss turns NaN, its
-    job fails, Optuna records it FAIL and the study runs the next trial and finishes."""
+def test_optuna_search_prunes_a_trial_keeps_its_folder_and_goes_on_after_a_failed_one(run_cli, tmp_path):
+    """Three small trials, random sampler, lr drawn from {1e-3, 1e30}, a threshold pruner
+    that stops any trial above 0 after its first epoch. The 1e-3 trials are PRUNED with
+    their run folder kept (one epoch, metrics.json, pruned.json; ``pruned`` in the report);
+    the 1e30 trial's loss turns NaN, it is FAIL, and the study runs the next trial."""
     sweep, db = tmp_path / "sweep", tmp_path / "study.db"
     done = run_cli(["hparams_search=optuna", "experiment=smoke", "hydra.sweeper.n_trials=3",
-                    "hydra.sweeper.sampler.seed=2",  # draws 1e-3, 1e30, 1e-3 (checked below)
+                    "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=3",  # draws 1e-3, 1e30, 1e-3
+                    "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=0.0",
                     "data.train_size=16", "trainer.num_epochs=2", f"optimizer.lr=choice(1e-3,{DIVERGING_LR})",
                     f"hydra.sweep.dir={sweep}", f"hydra.sweeper.storage=sqlite:///{db}"], cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "Failed experiment" in done.stdout + done.stderr
+    assert "trial 1 failed (NonFiniteLossError" in done.stdout + done.stderr
 
     trials = trials_of(db)
     assert [t.number for t in trials] == [0, 1, 2]
-    failed = [t for t in trials if t.state.name == "FAIL"]
-    complete = [t for t in trials if t.state.name == "COMPLETE"]
-    assert failed and complete, "the seed no longer draws both lr values"
-    assert all(t.params["optimizer.lr"] == DIVERGING_LR for t in failed)
-    assert all(t.params["optimizer.lr"] == 1e-3 for t in complete)
-    assert max(t.number for t in complete) > min(t.number for t in failed)  # the study went on
+    assert [t.state.name for t in trials] == ["PRUNED", "FAIL", "PRUNED"], "the seed no longer draws 1e-3, 1e30, 1e-3"
+    assert [t.params["optimizer.lr"] for t in trials] == [1e-3, DIVERGING_LR, 1e-3]
     assert set(trials[0].params) == SEARCHED
 
     statuses = {row["path"]: row["status"] for row in collect_runs(sweep)}
+    assert statuses == {"0": "pruned", "1": "failed", "2": "pruned"}
     for trial in trials:
         folder = sweep / str(trial.number)
         check_trial_matches_its_folder(trial, folder)
-        if trial in failed:
-            assert statuses[str(trial.number)] == "failed" and trial.value is None
-            assert not (folder / "metrics.json").exists()
+        assert overrides_of(folder)["optuna_trial.number"] == str(trial.number)
+        if trial.state.name == "FAIL":
+            assert not (folder / "metrics.json").exists() and trial.value is None
             assert "NonFiniteLossError" in (folder / "run.log").read_text()
-        else:
-            assert statuses[str(trial.number)] == "finished"
-            metrics = check_run_folder(folder, num_epochs=2, save_every=2)
-            assert trial.value == pytest.approx(metrics["best_val_loss"])
+            continue
+        metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["epochs_run"] == 1 and (folder / "checkpoints" / "best.pt").is_file()
+        assert trial.intermediate_values == {1: pytest.approx(metrics["best_val_loss"])}
+        assert trial.value == pytest.approx(metrics["best_val_loss"])  # a pruned trial keeps its last value
+        assert json.loads((folder / PRUNED_FILE).read_text())["epoch"] == 1
+        assert "trial %d pruned after epoch 1" % trial.number in (folder / "run.log").read_text()
 
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
-    best = min(complete, key=lambda t: t.value)
-    assert results["best_value"] == pytest.approx(best.value)
-    assert results["best_params"] == best.params
+    assert results["trials"] == {"complete": 0, "pruned": 2, "fail": 1} and results["best_value"] is None
 
 
 def test_failed_job_of_a_parallel_sweep_keeps_the_others_and_reports_failed(run_cli, tmp_path):
@@ -237,20 +247,21 @@ def test_failed_job_of_a_parallel_sweep_keeps_the_others_and_reports_failed(run_
 
 @pytest.mark.slow
 def test_eight_trial_search_on_smoke_names_the_best_trial(run_cli, tmp_path):
-    """The preset as shipped, 8 trials of ``experiment=smoke``: every trial a complete run,
-    the best one named in optimization_results.yaml."""
+    """The preset as shipped, 8 trials of ``experiment=smoke``: every trial a complete run
+    (or one the median pruner stopped), the best one named in optimization_results.yaml."""
     sweep, db = tmp_path / "sweep", tmp_path / "study.db"
     done = run_cli(["hparams_search=optuna", "experiment=smoke", "hydra.sweeper.n_trials=8",
                     f"hydra.sweep.dir={sweep}", f"hydra.sweeper.storage=sqlite:///{db}"], cwd=tmp_path, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     trials = trials_of(db)
-    assert len(trials) == 8 and all(t.state.name == "COMPLETE" for t in trials)
+    assert len(trials) == 8 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    assert sum(t.state.name == "COMPLETE" for t in trials) >= 5  # the pruner waits for 5 finished trials
     for trial in trials:
         assert 1e-4 <= trial.params["optimizer.lr"] <= 1e-2 and 1e-4 <= trial.params["optimizer.weight_decay"] <= 0.1
         check_trial_matches_its_folder(trial, sweep / str(trial.number))
         metrics = json.loads((sweep / str(trial.number) / "metrics.json").read_text())
         assert math.isfinite(trial.value) and trial.value == pytest.approx(metrics["best_val_loss"])
-    best = min(trials, key=lambda t: t.value)
+    best = min((t for t in trials if t.state.name == "COMPLETE"), key=lambda t: t.value)
     results = yaml.safe_load((sweep / "optimization_results.yaml").read_text())
     assert results["best_params"] == best.params and results["best_value"] == pytest.approx(best.value)
     assert len({t.params["scheduler"] for t in trials}) > 1  # the search moves through the space

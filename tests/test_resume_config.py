@@ -117,7 +117,8 @@ def test_differences_skip_the_resumable_keys_and_name_both_sides():
     assert [key for key, *_ in differences] == ["data.batch_size", "optimizer.extra"]
     assert differences[0][1:] == (8, 4)
     assert set(RESUMABLE_KEYS) == {"resume", "trainer.num_epochs", "trainer.device", "trainer.num_threads",
-                                   "trainer.log_every", "data.num_workers", "eval_songs"}
+                                   "trainer.log_every", "data.num_workers", "eval_songs", "logger", "optuna_trial",
+                                   "optimizer.fused", "data.cache_dir", "data.dataset.cache_dir"}
     assert config_differences({"a": {"b": 1.0}, "t": True}, {"a": {"b": 1}, "t": True}) == []
     assert [k for k, *_ in config_differences({"t": True}, {"t": 1})] == ["t"]
 

@@ -161,7 +161,7 @@ def test_cfg_job_prints_the_config_without_loading_torch(tmp_path):
 
 def test_bad_value_exits_with_one_line_and_trains_nothing(run_cli, tmp_path):
     done = run_cli(["experiment=smoke", "trainer.num_epochs=0", "hydra.run.dir=run"], cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "trainer.num_epochs=0 must be > 0" in done.stdout
     assert "Traceback" not in done.stdout + done.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
@@ -170,14 +170,14 @@ def test_bad_value_exits_with_one_line_and_trains_nothing(run_cli, tmp_path):
 
 def test_bad_override_fails_before_a_run_folder_exists(run_cli, tmp_path):
     done = run_cli(["optimizer.lrr=1", "hydra.run.dir=run"], cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "optimizer.lrr" in done.stderr and "Key 'lrr' not in 'AdamWConfig'" in done.stderr
     assert not (tmp_path / "run").exists()
 
 
 def test_a_failing_run_logs_the_error_and_its_folder(run_cli, tmp_path):
     done = run_cli(["experiment=smoke", "model.num_heads=3", "hydra.run.dir=run"], cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 2
     log = (tmp_path / "run" / "run.log").read_text()
     # a bad model value is the user's: one line (CHORDEXP_DEBUG=1 adds the traceback)
     assert "run failed: d_model (64) must be divisible by num_heads (3)" in log

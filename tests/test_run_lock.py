@@ -228,6 +228,6 @@ def test_a_second_run_into_a_running_ones_folder_is_refused_and_sigterm_removes_
 
 def test_a_failing_run_removes_its_lock(tmp_path):
     done = run([*SMOKE, "trainer.gradient_clip=nan", "hydra.run.dir=run"], cwd=tmp_path)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert "invalid config: trainer.gradient_clip=nan must be a finite number" in done.stdout
     assert not (tmp_path / "run" / LOCK_NAME).exists()

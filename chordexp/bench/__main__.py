@@ -2,8 +2,8 @@
 
     python -m chordexp.bench [output=outputs/bench.json] [only=trainer,data,...] [quick=false] [repeats=N]
 
-``only``: a comma-separated subset of startup, trainer, data, frontend, transcribe,
-memory (default: all, in that order). ``quick=true`` runs a miniature of every
+``only``: a comma-separated subset of startup, trainer, data, songs, collection, frontend, transcribe,
+memory, gpu (default: all, in that order; gpu is skipped with one line without a CUDA GPU). ``quick=true`` runs a miniature of every
 benchmark (seconds, figures meaningless: for tests). ``repeats``: timed repetitions
 (default 5, quick 1); figures are medians. Progress goes to stderr, the table to stdout.
 """
@@ -26,9 +26,12 @@ BENCHMARKS: Dict[str, str] = {
     "startup": "chordexp.bench.startup",
     "trainer": "chordexp.bench.trainer_overhead",
     "data": "chordexp.bench.data_throughput",
+    "songs": "chordexp.bench.song_data",
+    "collection": "chordexp.bench.collection",
     "frontend": "chordexp.bench.cqt",
     "transcribe": "chordexp.bench.transcription",
     "memory": "chordexp.bench.memory",
+    "gpu": "chordexp.bench.gpu",  # one line and no rows without a CUDA GPU
 }
 
 

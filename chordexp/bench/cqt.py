@@ -77,6 +77,39 @@ def speed(frontend, grid: Dict[str, float], inputs: np.ndarray, repeats: int, li
     return ours, theirs
 
 
+def previous_decimation(frontend, song: np.ndarray, repeats: int, seconds: float) -> List[Row]:
+    """The front end against itself with its earlier decimation (one FFT of the whole
+    signal, ``multirate.fft_decimate``) on the song: speed on one core, and how well the
+    outputs agree (what keeps older checkpoints valid)."""
+    import torch
+
+    from chordexp.model.multirate import fft_decimate
+
+    x = torch.from_numpy(song)[None]
+    with one_core(), torch.inference_mode():
+        new = frontend(x)
+        ours = [cpu_timed(lambda: frontend(x)) for _ in range(repeats)]
+        frontend.decimate = lambda audio: fft_decimate(audio, frontend.decimation)  # this instance only
+        try:
+            old = frontend(x)
+            theirs = [cpu_timed(lambda: frontend(x)) for _ in range(repeats)]
+        finally:
+            del frontend.decimate  # the class's method again
+    inner = slice(1, -1) if new.shape[-1] > 2 else slice(None)  # the edge frames: zero-padded vs circular
+    r = float(np.corrcoef(new[..., inner].flatten().numpy(), old[..., inner].flatten().numpy())[0, 1])
+    ours_s, theirs_s = median(ours), median(theirs)
+    return [
+        Row(benchmark="frontend", measure=f"{seconds:.0f} s song, multirate decimation, one core", value=ours_s,
+            unit="s", baseline_name="whole-signal FFT decimation (before)", baseline=theirs_s, baseline_unit="s",
+            ratio=ratio(theirs_s, ours_s), ratio_of="speed-up", note="the front end with each decimation",
+            samples={"ours_s": ours, "previous_s": theirs}),
+        Row(benchmark="frontend", measure=f"agreement with the previous front end ({seconds:.0f} s)", value=r,
+            unit="r", baseline_name="identical output", baseline=1.0, baseline_unit="r", ratio=r,
+            ratio_of="correlation of the outputs", target_op=">=", target=0.999,
+            note="first and last frame left out, as for the CQT"),
+    ]
+
+
 def run(sizes: Sizes) -> List[Row]:
     from chordexp.bench.defaults import default_batch_size, default_components
 
@@ -105,6 +138,7 @@ def run(sizes: Sizes) -> List[Row]:
             ratio=ratio(reference_s, ours_s), ratio_of="speed-up", target_op=">=", target=TARGET,
             note=f"{frontend.n_bins} bins, hop {frontend.hop_length}; librosa one call per clip",
             samples={"ours_s": ours_times, "reference_s": reference_times}))
+    rows.extend(previous_decimation(frontend, song, sizes.repeats, seconds))
     rows.append(Row(
         benchmark="frontend", measure=f"agreement with the CQT ({seconds:.0f} s)", value=agreement, unit="r",
         baseline_name="identical transform", baseline=1.0, baseline_unit="r", ratio=agreement,

@@ -14,9 +14,10 @@ from chordexp.config import TrainingConfig
 CLIP_MODE = ("data=synthetic",)
 
 
-def compose_default(*overrides: str) -> Any:
-    """The composed root config of the default run, with ``overrides``; Hydra's global
-    state is cleared afterwards."""
+def compose_default(*overrides: str, clip_mode: bool = True) -> Any:
+    """The composed root config of the default run, with ``overrides`` (in clip mode
+    unless ``clip_mode=False``: the song-mode benchmark); Hydra's global state is cleared
+    afterwards."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -27,7 +28,7 @@ def compose_default(*overrides: str) -> Any:
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(version_base="1.3", config_dir=CONF_DIR):
-            return compose("config", overrides=[*CLIP_MODE, *overrides])
+            return compose("config", overrides=[*(CLIP_MODE if clip_mode else ()), *overrides])
     finally:
         GlobalHydra.instance().clear()
 

@@ -18,6 +18,7 @@ RESULT_PREFIX = "CHORDEXP_BENCH_RESULT"
 #: probe name -> "module:function"; the function maps the JSON arguments to a JSON-able dict.
 PROBES = {
     "transcribe": "chordexp.bench.transcription:probe",
+    "transcribe_folder": "chordexp.bench.transcription:folder_probe",
     "train": "chordexp.bench.memory:probe",
 }
 

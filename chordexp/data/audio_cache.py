@@ -76,6 +76,17 @@ class AudioCache:
             return audio
         return mapped
 
+    def mapped(self, path: str | Path, sample_rate: int) -> "MappedAudio | np.ndarray":
+        """The cached audio as a :class:`MappedAudio` (decoded first when not cached): what a
+        dataset keeps per song, so neither its memory nor its pickled copy in a DataLoader
+        worker grows with the collection."""
+        audio = self.load(path, sample_rate)
+        if not isinstance(audio, np.memmap) or audio.filename is None:
+            return audio
+        entry, length = Path(audio.filename), int(audio.shape[0])
+        del audio
+        return MappedAudio(entry, length)
+
     def _write(self, entry: Path, audio: np.ndarray) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{entry.stem}.", suffix=".tmp", dir=self.folder)
@@ -122,3 +133,42 @@ def _map(entry: Path) -> Optional[np.ndarray]:
                     mapped.dtype, mapped.shape)
         return None
     return mapped
+
+
+class MappedAudio:
+    """A cached song's samples, mapped only while a slice is read: ``audio[a:b]`` opens
+    the entry read-only, copies the slice out and closes it, so the process's resident
+    memory holds the windows it reads, not the songs (the page cache, shared by every
+    process of the machine, holds the rest). Pickles as its path: a DataLoader worker
+    maps the same file instead of receiving a copy."""
+
+    dtype = np.dtype(np.float32)
+    ndim = 1
+
+    def __init__(self, entry: Path, length: int) -> None:
+        self.entry, self.shape = Path(entry), (int(length),)
+
+    @property
+    def nbytes(self) -> int:
+        return 0  # nothing of it is held in this process's memory
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        mapped = np.load(self.entry, mmap_mode="r", allow_pickle=False)
+        try:
+            return np.array(mapped[key], dtype=np.float32)
+        finally:
+            mapped._mmap.close()  # type: ignore[union-attr]  # release the mapping now, not at gc
+
+    def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        whole = self[:]
+        return whole if dtype is None else whole.astype(dtype, copy=False)
+
+    def peak(self, chunk: int = 1 << 20) -> float:
+        """max |sample|, read in chunks (no copy of the whole song)."""
+        return max((float(np.max(np.abs(self[i:i + chunk]))) for i in range(0, len(self), chunk)), default=0.0)
+
+    def __repr__(self) -> str:
+        return f"MappedAudio({self.entry.name}, {self.shape[0]} samples)"

@@ -1,16 +1,22 @@
 """``FolderChordDataset``: training windows cut from a folder of annotated songs.
 
 ``root`` holds audio files (any format ``chordexp.audio`` reads, searched recursively,
-hidden files ignored), each with a MIREX ``.lab`` of the same stem beside it
-(``start end label`` lines, Harte labels), the layout of the public chord datasets.
+hidden files ignored), each with an annotation of the same stem (``.lab``: ``start end
+label`` lines, Harte labels; or JAMS) beside it or at the same relative path under
+``annotations`` (``chordexp.data.collection``: discovery, reading and splits).
 
 - Split: a song is in val when a hash of ``(seed, its path relative to root)`` falls
   below ``val_fraction``, so the split is stable and disjoint; if that leaves either
   split empty, the annotated song with the lowest (highest) hash moves over.
+  ``num_folds=K`` / ``fold=i``: fold ``i`` of K (by the same hash) is val instead;
+  ``split_file``: a list decides; ``group_depth=N``: songs sharing their first N folders
+  (artist, album) stay in one split.
 - Validation and cache: each dataset object reads its own split's songs once, at
   construction: the ``.lab`` (``chordexp.labfile.load_lab`` plus overlap and length
   checks) and the audio, decoded, mixed to mono and resampled to ``sample_rate``, kept as
-  float32 (4 bytes x sample_rate per second of audio: 10.6 MB per minute at 44.1 kHz).
+  float32 (4 bytes x sample_rate per second of audio: 10.6 MB per minute at 44.1 kHz),
+  or, with ``cache_dir``, written once to an on-disk cache and memory-mapped per read
+  (``chordexp.data.audio_cache``: later runs, workers and DDP ranks decode nothing).
   A bad song is one ``logging.warning`` naming its file and skipped
   (``on_error="skip"``) or a ValueError with the same line (``"raise"``), so nothing
   fails mid-epoch. Labels go onto the vocabulary by ``chordexp.data.labels.map_label``.
@@ -24,19 +30,22 @@ hidden files ignored), each with a MIREX ``.lab`` of the same stem beside it
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from chordexp.audio import AUDIO_SUFFIXES, AudioError, is_audio_file, load_audio, resample
+from chordexp.audio import AUDIO_SUFFIXES, AudioError, load_audio, resample
 from chordexp.chords import NO_CHORD, NUM_PITCH_CLASSES
+from chordexp.data import collection
+from chordexp.data.audio_cache import AudioCache, MappedAudio, default_cache_dir
+from chordexp.data.collection import OVERLAP_TOLERANCE_S, Entry, SongError
+from chordexp.data.collection import find_audio  # noqa: F401  (its old home)
 from chordexp.data.item_errors import item_error
 from chordexp.data.labels import UNKNOWN_CHORD_MODES, LabelCounts, Triple, classify_label
 from chordexp.data.synthetic import Item, as_targets, check_common, check_index, is_int
@@ -46,13 +55,8 @@ log = logging.getLogger("chordexp.data.folder")
 FOLDER_SPLITS: Tuple[str, ...] = ("train", "val")
 ON_ERROR_MODES = ("skip", "raise")
 LABEL_OVERRUN_S = 1.0  # labels may run this far past the end of the audio (then clipped)
-OVERLAP_TOLERANCE_S = 1e-3  # rounding in published .lab files
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter than this everywhere is a silent file
 _TAG = 0x464F4C44  # "FOLD": keeps item streams apart from other SeedSequence users
-
-
-class SongError(ValueError):
-    """One song that cannot be used; the message is one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +91,20 @@ class FolderChordDataset(Dataset):
     def __init__(self, size: int, split: str = "train", seed: int = 0, root: str | Path = "???",
                  sample_rate: int = 44100, clip_seconds: float = 1.0, val_fraction: float = 0.1,
                  on_error: str = "skip", unknown_chords: str = "map", pitch_shift: int = 6,
-                 min_label_fraction: float = 0.5) -> None:
+                 min_label_fraction: float = 0.5, annotations: str | Path | None = None, num_folds: int = 0,
+                 fold: int = 0, split_file: str | Path | None = None, group_depth: int = 0,
+                 cache_dir: str | Path | None = None) -> None:
         check_common(size, seed)
         _check_args(split, sample_rate, clip_seconds, val_fraction, on_error, unknown_chords,
                     pitch_shift, min_label_fraction)
+        problem = collection.check_split_options(num_folds, fold, group_depth, split_file)
+        if problem:
+            raise ValueError(f"{type(self).__name__}: {problem}")
         self.size, self.split, self.seed = int(size), split, int(seed)
         self.root = _check_root(root)
+        self.annotations = collection.annotation_root(annotations)
+        self.split_options = {"num_folds": int(num_folds), "fold": int(fold), "group_depth": int(group_depth),
+                              "split_file": None if split_file in (None, "") else Path(split_file).expanduser()}
         self.sample_rate = int(sample_rate)
         self.num_samples = int(round(clip_seconds * sample_rate))
         self.on_error, self.unknown_chords = on_error, unknown_chords
@@ -100,6 +112,7 @@ class FolderChordDataset(Dataset):
         self.shifts = tuple(range(-pitch_shift, pitch_shift + 1)) if split == "train" else (0,)
         self._split_id = FOLDER_SPLITS.index(split)
         self.counts = LabelCounts()
+        self.audio_cache = audio_cache_at(cache_dir)
         self.songs: List[Song] = self._load_split(val_fraction)
         self._starts = {k: [valid_starts(s.segments, s.duration, self._read_length(k) / self.sample_rate,
                                          self.min_label_fraction) for s in self.songs] for k in self.shifts}
@@ -166,42 +179,49 @@ class FolderChordDataset(Dataset):
 
     # ------------------------------------------------------------------ construction
     def _load_split(self, val_fraction: float) -> List[Song]:
-        paths = find_audio(self.root)
-        if not paths:
+        entries = collection.discover(self.root, self.annotations)
+        if not entries:
             raise ValueError(f"data folder {self.root} holds no audio files ({' '.join(AUDIO_SUFFIXES)})")
-        mine = [p for p, s in assign_splits(paths, self.root, self.seed, val_fraction).items() if s == self.split]
+        split = collection.assign_splits([e.song_id for e in entries], self.seed, val_fraction,
+                                         annotated=[e.song_id for e in entries if e.annotation is not None],
+                                         **self.split_options)
+        mine = [e for e in entries if split[e.song_id] == self.split]
         longest = self._read_length(max(self.shifts)) / self.sample_rate
         log.info("reading the %d songs of the %s split under %s (%d audio files in all)",
-                 len(mine), self.split, self.root, len(paths))
+                 len(mine), self.split, self.root, len(entries))
         songs = []
-        for path in mine:
+        for entry in mine:
             try:
-                songs.append(self._load_song(path, longest))
+                songs.append(self._load_song(entry, longest))
             except SongError as error:
                 if self.on_error == "raise":
                     raise ValueError(str(error)) from None
                 log.warning("skipping %s", error)
         if not songs:
             raise ValueError(f"data folder {self.root}: no usable songs in the {self.split} split "
-                             f"({len(mine)} of {len(paths)} audio files are {self.split}; see the warnings above)")
+                             f"({len(mine)} of {len(entries)} audio files are {self.split}; see the warnings above)")
         return songs
 
-    def _load_song(self, path: Path, longest: float) -> Song:
-        lab = path.with_suffix(".lab")
-        if not lab.is_file():
-            raise SongError(f"{path}: no .lab annotation beside it (expected {lab.name})")
-        intervals, labels, rows = read_lab(lab)
+    def _load_song(self, entry: Entry, longest: float) -> Song:
+        path, lab = entry.audio, entry.annotation
+        if lab is None:
+            raise SongError(entry.missing_message())
+        intervals, labels, rows = collection.read_annotation(lab)
         try:
-            audio = load_audio(path, self.sample_rate)
+            if self.audio_cache is None:
+                audio = load_audio(path, self.sample_rate)
+            else:
+                audio = self.audio_cache.mapped(path, self.sample_rate)
         except AudioError as error:
             raise SongError(str(error)) from None
-        if float(np.max(np.abs(audio))) < SILENCE_PEAK:
+        peak = audio.peak() if isinstance(audio, MappedAudio) else float(np.max(np.abs(audio)))
+        if peak < SILENCE_PEAK:
             raise SongError(f"{path}: the audio is silent (peak below {20 * math.log10(SILENCE_PEAK):.0f} dBFS)")
         duration = audio.shape[0] / self.sample_rate
         last = int(np.argmax(intervals[:, 1]))
         if intervals[last, 1] > duration + LABEL_OVERRUN_S:
             raise SongError(f"{lab}:{rows[last]}: labels run to {intervals[last, 1]:.2f} s but {path.name} "
-                            f"lasts {duration:.2f} s (wrong .lab, or truncated audio?)")
+                            f"lasts {duration:.2f} s (wrong annotation, or truncated audio?)")
         counts = LabelCounts()
         segments, triples = self._map_labels(np.minimum(intervals, duration), labels, counts)
         self._check_usable(path, segments, duration, longest)
@@ -235,8 +255,10 @@ class FolderChordDataset(Dataset):
     def _log_summary(self) -> None:
         seconds = sum(s.audio.shape[0] for s in self.songs) / self.sample_rate
         megabytes = sum(s.audio.nbytes for s in self.songs) / 1e6
-        log.info("%s split of %s: %d songs, %.1f s of audio (%.1f MB float32 at %d Hz); labels: %s",
-                 self.split, self.root, len(self.songs), seconds, megabytes, self.sample_rate, self.counts.summary())
+        held = (f"mapped from the audio cache {self.audio_cache.folder}" if self.audio_cache is not None
+                else f"{megabytes:.1f} MB float32 in memory")
+        log.info("%s split of %s: %d songs, %.1f s of audio at %d Hz (%s); labels: %s",
+                 self.split, self.root, len(self.songs), seconds, self.sample_rate, held, self.counts.summary())
 
     def __repr__(self) -> str:
         return (f"FolderChordDataset(size={self.size}, split={self.split!r}, seed={self.seed}, root='{self.root}', "
@@ -245,46 +267,23 @@ class FolderChordDataset(Dataset):
 
 
 # ---------------------------------------------------------------------- helpers
-def find_audio(root: Path) -> List[Path]:
-    """Audio files under ``root``, recursively, sorted; hidden files and folders skipped."""
-    return sorted(p for p in root.rglob("*")
-                  if is_audio_file(p) and not any(part.startswith(".") for part in p.relative_to(root).parts))
-
-
-def split_hash(seed: int, relative_path: str) -> float:
-    """A stable pseudo-random number in [0, 1) for a song (same on every machine and run)."""
-    digest = hashlib.blake2b(f"{seed}\0{relative_path}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0 ** 64
+def audio_cache_at(cache_dir: str | Path | None) -> Optional[AudioCache]:
+    """``None`` (or ``''``/``'none'``): songs decoded into memory; ``'auto'``: the user's
+    cache folder (``chordexp.data.audio_cache.default_cache_dir``); else that folder."""
+    if cache_dir is None or str(cache_dir).strip().lower() in ("", "none", "null", "off"):
+        return None
+    if str(cache_dir).strip().lower() == "auto":
+        return AudioCache(default_cache_dir())
+    return AudioCache(cache_dir)
 
 
 def assign_splits(paths: Sequence[Path], root: Path, seed: int, val_fraction: float) -> Dict[Path, str]:
-    """path -> ``"train"`` or ``"val"`` by :func:`split_hash`; when one split would be empty
-    the annotated song (``.lab`` beside it) nearest the threshold moves over."""
-    u = {p: split_hash(seed, p.relative_to(root).as_posix()) for p in paths}
-    split = {p: ("val" if u[p] < val_fraction else "train") for p in paths}
-    annotated = [p for p in paths if p.with_suffix(".lab").is_file()] or list(paths)
-    for side, pick in (("val", min), ("train", max)):
-        if len(annotated) >= 2 and not any(split[p] == side for p in annotated):
-            split[pick(annotated, key=u.__getitem__)] = side
-    return split
-
-
-def read_lab(path: Path) -> Tuple[np.ndarray, List[str], List[int]]:
-    """``.lab`` -> ``(intervals (n, 2), labels, line numbers)``; SongError naming file:line
-    for anything ``chordexp.labfile.load_lab`` rejects and for overlapping intervals."""
-    from chordexp.labfile import LabFileError, load_lab
-
-    try:
-        intervals, labels = load_lab(path)
-    except LabFileError as error:
-        raise SongError(str(error)) from None
-    lines = path.read_text(encoding="utf-8").splitlines()
-    rows = [i + 1 for i, line in enumerate(lines) if line.strip() and not line.startswith("#")]
-    for i in range(1, len(intervals)):
-        if intervals[i, 0] < intervals[i - 1, 1] - OVERLAP_TOLERANCE_S:
-            raise SongError(f"{path}:{rows[i]}: starts at {intervals[i, 0]:g} s, before the previous "
-                            f"interval ends ({intervals[i - 1, 1]:g} s); intervals must not overlap")
-    return intervals, labels, rows
+    """path -> ``"train"`` or ``"val"`` by the hash split of ``chordexp.data.collection``
+    (annotations beside the audio)."""
+    entries = {p: p.relative_to(root).as_posix() for p in paths}
+    annotated = [entries[p] for p in paths if p.with_suffix(".lab").is_file()]
+    split = collection.assign_splits(list(entries.values()), seed, val_fraction, annotated=annotated)
+    return {p: split[song] for p, song in entries.items()}
 
 
 def valid_starts(segments: np.ndarray, duration: float, length: float, fraction: float) -> np.ndarray:

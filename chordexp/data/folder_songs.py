@@ -1,8 +1,9 @@
 """``FolderSongDataset``: song mode on your own annotated songs.
 
 The songs, split, checks and label mapping are ``FolderChordDataset``'s (a folder of
-audio files with a ``.lab`` beside each). An item is an excerpt of ``clip_seconds`` with
-a label per model frame read from the ``.lab``: frame ``k`` takes the chord sounding
+audio files with a ``.lab`` or JAMS annotation beside each or in a parallel tree; folds,
+split files, grouping). An item is an excerpt of ``clip_seconds`` with
+a label per model frame read from the annotation: frame ``k`` takes the chord sounding
 at its centre. Frames past the end of a short song, and frames in stretches whose
 labels were skipped (``X``, or unknown types with ``unknown_chords=skip``), are masked
 out rather than called ``N``. Train excerpts are pitch-shifted by ``-pitch_shift..
@@ -94,7 +95,7 @@ class FolderSongDataset(FolderChordDataset):
         song = self.songs[index % len(self.songs)]
         segments = [(float(a), float(b), (int(c), int(r), int(bs))) for (a, b), (r, c, bs)
                     in zip(song.segments, song.labels)]
-        return RenderedSong(song.audio, segments, 0.0)
+        return RenderedSong(np.asarray(song.audio, dtype=np.float32), segments, 0.0)
 
     def __repr__(self) -> str:
         return super().__repr__().replace("FolderChordDataset", "FolderSongDataset", 1)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from typing import Optional
 
+from chordexp.errors import UserError
 
-class ItemLoadError(RuntimeError):
+
+class ItemLoadError(UserError, RuntimeError):
     """``dataset[index]`` failed; the one-line message names the dataset, index and file."""
 
 

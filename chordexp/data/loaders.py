@@ -9,18 +9,25 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from typing import Optional, Tuple
+from typing import Optional, Protocol, Tuple
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
-from chordexp.training.distributed import DistContext, ShardedRandomSampler, ShardedSequentialSampler
+from chordexp.data.samplers import ShardedRandomSampler, ShardedSequentialSampler
+
+
+class Shard(Protocol):
+    """What the loaders need of a DDP run (``chordexp.training.distributed.DistContext``)."""
+
+    rank: int
+    world_size: int
 
 
 def build_loaders(train_dataset: Dataset, val_dataset: Dataset, batch_size: int, num_workers: int = 0,
                   seed: int = 0, pin_memory: bool = False,
-                  distributed: Optional[DistContext] = None) -> Tuple[DataLoader, DataLoader]:
+                  distributed: Optional[Shard] = None) -> Tuple[DataLoader, DataLoader]:
     """``(train_loader, val_loader)``: train shuffled (a new order each epoch, fixed by
     ``seed``), val in order; batches are ``(audio (B, num_samples), {key: (B,)})``.
 

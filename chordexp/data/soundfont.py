@@ -6,16 +6,20 @@ synthetic data transfer to recordings. The default SoundFont is TimGM6mb (GPL-2.
 by Tim Brechbill), which the ``pretty_midi`` package ships; ``tinysoundfont`` (MIT)
 plays it. Both are installed by the project's set-up (``make install``);
 ``tinysoundfont`` is installed without its ``pyaudio`` dependency, which only serves
-live playback. Evaluation must use a *different* SoundFont (see ``chordexp.evalset``).
+live playback (without tinysoundfont, as after a plain ``pip install``, the default
+font falls back to :class:`AdditiveRenderer`, with a warning). Evaluation must use a *different* SoundFont (see ``chordexp.evalset``).
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
+
+from chordexp.errors import UserError
 
 #: General MIDI programs (0-based) worth playing chords on, grouped by family.
 CHORD_PROGRAMS: Dict[str, Tuple[int, ...]] = {
@@ -35,7 +39,7 @@ BASS_PROGRAMS: Tuple[int, ...] = (32, 33, 34, 35, 38, 39)
 MELODY_PROGRAMS: Tuple[int, ...] = (11, 40, 52, 53, 56, 60, 65, 66, 68, 71, 72, 73, 75, 80, 81)
 
 
-class SoundFontUnavailable(RuntimeError):
+class SoundFontUnavailable(UserError, RuntimeError):
     """The SoundFont renderer's packages or file are missing; the message says how to fix it."""
 
 
@@ -149,9 +153,73 @@ class SoundFontRenderer:
             self._font.render(memoryview(block).cast("B"))
             out[start:stop] = block
 
+class AdditiveRenderer:
+    """Stands in for the default SoundFont when ``tinysoundfont`` is not installed (a plain
+    ``pip install chordexp``: its ``pyaudio`` dependency does not build without the
+    PortAudio headers), so the default run still trains. Pitched notes are decaying
+    harmonic tones, drum notes (bank 128) noise bursts: poorer than sampled instruments,
+    and :func:`shared_renderer` warns so. Same ``render`` contract, deterministic."""
+
+    #: A note rings at most this long (its decay has faded by then).
+    MAX_SECONDS = 4.0
+
+    def __init__(self, sample_rate: int = 44100) -> None:
+        self.path = None
+        self.sample_rate = sample_rate
+
+    def has_program(self, program: int) -> bool:
+        return True
+
+    def render(self, notes: Sequence[Note], num_samples: int, release: float = 0.0) -> np.ndarray:
+        sr = self.sample_rate
+        out = np.zeros(num_samples, dtype=np.float32)
+        release_at = num_samples - int(release * sr) if release > 0 else num_samples
+        for note in notes:
+            start = min(max(0, int(note.onset * sr)), num_samples)
+            stop = release_at if note.duration is None else start + int(note.duration * sr)
+            stop = min(stop, num_samples, start + int(self.MAX_SECONDS * sr))
+            if stop > start:
+                out[start:stop] += np.float32(np.clip(note.velocity, 0.05, 1.0)) * self._tone(note, stop - start)
+        return out
+
+    def _tone(self, note: Note, length: int) -> np.ndarray:
+        t = np.arange(length, dtype=np.float32) / np.float32(self.sample_rate)
+        if note.bank:  # a drum: noise, seeded by the sound so every hit of it is the same
+            tone = np.random.default_rng(note.key).standard_normal(length).astype(np.float32) * np.exp(-25 * t)
+        else:
+            f0 = 440.0 * 2 ** ((note.key - 69) / 12)
+            brightness = 1.0 + note.program % 8 / 4  # programs differ in how fast the partials fall
+            tone = sum(np.sin(2 * np.pi * h * f0 * t) / h ** brightness
+                       for h in range(1, 9) if h * f0 < self.sample_rate / 2).astype(np.float32)
+            tone *= np.exp(-(1.0 + note.program % 5 / 2) * t)
+        edge = min(length, int(0.005 * self.sample_rate))  # 5 ms in and out: no clicks
+        ramp = np.linspace(0.0, 1.0, edge, dtype=np.float32)
+        tone[:edge] *= ramp
+        tone[length - edge:] *= ramp[::-1]
+        return tone
+
+
+def tinysoundfont_installed() -> bool:
+    try:
+        from tinysoundfont import _tinysoundfont  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 @lru_cache(maxsize=4)
-def shared_renderer(path: Optional[str] = None, sample_rate: int = 44100) -> SoundFontRenderer:
-    """One renderer per (process, font, rate): DataLoader workers each load their own."""
+def shared_renderer(path: Optional[str] = None, sample_rate: int = 44100) -> "SoundFontRenderer | AdditiveRenderer":
+    """One renderer per (process, font, rate): DataLoader workers each load their own.
+
+    Without ``tinysoundfont`` the default font (``path`` None) falls back to
+    :class:`AdditiveRenderer`, with a warning; a font the config names explicitly
+    still needs the player (``SoundFontUnavailable``)."""
+    if path is None and not tinysoundfont_installed():
+        logging.getLogger(__name__).warning(
+            "tinysoundfont is not installed: the SoundFont instruments of the training data are played by "
+            "a plain additive synth instead (poorer data); install the player with "
+            "`pip install --no-deps tinysoundfont==0.3.7` (docs/install.md)")
+        return AdditiveRenderer(sample_rate)
     return SoundFontRenderer(path, sample_rate)
 
 

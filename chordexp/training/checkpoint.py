@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from chordexp.atomic import DiskFullError, atomic_write_bytes  # noqa: F401  (re-exported)
+from chordexp.errors import UserError
 
 PathLike = Union[str, os.PathLike]
 
@@ -28,7 +29,7 @@ REQUIRED_KEYS = ("format_version", "model", "optimizer", "scheduler", "history",
                  "best_val_loss", "epoch", "epochs_without_improvement", "config", "rng")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that is missing, unreadable, not ours, or does not fit the model."""
 
 

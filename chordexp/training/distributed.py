@@ -3,7 +3,7 @@
 Why it is built this way:
 
 - **One global batch.** ``batch_size`` is the global batch: each of the ``world_size``
-  processes takes ``batch_size / world_size`` items of it. The samplers here draw the
+  processes takes ``batch_size / world_size`` items of it. The samplers (``chordexp.data.samplers``) draw the
   same permutation a single process would (same generator, same seed) and give rank
   ``r`` the positions ``r, r + W, r + 2W, ...``, so global batch ``k`` holds the same
   items as batch ``k`` of a single-process run; gradients are averaged by DDP.
@@ -22,12 +22,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Any, Iterator, List, Optional, Sized
+from typing import Any, List, Optional
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
-from torch.utils.data import RandomSampler, Sampler
 
 logger = logging.getLogger(__name__)
 
@@ -110,42 +109,6 @@ def any_across(flag: bool, device: torch.device) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item() > 0)
-
-
-# --------------------------------------------------------------------------- samplers
-class ShardedRandomSampler(RandomSampler):
-    """The permutation ``RandomSampler(data, generator=g)`` draws, rank ``r`` taking
-    positions ``r::world_size``. Every rank holds a generator in the same state, so all
-    draw the same permutation; the union of the ranks' ``k``-th batches (of
-    ``batch / world_size`` items each) is the single-process run's ``k``-th batch. When
-    the dataset does not divide evenly, the permutation is padded with its first items
-    so every rank takes the same number of steps (as ``DistributedSampler`` does)."""
-
-    def __init__(self, data_source: Sized, generator: torch.Generator, rank: int, world_size: int) -> None:
-        super().__init__(data_source, generator=generator)
-        self.rank, self.world_size = rank, world_size
-
-    def __iter__(self) -> Iterator[int]:
-        order = list(super().__iter__())
-        order += order[: (-len(order)) % self.world_size]
-        return iter(order[self.rank::self.world_size])
-
-    def __len__(self) -> int:
-        return -(-len(self.data_source) // self.world_size)
-
-
-class ShardedSequentialSampler(Sampler[int]):
-    """Items ``rank, rank + W, ...`` in order: each validation item is seen by exactly
-    one rank (metrics are sums, so shards may differ in size by one)."""
-
-    def __init__(self, data_source: Sized, rank: int, world_size: int) -> None:
-        self.size, self.rank, self.world_size = len(data_source), rank, world_size
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.rank, self.size, self.world_size))
-
-    def __len__(self) -> int:
-        return len(range(self.rank, self.size, self.world_size))
 
 
 # ------------------------------------------------------------------------ batch norm

@@ -106,3 +106,32 @@ def test_the_default_folder_is_the_user_cache(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "xdg" / "chordexp" / "audio"
     monkeypatch.setenv("CHORDEXP_CACHE", str(tmp_path / "mine"))
     assert default_cache_dir() == tmp_path / "mine"
+
+
+def test_folder_datasets_read_the_same_items_through_the_cache_and_pickle_small(tmp_path):
+    import pickle
+
+    from chordexp.data import FolderChordDataset
+    from chordexp.data.folder_songs import FolderSongDataset
+    from tests.data.test_folder_dataset import write_good_songs
+
+    root = write_good_songs(tmp_path / "songs")
+    for cls, kwargs in ((FolderChordDataset, {}), (FolderSongDataset, {"clip_seconds": 2.0})):
+        plain = cls(16, split="train", root=root, sample_rate=16000, **kwargs)
+        cached = cls(16, split="train", root=root, sample_rate=16000, cache_dir=tmp_path / "cache", **kwargs)
+        again = cls(16, split="train", root=root, sample_rate=16000, cache_dir=tmp_path / "cache", **kwargs)
+        for i in range(16):
+            a, ta = plain[i]
+            for other in (cached, again):
+                b, tb = other[i]
+                assert torch_equal(a, b) and all(torch_equal(ta[k], tb[k]) for k in ta)
+        in_memory = len(pickle.dumps(plain))
+        assert len(pickle.dumps(cached)) < in_memory / 20  # a worker gets paths, not songs
+    # one entry per decoded song of the split (both datasets read the same files at one rate)
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == len(plain.songs)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(torch.as_tensor(a), torch.as_tensor(b)))

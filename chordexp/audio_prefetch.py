@@ -1,0 +1,76 @@
+"""Decode, resample (and analyse) audio files in worker processes, results in order.
+
+``python -m chordexp.predict`` on a folder reads, resamples and runs the model on each
+file; ``decoded_files`` hands that to a ``DataLoader``'s worker processes (one torch
+thread each: on a small model, one file per core goes faster than one file over all
+cores), which work ahead while the caller decodes chords and writes, and gives the
+results back in the files' order, so what is written does not depend on the number of
+workers. A file that cannot be read comes back as its ``AudioError`` (the caller
+reports it and goes on), not as an exception in a worker.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from chordexp.audio import AudioError, load_audio
+
+#: (path, (samples, what ``analyse`` made of them or None) or the file's AudioError)
+Decoded = Tuple[Path, Union[Tuple[np.ndarray, Any], AudioError]]
+
+
+def default_workers(files: int) -> int:
+    """Worker processes for ``files`` files: none for one file (starting a worker costs
+    more than it saves), else one per core, at most 8, never more than there are files."""
+    if files <= 1:
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, cores, files))
+
+
+class _Files:
+    """Map-style dataset: index -> ``(index, (samples, analysis or None) or AudioError)``."""
+
+    def __init__(self, files: Sequence[Path], sample_rate: int, analyse: Optional[Callable[[np.ndarray], Any]]):
+        self.files, self.sample_rate, self.analyse = list(files), sample_rate, analyse
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int):
+        try:
+            audio = load_audio(self.files[index], self.sample_rate)
+            return index, (audio, None if self.analyse is None else self.analyse(audio))
+        except AudioError as error:
+            return index, error
+
+
+def _keep(item):
+    return item  # no collation: numpy arrays and errors pass through as they are
+
+
+def decoded_files(files: Sequence[Path], sample_rate: int, workers: Optional[int] = None,
+                  analyse: Optional[Callable[[np.ndarray], Any]] = None) -> Iterator[Decoded]:
+    """``(path, (float32 mono samples at sample_rate, analyse(samples) or None), or the
+    AudioError)`` for each file, in order; ``workers`` processes work ahead (None:
+    ``default_workers``; 0: here, one file at a time, and ``analyse`` is not called: the
+    caller does it, as before)."""
+    files = list(files)
+    workers = default_workers(len(files)) if workers is None else workers
+    dataset = _Files(files, sample_rate, analyse if workers else None)
+    if workers == 0:
+        for index in range(len(files)):
+            yield files[index], dataset[index][1]
+        return
+    from torch.utils.data import DataLoader
+
+    from chordexp.data.loaders import single_thread_worker, worker_context
+
+    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_keep,
+                        prefetch_factor=2, worker_init_fn=single_thread_worker,
+                        multiprocessing_context=worker_context())
+    for index, result in loader:
+        yield files[index], result

@@ -1,0 +1,29 @@
+"""Which torch device a name means: one home for every entry point (training, predict,
+benchmarks), so ``device=auto`` means the same everywhere and a bad name is one line."""
+from __future__ import annotations
+
+import re
+
+import torch
+
+
+def resolve_device(name: str) -> torch.device:
+    """``'auto'`` -> cuda if available else cpu; also ``'cpu'``, ``'cuda'``, ``'cuda:N'``,
+    ``'mps'``. Raises ValueError (one line) for unknown or unavailable devices."""
+    name = str(name).strip().lower()
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if re.fullmatch(r"cuda(:\d+)?", name):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device={name!r} but CUDA is not available here; use device=cpu or device=auto")
+        index = int(name.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device={name!r} but only {torch.cuda.device_count()} CUDA device(s) exist")
+        return torch.device(name)
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError("device='mps' but MPS is not available here; use device=cpu or device=auto")
+        return torch.device("mps")
+    raise ValueError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N, mps")

@@ -1,0 +1,276 @@
+"""A Hydra sweeper that runs an Optuna study, a batch of trials at a time, through
+Hydra's launcher (basic, joblib, SLURM), with pruning (see docs/search.md).
+
+Each trial is one ordinary job: its folder is numbered like the trial, its overrides
+are the sampled parameters plus ``optuna_trial.*`` (storage, study, number), through
+which the job reports per-epoch values and learns when it is pruned
+(``chordexp.optuna_trial``). A job that fails makes its trial FAIL and the study goes
+on; one the pruner stopped is PRUNED. ``n_trials`` is the size of the finished study:
+run the same command with the same storage and the study resumes, trials left running
+by a killed sweep are FAILed and their parameters queued again.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+from hydra.core.plugins import Plugins
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig, OmegaConf
+
+log = logging.getLogger(__name__)
+
+#: Trial user attribute of a retry: the number of the trial a stopped sweep left unfinished.
+RETRY_ATTR = "retry_of"
+DIRECTIONS = ("minimize", "maximize")
+#: Job errors that mean the user stopped the sweep (a signal), not that the trial failed.
+INTERRUPTIONS = ("TrainingInterrupted", "KeyboardInterrupt")
+
+
+class SweepError(ValueError):
+    """A sweeper setting that cannot work; the message names the key."""
+
+
+class ChordexpOptunaSweeper(Sweeper):
+    def __init__(self, sampler: Any, pruner: Any, direction: Optional[str], study_name: str, storage: Optional[str],
+                 n_trials: int, n_jobs: int, max_failure_rate: float, params: Optional[DictConfig]) -> None:
+        self.sampler = sampler
+        self.pruner = pruner
+        self.direction = direction
+        self.study_name = study_name
+        self.storage = storage
+        self.n_trials = n_trials
+        self.n_jobs = n_jobs
+        self.max_failure_rate = max_failure_rate
+        self.params = params
+        self.config: Optional[DictConfig] = None
+        self.launcher: Any = None
+        self.hydra_context: Optional[HydraContext] = None
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
+        self.config = config
+        self.hydra_context = hydra_context
+        self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context,
+                                                                task_function=task_function)
+
+    # ------------------------------------------------------------------ settings
+    def _check_settings(self) -> str:
+        """The study's direction; SweepError for a setting that cannot work."""
+        from chordexp.optuna_trial import direction_for
+
+        if self.n_trials < 1 or self.n_jobs < 1:
+            raise SweepError(f"hydra.sweeper.n_trials={self.n_trials} and hydra.sweeper.n_jobs={self.n_jobs} "
+                             f"must be >= 1")
+        if not 0.0 <= self.max_failure_rate <= 1.0:
+            raise SweepError(f"hydra.sweeper.max_failure_rate={self.max_failure_rate} must be in [0, 1]")
+        if self.direction is None:
+            try:
+                return direction_for(self.config.get("optimized_metric"))
+            except ValueError as error:
+                raise SweepError(str(error)) from None
+        if self.direction not in DIRECTIONS:
+            raise SweepError(f"hydra.sweeper.direction={self.direction!r}: one of minimize, maximize, or null "
+                             f"(follows optimized_metric)")
+        return str(self.direction)
+
+    def storage_url(self) -> str:
+        """The study's RDB URL: ``storage``, a relative SQLite path made absolute (jobs may
+        run elsewhere), or ``sqlite:///<sweep dir>/optuna.db`` when none is given."""
+        sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
+        if not self.storage:
+            sweep_dir.mkdir(parents=True, exist_ok=True)
+            return f"sqlite:///{sweep_dir / 'optuna.db'}"
+        url = str(self.storage)
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url[len(prefix):].startswith(("/", ":memory:")) and url != prefix:
+            return prefix + os.path.abspath(url[len(prefix):])
+        return url
+
+    # ------------------------------------------------------------------ the study
+    def sweep(self, arguments: List[str]) -> Any:
+        """Run the study; a setting or search space that cannot work, or too many failed
+        trials, end the command with one line (``error: ...``, exit status 1)."""
+        from .space import SearchSpaceError
+
+        try:
+            return self._sweep(arguments)
+        except (SweepError, SearchSpaceError) as error:
+            raise SystemExit(f"error: {error}") from None
+
+    def _sweep(self, arguments: List[str]) -> Any:
+        import optuna
+
+        from chordexp.optuna_trial import PRUNER_ATTR
+
+        from .space import parse_search_space
+
+        assert self.config is not None and self.launcher is not None
+        direction = self._check_settings()
+        preset = [f"{key}={value}" for key, value in (self.params or {}).items()]
+        space, fixed = parse_search_space([*preset, *arguments])
+        if not space:
+            raise SweepError("hydra.sweeper.params holds no choice(...), interval(...) or range(...): "
+                             "nothing to search")
+        storage = self.storage_url()
+        study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=self.sampler,
+                                    pruner=self.pruner, direction=direction, load_if_exists=True)
+        if study.direction.name.lower() != direction:
+            raise SweepError(f"hydra.sweeper.direction: study {self.study_name} in {storage} was made to "
+                             f"{study.direction.name.lower()}, not {direction}; give another study_name")
+        self._reseed_for_resume(study)
+        pruner_config = OmegaConf.to_container(self.config.hydra.sweeper.pruner, resolve=True)
+        study.set_user_attr(PRUNER_ATTR, pruner_config)
+        requeue_unfinished(study)
+        log.info("study %s in %s: %s %s; sampler %s, pruner %s", self.study_name, storage, direction,
+                 self.config.get("optimized_metric"), type(self.sampler).__name__, type(self.pruner).__name__)
+        job_keys = [f"optuna_trial.storage={quoted(storage)}", f"optuna_trial.study_name={quoted(self.study_name)}"]
+
+        finished = finished_count(study)
+        to_go = self.n_trials - finished
+        if finished:
+            log.info("resuming: %d of %d trials done, %d to go", finished, self.n_trials, max(to_go, 0))
+        while to_go > 0:
+            trials = [study.ask() for _ in range(min(self.n_jobs, to_go))]
+            overrides = [trial_overrides(trial, space, fixed) + [*job_keys, f"optuna_trial.number={trial.number}"]
+                         for trial in trials]
+            try:
+                returns = self._launch(trials, overrides)
+            except KeyboardInterrupt:
+                stop_trials(study, trials)
+                raise
+            failures, interrupted = 0, None
+            for trial, ret in zip(trials, returns):
+                outcome = self._tell(study, trial, ret)
+                failures += outcome == "failed"
+                interrupted = interrupted or (outcome if outcome.startswith("interrupted") else None)
+            if interrupted:
+                raise SystemExit(f"sweep stopped ({interrupted}); to resume the study, run the same command with "
+                                 f"hydra.sweeper.storage={storage} and a new hydra.sweep.dir")
+            if failures / len(returns) > self.max_failure_rate:
+                raise SweepError(f"{failures} of {len(returns)} trials failed, more than "
+                                 f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: the sweep stops")
+            to_go -= len(trials)
+        return self._write_results(study, storage)
+
+    def _reseed_for_resume(self, study: Any) -> None:
+        """A resumed study gets its sampler seeded with ``seed + trials so far``: the same
+        seed again would draw the first command's random start-up points once more."""
+        from hydra.utils import instantiate
+
+        existing = len(study.get_trials(deepcopy=False))
+        seed = self.config.hydra.sweeper.sampler.get("seed")
+        if existing and seed is not None:
+            self.sampler = instantiate(self.config.hydra.sweeper.sampler, seed=int(seed) + existing)
+            study.sampler = self.sampler
+
+    def _launch(self, trials: Sequence[Any], overrides: List[List[str]]) -> List[Any]:
+        """One launch of the batch, job folders numbered like the trials (one launch per
+        trial if another process took numbers in between)."""
+        first = trials[0].number
+        if [t.number for t in trials] == list(range(first, first + len(trials))):
+            return list(self.launcher.launch(overrides, initial_job_idx=first))
+        return [ret for trial, job in zip(trials, overrides)
+                for ret in self.launcher.launch([job], initial_job_idx=trial.number)]
+
+    def _tell(self, study: Any, trial: Any, ret: Any) -> str:
+        """Tell the study how the job ended: ``complete``, ``pruned``, ``failed`` or ``interrupted ...``."""
+        import optuna
+        from hydra.core.utils import JobStatus
+
+        from chordexp.optuna_trial import PRUNED_ATTR
+
+        State = optuna.trial.TrialState
+        stored = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)  # as the job left it
+        if stored.user_attrs.get(PRUNED_ATTR) is not None:
+            study.tell(trial, state=State.PRUNED)
+            log.info("trial %d pruned after epoch %d", trial.number, stored.user_attrs[PRUNED_ATTR])
+            return "pruned"
+        if ret.status == JobStatus.COMPLETED:
+            value = ret.return_value
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                value = math.nan
+            if math.isfinite(value):
+                study.tell(trial, value)
+                log.info("trial %d: %s", trial.number, value)
+                return "complete"
+            error_line = f"the job returned {ret.return_value!r}, not a finite number"
+        else:
+            error = ret._return_value
+            if type(error).__name__ in INTERRUPTIONS:
+                stop_trials(study, [trial])
+                return f"interrupted: trial {trial.number}: {error}"
+            error_line = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+        study.tell(trial, state=State.FAIL)
+        log.warning("trial %d failed (%s); the study goes on", trial.number, error_line)
+        return "failed"
+
+    def _write_results(self, study: Any, storage: str) -> Dict[str, Any]:
+        """``optimization_results.yaml`` in the sweep folder: the best trial and the counts."""
+        import optuna
+
+        states = [t.state for t in study.get_trials(deepcopy=False)]
+        counts = {name.lower(): states.count(getattr(optuna.trial.TrialState, name))
+                  for name in ("COMPLETE", "PRUNED", "FAIL")}
+        complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+        best = study.best_trial if complete else None
+        results = {"name": "optuna", "study_name": self.study_name, "storage": storage,
+                   "direction": study.direction.name.lower(), "optimized_metric": self.config.get("optimized_metric"),
+                   "best_trial": best.number if best else None, "best_params": best.params if best else None,
+                   "best_value": best.value if best else None, "trials": counts}
+        if best:
+            log.info("best trial %d: %s %s", best.number, best.value, best.params)
+        else:
+            log.warning("no trial of study %s completed: no best trial", self.study_name)
+        sweep_dir = Path(str(self.config.hydra.sweep.dir))
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
+        return results
+
+
+def trial_overrides(trial: Any, space: Dict[str, Any], fixed: Dict[str, str]) -> List[str]:
+    """The job's overrides: the fixed ones (command line, preset), then the sampled values."""
+    sampled = {name: trial._suggest(name, distribution) for name, distribution in space.items()}
+    return [*(f"{key}={value}" for key, value in fixed.items()), *(f"{key}={value}" for key, value in sampled.items())]
+
+
+def quoted(text: str) -> str:
+    """``text`` as a quoted override value (URLs hold ``:`` and ``/``)."""
+    return "'" + str(text).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def finished_count(study: Any) -> int:
+    """Trials that count towards ``n_trials``: finished ones, less those queued again."""
+    import optuna
+
+    State = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.user_attrs.get(RETRY_ATTR) for t in trials} - {None}
+    return sum(t.state in (State.COMPLETE, State.PRUNED, State.FAIL) and t.number not in retried for t in trials)
+
+
+def stop_trials(study: Any, trials: Sequence[Any]) -> None:
+    """FAIL ``trials`` (stopped by the user) and queue their parameters again."""
+    import optuna
+
+    for trial in trials:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        study.enqueue_trial(dict(trial.params), user_attrs={RETRY_ATTR: trial.number})
+
+
+def requeue_unfinished(study: Any) -> None:
+    """Trials a killed sweep left RUNNING: FAIL them and queue their parameters again.
+    (One sweeper runs a study; its parallelism is its launcher's.)"""
+    import optuna
+
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    for trial in running:
+        log.warning("trial %d was left running by a stopped sweep: marked FAIL, its parameters queued again",
+                    trial.number)
+        study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        study.enqueue_trial(dict(trial.params), user_attrs={RETRY_ATTR: trial.number})

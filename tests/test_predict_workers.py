@@ -1,0 +1,88 @@
+"""``predict`` over a folder with worker processes decoding ahead writes exactly what
+the one-process path writes, reports unreadable files the same way, and refuses a
+negative ``workers=`` in one line."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from chordexp.audio_prefetch import decoded_files, default_workers
+from chordexp.model import ChordRecognitionModel
+from chordexp.predict import ChordRecognizer, transcribe_files
+from chordexp.training import Trainer, TrainingConfig
+
+SR = 16000
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ckpt")
+    torch.manual_seed(0)
+    model = ChordRecognitionModel(sample_rate=SR, d_model=32, num_blocks=1, num_heads=2, channels=4)
+    loader = DataLoader(TensorDataset(torch.randn(4, SR), torch.zeros(4, dtype=torch.long)), batch_size=2)
+    Trainer(model, loader, loader, TrainingConfig(num_epochs=1, checkpoint_dir=str(folder))).save_checkpoint(
+        folder / "model.pt")
+    return folder / "model.pt"
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory):
+    """Five songs at 22.05 and 44.1 kHz (resampled to the model's 16 kHz), one in a
+    subfolder, and one file that is not audio."""
+    folder = tmp_path_factory.mktemp("songs")
+    rng = np.random.default_rng(0)
+    (folder / "sub").mkdir()
+    for i, (name, rate) in enumerate([("a.wav", 22050), ("b.flac", 44100), ("sub/c.wav", 44100),
+                                      ("d.wav", 22050), ("e.wav", 44100)]):
+        t = np.arange(int((2 + i) * rate)) / rate
+        freqs = 220.0 * 2 ** (rng.integers(0, 12, 3) / 12)
+        audio = sum(0.2 * np.sin(2 * np.pi * f * t) for f in freqs) + 0.01 * rng.standard_normal(t.size)
+        soundfile.write(str(folder / name), audio.astype(np.float32), rate)
+    (folder / "broken.wav").write_bytes(b"not audio at all")
+    return folder
+
+
+def test_workers_write_the_same_labs_as_one_process(checkpoint, songs, tmp_path, capsys):
+    recognizer = ChordRecognizer.from_checkpoint(checkpoint)
+    outputs = {}
+    for workers in (0, 2):
+        out = tmp_path / f"w{workers}"
+        failures = transcribe_files(recognizer, songs, out, progress=False, echo=lambda *_: None, workers=workers)
+        assert failures == 1
+        assert "broken.wav" in capsys.readouterr().err
+        outputs[workers] = {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*.lab"))}
+    assert len(outputs[0]) == 5
+    assert outputs[2] == outputs[0]
+
+
+def test_decoded_files_come_back_in_order_with_errors_as_values(songs):
+    files = sorted(songs.rglob("*.*"))
+    results = list(decoded_files(files, SR, workers=2, analyse=lambda audio: audio.size))
+    assert [path for path, _ in results] == files
+    kinds = {path.name: type(item).__name__ for path, item in results}
+    assert kinds["broken.wav"] == "AudioError" and kinds["a.wav"] == "tuple"
+    serial = dict(decoded_files(files, SR, workers=0, analyse=lambda audio: audio.size))
+    for path, item in results:
+        if isinstance(item, tuple):
+            audio, size = item
+            np.testing.assert_array_equal(audio, serial[path][0])
+            assert size == audio.size and serial[path][1] is None  # workers=0: the caller analyses
+
+
+def test_default_workers_one_per_core_and_none_for_one_file():
+    assert default_workers(1) == 0
+    assert 1 <= default_workers(100) <= 8
+
+
+def test_a_negative_number_of_workers_is_refused_in_one_line(checkpoint, songs, tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "chordexp.predict", f"checkpoint={checkpoint}", f"input={songs}",
+                           f"output={out}", "workers=-1"], capture_output=True, text=True)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.strip().splitlines() if line]
+    assert len(lines) == 1 and "workers=-1" in lines[0], done.stderr
+    assert not out.exists()
