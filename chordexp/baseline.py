@@ -32,8 +32,8 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NUM_PITCH_CLASSES, format_label
 from chordexp.audio import find_audio_files
+from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NUM_PITCH_CLASSES, format_label
 from chordexp.cli import UsageError, main_guard, parse_args
 from chordexp.labfile import prediction_comment, write_lab
 from chordexp.output_dirs import plan_transcriptions

@@ -30,8 +30,20 @@ import numpy as np
 
 from chordexp.chords import CHORD_TYPES, PITCH_NAMES, chord_pitch_classes, parse_label
 from chordexp.evalset import (
-    BEATS_PER_BAR, DRUM_CHANNEL, LICENCE_SUMMARIES, MINOR_PROGRESSIONS, PROGRESSIONS, TICKS_PER_BEAT, ChordEvent,
-    Note, _merge_repeats, _ticks, licence_text, song_segments, transpose, voicing,
+    BEATS_PER_BAR,
+    DRUM_CHANNEL,
+    LICENCE_SUMMARIES,
+    MINOR_PROGRESSIONS,
+    PROGRESSIONS,
+    TICKS_PER_BEAT,
+    ChordEvent,
+    Note,
+    _merge_repeats,
+    _ticks,
+    licence_text,
+    song_segments,
+    transpose,
+    voicing,
 )
 from chordexp.labfile import write_lab
 
@@ -540,7 +552,6 @@ def drum_notes(song: BandSong, part: BandPart, rng: np.random.Generator) -> List
     groove = GROOVES[song.groove]
     ride_in_chorus = rng.random() < 0.5
     fill_beats = int(rng.choice([1, 2, 4], p=[0.3, 0.5, 0.2]))
-    ending = song.sections[-1]
     count_in = song.sections[0]
 
     def bar(first_beat: int, beats: int, chorus: bool) -> None:

@@ -30,9 +30,9 @@ import numpy as np
 
 from chordexp.audio import find_audio_files
 from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.decode import Segment, decode_segments
 from chordexp.labfile import prediction_comment, write_lab
 from chordexp.output_dirs import plan_transcriptions
-from chordexp.decode import Segment, decode_segments
 
 USAGE = __doc__.split("The Python API")[0].strip()
 
@@ -74,9 +74,9 @@ class ChordRecognizer:
         ``self_transition``, ``prior_weight`` and ``estimate_tuning`` default to the
         decoder settings the run saved (estimated from its training labels, chosen on a
         development set), else 0.95, 0 and False."""
+        from chordexp.device import resolve_device
         from chordexp.model import ChordRecognitionModel
         from chordexp.training.checkpoint import CheckpointError, check_model_state, load_checkpoint_file
-        from chordexp.device import resolve_device
 
         device = str(resolve_device(device))  # one line for an unknown or absent device
         state = load_checkpoint_file(path, map_location=device)

@@ -31,7 +31,6 @@ compare it with. Plain Python; torch is imported only to read the checkpoint.
 from __future__ import annotations
 
 import contextlib
-
 import json
 import math
 from pathlib import Path

@@ -22,10 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import fault_files as ff
 import pytest
 import torch
-
-import fault_files as ff
 
 TESTS = Path(__file__).resolve().parent
 NOT_WRITABLE = "/sys/chordexp-not-writable"  # even root cannot create anything in /sys

@@ -76,7 +76,7 @@ def test_cli_writes_one_lab_per_audio_file_mirroring_folders(tmp_path, capsys):
     assert main([f"input={songs}", f"output={tmp_path / 'labs'}"]) == 0
     for lab in (tmp_path / "labs" / "one.lab", tmp_path / "labs" / "live" / "two.lab"):
         intervals, labels = mir_eval.io.load_labeled_intervals(str(lab))
-        assert [l for l in labels if l != "N"] == ["C:maj", "A:min"]
+        assert [label for label in labels if label != "N"] == ["C:maj", "A:min"]
         assert intervals[0, 0] == 0.0 and intervals[-1, 1] == pytest.approx(4.0, abs=1e-3)
     assert capsys.readouterr().out.count(" -> ") == 2
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import fault_files as ff
 import pytest
 import torch
-
-import fault_files as ff
 
 REFUSED = r"refused: it holds Python objects beyond tensors and plain containers \(GLOBAL (builtins|io)\.open\)"
 PACKAGE = Path(__file__).resolve().parents[1] / "chordexp"

@@ -4,8 +4,13 @@ import numpy as np
 import pytest
 
 from chordexp.chords import (
-    CHORD_INTERVALS, CHORD_TYPES, NUM_CHORD_TYPES, ChordLabelError, chord_pitch_classes,
-    format_label, parse_label,
+    CHORD_INTERVALS,
+    CHORD_TYPES,
+    NUM_CHORD_TYPES,
+    ChordLabelError,
+    chord_pitch_classes,
+    format_label,
+    parse_label,
 )
 
 DESIGN_ORDER = (

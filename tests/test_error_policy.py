@@ -6,11 +6,11 @@ from __future__ import annotations
 import errno
 import logging
 
+import fault_files as ff
 import pytest
 from hydra.types import RunMode
 from omegaconf import open_dict, read_write
 
-import fault_files as ff
 from chordexp import run as run_module
 from chordexp.errors import is_user_error, one_line
 

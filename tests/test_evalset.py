@@ -13,8 +13,17 @@ import pytest
 from chordexp import evalset, evalset_band
 from chordexp.chords import CHORD_TYPES, chord_pitch_classes, parse_label
 from chordexp.evalset import (
-    DRUM_CHANNEL, PROGRESSIONS, EvalsetArgs, build, choose_progressions, plan_song, song_segments,
-    song_to_midi, transpose, voicing, write_lab,
+    DRUM_CHANNEL,
+    PROGRESSIONS,
+    EvalsetArgs,
+    build,
+    choose_progressions,
+    plan_song,
+    song_segments,
+    song_to_midi,
+    transpose,
+    voicing,
+    write_lab,
 )
 from chordexp.evalset_band import BEND_RANGE, band_song_to_midi, majmin_share, plan_band_song
 

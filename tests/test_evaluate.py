@@ -10,7 +10,10 @@ import pytest
 
 from chordexp.cli import main_guard
 from chordexp.evaluate import (
-    CHORD_METRICS, METRICS, evaluate_dirs, evaluate_pair,
+    CHORD_METRICS,
+    METRICS,
+    evaluate_dirs,
+    evaluate_pair,
 )
 from chordexp.labfile import LabFileError, load_lab
 
@@ -172,8 +175,8 @@ def test_cli_missing_prediction_fails_unless_allowed(tmp_path, capsys, monkeypat
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 2
-    assert any(l.startswith("error: 1 reference(s) have no prediction") and l.endswith(": b") for l in lines)
-    assert any("no reference" in l and "stray" in l for l in lines)
+    assert any(line.startswith("error: 1 reference(s) have no prediction") and line.endswith(": b") for line in lines)
+    assert any("no reference" in line and "stray" in line for line in lines)
     allowed = cli_in_process(capsys, monkeypatch, f"predictions={preds}", f"references={refs}", "allow_missing=true")
     assert allowed.returncode == 0 and "warning: 1 reference(s) have no prediction: b" in allowed.stderr
 

@@ -22,10 +22,10 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
+import fault_files as ff
 import pytest
 import torch
 
-import fault_files as ff
 from chordexp.training.checkpoint import load_checkpoint_file
 
 EPOCHS = 6

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import fault_files as ff
 import pytest
 import soundfile
 
-import fault_files as ff
 from chordexp.cli import UsageError
 from chordexp.config import stays_inside
 from chordexp.labfile import LabFileError, load_lab

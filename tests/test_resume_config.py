@@ -19,7 +19,11 @@ import pytest
 import torch
 
 from chordexp.resume_check import (
-    RESUMABLE_KEYS, ResumeConfigError, check_resume_before_start, check_resume_config, config_differences,
+    RESUMABLE_KEYS,
+    ResumeConfigError,
+    check_resume_before_start,
+    check_resume_config,
+    config_differences,
 )
 
 SMOKE = ["experiment=smoke", "trainer.num_epochs=2", "trainer.num_threads=1"]

@@ -80,7 +80,10 @@ def make_songs(folder: Path) -> Path:
     folder.mkdir(parents=True)
     sr = 22050
     t = np.arange(2 * sr) / sr
-    triad = lambda *hz: sum(0.2 * np.sin(2 * np.pi * f * t) for f in hz)
+
+    def triad(*hz):
+        return sum(0.2 * np.sin(2 * np.pi * f * t) for f in hz)
+
     audio = np.concatenate([triad(261.6, 329.6, 392.0), triad(220.0, 261.6, 329.6)]).astype(np.float32)
     for name in ("one", "two"):
         soundfile.write(folder / f"{name}.wav", audio, sr)

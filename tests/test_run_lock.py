@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Dict
 
+import fault_files as ff
 import pytest
 
-import fault_files as ff
 from chordexp import run_lock
 from chordexp.run_lock import LOCK_NAME, RunFolderError, RunLock, claim_run_folder, run_records, runs_under
 

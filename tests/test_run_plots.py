@@ -17,8 +17,14 @@ from chordexp.chords import CHORD_TYPE_INDEX, CHORD_TYPES, NUM_CHORD_TYPES
 from chordexp.data import DummyChordDataset
 from chordexp.model import ChordRecognitionModel
 from chordexp.run_plots import (
-    chord_type_confusion, confusion_figure, confusion_over_loader, learning_curves_figure, normalize_rows,
-    plot_confusion_matrix, plot_learning_curves, write_run_plots,
+    chord_type_confusion,
+    confusion_figure,
+    confusion_over_loader,
+    learning_curves_figure,
+    normalize_rows,
+    plot_confusion_matrix,
+    plot_learning_curves,
+    write_run_plots,
 )
 from chordexp.training import CheckpointError, Trainer, TrainingConfig
 

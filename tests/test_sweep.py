@@ -5,7 +5,6 @@ import json
 
 import yaml
 from omegaconf import OmegaConf
-
 from test_run import check_run_folder
 
 

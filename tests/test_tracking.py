@@ -16,8 +16,8 @@ from torch.utils.data import DataLoader
 
 from chordexp.config import TrainingConfig, resolved_dict
 from chordexp.data import DummyChordDataset
-from chordexp.training import Callback, Trainer
 from chordexp.tracking import TensorBoardCallback, epoch_tag, flatten_hparams, hparam_value, wait_past_event_files
+from chordexp.training import Callback, Trainer
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402  (after the importorskip)

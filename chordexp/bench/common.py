@@ -7,7 +7,6 @@ so every line of the table reads the same way and the JSON keeps the raw samples
 from __future__ import annotations
 
 import contextlib
-
 import json
 import math
 import os

@@ -44,8 +44,12 @@ from chordexp.audio import AUDIO_SUFFIXES, AudioError, load_audio, resample
 from chordexp.chords import NO_CHORD, NUM_PITCH_CLASSES
 from chordexp.data import collection
 from chordexp.data.audio_cache import AudioCache, MappedAudio, default_cache_dir
-from chordexp.data.collection import OVERLAP_TOLERANCE_S, Entry, SongError
-from chordexp.data.collection import find_audio  # noqa: F401  (its old home)
+from chordexp.data.collection import (
+    OVERLAP_TOLERANCE_S,
+    Entry,
+    SongError,
+    find_audio,  # noqa: F401  (its old home)
+)
 from chordexp.data.item_errors import item_error
 from chordexp.data.labels import UNKNOWN_CHORD_MODES, LabelCounts, Triple, classify_label
 from chordexp.data.synthetic import Item, as_targets, check_common, check_index, is_int

@@ -18,13 +18,13 @@ from typing import Dict, List, Tuple
 import numpy as np
 import torch
 
+from chordexp.audio import resample
 from chordexp.chords import NO_CHORD, NUM_PITCH_CLASSES
 from chordexp.data.folder import _TAG, FolderChordDataset, SongError, fit_length
 from chordexp.data.frames import MASK_KEY, FrameGrid, frame_targets
 from chordexp.data.item_errors import item_error
 from chordexp.data.songs import RenderedSong
 from chordexp.data.synthetic import check_index
-from chordexp.audio import resample
 
 _SEQUENCE_TAG = 0x53455153  # "SEQS": excerpt streams apart from the clip windows'
 

@@ -3,7 +3,10 @@ from chordexp.config import TrainingConfig
 from chordexp.training.callbacks import Callback
 from chordexp.training.checkpoint import CheckpointError
 from chordexp.training.metrics import (
-    MetricsTracker, compute_confusion_matrix, compute_per_class_metrics, compute_topk_accuracy,
+    MetricsTracker,
+    compute_confusion_matrix,
+    compute_per_class_metrics,
+    compute_topk_accuracy,
 )
 from chordexp.training.trainer import NonFiniteLossError, Trainer, TrainingInterrupted
 

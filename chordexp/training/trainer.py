@@ -37,11 +37,18 @@ from chordexp.errors import UserError
 from chordexp.model.loss import ChordRecognitionLoss
 from chordexp.training.batch_checks import check_target_ranges
 from chordexp.training.callbacks import Callback
-from chordexp.training.distributed import DistContext, any_across, broadcast_object, sum_across
 from chordexp.training.checkpoint import (
-    FORMAT_VERSION, CheckpointError, atomic_write_bytes, capture_rng_state, check_model_state,
-    load_checkpoint_file, restore_rng_state, serialize, to_plain,
+    FORMAT_VERSION,
+    CheckpointError,
+    atomic_write_bytes,
+    capture_rng_state,
+    check_model_state,
+    load_checkpoint_file,
+    restore_rng_state,
+    serialize,
+    to_plain,
 )
+from chordexp.training.distributed import DistContext, any_across, broadcast_object, sum_across
 from chordexp.training.metrics import LOSS_KEYS, METRIC_KEYS, TASKS, MetricsTracker, is_frame_targets, valid_frames
 from chordexp.training.schedulers import create_scheduler, restore_scheduler
 

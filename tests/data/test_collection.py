@@ -14,8 +14,15 @@ import soundfile
 import torch
 
 from chordexp.data import FolderChordDataset, FolderSongDataset
-from chordexp.data.collection import (SongError, assign_splits, discover, fold_of, group_key, read_annotation,
-                                      read_split_file)
+from chordexp.data.collection import (
+    SongError,
+    assign_splits,
+    discover,
+    fold_of,
+    group_key,
+    read_annotation,
+    read_split_file,
+)
 
 torch.set_num_threads(1)
 

@@ -14,7 +14,7 @@ import pytest
 import soundfile
 import torch
 
-from chordexp.chords import CHORD_TYPE_INDEX, CHORD_INTERVALS, format_label, parse_label
+from chordexp.chords import CHORD_INTERVALS, CHORD_TYPE_INDEX, format_label, parse_label
 from chordexp.data import FolderChordDataset
 from chordexp.data.folder import assign_splits, find_audio
 from chordexp.data.labels import LabelCounts, classify_label, map_label

@@ -1,7 +1,7 @@
 """The SoundFont renderer: real samples, deterministic, notes that start and stop on time."""
 import numpy as np
 
-from chordexp.data.soundfont import CHORD_PROGRAMS, BASS_PROGRAMS, MELODY_PROGRAMS, Note, SoundFontRenderer
+from chordexp.data.soundfont import BASS_PROGRAMS, CHORD_PROGRAMS, MELODY_PROGRAMS, Note, SoundFontRenderer
 
 SR = 22050
 

@@ -27,7 +27,10 @@ def _weights(model: nn.Module) -> Dict[str, Tensor]:
 
 def test_public_imports_and_defaults(make_trainer):
     from chordexp.training.metrics import (  # noqa: F401
-        MetricsTracker, compute_confusion_matrix, compute_per_class_metrics, compute_topk_accuracy,
+        MetricsTracker,
+        compute_confusion_matrix,
+        compute_per_class_metrics,
+        compute_topk_accuracy,
     )
     trainer = make_trainer()
     assert isinstance(trainer.optimizer, torch.optim.AdamW)

@@ -161,7 +161,6 @@ def test_resume_restores_the_order_of_loaders_with_their_own_generator(make_conf
     """build_loaders shuffles with its own torch.Generator, not the global RNG: the
     checkpoint carries its state, so 2 + 2 epochs equal 4 with such loaders too."""
     from chordexp.data import build_loaders
-
     from chordexp.training import Trainer
 
     def trainer(num_epochs: int) -> Trainer:

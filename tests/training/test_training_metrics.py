@@ -6,7 +6,11 @@ import torch
 from torch.nn import functional as F
 
 from chordexp.training.metrics import (
-    METRIC_KEYS, MetricsTracker, compute_confusion_matrix, compute_per_class_metrics, compute_topk_accuracy,
+    METRIC_KEYS,
+    MetricsTracker,
+    compute_confusion_matrix,
+    compute_per_class_metrics,
+    compute_topk_accuracy,
 )
 
 
