@@ -408,7 +408,7 @@ def run_task(cfg: DictConfig) -> Optional[float]:
     A bad config value, and every other error of the input or the environment (a missing
     or corrupt file, an unknown or absent device, a checkpoint that does not fit, a full
     disk: ``chordexp.errors.is_user_error``), is one line: in a single run it exits with
-    status 1 without a traceback; in a sweep it fails that job (Hydra reports it after the
+    status 2 (bad input, as every entry point) without a traceback; in a sweep it fails that job (Hydra reports it after the
     other jobs). So is a non-finite loss (``NonFiniteLossError: ... at epoch E, batch B``).
     Other errors are bugs and log their traceback; so does every error with
     ``CHORDEXP_DEBUG=1``. run_task imports no torch of its own (TrainingInterrupted is
@@ -422,7 +422,7 @@ def run_task(cfg: DictConfig) -> Optional[float]:
     except ConfigValueError as err:
         log.error("invalid config: %s", err)
         if HydraConfig.get().mode == RunMode.RUN:
-            raise SystemExit(1) from None
+            raise SystemExit(2) from None
         raise
     except training_interrupted() as err:
         from chordexp.training.stop_signals import exit_status

@@ -76,13 +76,13 @@ def _error_records(caplog):
     return [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
-def test_a_user_error_is_one_line_and_exit_status_1(failing_run, caplog, monkeypatch):
+def test_a_user_error_is_one_line_and_exit_status_2(failing_run, caplog, monkeypatch):
     monkeypatch.delenv("CHORDEXP_DEBUG", raising=False)
     from chordexp.audio import AudioError
 
     with pytest.raises(SystemExit) as exit_:
         failing_run(AudioError("/data/a.wav: cannot decode audio (Format not recognised.)"))
-    assert exit_.value.code == 1
+    assert exit_.value.code == 2  # bad input: 2, as every entry point
     [record] = _error_records(caplog)
     assert record.getMessage() == "run failed: /data/a.wav: cannot decode audio (Format not recognised.)"
     assert record.exc_info is None

@@ -135,3 +135,42 @@ def torch_equal(a, b) -> bool:
     import torch
 
     return bool(torch.equal(torch.as_tensor(a), torch.as_tensor(b)))
+
+
+@pytest.mark.slow  # two torchrun processes and a single-process twin: ~30-60 s on 2 cores
+def test_two_ddp_ranks_map_one_cache_and_a_later_run_decodes_nothing(tmp_path, run_cli):
+    """torchrun, 2 CPU processes: both ranks build their datasets from one cache folder (one
+    entry per song, no temporary file left); a later single-process run maps the same
+    entries (their files untouched) and computes the DDP run's history."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.data.test_folder_songs import RATE, SONGS, sine_song
+
+    root = tmp_path / "songs"
+    for name, spec in SONGS.items():
+        for copy in ("", "_2"):
+            path = root / name.replace(".wav", f"{copy}.wav")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(str(path), sine_song(spec), RATE)
+            path.with_suffix(".lab").write_text("".join(f"{s} {e} {label}\n" for s, e, label, _ in spec))
+    cache = tmp_path / "cache"
+    settings = ["data=folder_songs", f"data.dataset.root={root}", f"data.cache_dir={cache}", f"data.sample_rate={RATE}",
+                "data.clip_seconds=4.0", "model=small", "data.train_size=8", "data.val_size=4", "data.batch_size=4",
+                "data.val_songs=1", "data.dataset.val_fraction=0.5", "trainer.num_epochs=2", "scheduler.warmup_epochs=0",
+                "trainer.save_every=0", "trainer.deterministic=true", "logger=[]"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                          "-m", "chordexp.run", *settings, f"hydra.run.dir={tmp_path / 'ddp'}"],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, (ddp.stdout + ddp.stderr)[-3000:]
+    entries = sorted(cache.glob("*.npy"))
+    assert len(entries) == 2 * len(SONGS) and not list(cache.glob("*.tmp"))
+    written = {entry: entry.stat().st_mtime_ns for entry in entries}
+    single = run_cli([*settings, f"hydra.run.dir={tmp_path / 'single'}"], cwd=tmp_path)
+    assert single.returncode == 0, single.stderr[-2000:]
+    assert {entry: entry.stat().st_mtime_ns for entry in sorted(cache.glob("*.npy"))} == written
+    histories = [json.loads((tmp_path / name / "history.json").read_text()) for name in ("ddp", "single")]
+    for key, values in histories[1].items():
+        assert histories[0][key] == pytest.approx(values, rel=1e-5), key

@@ -117,7 +117,8 @@ def test_fp16_without_overflow_matches_a_plain_scaled_loop(make_trainer, tiny_mo
     trainer = make_trainer(num_epochs=1, mixed_precision="fp16", train_size=8)
     model = tiny_model()  # the same model and optimizer, trained by hand
     model.load_state_dict(trainer.model.state_dict())
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=trainer.config.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=trainer.config.weight_decay,
+                                  fused=True)  # the Trainer's default AdamW path
     scaler = torch.amp.GradScaler("cpu")
     for audio, targets in trainer.train_loader:
         with torch.autocast("cpu", dtype=torch.float16):
