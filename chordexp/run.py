@@ -151,7 +151,9 @@ def build_loggers(cfg: DictConfig, folder: Path) -> list:
 
     check_targets(cfg)
     params = {key: value for key, value in resolved_dict(cfg).items() if key != "logger"}
-    nodes = cfg.get("logger") or {}
+    nodes = cfg.get("logger")
+    if nodes is None:  # a config saved before the logger group (rerun=/resume= of an older run): as then
+        nodes = {"tensorboard": {"_target_": "chordexp.loggers.TensorBoardLogger", "log_dir": "tensorboard"}}
     return [instantiate(nodes[name], _partial_=True, _convert_="all")(run_folder=folder, run_config=params)
             for name in nodes if nodes[name] is not None]
 

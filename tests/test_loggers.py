@@ -316,3 +316,12 @@ def test_a_failed_run_ends_the_tracker_runs_as_failed(tmp_path, empty_mlflow_db)
     finish_loggers([logger], tmp_path, failed=True)
     state = json.loads((tmp_path / "mlflow_run.json").read_text())
     assert MlflowClient(tracking_uri=state["tracking_uri"]).get_run(state["run_id"]).info.status == "FAILED"
+
+
+def test_a_config_saved_before_the_logger_group_keeps_its_tensorboard(compose_cfg, tmp_path):
+    """rerun=/resume= of a run folder from before the group: its config has no logger node."""
+    from omegaconf import OmegaConf
+
+    old = OmegaConf.create(OmegaConf.to_container(compose_cfg("experiment=smoke"), resolve=False))
+    del old["logger"]
+    assert [type(x) for x in build_loggers(old, tmp_path)] == [TensorBoardLogger]
