@@ -251,9 +251,13 @@ class Trainer:
                     raise TrainingInterrupted(f"{self.stop_reason} after epoch {self.current_epoch}, "
                                               f"saved in {self.checkpoint_dir / 'last.pt'}", self.stop_reason)
                 if self.stopped_early:
-                    logger.info("early stopping after epoch %d: no %s improvement for %d epochs "
-                                "(best %.4f at epoch %d)", self.current_epoch, self.monitor,
-                                self.epochs_without_improvement, self.best_monitor_value, self.best_epoch)
+                    if 0 < self.config.patience <= self.epochs_without_improvement:
+                        logger.info("early stopping after epoch %d: no %s improvement for %d epochs "
+                                    "(best %.4f at epoch %d)", self.current_epoch, self.monitor,
+                                    self.epochs_without_improvement, self.best_monitor_value, self.best_epoch)
+                    else:  # a callback ended the run (an Optuna pruner): it said why
+                        logger.info("stopping after epoch %d: a callback ended the run (best %.4f at epoch %d)",
+                                    self.current_epoch, self.best_monitor_value, self.best_epoch)
                     break
         finally:
             for callback in self.callbacks:
