@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.cli import UsageError, exiting, main_guard, parse_args
 
 USAGE = __doc__.strip()
 SHOWN = 20  # lines listed per section; the rest are counted
@@ -180,10 +180,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 1 if report.errors else 0
 
 
-def _entry(argv: List[str]) -> None:
-    status = main(argv)
-    if status:
-        raise SystemExit(status)
+_entry = exiting(main)  # 1 when the check found problems
 
 
 if __name__ == "__main__":

@@ -73,6 +73,16 @@ def _is_bare(arg: str) -> bool:
     return "=" not in arg or _KEY.fullmatch(arg.split("=", 1)[0]) is None
 
 
+def exiting(main):
+    """``main(argv) -> status`` as an entry for :func:`main_guard` whose non-zero result
+    is the process's exit status (a finished check that found problems: 1)."""
+    def entry(argv) -> None:
+        status = main(argv)
+        if status:
+            raise SystemExit(status)
+    return entry
+
+
 def main_guard(main, usage: str) -> None:
     """Run ``main(argv)``; turn errors of the input or the environment (bad arguments,
     missing, corrupt or unwritable files, checkpoints that do not fit, a full disk:

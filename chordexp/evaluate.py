@@ -35,7 +35,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from chordexp.chords import ChordLabelError, parse_label
-from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.cli import UsageError, exiting, main_guard, parse_args
 from chordexp.labfile import Labels, load_lab
 
 USAGE = __doc__.split("Besides mir_eval")[0].strip()
@@ -276,10 +276,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-def _entry(argv: List[str]) -> None:
-    status = main(argv)
-    if status:
-        raise SystemExit(status)
+_entry = exiting(main)  # 1 when references have no prediction (unless allow_missing)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 FOLD_KEY = "data.fold"
-def _number(value: Any) -> Optional[float]:
+def finite_number(value: Any) -> Optional[float]:
+    """``value`` as a finite float, or None (missing, NaN, not a number): how report and
+    this summary read a table cell."""
     if isinstance(value, bool) or value is None:
         return None
     try:
@@ -45,7 +47,7 @@ def summarise_folds(rows: Sequence[Dict[str, Any]], metrics: Sequence[str]) -> L
                                    "folds": sorted({str(r.get(FOLD_KEY)) for r in members}, key=_fold_order)}
         counted = 0
         for name in metrics:
-            numbers = [n for n in (_number(r.get(name)) for r in members) if n is not None]
+            numbers = [n for n in (finite_number(r.get(name)) for r in members) if n is not None]
             summary[name] = _mean_std(numbers)
             counted = max(counted, len(numbers))
         summary["n"] = counted

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import csv as csv_module
 import json
-import math
 import os
 import re
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
 from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.fold_summary import finite_number
 from chordexp.song_validation import SONG_METRICS
 
 USAGE = __doc__.strip()
@@ -154,23 +154,12 @@ def columns(rows: Sequence[Dict[str, Any]]) -> List[str]:
 # --------------------------------------------------------------------------- sorting
 
 
-def _number(value: Any) -> Optional[float]:
-    """``value`` as a finite float, or None (missing, NaN, not a number)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def sortable_columns(rows: Sequence[Dict[str, Any]]) -> List[str]:
     """The metric columns and the override columns whose given values are all numbers."""
     song = [key for key in columns(rows) if key in SONG_COLUMNS]
     overrides = [key for key in columns(rows) if key not in ("path", "status", *METRIC_COLUMNS, *SONG_COLUMNS)]
     numeric = [key for key in overrides
-               if all(_number(row[key]) is not None for row in rows if row[key] is not None)
+               if all(finite_number(row[key]) is not None for row in rows if row[key] is not None)
                and any(row[key] is not None for row in rows)]
     return [*METRIC_COLUMNS, *song, *numeric]
 
@@ -180,9 +169,9 @@ def sort_rows(rows: Sequence[Dict[str, Any]], column: str, descending: bool = Fa
     valid = sortable_columns(rows)
     if column not in valid:
         raise UsageError(f"sort={column} is not a numeric column; valid: {', '.join(valid)}")
-    known = [row for row in rows if _number(row[column]) is not None]
-    unknown = [row for row in rows if _number(row[column]) is None]
-    return sorted(known, key=lambda row: _number(row[column]), reverse=descending) + unknown
+    known = [row for row in rows if finite_number(row[column]) is not None]
+    unknown = [row for row in rows if finite_number(row[column]) is None]
+    return sorted(known, key=lambda row: finite_number(row[column]), reverse=descending) + unknown
 
 
 # --------------------------------------------------------------------------- output
