@@ -100,6 +100,7 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def _disk_full(path: Path, error: OSError) -> DiskFullError:
+    assert error.errno is not None  # only called for an errno in DISK_FULL_ERRNOS
     name = errno.errorcode.get(error.errno, str(error.errno))
     kept = f"the previous {path.name} is intact" if path.exists() else f"no {path.name} was written"
     return DiskFullError(error.errno, f"cannot write {path}: no space left on device ({name}); {kept}; "

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
+
+if TYPE_CHECKING:  # torch is imported only where workers are started
+    from torch.utils.data import Dataset
 
 from chordexp.audio import AudioError, load_audio
 
@@ -69,8 +72,9 @@ def decoded_files(files: Sequence[Path], sample_rate: int, workers: Optional[int
 
     from chordexp.data.loaders import single_thread_worker, worker_context
 
-    loader = DataLoader(dataset, batch_size=None, shuffle=False, num_workers=workers, collate_fn=_keep,
-                        prefetch_factor=2, worker_init_fn=single_thread_worker,
+    # a DataLoader takes any map-style dataset; _Files does not subclass torch's Dataset
+    loader = DataLoader(cast("Dataset[Tuple[int, Any]]", dataset), batch_size=None, shuffle=False,
+                        num_workers=workers, collate_fn=_keep, prefetch_factor=2, worker_init_fn=single_thread_worker,
                         multiprocessing_context=worker_context())
     for index, result in loader:
         yield files[index], result

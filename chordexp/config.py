@@ -538,7 +538,7 @@ def validate_run_config(c: Dict[str, Any]) -> None:
     checks += value_checks(c)  # the model's and the optimizer's numbers, the seed, NaN and inf
     for key, ok, requirement in checks:
         if not ok:
-            value = c
+            value: Any = c
             for part in key.split("."):
                 value = value.get(part)
             raise ConfigValueError(f"{key}={value!r} {requirement}")

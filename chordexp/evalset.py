@@ -33,12 +33,14 @@ import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 if TYPE_CHECKING:  # written lazily: mido is imported where MIDI is made
     import mido
+
+    from chordexp.evalset_band import BandSong
 
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, format_label, parse_label
 from chordexp.cli import UsageError, main_guard, parse_args
@@ -284,6 +286,7 @@ def harmony_notes(song: Song, part: Part, rng: np.random.Generator) -> List[Note
     """One accompaniment part, playing every chord in its pattern; notes end by the chord's end."""
     notes: List[Note] = []
     ms_in_ticks = TICKS_PER_BEAT / (song.tempo_us / 1000)
+    beat: float  # a position in beats: whole in some patterns, fractional in others
     for event in song.chords:
         if event.label == "N":
             continue
@@ -452,7 +455,7 @@ def _note_track(name: str, program: int, channel: int, notes: List[Note], total_
 Segment = Tuple[float, float, str]
 
 
-def song_segments(song: Song, duration: Optional[float] = None) -> List[Segment]:
+def song_segments(song: Union[Song, BandSong], duration: Optional[float] = None) -> List[Segment]:
     """Reference segments in seconds: each chord event at its beat times; ``N`` from the
     last chord's end to ``duration`` (default: the MIDI file's end)."""
     beat = song.beat_seconds

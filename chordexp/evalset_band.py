@@ -24,7 +24,7 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -312,7 +312,7 @@ def plan_band_song(index: int, seed: int, split: str = "test", seconds: Optional
 def _vary_harmonic_rhythm(plan: List[Tuple[str, int, str, bool]], rng: np.random.Generator):
     """Real harmonic rhythm is uneven: a pass may end with a 1-2 beat dominant of the
     next chord, and a chord may arrive a beat early (a push)."""
-    out = [list(item) for item in plan]
+    out: List[List[Any]] = [list(item) for item in plan]
     i = 0
     while i < len(out) - 1:
         label, beats, section, _ = out[i]
@@ -685,6 +685,7 @@ def band_song_to_midi(song: BandSong):
             events.append((start, 1, mido.Message("note_on", channel=ch, note=pitch, velocity=velocity)))
             events.append((end, 0, mido.Message("note_off", channel=ch, note=pitch, velocity=0)))
         events.sort(key=lambda e: (e[0], e[1], e[2].note))
+        sounding: Dict[int, int]  # note -> how many note_ons of it are still sounding
         now, sounding = 0, {}
         for tick, _, message in events:  # a re-struck note ends the one still sounding
             count = sounding.get(message.note, 0)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
 
 import numpy as np
 
@@ -180,7 +180,7 @@ def pair_files(predictions: Dict[str, Path], references: Dict[str, Path]) -> Tup
     return dict(sorted(pairs.items())), sorted(ref_left), sorted(pred_left)
 
 
-def pool(pair_scores: Dict[str, PairScore]) -> Tuple[Dict[str, Optional[float]], Dict[str, float]]:
+def pool(pair_scores: Mapping[Any, PairScore]) -> Tuple[Dict[str, Optional[float]], Dict[str, float]]:
     """Duration-pooled aggregate: ({metric: score or None}, {metric: seconds judged})."""
     judged = {m: sum(p.judged[m] for p in pair_scores.values()) for m in METRICS}
     correct = {m: sum(p.correct[m] for p in pair_scores.values()) for m in METRICS}
@@ -225,7 +225,7 @@ def format_table(result: Dict[str, object]) -> str:
     widths = [max(len(m), 5) for m in METRICS]
 
     def row(name: str, seconds: str, scores: Dict[str, Optional[float]]) -> str:
-        cells = ["-" if scores[m] is None else f"{100 * scores[m]:.1f}" for m in METRICS]
+        cells = ["-" if (score := scores[m]) is None else f"{100 * score:.1f}" for m in METRICS]
         return "  ".join([name.ljust(name_width), seconds.rjust(7)] + [c.rjust(w) for c, w in zip(cells, widths)])
 
     header = "  ".join(["file".ljust(name_width), "seconds"] + [m.rjust(w) for m, w in zip(METRICS, widths)])
@@ -253,8 +253,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     inputs = [*find_labs(args.predictions, "predictions").values(), *find_labs(args.references, "references").values()]
     check_not_an_input("output", output, inputs, "an input of this evaluation")  # before anything is scored
     result = evaluate_dirs(args.predictions, args.references)
-    missing_predictions = result["missing_predictions"]
-    missing_references = result["missing_references"]
+    missing_predictions = cast(List[str], result["missing_predictions"])  # names, see evaluate_dirs
+    missing_references = cast(List[str], result["missing_references"])
     if missing_references:
         print(f"warning: {len(missing_references)} prediction(s) have no reference and are skipped: "
               f"{', '.join(missing_references)}", file=sys.stderr)

@@ -116,6 +116,7 @@ def onnx_bytes(model, metadata: Dict[str, Any]) -> bytes:
             input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
             dynamic_shapes=({1: samples}, None), verbose=False,
         )
+    assert program is not None  # dynamo=True returns the ONNXProgram
     proto = program.model_proto
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(metadata)

@@ -39,6 +39,11 @@ class PortableChordModel(nn.Module):
     logits, equal (to float rounding) to ``model.forward_frames`` with the front end
     tuned by ``tuning_cents``."""
 
+    fft_freqs: Tensor  # buffers, registered in __init__
+    octave_steps: Tensor
+    low_real: Tensor
+    low_imag: Tensor
+
     def __init__(self, model: ChordRecognitionModel) -> None:
         super().__init__()
         self.model = model.eval()
@@ -113,7 +118,7 @@ class PortableChordModel(nn.Module):
         n_out = (n - 1) // dec.factor + 1
         # zeros past the end: at least the blocks Decimator pads to, maybe one more (whose
         # outputs are cropped); a fixed amount keeps every length in the graph symbolic
-        head = torch.zeros_like(audio[:, :1]).expand(-1, dec.half)
+        head = torch.zeros_like(audio[:, :1]).expand(-1, dec.half_taps)
         tail = torch.zeros_like(audio[:, :1]).expand(-1, 2 * dec.block)
         frames = torch.cat([head, audio, tail], dim=-1).unfold(-1, dec.block, dec.step)  # (B, blocks, block)
         spectrum = torch.view_as_real(torch.fft.rfft(frames, dim=-1))[..., : self.low_real.shape[0], :]
@@ -129,7 +134,7 @@ class PortableChordModel(nn.Module):
         x = m.project(x.permute(0, 3, 1, 2).reshape(b, t, c * f))
         x = x + m.position(x.transpose(1, 2)).transpose(1, 2)
         frames = m.norm(self.encode(x))
-        return tuple(m.heads[name](frames) for name in OUTPUT_NAMES)  # type: ignore[return-value]
+        return tuple(m.heads[name](frames) for name in OUTPUT_NAMES)
 
 
 def _min(a, b):
@@ -155,7 +160,7 @@ def decimation_matrices(dec) -> Tuple[Tensor, Tensor]:
         return torch.zeros(1, 1), torch.zeros(1, 1)
     size = dec.block // dec.factor  # the inverse FFT's length
     keep = dec.response.shape[0]  # size // 2 + 1
-    first, per_block = dec.half // dec.factor, dec.step // dec.factor
+    first, per_block = dec.half_taps // dec.factor, dec.step // dec.factor
     k = torch.arange(keep, dtype=torch.float64)[:, None]
     m = torch.arange(first, first + per_block, dtype=torch.float64)[None]
     weight = torch.full((keep, 1), 2.0, dtype=torch.float64)

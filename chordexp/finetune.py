@@ -46,7 +46,7 @@ HEAD_PREFIXES = ("heads.",)
 def settings_of(cfg: Any) -> Dict[str, Any]:
     """The ``finetune`` node as a plain dict with every key (a config saved before the
     node existed has none)."""
-    node = cfg.get("finetune") if hasattr(cfg, "get") else None
+    node: Any = cfg.get("finetune") if hasattr(cfg, "get") else None
     if node is not None and not isinstance(node, dict):
         from omegaconf import OmegaConf
 
@@ -127,7 +127,7 @@ def load_initial_weights(model: nn.Module, path: Any, strict: bool = True) -> Li
 
 def _train_keeping_frozen(self: nn.Module, mode: bool = True) -> nn.Module:
     type(self).train(self, mode)
-    for name in self._frozen_modules:
+    for name in getattr(self, "_frozen_modules"):  # set by freeze_modules
         getattr(self, name).train(False)
     return self
 
@@ -140,8 +140,9 @@ def freeze_modules(model: nn.Module, names: Sequence[str]) -> None:
         return
     for name in names:
         getattr(model, name).requires_grad_(False)
-    model._frozen_modules = tuple(names)
-    model.train = types.MethodType(_train_keeping_frozen, model)
+    # setattr: nn.Module's attribute types have no room for these (same assignments)
+    setattr(model, "_frozen_modules", tuple(names))
+    setattr(model, "train", types.MethodType(_train_keeping_frozen, model))
     model.train(model.training)
     frozen = sum(p.numel() for name in names for p in getattr(model, name).parameters())
     log.info("frozen (no gradient, eval mode): %s (%s parameters)", ", ".join(names), f"{frozen:,}")

@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, cast
 
 import numpy as np
 
@@ -187,7 +187,8 @@ def frame_levels_db(audio: np.ndarray, hop: int, n_frames: int) -> np.ndarray:
 
 def write_probabilities(path: Path, transcription: Transcription) -> None:
     """Per-frame posteriors next to the .lab (``NAME.probs.npz``: times + three heads)."""
-    np.savez_compressed(path, times=transcription.frame_times, **transcription.probabilities)
+    # Any: numpy's stub would match a key of the unpacked dict to allow_pickle (a bool)
+    np.savez_compressed(path, times=transcription.frame_times, **cast(Dict[str, Any], transcription.probabilities))
 
 
 @dataclass

@@ -27,7 +27,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, cast
 
 from chordexp.cli import UsageError, main_guard, parse_args
 from chordexp.fold_summary import finite_number
@@ -171,7 +171,8 @@ def sort_rows(rows: Sequence[Dict[str, Any]], column: str, descending: bool = Fa
         raise UsageError(f"sort={column} is not a numeric column; valid: {', '.join(valid)}")
     known = [row for row in rows if finite_number(row[column]) is not None]
     unknown = [row for row in rows if finite_number(row[column]) is None]
-    return sorted(known, key=lambda row: finite_number(row[column]), reverse=descending) + unknown
+    # every known row has a finite number there
+    return sorted(known, key=lambda row: cast(float, finite_number(row[column])), reverse=descending) + unknown
 
 
 # --------------------------------------------------------------------------- output
@@ -227,8 +228,8 @@ def plot_curves(runs: Sequence[Dict[str, Any]], path: Path) -> Optional[Path]:
     ``runs`` are rows of :func:`collect_runs`. Returns ``path``, or None (nothing
     written) when no run has a history. Uses matplotlib's Agg canvas, no pyplot state.
     """
-    histories = [(row, _read_json(Path(row["folder"]) / "history.json")) for row in runs]
-    histories = [(row, history) for row, history in histories if history]
+    read = [(row, _read_json(Path(row["folder"]) / "history.json")) for row in runs]
+    histories = [(row, history) for row, history in read if history]
     if not histories:
         return None
     from matplotlib.figure import Figure

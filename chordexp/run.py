@@ -16,7 +16,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Type, cast
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -228,7 +228,8 @@ def record_environment(folder: Path, *, seed: int, device: str, resume: bool,
 
 def primary_config_dir() -> Optional[str]:
     """Where Hydra found the primary config (``conf/``, or a run's ``.hydra`` for a rerun)."""
-    for source in HydraConfig.get().runtime.config_sources:
+    # HydraConfig.get() is a DictConfig at run time (typed as the HydraConf dataclass): its nodes have .get
+    for source in cast(List[DictConfig], HydraConfig.get().runtime.config_sources):
         if source.get("provider") == "main":
             return str(source.get("path"))
     return None
@@ -450,7 +451,7 @@ class _NeverRaised(Exception):
     """Stands in for TrainingInterrupted before the trainer module is loaded."""
 
 
-def training_interrupted() -> type:
+def training_interrupted() -> Type[Any]:
     """``TrainingInterrupted`` if the trainer was imported (only then can it have been
     raised), without importing torch for a run that failed before training."""
     import sys

@@ -457,7 +457,7 @@ def composition_error_line(error: BaseException) -> Optional[str]:
     if not isinstance(error, (HydraException, OmegaConfBaseException)):
         return None
 
-    def lines(text: str) -> List[str]:
+    def lines(text: object) -> List[str]:  # an exception or its message
         return [line.strip() for line in str(text).splitlines()
                 if line.strip() and not line.strip().startswith(_NOISE) and not line.startswith("\t")]
 

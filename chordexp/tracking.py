@@ -141,11 +141,13 @@ class TensorBoardCallback(Callback):
 
     def on_step(self, trainer: "Trainer", step: int, metrics: Mapping[str, float]) -> None:
         self._open(trainer)
+        assert self._step_writer is not None
         for key, value in metrics.items():
             self._step_writer.add_scalar(f"step/{key}", float(value), step)
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, metrics: Mapping[str, float]) -> None:
         self._open(trainer)
+        assert self._epoch_writer is not None
         for key, value in metrics.items():
             self._epoch_writer.add_scalar(epoch_tag(key), float(value), epoch)
         self.flush()
@@ -187,6 +189,7 @@ class TensorBoardCallback(Callback):
         metrics = {key: value for key, value in summary_metrics(trainer).items() if not math.isnan(value)}
         step = trainer.current_epoch
         writer = self._epoch_writer
+        assert writer is not None and writer.file_writer is not None  # on_train_end checks; open writers have one
         for summary in hparams_summaries(dict(self.hparams), metrics):
             writer.file_writer.add_summary(summary, step)
         for key, value in metrics.items():

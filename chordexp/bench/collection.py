@@ -20,7 +20,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, cast
 
 import numpy as np
 
@@ -77,7 +77,9 @@ def loader_rates(root: Path, cache: Path, excerpts: int, repeats: int) -> List[f
 
     dataset = FolderSongDataset(excerpts * repeats, split="train", root=root, sample_rate=22050, cache_dir=cache)
     with one_core():
-        return [excerpts / cpu_timed(lambda r=r: [dataset[r * excerpts + i] for i in range(excerpts)])
+        # cast: mypy cannot type a lambda that binds r as a default argument
+        return [excerpts / cpu_timed(cast(Callable[[], Any],
+                                          lambda r=r: [dataset[r * excerpts + i] for i in range(excerpts)]))
                 for r in range(repeats)]
 
 

@@ -61,7 +61,7 @@ def _batch(model, batch_size: int, samples: int, device: str):
     return audio, targets
 
 
-def step_figures(parts: Dict[str, Any], mode: str, device: str, steps: int, warmup: int) -> Dict[str, float]:
+def step_figures(parts: Dict[str, Any], mode: str, device: str, steps: int, warmup: int) -> Dict[str, Any]:
     """Median step time (s), samples/s and peak memory (bytes, CUDA only; 0 elsewhere)
     of training steps in ``mode``."""
     import torch
@@ -100,7 +100,7 @@ def step_figures(parts: Dict[str, Any], mode: str, device: str, steps: int, warm
             "peak_bytes": float(torch.cuda.max_memory_allocated(device)) if cuda else 0.0, "times": times}
 
 
-def transcription_figures(parts: Dict[str, Any], device: str, seconds: float, repeats: int) -> Dict[str, float]:
+def transcription_figures(parts: Dict[str, Any], device: str, seconds: float, repeats: int) -> Dict[str, Any]:
     """x real time of ``ChordRecognizer.analyse`` + ``decode`` on ``seconds`` of audio at
     the model's rate (no file: decoding files is a CPU matter)."""
     import numpy as np

@@ -11,7 +11,7 @@ from memory, so the second row measures what a training step really waits for.
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple, cast
 
 from chordexp.bench.common import Row, cpu_timed, echo, median, one_core, ratio, timed
 from chordexp.bench.sizes import Sizes
@@ -47,7 +47,9 @@ def rendering_rates(dataset: Any, excerpts: int, repeats: int) -> List[float]:
                                     clip_seconds=dataset.clip_seconds)
     renderer[0]  # loads the SoundFont: once per worker, not per excerpt
     with one_core():
-        return [excerpts / cpu_timed(lambda r=r: [renderer[r * excerpts + i] for i in range(excerpts)])
+        # cast: mypy cannot type a lambda that binds r as a default argument
+        return [excerpts / cpu_timed(cast(Callable[[], Any],
+                                          lambda r=r: [renderer[r * excerpts + i] for i in range(excerpts)]))
                 for r in range(repeats)]
 
 

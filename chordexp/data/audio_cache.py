@@ -52,7 +52,8 @@ class AudioCache:
         self.folder = Path(folder).expanduser()
         if decode is None:
             from chordexp.audio import load_audio as decode
-        self.decode = decode
+        assert decode is not None  # the import above binds it
+        self.decode: Callable[[Path, int], np.ndarray] = decode
 
     def entry(self, path: str | Path, sample_rate: int) -> Path:
         """Where ``path`` at ``sample_rate`` is (or will be) cached: ``OWNER-VERSION.npy``,
@@ -160,7 +161,7 @@ class MappedAudio:
         try:
             return np.array(mapped[key], dtype=np.float32)
         finally:
-            mapped._mmap.close()  # type: ignore[union-attr]  # release the mapping now, not at gc
+            mapped._mmap.close()  # release the mapping now, not at gc
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = self[:]

@@ -12,7 +12,7 @@ All randomness comes from the generator passed in.
 from __future__ import annotations
 
 import math
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -288,7 +288,7 @@ def additive_play(rng: np.random.Generator, notes: Sequence[Note], n: int, sr: i
     decay_s = rng.uniform(0.3, 3.0)
     release = rng.uniform(0.05, 0.4)
     vibrato = rng.uniform(0.0, 0.004) if rng.random() < 0.3 else 0.0
-    tables = {}
+    tables: Dict[int, np.ndarray] = {}  # partial count -> one period of the wave
     out = np.zeros(n, np.float32)
     for note in notes:
         f0 = 440.0 * 2 ** ((note.key - 69) / 12)

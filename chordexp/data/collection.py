@@ -228,6 +228,7 @@ def read_split_file(path: Path, song_ids: Sequence[str]) -> Dict[str, str]:
         raise ValueError(f"split file {path}: cannot read it ({error})") from None
     by_name: Dict[str, str] = {song: song for song in song_ids}
     stems: Dict[str, List[str]] = {}
+    song: Optional[str]
     for song in song_ids:
         stems.setdefault(song.rsplit(".", 1)[0], []).append(song)
     split = dict.fromkeys(song_ids, EXCLUDED)

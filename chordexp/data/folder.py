@@ -34,7 +34,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -68,7 +68,7 @@ class Song:
     """One validated, decoded song of the split."""
 
     audio_path: Path
-    audio: np.ndarray  # float32 (num_samples,) at the dataset's sample_rate
+    audio: Union[np.ndarray, MappedAudio]  # float32 (num_samples,) at the dataset's sample_rate
     duration: float  # seconds
     segments: np.ndarray  # (m, 2) float64 start/end seconds, usable labels only, sorted
     labels: np.ndarray  # (m, 3) int64 (root, chord_type, bass_note) of each segment
@@ -107,8 +107,9 @@ class FolderChordDataset(Dataset):
         self.size, self.split, self.seed = int(size), split, int(seed)
         self.root = _check_root(root)
         self.annotations = collection.annotation_root(annotations)
-        self.split_options = {"num_folds": int(num_folds), "fold": int(fold), "group_depth": int(group_depth),
-                              "split_file": None if split_file in (None, "") else Path(split_file).expanduser()}
+        self.split_options: Dict[str, Any] = {
+            "num_folds": int(num_folds), "fold": int(fold), "group_depth": int(group_depth),
+            "split_file": None if split_file in (None, "") else Path(split_file).expanduser()}
         self.sample_rate = int(sample_rate)
         self.num_samples = int(round(clip_seconds * sample_rate))
         self.on_error, self.unknown_chords = on_error, unknown_chords
@@ -162,8 +163,9 @@ class FolderChordDataset(Dataset):
             root, bass = (root + shift) % NUM_PITCH_CLASSES, (bass + shift) % NUM_PITCH_CLASSES
         return Window(song, start, shift, (root, chord_type, bass))
 
-    def targets(self, index: int) -> Dict[str, int]:
-        """Item ``index``'s labels without reading its audio."""
+    def targets(self, index: int) -> Mapping[str, Union[int, List[int]]]:
+        """Item ``index``'s labels without reading its audio (ints here; per-frame lists
+        in ``FolderSongDataset``)."""
         root, chord_type, bass = self.window(index).label
         return {"chord_type": chord_type, "root": root, "bass_note": bass}
 
@@ -179,7 +181,7 @@ class FolderChordDataset(Dataset):
     @staticmethod
     def _label_at(song: Song, start: float, length: float) -> Triple:
         overlap = np.minimum(song.segments[:, 1], start + length) - np.maximum(song.segments[:, 0], start)
-        return tuple(int(v) for v in song.labels[int(np.argmax(overlap))])
+        return cast(Triple, tuple(int(v) for v in song.labels[int(np.argmax(overlap))]))  # a row of 3
 
     # ------------------------------------------------------------------ construction
     def _load_split(self, val_fraction: float) -> List[Song]:
@@ -211,6 +213,7 @@ class FolderChordDataset(Dataset):
         if lab is None:
             raise SongError(entry.missing_message())
         intervals, labels, rows = collection.read_annotation(lab)
+        audio: Union[np.ndarray, MappedAudio]
         try:
             if self.audio_cache is None:
                 audio = load_audio(path, self.sample_rate)

@@ -14,7 +14,7 @@ Sequence targets are a dict of ``(T,)`` tensors: ``chord_type``, ``root``,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -55,8 +55,8 @@ class FrameGrid:
         return np.arange(num_frames) * (self.hop_length / self.sample_rate)
 
 
-def frame_targets(starts: Sequence[float], ends: Sequence[float], triples: Sequence[Triple],
-                  times: np.ndarray, valid_until: float) -> Dict[str, torch.Tensor]:
+def frame_targets(starts: Union[Sequence[float], np.ndarray], ends: Union[Sequence[float], np.ndarray],
+                  triples: Sequence[Triple], times: np.ndarray, valid_until: float) -> Dict[str, torch.Tensor]:
     """Labels at ``times`` (s) from segments ``[starts[i], ends[i])`` labelled ``triples[i]``.
 
     A time covered by no segment is ``N``; a time at or after ``valid_until`` (the end of

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from typing import Optional, Protocol, Tuple
+from typing import Any, Dict, Optional, Protocol, Sized, Tuple, cast
 
 import numpy as np
 import torch
@@ -38,20 +38,22 @@ def build_loaders(train_dataset: Dataset, val_dataset: Dataset, batch_size: int,
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
         raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+    # the datasets are map-style, so sized (torch's Dataset type does not declare __len__)
+    train_items, val_items = cast(Sized, train_dataset), cast(Sized, val_dataset)
     shuffle_gen = torch.Generator().manual_seed(int(seed))
     worker_gen = torch.Generator().manual_seed(int(seed) + 1)
     if distributed is None:
-        train_sampler: Sampler = RandomSampler(train_dataset, generator=shuffle_gen)
-        val_sampler: Sampler = SequentialSampler(val_dataset)
+        train_sampler: Sampler = RandomSampler(train_items, generator=shuffle_gen)
+        val_sampler: Sampler = SequentialSampler(val_items)
     else:
         world, rank = distributed.world_size, distributed.rank
         if batch_size % world:
             raise ValueError(f"batch_size={batch_size} is the global batch and must divide by the "
                              f"{world} processes of this run")
         batch_size //= world
-        train_sampler = ShardedRandomSampler(train_dataset, shuffle_gen, rank, world)
-        val_sampler = ShardedSequentialSampler(val_dataset, rank, world)
-    common = dict(
+        train_sampler = ShardedRandomSampler(train_items, shuffle_gen, rank, world)
+        val_sampler = ShardedSequentialSampler(val_items, rank, world)
+    common: Dict[str, Any] = dict(
         batch_size=int(batch_size),
         num_workers=int(num_workers),
         multiprocessing_context=worker_context() if num_workers > 0 else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Dict, Tuple
+from typing import Dict, Sized, Tuple, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -34,9 +34,9 @@ class InMemoryDataset(Dataset):
         filled = 0
         for audio, targets in loader:
             if filled == 0:  # allocate once: no second copy of the whole set in memory
-                self.audio = torch.empty((len(dataset), *audio.shape[1:]), dtype=torch.float16)
+                self.audio = torch.empty((len(cast(Sized, dataset)), *audio.shape[1:]), dtype=torch.float16)
                 # per-item targets of any shape: scalars, or (T,) frame labels and bool masks
-                self.targets = {key: torch.empty((len(dataset), *value.shape[1:]), dtype=value.dtype)
+                self.targets = {key: torch.empty((len(cast(Sized, dataset)), *value.shape[1:]), dtype=value.dtype)
                                 for key, value in targets.items()}
             self.audio[filled:filled + len(audio)] = audio
             for key, value in targets.items():

@@ -150,7 +150,8 @@ class SoundFontRenderer:
     def _render_into(self, out: np.ndarray, start: int, stop: int) -> None:
         if stop > start:
             block = np.zeros(stop - start, dtype=np.float32)
-            self._font.render(memoryview(block).cast("B"))
+            # numpy declares ndarray.__buffer__ only for Python >= 3.12
+            self._font.render(memoryview(block).cast("B"))  # type: ignore[arg-type]
             out[start:stop] = block
 
 class AdditiveRenderer:

@@ -16,7 +16,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, SupportsIndex, Tuple
 
 import numpy as np
 
@@ -394,7 +394,7 @@ class ChordSynth:
         clip = self.n / self.sr
         r = rng.random()
         t0 = rng.uniform(-0.5, 0.0) * clip if r < 0.25 else (rng.uniform(0.0, 0.15) * clip if r < 0.45 else 0.0)
-        offsets = np.zeros(n_notes)
+        offsets: np.ndarray = np.zeros(n_notes)
         a = rng.random()
         if a < self.o.strum_prob:
             offsets = np.arange(n_notes) * rng.uniform(0.005, 0.035)
@@ -415,7 +415,7 @@ class ChordSynth:
     def _render_voices(self, rng: np.random.Generator, f0: np.ndarray, amps: np.ndarray, stretch: np.ndarray,
                        insts: Sequence["_Instrument"], onsets: np.ndarray, strikes: np.ndarray) -> np.ndarray:
         """Sum of every voice (a note, or one band of its partials) under its envelope."""
-        rows, index, env_params = [], [], []
+        voice_rows, index, env_params = [], [], []
         for i, inst in enumerate(insts):
             split = inst.split if inst.split < amps.shape[1] else 0
             bands = ((0, split, False), (split, amps.shape[1], True)) if split else ((0, amps.shape[1], False),)
@@ -423,10 +423,10 @@ class ChordSynth:
                 row = np.zeros(amps.shape[1])
                 row[lo:hi] = amps[i, lo:hi]
                 if row.any():
-                    rows.append(row)
+                    voice_rows.append(row)
                     index.append(i)
                     env_params.append(inst.envelope(high))
-        rows, freqs, stretches, onset_v = np.array(rows), f0[index], stretch[index], onsets[index]
+        rows, freqs, stretches, onset_v = np.array(voice_rows), f0[index], stretch[index], onsets[index]
         if rng.random() < self.o.detune_prob:  # chorus: a second copy of every voice, a few cents off
             cents = rng.uniform(4, 15) * np.where(np.arange(len(freqs)) % 2 == 0, 1.0, -1.0)
             rows = np.concatenate([rows, rows * rng.uniform(0.5, 1.0)])
@@ -462,6 +462,7 @@ class ChordSynth:
         # Partials above Nyquist have amplitude 0 and come last: write only the prefix before them.
         used = amps.shape[1] - np.argmax(amps[:, ::-1] > 0, axis=1)
         loops: list = [None] * len(freqs)
+        row: SupportsIndex  # a position in ``group``, then a voice of it
         for size in dict.fromkeys(lengths.tolist()):  # voices of one length share one irfft call
             group = np.flatnonzero(lengths == size)
             spec = np.zeros((len(group), size // 2 + 1), np.complex64)

@@ -16,7 +16,7 @@ import secrets
 import shutil
 import string
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Literal, Mapping, Optional, cast
 
 from chordexp.config import ConfigValueError
 from chordexp.loggers.base import RunLogger, artifact_paths, numeric_summary, read_state, require, write_state
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 STATE_FILE = "wandb_run.json"
 MODES = ("offline", "online", "disabled")
+Mode = Literal["offline", "online", "disabled"]  # the MODES, as a type
 
 
 def new_run_id() -> str:
@@ -87,7 +88,7 @@ class WandbLogger(RunLogger):
         self.state = read_state(state_path) or {"id": new_run_id(), "last_epoch": 0}
         try:
             self.run = wandb.init(
-                mode=self.mode, dir=str(self.run_folder), project=self.project, entity=self.entity,
+                mode=cast(Mode, self.mode), dir=str(self.run_folder), project=self.project, entity=self.entity,
                 name=self.name, tags=self.tags, id=self.state["id"], resume="allow", config=self.config,
                 settings=wandb.Settings(console="off", x_disable_stats=True, silent=True),
             )

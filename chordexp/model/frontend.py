@@ -25,7 +25,7 @@ from chordexp.model.multirate import Decimator
 TUNING_MARGIN = 2.0 ** (1 / 24)
 
 def log_frequency_filterbank(
-    sample_rate: int, n_fft: int, fmin: float, n_octaves: int, bins_per_octave: int
+    sample_rate: float, n_fft: int, fmin: float, n_octaves: int, bins_per_octave: int
 ) -> Tensor:
     """Triangular filters on a log-frequency grid, shape ``(n_fft // 2 + 1, n_bins)``.
 
@@ -63,6 +63,9 @@ class LogFrequencySpectrogram(nn.Module):
     quiet verse of a song looks like the 1-second training clips; then compressed with
     ``log1p(compression * mag)``.
     """
+
+    filterbank: Tensor  # buffers, registered in __init__
+    window: Tensor
 
     def __init__(
         self,

@@ -50,22 +50,24 @@ class Decimator(nn.Module):
     """``(B, n)`` -> ``(B, ceil(n / factor))``: low-pass (``kaiser_lowpass``) and keep every
     ``factor``-th sample, by overlap-save over blocks of ``block`` samples."""
 
+    response: Tensor  # a buffer, registered in __init__
+
     def __init__(self, factor: int, sample_rate: float, passband: float, block: int = 4096) -> None:
         super().__init__()
         if factor < 1 or factor & (factor - 1):
             raise ValueError(f"factor {factor} must be a power of two")
         self.factor = factor
         if factor == 1:
-            self.half, self.block, self.step = 0, block, block
+            self.half_taps, self.block, self.step = 0, block, block
             self.register_buffer("response", torch.ones(1, dtype=torch.complex64), persistent=False)
             return
         h = kaiser_lowpass(factor, sample_rate, passband)
-        self.half = (h.numel() - 1) // 2
-        self.block = max(block, 2 ** math.ceil(math.log2(8 * self.half)))  # overlap at most 1/4 of a block
-        self.step = self.block - 2 * self.half  # input samples each block adds, a multiple of factor
+        self.half_taps = (h.numel() - 1) // 2
+        self.block = max(block, 2 ** math.ceil(math.log2(8 * self.half_taps)))  # overlap at most 1/4 of a block
+        self.step = self.block - 2 * self.half_taps  # input samples each block adds, a multiple of factor
         circular = torch.zeros(self.block, dtype=torch.float64)
-        circular[: self.half + 1] = h[self.half:]
-        circular[-self.half:] = h[: self.half]  # zero phase: centred on sample 0
+        circular[: self.half_taps + 1] = h[self.half_taps:]
+        circular[-self.half_taps:] = h[: self.half_taps]  # zero phase: centred on sample 0
         keep = self.block // (2 * factor) + 1  # bins up to the new Nyquist frequency
         # the inverse FFT at the low rate divides by block / factor instead of block
         self.register_buffer("response", (torch.fft.rfft(circular)[:keep] / factor).to(torch.complex64),
@@ -82,11 +84,11 @@ class Decimator(nn.Module):
         per_block = self.step // self.factor
         blocks = -(-n_out // per_block)
         total = (blocks - 1) * self.step + self.block
-        padded = nn.functional.pad(audio, (self.half, total - self.half - n))
+        padded = nn.functional.pad(audio, (self.half_taps, total - self.half_taps - n))
         frames = padded.unfold(-1, self.block, self.step)  # (B, blocks, block)
         spectrum = torch.fft.rfft(frames, dim=-1)[..., : self.response.shape[0]] * self.response
         low = torch.fft.irfft(spectrum, n=self.block // self.factor, dim=-1)
-        first = self.half // self.factor  # the outputs whose filter lies inside the block
+        first = self.half_taps // self.factor  # the outputs whose filter lies inside the block
         return low[..., first: first + per_block].reshape(*audio.shape[:-1], -1)[..., :n_out]
 
 

@@ -12,7 +12,7 @@ import os
 import random
 import re
 from pathlib import Path
-from typing import Any, Dict, Mapping, Sequence, Union
+from typing import Any, Dict, Mapping, Sequence, Tuple, Union, cast
 
 import numpy as np
 import torch
@@ -101,7 +101,9 @@ def check_model_state(path: PathLike, model: nn.Module, state: Mapping[str, Any]
 
 def capture_rng_state() -> Dict[str, Any]:
     """torch (CPU and CUDA), numpy and python ``random`` states as weights_only data."""
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    # the legacy (default) form is a tuple; numpy's stub also allows the dict of legacy=False
+    np_state = cast(Tuple[str, np.ndarray, int, int, float], np.random.get_state())
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np_state
     py_version, py_internal, py_gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),

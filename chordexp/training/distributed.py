@@ -147,6 +147,9 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         var = _SumAcrossRanks.apply((centred * centred).sum(dims), self.group) / count
         if self.track_running_stats:
             with torch.no_grad():
+                # track_running_stats: BatchNorm2d has all three buffers
+                assert self.num_batches_tracked is not None
+                assert self.running_mean is not None and self.running_var is not None
                 self.num_batches_tracked += 1
                 factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 unbiased = var * (count / (count - 1).clamp(min=1))

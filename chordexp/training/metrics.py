@@ -80,6 +80,7 @@ class MetricsTracker:
             self._weight = torch.zeros((), dtype=torch.float64, device=device)
             self._correct = torch.zeros(len(TASKS), dtype=torch.long, device=device)
             self._counted = torch.zeros(len(TASKS), dtype=torch.long, device=device)
+        assert self._weight is not None and self._correct is not None and self._counted is not None
         valid = valid_frames(targets)
         if weight is None:
             weight = valid.sum() if is_frame_targets(targets) else batch_size
@@ -105,6 +106,7 @@ class MetricsTracker:
             self._weight = torch.zeros((), dtype=torch.float64)
             self._correct = torch.zeros(len(TASKS), dtype=torch.long)
             self._counted = torch.zeros(len(TASKS), dtype=torch.long)
+        assert self._weight is not None and self._correct is not None and self._counted is not None
         device = self._loss_sums.device
         packed = torch.cat([self._loss_sums.double(), self._correct.double(), self._counted.double(),
                             self._weight.double().reshape(1).to(device),
@@ -121,6 +123,7 @@ class MetricsTracker:
         """Averages so far, keys ``METRIC_KEYS`` (losses, then accuracies in percent)."""
         if self._loss_sums is None or self._num_items == 0:
             return {key: 0.0 for key in METRIC_KEYS}
+        assert self._weight is not None and self._correct is not None and self._counted is not None
         values = torch.cat([self._loss_sums.double(), self._correct.double(), self._counted.double(),
                             self._weight.double().reshape(1)]).tolist()
         losses, correct, counted, weight = values[:4], values[4:7], values[7:10], values[10]

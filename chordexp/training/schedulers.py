@@ -28,8 +28,9 @@ Notation: ``lr`` = ``config.learning_rate``, ``E`` = ``config.num_epochs``, ``e`
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Dict, List, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Tuple, Union
 
+from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
@@ -126,7 +127,7 @@ class HoldingOneCycleLR(OneCycleLR):
     optimizer steps taken) lets a resumed, longer run continue at the right step.
     """
 
-    def get_lr(self) -> List[float]:
+    def get_lr(self) -> List[Union[float, Tensor]]:
         if self.last_epoch >= self.total_steps:
             return [group["lr"] for group in self.optimizer.param_groups]
         return super().get_lr()

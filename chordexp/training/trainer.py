@@ -23,12 +23,11 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
 
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
-from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from chordexp.config import MONITOR_MODES, TrainingConfig
@@ -155,8 +154,8 @@ class Trainer:
     def __init__(
         self,
         model: nn.Module,
-        train_loader: DataLoader,
-        val_loader: DataLoader,
+        train_loader: Iterable[Any],  # a DataLoader, or any sized iterable of (audio, targets) batches
+        val_loader: Iterable[Any],
         config: Optional[TrainingConfig] = None,
         criterion: Optional[nn.Module] = None,
         *,
@@ -191,7 +190,8 @@ class Trainer:
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
         if self.config.compile:  # the training forward only: checkpoints keep the plain module's names
-            self.train_model = torch.compile(self.train_model)
+            # the compiled wrapper of a module is a module (OptimizedModule); torch's stub says Callable
+            self.train_model = cast(nn.Module, torch.compile(self.train_model))
         self.train_loader, self.val_loader = train_loader, val_loader
         self.steps_per_epoch = _num_batches(train_loader, "train_loader")
         _num_batches(val_loader, "val_loader")
@@ -385,7 +385,9 @@ class Trainer:
         set back to the floor so that it cannot decay to zero). Under DDP the gradients
         are the all-reduced ones, so every rank's scaler sees the same overflow and
         keeps the same scale; the loss check is agreed across ranks as before."""
-        scale_before = self.scaler._get_scale_async().clone()  # set by scale() in the backward; no sync
+        scale_now = self.scaler._get_scale_async()  # set by scale() in the backward; no sync
+        assert scale_now is not None
+        scale_before = scale_now.clone()
         self.scaler.unscale_(self.optimizer)  # records the scaler's own inf check
         clip = self.config.gradient_clip
         if clip > 0:
@@ -402,6 +404,7 @@ class Trainer:
         self.scaler.step(self.optimizer)  # skipped by the scaler itself when a gradient is not finite
         self.scaler.update()
         scale = self.scaler._get_scale_async()
+        assert scale is not None
         overflow = scale < scale_before  # only a found inf/NaN makes update() lower the scale
         too_small = overflow & (scale < MIN_LOSS_SCALE)
         self.optimizer.zero_grad(set_to_none=True)
@@ -710,7 +713,7 @@ class Trainer:
         """The train loader's own random generators (shuffle order, worker seeds): saved
         and restored with the checkpoint so a resumed run draws the epochs' orders the
         uninterrupted run would have drawn."""
-        owners = {"sampler": getattr(self.train_loader, "sampler", None), "loader": self.train_loader}
+        owners: Dict[str, Any] = {"sampler": getattr(self.train_loader, "sampler", None), "loader": self.train_loader}
         return {name: owner.generator for name, owner in owners.items()
                 if isinstance(getattr(owner, "generator", None), torch.Generator)}
 

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, cast
 
 from hydra.core.plugins import Plugins
 from hydra.plugins.sweeper import Sweeper
@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 #: Trial user attribute of a retry: the number of the trial a stopped sweep left unfinished.
 RETRY_ATTR = "retry_of"
 DIRECTIONS = ("minimize", "maximize")
+Direction = Literal["minimize", "maximize"]
 #: Job errors that mean the user stopped the sweep (a signal), not that the trial failed.
 INTERRUPTIONS = ("TrainingInterrupted", "KeyboardInterrupt")
 
@@ -58,7 +59,7 @@ class ChordexpOptunaSweeper(Sweeper):
                                                                 task_function=task_function)
 
     # ------------------------------------------------------------------ settings
-    def _check_settings(self) -> str:
+    def _check_settings(self) -> Direction:
         """The study's direction; SweepError for a setting that cannot work."""
         from chordexp.optuna_trial import direction_for
 
@@ -68,18 +69,20 @@ class ChordexpOptunaSweeper(Sweeper):
         if not 0.0 <= self.max_failure_rate <= 1.0:
             raise SweepError(f"hydra.sweeper.max_failure_rate={self.max_failure_rate} must be in [0, 1]")
         if self.direction is None:
+            assert self.config is not None  # set by setup()
             try:
-                return direction_for(self.config.get("optimized_metric"))
+                return cast(Direction, direction_for(self.config.get("optimized_metric")))
             except ValueError as error:
                 raise SweepError(str(error)) from None
         if self.direction not in DIRECTIONS:
             raise SweepError(f"hydra.sweeper.direction={self.direction!r}: one of minimize, maximize, or null "
                              f"(follows optimized_metric)")
-        return str(self.direction)
+        return cast(Direction, str(self.direction))  # checked against DIRECTIONS above
 
     def storage_url(self) -> str:
         """The study's RDB URL: ``storage``, a relative SQLite path made absolute (jobs may
         run elsewhere), or ``sqlite:///<sweep dir>/optuna.db`` when none is given."""
+        assert self.config is not None  # set by setup()
         sweep_dir = Path(str(self.config.hydra.sweep.dir)).resolve()
         if not self.storage:
             sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -110,7 +113,8 @@ class ChordexpOptunaSweeper(Sweeper):
 
         assert self.config is not None and self.launcher is not None
         direction = self._check_settings()
-        preset = [f"{key}={value}" for key, value in (self.params or {}).items()]
+        params = cast(Mapping[str, Any], self.params or {})  # a DictConfig of override strings
+        preset = [f"{key}={value}" for key, value in params.items()]
         space, fixed = parse_search_space([*preset, *arguments])
         if not space:
             raise SweepError("hydra.sweeper.params holds no choice(...), interval(...) or range(...): "
@@ -161,6 +165,7 @@ class ChordexpOptunaSweeper(Sweeper):
         seed again would draw the first command's random start-up points once more."""
         from hydra.utils import instantiate
 
+        assert self.config is not None  # set by setup()
         existing = len(study.get_trials(deepcopy=False))
         seed = self.config.hydra.sweeper.sampler.get("seed")
         if existing and seed is not None:
@@ -214,6 +219,7 @@ class ChordexpOptunaSweeper(Sweeper):
         """``optimization_results.yaml`` in the sweep folder: the best trial and the counts."""
         import optuna
 
+        assert self.config is not None  # set by setup()
         states = [t.state for t in study.get_trials(deepcopy=False)]
         counts = {name.lower(): states.count(getattr(optuna.trial.TrialState, name))
                   for name in ("COMPLETE", "PRUNED", "FAIL")}
