@@ -14,7 +14,6 @@ from typing import Dict, List
 
 import pytest
 import torch
-from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from chordexp.config import ConfigValueError, TrainingConfig
@@ -22,25 +21,12 @@ from chordexp.data import DummyChordDataset
 from chordexp.loggers import CSVLogger, MLflowLogger, TensorBoardLogger, WandbLogger, finish_loggers
 from chordexp.run import build_loggers, train
 from chordexp.training import Trainer
+from tests.test_tracking import NUM_SAMPLES, TinyModel  # the same three-head model the TensorBoard tests train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-NUM_SAMPLES = 64
 CONFIG = {"optimizer": {"_target_": "torch.optim.AdamW", "lr": 1e-3, "betas": [0.9, 0.999]},
           "trainer": {"num_epochs": 4}, "eval_songs": None, "seed": 0}
-
-class TinyModel(nn.Module):
-    """(B, NUM_SAMPLES) -> the three logit heads."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Linear(NUM_SAMPLES, 16), nn.Tanh())
-        self.heads = nn.ModuleDict({"chord_type": nn.Linear(16, 32), "root": nn.Linear(16, 12),
-                                    "bass_note": nn.Linear(16, 12)})
-
-    def forward(self, audio: Tensor) -> Dict[str, Tensor]:
-        hidden = self.body(audio)
-        return {task: head(hidden) for task, head in self.heads.items()}
 
 
 def make_trainer(tmp_path: Path, num_epochs: int, *callbacks, save_every: int = 0) -> Trainer:

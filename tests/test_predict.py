@@ -19,8 +19,11 @@ SR = 16000
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    """A real (untrained) training checkpoint of a small 16 kHz model."""
-    folder = tmp_path_factory.mktemp("ckpt")
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
+
+
+def write_tiny_checkpoint(folder):
+    """A real (untrained) training checkpoint of a small 16 kHz model, as ``folder/model.pt``."""
     torch.manual_seed(0)
     model = ChordRecognitionModel(sample_rate=SR, d_model=32, num_blocks=1, num_heads=2, channels=4)
     data = TensorDataset(torch.randn(4, SR), torch.zeros(4, dtype=torch.long))

@@ -7,26 +7,17 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-import torch
-from torch.utils.data import DataLoader, TensorDataset
 
 from chordexp.audio_prefetch import decoded_files, default_workers
-from chordexp.model import ChordRecognitionModel
 from chordexp.predict import ChordRecognizer, transcribe_files
-from chordexp.training import Trainer, TrainingConfig
+from tests.test_predict import write_tiny_checkpoint
 
 SR = 16000
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    model = ChordRecognitionModel(sample_rate=SR, d_model=32, num_blocks=1, num_heads=2, channels=4)
-    loader = DataLoader(TensorDataset(torch.randn(4, SR), torch.zeros(4, dtype=torch.long)), batch_size=2)
-    Trainer(model, loader, loader, TrainingConfig(num_epochs=1, checkpoint_dir=str(folder))).save_checkpoint(
-        folder / "model.pt")
-    return folder / "model.pt"
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")
