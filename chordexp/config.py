@@ -322,7 +322,7 @@ class DecoderConfig:
 
 @dataclass
 class FinetuneConfig:
-    """Start from a trained model (``chordexp.finetune``): settings of the run, kept out of
+    """Start from a trained model (``chordexp.experiment.finetune``): settings of the run, kept out of
     ``model`` (the constructor's arguments) and ``optimizer`` (a torch.optim partial)."""
 
     init_from: Optional[str] = None  # a checkpoint of ours (.pt): its weights, fresh optimizer/schedule/history
@@ -375,7 +375,7 @@ class WandbLoggerConfig(LoggerConfig):
 class OptunaTrialConfig:
     """Which Optuna trial a run is: set by chordexp's sweeper (``hparams_search=optuna``)
     in each trial's overrides, so the run reports per-epoch values to the study and can
-    be pruned (``chordexp.optuna_trial``). Null outside a search."""
+    be pruned (``chordexp.experiment.optuna_trial``). Null outside a search."""
 
     storage: Optional[str] = None  # the study's RDB URL
     study_name: Optional[str] = None
@@ -401,7 +401,7 @@ class ExperimentConfig:
     eval_songs: Optional[str] = None
     # Set by `python -m chordexp.run resume=RUN_FOLDER`: continue that run from its last.pt.
     resume: Optional[str] = None
-    # `_target_` nodes may only name chordexp's documented components (chordexp/targets.py);
+    # `_target_` nodes may only name chordexp's documented components (chordexp/experiment/targets.py);
     # true lets a config instantiate any importable class (your own model or dataset).
     allow_any_target: bool = False
     # Experiment trackers, name -> tracker node (conf/logger: tensorboard, csv, mlflow, wandb);

@@ -262,7 +262,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise UsageError(f"no prediction in predictions={args.predictions} matches a reference .lab in "
                          f"references={args.references}")
     print(format_table(result))
-    from chordexp.run_folder import write_json
+    from chordexp.experiment.run_folder import write_json
 
     write_json(output, result)
     print(f"wrote {output}")

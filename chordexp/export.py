@@ -48,7 +48,7 @@ class ExportArgs:
 def describe(model, decoder: Dict[str, Any]) -> Dict[str, Any]:
     """The JSON stored with an exported model: everything ``predict`` needs besides it."""
     from chordexp.chords import CHORD_TYPES
-    from chordexp.export_graph import INPUT_NAMES, OUTPUT_NAMES
+    from chordexp.inference.export_graph import INPUT_NAMES, OUTPUT_NAMES
     from chordexp.model.chord_model import HEADS
 
     fe = model.frontend
@@ -105,7 +105,7 @@ def onnx_bytes(model, metadata: Dict[str, Any]) -> bytes:
 
     import torch
 
-    from chordexp.export_graph import INPUT_NAMES, OUTPUT_NAMES, PortableChordModel
+    from chordexp.inference.export_graph import INPUT_NAMES, OUTPUT_NAMES, PortableChordModel
 
     portable = PortableChordModel(model).eval()
     samples = torch.export.Dim("samples", min=min_samples(model))
@@ -130,7 +130,7 @@ def torchscript_bytes(model, metadata: Dict[str, Any]) -> bytes:
 
     import torch
 
-    from chordexp.export_graph import PortableChordModel
+    from chordexp.inference.export_graph import PortableChordModel
 
     portable = PortableChordModel(model).eval()
     with warnings.catch_warnings(), torch.no_grad():

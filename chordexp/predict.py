@@ -109,7 +109,7 @@ class ChordRecognizer:
 
     def tuned_posteriors(self, audio: np.ndarray, cents: float) -> Dict[str, np.ndarray]:
         """``frame_posteriors`` with the front end's filters ``cents`` off A440 (an exported
-        model, ``chordexp.inference_backends``, takes the offset as an input instead)."""
+        model, ``chordexp.inference.backends``, takes the offset as an input instead)."""
         with self.model.frontend.tuned(cents):
             return self.frame_posteriors(audio)
 
@@ -225,7 +225,7 @@ def transcribe_files(
     from tqdm import tqdm
 
     from chordexp.audio import AudioError
-    from chordexp.audio_prefetch import decoded_files
+    from chordexp.inference.prefetch import decoded_files
 
     files = find_audio_files(input_path)
     try:
@@ -330,7 +330,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_numbers(args)
     input_path = Path(args.input)
     find_audio_files(input_path)  # bad input fails before the model loads
-    from chordexp.inference_backends import infer_backend, load_recognizer
+    from chordexp.inference.backends import infer_backend, load_recognizer
 
     backend = infer_backend(args.checkpoint, args.backend)
     if backend == "torch":

@@ -16,7 +16,7 @@ val_chord_type_acc curves of every run with a history.json are drawn into one PN
 (default FOLDER/report.png). Neither replaces a file the report reads, any other run
 record, ``.lab`` or audio file (refused before anything is written), nor each other.
 When the runs differ in ``data.fold`` (cross-validation), a second table gives each
-validation metric's mean ± std over the folds (``chordexp.fold_summary``).
+validation metric's mean ± std over the folds (``chordexp.experiment.fold_summary``).
 """
 from __future__ import annotations
 
@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, cast
 
 from chordexp.cli import UsageError, main_guard, parse_args
-from chordexp.fold_summary import finite_number
-from chordexp.song_validation import SONG_METRICS
+from chordexp.experiment.fold_summary import finite_number
+from chordexp.inference.song_validation import SONG_METRICS
 
 USAGE = __doc__.strip()
 
@@ -97,7 +97,7 @@ def read_overrides(run: Path) -> Dict[str, str]:
 
 
 def run_status(run: Path) -> str:
-    if (run / "pruned.json").is_file():  # chordexp.optuna_trial.PRUNED_FILE: the search's pruner stopped it
+    if (run / "pruned.json").is_file():  # chordexp.experiment.optuna_trial.PRUNED_FILE: the search's pruner stopped it
         return "pruned"
     if (run / "metrics.json").is_file():
         return "finished"
@@ -297,7 +297,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     plot_path = Path(args.plot) if args.plot else folder / "report.png"
     check_outputs(rows, csv_path, plot_path)
     print(format_table(rows))
-    from chordexp.fold_summary import fold_report
+    from chordexp.experiment.fold_summary import fold_report
 
     folds = fold_report(rows)  # runs differing in data.fold: mean ± std of each metric over the folds
     if folds:

@@ -52,17 +52,17 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     start = time.perf_counter()
     config = to_training_config(cfg)  # validates values before anything is built
     check_optimized_metric(cfg.optimized_metric)
-    from chordexp.finetune import check_required as check_finetune_required
+    from chordexp.experiment.finetune import check_required as check_finetune_required
 
     check_finetune_required(cfg)
     folder = run_dir()
     config.checkpoint_dir = str(folder / config.checkpoint_dir)  # validated: relative, inside the folder
 
-    from chordexp import run_folder
-    from chordexp.finetune import settings_of
+    from chordexp.experiment import run_folder
+    from chordexp.experiment.finetune import settings_of
+    from chordexp.experiment.run_plots import write_run_plots
     from chordexp.loggers import finish_loggers
     from chordexp.model import count_parameters
-    from chordexp.run_plots import write_run_plots
     from chordexp.training import Trainer
     from chordexp.training.distributed import current_context
     from chordexp.training.stop_signals import stop_on_signals
@@ -84,7 +84,9 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     components = build_components(cfg, config, distributed)
     decoder = components.pop("decoder", None)
     run_config = resolved_dict(cfg)
-    from chordexp.optuna_trial import trial_callbacks  # an Optuna trial reports each epoch; its pruner may stop it
+    from chordexp.experiment.optuna_trial import (
+        trial_callbacks,  # an Optuna trial reports each epoch; its pruner may stop it
+    )
 
     trial = resolved_dict(cfg.get("optuna_trial") or {})
     pruning = trial_callbacks(trial, cfg.optimized_metric, folder) if main_rank else []
@@ -147,7 +149,7 @@ def build_loggers(cfg: DictConfig, folder: Path) -> list:
     """
     from hydra.utils import instantiate
 
-    from chordexp.targets import check_targets
+    from chordexp.experiment.targets import check_targets
 
     check_targets(cfg)
     params = {key: value for key, value in resolved_dict(cfg).items() if key != "logger"}
@@ -170,11 +172,11 @@ def whole_val_loader(val_loader: Any, batch_size: int) -> Any:
 def resume_from_last(trainer: Any, last: Path, folder: Path) -> None:
     """Continue ``folder``'s run from ``last`` (its ``last.pt``); a run killed before its
     first epoch ended has none and starts over, which is the same thing. A config that
-    differs from the checkpoint's beyond ``chordexp.resume_check.RESUMABLE_KEYS`` is
+    differs from the checkpoint's beyond ``chordexp.experiment.resume_check.RESUMABLE_KEYS`` is
     refused (``python -m chordexp.run`` refuses it before Hydra starts; this is the check
     for a resume started some other way)."""
     if last.is_file():
-        from chordexp.resume_check import check_resume_config
+        from chordexp.experiment.resume_check import check_resume_config
 
         current = trainer.checkpoint_extra.get("run_config")  # this session's; load_checkpoint restores the saved
         trainer.load_checkpoint(last)
@@ -199,8 +201,8 @@ def record_environment(folder: Path, *, seed: int, device: str, resume: bool,
     """Write ``environment.json`` (and ``git_diff.patch`` for uncommitted code), warning
     about every difference from the environment of the run this one redoes or resumes.
     A resumed run keeps its original record and appends one per resume."""
-    from chordexp import run_folder
-    from chordexp.rerun import saved_run_folder
+    from chordexp.experiment import run_folder
+    from chordexp.experiment.rerun import saved_run_folder
 
     record = run_folder.environment_record(seed=seed, device=device)
     record["distributed"] = (None if distributed is None else
@@ -245,7 +247,7 @@ def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Any =
     from hydra.utils import instantiate
 
     from chordexp.data import build_loaders
-    from chordexp.targets import check_targets
+    from chordexp.experiment.targets import check_targets
 
     check_targets(cfg)  # only documented components, unless allow_any_target=true
     seed_everything(config.seed)
@@ -253,7 +255,7 @@ def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Any =
     sequence = bool(cfg.data.get("sequence", False))
     song_validator = decoder = None
     if sequence:
-        from chordexp.song_mode import build_song_validator, check_frame_grid
+        from chordexp.experiment.song_mode import build_song_validator, check_frame_grid
 
         check_frame_grid(train_set, cfg)
         song_validator = build_song_validator(val_set, cfg)
@@ -262,7 +264,7 @@ def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Any =
         train_set, val_set = cache_in_memory(train_set, val_set, num_workers)
         num_workers = 0
     if sequence:
-        from chordexp.song_mode import decoder_settings
+        from chordexp.experiment.song_mode import decoder_settings
 
         decoder = decoder_settings(train_set, cfg)
         if song_validator is not None:
@@ -272,7 +274,7 @@ def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Any =
         distributed=distributed, pin_memory=pin_memory_for(config.device),
     )
     seed_everything(config.seed)  # model init does not depend on what the datasets drew
-    from chordexp.finetune import apply_finetune, settings_of
+    from chordexp.experiment.finetune import apply_finetune, settings_of
 
     model = instantiate(cfg.model, _convert_="all")
     resuming = bool(cfg.get("resume")) and (Path(config.checkpoint_dir) / "last.pt").is_file()
@@ -365,8 +367,8 @@ def set_threads(num_threads: int) -> None:
 def evaluate_songs(checkpoint: Path, songs: Path, folder: Path) -> Dict[str, Any]:
     """Transcribe ``songs`` with ``checkpoint`` into ``folder/songs/`` and score them with
     mir_eval against the ``.lab`` files beside the audio: ``folder/song_metrics.json``."""
-    from chordexp import run_folder
     from chordexp.evaluate import evaluate_dirs, format_table
+    from chordexp.experiment import run_folder
     from chordexp.predict import ChordRecognizer, transcribe_files
 
     predictions = folder / "songs"
@@ -379,7 +381,7 @@ def evaluate_songs(checkpoint: Path, songs: Path, folder: Path) -> Dict[str, Any
 
 
 def check_optimized_metric(key: Optional[str]) -> None:
-    from chordexp.run_folder import METRIC_KEYS, TEXT_METRIC_KEYS, is_optimizable_metric
+    from chordexp.experiment.run_folder import METRIC_KEYS, TEXT_METRIC_KEYS, is_optimizable_metric
 
     if key is not None and not is_optimizable_metric(key):
         names = [name for name in METRIC_KEYS if name not in TEXT_METRIC_KEYS]
@@ -521,9 +523,9 @@ def cli() -> None:
     import sys
 
     from chordexp.cli import UsageError
+    from chordexp.experiment.rerun import expand_run_shortcuts
+    from chordexp.experiment.run_lock import claim_run_folder
     from chordexp.output_dirs import check_output_dirs
-    from chordexp.rerun import expand_run_shortcuts
-    from chordexp.run_lock import claim_run_folder
 
     claim = None
     try:

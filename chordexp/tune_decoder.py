@@ -40,8 +40,8 @@ def tune(recognizer, songs: Sequence[Tuple[Path, Path]], self_transitions: Seque
     recogniser's own tuning setting)."""
     from chordexp.audio import load_audio
     from chordexp.evaluate import pool, score_labels
+    from chordexp.inference.song_validation import segments_to_labels
     from chordexp.labfile import load_lab
-    from chordexp.song_validation import segments_to_labels
 
     analyses = [(recognizer.analyse(load_audio(audio, recognizer.sample_rate), recognizer.sample_rate),
                  load_lab(lab)) for audio, lab in songs]

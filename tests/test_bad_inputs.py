@@ -550,10 +550,10 @@ API_CASES = [
         _attr("chordexp.config:ConfigValueError"), r"^seed=18446744073709551616 must be an integer in 0\.\.2\*\*63-1"),
     api("api-model-zero-heads", lambda d: _compose_and_map("model.num_heads=0"),
         _attr("chordexp.config:ConfigValueError"), r"^model\.num_heads=0 must be an integer > 0$"),
-    api("api-lock-in-use", lambda d: _attr("chordexp.run_lock:RunLock")(d / "run_locked").acquire(),
-        _attr("chordexp.run_lock:RunFolderError"), r"run_locked is in use by a running run \(pid \d+ on "),
-    api("api-claim-a-finished-run", lambda d: _attr("chordexp.run_lock:claim_run_folder")(
-        ["experiment=smoke", f"hydra.run.dir={d / 'run_done'}"]), _attr("chordexp.run_lock:RunFolderError"),
+    api("api-lock-in-use", lambda d: _attr("chordexp.experiment.run_lock:RunLock")(d / "run_locked").acquire(),
+        _attr("chordexp.experiment.run_lock:RunFolderError"), r"run_locked is in use by a running run \(pid \d+ on "),
+    api("api-claim-a-finished-run", lambda d: _attr("chordexp.experiment.run_lock:claim_run_folder")(
+        ["experiment=smoke", f"hydra.run.dir={d / 'run_done'}"]), _attr("chordexp.experiment.run_lock:RunFolderError"),
         r"^hydra\.run\.dir=\S*/run_done already holds a run"),
     api("api-transcription-over-a-reference", lambda d: _attr("chordexp.output_dirs:plan_transcriptions")(
         [d / "annotated" / "song.wav"], d / "annotated", d / "annotated"), _attr("chordexp.cli:UsageError"),
@@ -567,7 +567,7 @@ API_CASES = [
     api("api-nan-weights", lambda d: _attr("chordexp.predict:check_finite_weights")(
         _attr("chordexp.predict:ChordRecognizer").from_checkpoint(d / "nan.pt"), str(d / "nan.pt")),
         _attr("chordexp.training.checkpoint:CheckpointError"), r"^checkpoint \S*/nan\.pt: weight \S+ holds NaN"),
-    api("api-target-not-allowed", lambda d: _attr("chordexp.targets:check_targets")(
+    api("api-target-not-allowed", lambda d: _attr("chordexp.experiment.targets:check_targets")(
         {"data": {"dataset": {"_target_": "chordexp.data.DummyChordDataset",
                               "options": {"x": {"_target_": "os.system", "command": "true"}}}}}),
         _attr("chordexp.config:ConfigValueError"), r"^data\.dataset\.options\.x\._target_='os\.system' is not one of"),
@@ -653,7 +653,7 @@ def _hashes(folder: Path, under: str = "") -> Dict[str, str]:
 
 def _run_folders_in_use(d: Path, config: str, checkpoint: bytes) -> None:
     """Folders that hold a run or a sweep, or that a live run (this test process) holds."""
-    from chordexp.run_lock import LOCK_NAME, process_start
+    from chordexp.experiment.run_lock import LOCK_NAME, process_start
 
     def finished(folder: Path) -> Path:
         ff.fake_run_folder(folder, config, checkpoint)

@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from chordexp import export, predict
 from chordexp.cli import main_guard
-from chordexp.inference_backends import infer_backend, load_recognizer
+from chordexp.inference.backends import infer_backend, load_recognizer
 from chordexp.model import ChordRecognitionModel
 from chordexp.training import Trainer, TrainingConfig
 

@@ -119,7 +119,7 @@ def test_a_checkpoint_of_another_architecture_is_one_line(pretrained, compose_cf
 
 
 def test_heads_of_another_shape_are_reinitialised_only_when_asked(pretrained, tmp_path, caplog):
-    from chordexp.finetune import load_initial_weights
+    from chordexp.experiment.finetune import load_initial_weights
     from chordexp.model.chord_model import ChordRecognitionModel
 
     state = torch.load(pretrained, map_location="cpu", weights_only=True)
@@ -155,7 +155,7 @@ def test_a_missing_init_from_file_is_one_line(compose_cfg, tmp_path):
 
 
 def test_the_finetune_preset_needs_init_from(compose_cfg):
-    from chordexp.finetune import check_required
+    from chordexp.experiment.finetune import check_required
 
     cfg = compose_cfg("experiment=finetune", "data.dataset.root=/songs")
     assert cfg.data.dataset._target_.endswith("FolderSongDataset") and cfg.optimizer.lr == pytest.approx(1e-4)

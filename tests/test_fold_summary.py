@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chordexp.fold_summary import fold_report, summarise_folds
+from chordexp.experiment.fold_summary import fold_report, summarise_folds
 from chordexp.report import collect_runs, main
 
 LOSSES = {"adamw": [1.0, 1.2, 0.8], "sgd": [2.0, 2.5, 3.0]}

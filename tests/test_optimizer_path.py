@@ -39,7 +39,7 @@ def test_fused_adamw_makes_the_same_update_as_the_single_tensor_loop():
 
 
 def test_runs_from_before_the_fused_default_can_still_be_resumed():
-    from chordexp.resume_check import config_differences
+    from chordexp.experiment.resume_check import config_differences
 
     before = {"optimizer": {"_target_": "torch.optim.AdamW", "lr": 1e-3}}
     now = {"optimizer": {"_target_": "torch.optim.AdamW", "lr": 1e-3, "fused": True}}

@@ -2,7 +2,7 @@
 launcher: the search space of the preset, pruned and failed trials, resuming a study.
 
 The stand-in launcher plays the jobs in-process: a "job" reports its per-epoch values
-through the real ``chordexp.optuna_trial`` callback, against the real SQLite storage,
+through the real ``chordexp.experiment.optuna_trial`` callback, against the real SQLite storage,
 so the pruner decides as it does in a search; no model is trained (the real command
 line runs in test_hparams_search.py). The sweeper ends a bad search with one line
 (SystemExit); the search-space errors are matched as ValueError (SearchSpaceError derives
@@ -26,9 +26,9 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 from optuna.trial import TrialState
 
 import chordexp.run  # noqa: F401  (makes the plugin visible to Hydra's scan in an editable install)
-from chordexp.optuna_trial import PRUNED_FILE, direction_for, trial_callbacks
+from chordexp.experiment.optuna_trial import PRUNED_FILE, direction_for, trial_callbacks
+from chordexp.experiment.run_folder import STANDARD_HISTORY
 from chordexp.report import run_status
-from chordexp.run_folder import STANDARD_HISTORY
 from hydra_plugins.chordexp_optuna_sweeper.space import parse_search_space
 from hydra_plugins.chordexp_optuna_sweeper.sweeper import RETRY_ATTR, ChordexpOptunaSweeper
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from chordexp.audio_prefetch import decoded_files, default_workers
+from chordexp.inference.prefetch import decoded_files, default_workers
 from chordexp.predict import ChordRecognizer, transcribe_files
 from tests.test_predict import write_tiny_checkpoint
 

@@ -20,8 +20,8 @@ import pytest
 import torch
 
 from chordexp.cli import UsageError
-from chordexp.rerun import expand_run_shortcuts, saved_run_folder
-from chordexp.run_folder import environment_differences
+from chordexp.experiment.rerun import expand_run_shortcuts, saved_run_folder
+from chordexp.experiment.run_folder import environment_differences
 
 # Long enough epochs (~0.3-1 s) to be killed between two of them; deterministic kernels.
 RESUMABLE = ["experiment=smoke", "data.train_size=96", "trainer.num_epochs=5", "trainer.deterministic=true",

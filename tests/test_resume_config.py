@@ -18,7 +18,7 @@ from typing import Dict
 import pytest
 import torch
 
-from chordexp.resume_check import (
+from chordexp.experiment.resume_check import (
     RESUMABLE_KEYS,
     ResumeConfigError,
     check_resume_before_start,

@@ -13,8 +13,8 @@ import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from chordexp import run_folder
 from chordexp.config import ConfigValueError
+from chordexp.experiment import run_folder
 from chordexp.run import check_optimized_metric, objective, train
 
 HISTORY_KEYS = {"train_loss", "val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc",

@@ -21,8 +21,8 @@ from typing import Dict
 import fault_files as ff
 import pytest
 
-from chordexp import run_lock
-from chordexp.run_lock import LOCK_NAME, RunFolderError, RunLock, claim_run_folder, run_records, runs_under
+from chordexp.experiment import run_lock
+from chordexp.experiment.run_lock import LOCK_NAME, RunFolderError, RunLock, claim_run_folder, run_records, runs_under
 
 SMOKE = ["experiment=smoke", "trainer.num_threads=1"]
 

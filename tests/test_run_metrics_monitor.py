@@ -5,8 +5,8 @@ import math
 
 import pytest
 
-from chordexp import run_folder
 from chordexp.config import ConfigValueError
+from chordexp.experiment import run_folder
 from chordexp.run import check_optimized_metric, objective
 
 HISTORY = {"train_loss": [3.0, 2.0, 1.5], "val_loss": [2.5, 2.0, 2.2], "val_chord_type_acc": [10.0, 20.0, 30.0],

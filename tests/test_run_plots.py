@@ -12,11 +12,10 @@ from matplotlib.image import imread
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from chordexp import run_plots
 from chordexp.chords import CHORD_TYPE_INDEX, CHORD_TYPES, NUM_CHORD_TYPES
 from chordexp.data import DummyChordDataset
-from chordexp.model import ChordRecognitionModel
-from chordexp.run_plots import (
+from chordexp.experiment import run_plots
+from chordexp.experiment.run_plots import (
     chord_type_confusion,
     confusion_figure,
     confusion_over_loader,
@@ -26,6 +25,7 @@ from chordexp.run_plots import (
     plot_learning_curves,
     write_run_plots,
 )
+from chordexp.model import ChordRecognitionModel
 from chordexp.training import CheckpointError, Trainer, TrainingConfig
 
 SR = 16000
@@ -193,7 +193,7 @@ def test_write_run_plots_after_a_real_training_run(tmp_path, monkeypatch):
 
 
 def test_write_run_plots_without_checkpoint_skips_the_confusion(tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="chordexp.run_plots"):
+    with caplog.at_level(logging.WARNING, logger="chordexp.experiment.run_plots"):
         written = write_run_plots(tmp_path, HISTORY, tmp_path / "none.pt", [])
     assert written == [tmp_path / "plots" / "learning_curves.png"]
     assert not (tmp_path / "plots" / "confusion_chord_type.png").exists()

@@ -16,7 +16,13 @@ from torch.utils.data import DataLoader
 
 from chordexp.config import TrainingConfig, resolved_dict
 from chordexp.data import DummyChordDataset
-from chordexp.tracking import TensorBoardCallback, epoch_tag, flatten_hparams, hparam_value, wait_past_event_files
+from chordexp.experiment.tracking import (
+    TensorBoardCallback,
+    epoch_tag,
+    flatten_hparams,
+    hparam_value,
+    wait_past_event_files,
+)
 from chordexp.training import Callback, Trainer
 
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -233,14 +239,14 @@ def test_hparam_values_and_epoch_tags():
 
 def test_the_module_imports_without_tensorboard_and_the_callback_needs_it(tmp_path, monkeypatch):
     """tensorboard is imported by the constructor only: the command line does not pay for it."""
-    import chordexp.tracking
+    import chordexp.experiment.tracking
 
     for name in [name for name in sys.modules if name.split(".")[0] == "tensorboard"
                  or name.startswith("torch.utils.tensorboard")]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # None: any import of it fails
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
-    spec = importlib.util.spec_from_file_location("tracking_without_tensorboard", chordexp.tracking.__file__)
+    spec = importlib.util.spec_from_file_location("tracking_without_tensorboard", chordexp.experiment.tracking.__file__)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     with pytest.raises(ImportError):

@@ -82,6 +82,6 @@ def read_state(path: Path) -> Optional[Dict[str, Any]]:
 
 
 def write_state(path: Path, state: Mapping[str, Any]) -> None:
-    from chordexp.run_folder import write_json
+    from chordexp.experiment.run_folder import write_json
 
     write_json(path, state)

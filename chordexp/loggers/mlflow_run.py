@@ -19,8 +19,8 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Mapping, Optional
 
+from chordexp.experiment.tracking import flatten_hparams
 from chordexp.loggers.base import RunLogger, artifact_paths, numeric_summary, read_state, require, write_state
-from chordexp.tracking import flatten_hparams
 
 if TYPE_CHECKING:
     from chordexp.training.trainer import Trainer
@@ -112,7 +112,7 @@ class MLflowLogger(RunLogger):
             location = (self.run_folder / "mlartifacts").resolve().as_uri() if self.local_store else None
             experiment_id = self.client.create_experiment(self.experiment_name, artifact_location=location)
         run = self.client.create_run(experiment_id, run_name=self.run_name,
-                                     tags={"chordexp.run_folder": str(self.run_folder.resolve())})
+                                     tags={"chordexp.experiment.run_folder": str(self.run_folder.resolve())})
         self.run_id = run.info.run_id
         write_state(state_path, {"run_id": self.run_id, "experiment_id": experiment_id,
                                  "tracking_uri": self.tracking_uri})

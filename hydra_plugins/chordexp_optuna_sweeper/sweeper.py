@@ -4,7 +4,7 @@ Hydra's launcher (basic, joblib, SLURM), with pruning (see docs/search.md).
 Each trial is one ordinary job: its folder is numbered like the trial, its overrides
 are the sampled parameters plus ``optuna_trial.*`` (storage, study, number), through
 which the job reports per-epoch values and learns when it is pruned
-(``chordexp.optuna_trial``). A job that fails makes its trial FAIL and the study goes
+(``chordexp.experiment.optuna_trial``). A job that fails makes its trial FAIL and the study goes
 on; one the pruner stopped is PRUNED. ``n_trials`` is the size of the finished study:
 run the same command with the same storage and the study resumes, trials left running
 by a killed sweep are FAILed and their parameters queued again.
@@ -61,7 +61,7 @@ class ChordexpOptunaSweeper(Sweeper):
     # ------------------------------------------------------------------ settings
     def _check_settings(self) -> Direction:
         """The study's direction; SweepError for a setting that cannot work."""
-        from chordexp.optuna_trial import direction_for
+        from chordexp.experiment.optuna_trial import direction_for
 
         if self.n_trials < 1 or self.n_jobs < 1:
             raise SweepError(f"hydra.sweeper.n_trials={self.n_trials} and hydra.sweeper.n_jobs={self.n_jobs} "
@@ -107,7 +107,7 @@ class ChordexpOptunaSweeper(Sweeper):
     def _sweep(self, arguments: List[str]) -> Any:
         import optuna
 
-        from chordexp.optuna_trial import PRUNER_ATTR
+        from chordexp.experiment.optuna_trial import PRUNER_ATTR
 
         from .space import parse_search_space
 
@@ -186,7 +186,7 @@ class ChordexpOptunaSweeper(Sweeper):
         import optuna
         from hydra.core.utils import JobStatus
 
-        from chordexp.optuna_trial import PRUNED_ATTR
+        from chordexp.experiment.optuna_trial import PRUNED_ATTR
 
         State = optuna.trial.TrialState
         stored = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)  # as the job left it

@@ -53,7 +53,7 @@ def test_the_additive_renderer_plays_each_note_when_it_sounds_and_is_determinist
 
 
 def test_environment_json_records_whether_the_player_was_there():
-    from chordexp.run_folder import package_versions
+    from chordexp.experiment.run_folder import package_versions
 
     versions = package_versions()
     assert "tinysoundfont" in versions  # null in a run whose SoundFont parts the fallback played

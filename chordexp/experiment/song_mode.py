@@ -41,7 +41,7 @@ def build_song_validator(val_set: Any, cfg: Any) -> Optional[Any]:
     if not hasattr(val_set, "song"):
         raise ConfigValueError(f"data.val_songs={count} needs a dataset that renders whole songs; "
                                f"{type(val_set).__name__} does not (set data.val_songs=0)")
-    from chordexp.song_validation import SongValidator
+    from chordexp.inference.song_validation import SongValidator
 
     songs = getattr(val_set, "songs", None)  # a folder of real songs: as many as the split holds
     count = min(count, len(songs)) if songs is not None else count

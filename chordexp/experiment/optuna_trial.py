@@ -46,7 +46,7 @@ def is_pruned(folder: Path) -> bool:
 
 def objective_now(trainer: Any, metric: str) -> float:
     """What the run would return for ``metric`` if it stopped after this epoch."""
-    from chordexp.run_folder import run_metrics
+    from chordexp.experiment.run_folder import run_metrics
 
     metrics = run_metrics(trainer.history, best_epoch=trainer.best_epoch, best_val_loss=trainer.best_val_loss,
                           stopped_early=False, wall_time_s=0.0, num_parameters=0, monitor=trainer.monitor)
@@ -70,7 +70,7 @@ class PruningCallback(Callback):
         self.trial.report(value, epoch)
         if epoch < trainer.config.num_epochs and self.trial.should_prune():
             self.trial.set_user_attr(PRUNED_ATTR, epoch)
-            from chordexp.run_folder import write_json
+            from chordexp.experiment.run_folder import write_json
 
             write_json(self.folder / PRUNED_FILE, {"trial": self.trial.number, "epoch": epoch,
                                                    "metric": self.metric, "value": value})

@@ -35,7 +35,7 @@ from torch import nn
 
 from chordexp.config import ConfigValueError
 
-log = logging.getLogger("chordexp.finetune")
+log = logging.getLogger("chordexp.experiment.finetune")
 
 #: tensors named in an error line before "and N more"
 SHOWN = 3

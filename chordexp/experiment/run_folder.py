@@ -150,8 +150,8 @@ def environment_record(*, seed: int, device: str, argv: Optional[List[str]] = No
     """What is needed to tell how and where a run was made."""
     import torch
 
-    if argv is None:  # the command as typed, without the run folder chordexp.run_lock pinned for Hydra
-        from chordexp.run_lock import typed_argv
+    if argv is None:  # the command as typed, without the run folder chordexp.experiment.run_lock pinned for Hydra
+        from chordexp.experiment.run_lock import typed_argv
 
         argv = typed_argv()
     argv = list(argv)

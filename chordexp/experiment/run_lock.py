@@ -367,7 +367,7 @@ def claim_run_folder(argv: Sequence[str]) -> Optional[RunFolderClaim]:
     lock.check_not_in_use()
     check()
     if resume:  # a config changed since last.pt would be half applied: refused before anything is written
-        from chordexp.resume_check import check_resume_before_start
+        from chordexp.experiment.resume_check import check_resume_before_start
 
         check_resume_before_start(folder, cfg)
     parent_locks(folder, key)

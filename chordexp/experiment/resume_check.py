@@ -22,7 +22,7 @@ was saved with, so runs from before the fused default resume exactly), ``data.ca
 Anything else (learning rate, batch size, model, data, seed, scheduler, ...) is a new
 run: ``rerun=<folder> [key=value ...]`` in a new folder.
 
-``python -m chordexp.run`` checks before Hydra starts (``chordexp.run_lock``), so a
+``python -m chordexp.run`` checks before Hydra starts (``chordexp.experiment.run_lock``), so a
 refused resume changes nothing in the folder; ``chordexp.run.train`` checks again once
 the checkpoint is loaded (a resume started some other way). A checkpoint without a
 saved run config (written through the Python API) is not compared: there is nothing to
