@@ -34,7 +34,8 @@ import numpy as np
 
 from chordexp.audio import find_audio_files
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NUM_PITCH_CLASSES, format_label
-from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.cli import main_guard, parse_args
+from chordexp.errors import UsageError
 from chordexp.labfile import prediction_comment, write_lab
 from chordexp.output_dirs import plan_transcriptions
 

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from chordexp.cli import UsageError, exiting, main_guard, parse_args
+from chordexp.cli import exiting, main_guard, parse_args
+from chordexp.errors import UsageError
 
 USAGE = __doc__.strip()
 SHOWN = 20  # lines listed per section; the rest are counted

@@ -11,14 +11,10 @@ import re
 import sys
 from typing import Sequence, Type, TypeVar
 
-from chordexp.errors import UserError
+from chordexp.errors import UsageError
 
 T = TypeVar("T")
 _KEY = re.compile(r"[A-Za-z_][\w.]*")  # what may stand before the = of key=value
-
-
-class UsageError(UserError, ValueError):
-    """Bad command-line input: the message names the key or path and what is wrong."""
 
 
 def parse_args(schema: Type[T], argv: Sequence[str], positional: Sequence[str] = ()) -> T:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Dict, List, Optional
 
-from chordexp.errors import UserError
+from chordexp.errors import ConfigValueError
 
 
 @dataclass
@@ -441,10 +441,6 @@ def register_configs() -> None:
 # ---------------------------------------------------------------------------
 # Composed config -> TrainingConfig
 # ---------------------------------------------------------------------------
-
-
-class ConfigValueError(UserError, ValueError):
-    """A config value that composes but cannot work; the message names the key."""
 
 
 def to_training_config(cfg: Any) -> TrainingConfig:

@@ -38,6 +38,14 @@ class UserError(ChordexpError):
     (``class AudioError(UserError, ValueError)``), so ``except ValueError`` still catches it."""
 
 
+class UsageError(UserError, ValueError):
+    """Bad command-line input: the message names the key or path and what is wrong."""
+
+
+class ConfigValueError(UserError, ValueError):
+    """A config value that composes but cannot work; the message names the key."""
+
+
 def _is_user_error_class(qualified: str) -> bool:
     """``'chordexp.data.item_errors.ItemLoadError'`` names a UserError class: how an error
     re-raised by a DataLoader worker (only its name and message survive) is recognised."""

@@ -43,7 +43,8 @@ if TYPE_CHECKING:  # written lazily: mido is imported where MIDI is made
     from chordexp.evalset_band import BandSong
 
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, format_label, parse_label
-from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.cli import main_guard, parse_args
+from chordexp.errors import UsageError
 from chordexp.labfile import write_lab
 
 USAGE = __doc__.split("Our training data")[0].strip()

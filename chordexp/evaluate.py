@@ -35,7 +35,8 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, cast
 import numpy as np
 
 from chordexp.chords import ChordLabelError, parse_label
-from chordexp.cli import UsageError, exiting, main_guard, parse_args
+from chordexp.cli import exiting, main_guard, parse_args
+from chordexp.errors import UsageError
 from chordexp.labfile import Labels, load_lab
 
 USAGE = __doc__.split("Besides mir_eval")[0].strip()

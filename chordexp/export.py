@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from chordexp.atomic import atomic_write_bytes
-from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.cli import main_guard, parse_args
+from chordexp.errors import UsageError
 
 USAGE = __doc__.strip()
 FORMATS = ("onnx", "torchscript")

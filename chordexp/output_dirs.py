@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from chordexp.cli import UsageError
+from chordexp.errors import UsageError
 
 RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
 DEFAULT_ROOT = "outputs"

@@ -29,8 +29,9 @@ from typing import Any, Dict, List, Optional, Sequence, cast
 import numpy as np
 
 from chordexp.audio import find_audio_files
-from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.cli import main_guard, parse_args
 from chordexp.decode import Segment, decode_segments
+from chordexp.errors import UsageError
 from chordexp.labfile import prediction_comment, write_lab
 from chordexp.output_dirs import plan_transcriptions
 

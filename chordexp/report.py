@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, cast
 
-from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.cli import main_guard, parse_args
+from chordexp.errors import UsageError
 from chordexp.experiment.fold_summary import finite_number
 from chordexp.inference.song_validation import SONG_METRICS
 

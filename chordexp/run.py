@@ -23,8 +23,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from chordexp.config import ConfigValueError, TrainingConfig, register_configs, resolved_dict, to_training_config
-from chordexp.errors import debug_requested, is_user_error, one_line
+from chordexp.config import TrainingConfig, register_configs, resolved_dict, to_training_config
+from chordexp.errors import ConfigValueError, debug_requested, is_user_error, one_line
 
 log = logging.getLogger("chordexp.run")  # not "__main__" under python -m
 
@@ -497,7 +497,7 @@ def join_distributed_run(args: list) -> Any:
     """Under ``torchrun``: join the process group (the DistContext), else None."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:  # not torchrun: no torch import here
         return None
-    from chordexp.cli import UsageError
+    from chordexp.errors import UsageError
     from chordexp.training.distributed import init_from_env
 
     if any(arg in ("-m", "--multirun") for arg in args):
@@ -522,7 +522,7 @@ def cli() -> None:
     """``python -m chordexp.run``: ``rerun=``/``resume=`` expanded, then Hydra's main."""
     import sys
 
-    from chordexp.cli import UsageError
+    from chordexp.errors import UsageError
     from chordexp.experiment.rerun import expand_run_shortcuts
     from chordexp.experiment.run_lock import claim_run_folder
     from chordexp.output_dirs import check_output_dirs

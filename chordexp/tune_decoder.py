@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.cli import main_guard, parse_args
+from chordexp.errors import UsageError
 
 USAGE = __doc__.split("Every audio file")[0].strip()
 REPORTED = ("root", "majmin", "majmin_inv", "sevenths", "sevenths_inv", "mirex", "seg")

@@ -13,7 +13,7 @@ import pytest
 
 from chordexp.bench.__main__ import BENCHMARKS, BenchArgs, check_args, main, select
 from chordexp.bench.common import Row, alternate, format_table, ratio, write_json
-from chordexp.cli import UsageError
+from chordexp.errors import UsageError
 
 
 def _row(value: float = 2.0, baseline: float = 1.0, op: str | None = "<=", target: float | None = 3.0) -> Row:

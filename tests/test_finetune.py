@@ -11,7 +11,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from chordexp.config import ConfigValueError, to_training_config
+from chordexp.config import to_training_config
+from chordexp.errors import ConfigValueError
 from chordexp.run import build_components, train
 from chordexp.training import Trainer
 from chordexp.training.checkpoint import CheckpointError

@@ -109,7 +109,8 @@ def test_train_runs_on_a_folder_of_songs(compose_cfg, as_job, songs, tmp_path):
 
 
 def test_folder_without_root_is_one_line_naming_the_key(compose_cfg):
-    from chordexp.config import ConfigValueError, to_training_config
+    from chordexp.config import to_training_config
+    from chordexp.errors import ConfigValueError
 
     with pytest.raises(ConfigValueError, match=r"^data\.dataset\.root is required"):
         to_training_config(compose_cfg("data=folder"))

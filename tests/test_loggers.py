@@ -16,8 +16,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from chordexp.config import ConfigValueError, TrainingConfig
+from chordexp.config import TrainingConfig
 from chordexp.data import DummyChordDataset
+from chordexp.errors import ConfigValueError
 from chordexp.loggers import CSVLogger, MLflowLogger, TensorBoardLogger, WandbLogger, finish_loggers
 from chordexp.run import build_loggers, train
 from chordexp.training import Trainer

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from chordexp import scripts
-from chordexp.cli import UsageError, parse_args, with_positional_keys
+from chordexp.cli import parse_args, with_positional_keys
+from chordexp.errors import UsageError
 from chordexp.report import ReportArgs
 
 REPO = Path(__file__).resolve().parents[1]

@@ -9,8 +9,8 @@ import fault_files as ff
 import pytest
 import soundfile
 
-from chordexp.cli import UsageError
 from chordexp.config import stays_inside
+from chordexp.errors import UsageError
 from chordexp.labfile import LabFileError, load_lab
 from chordexp.output_dirs import contained_target
 from chordexp.predict import ChordRecognizer, transcribe_files

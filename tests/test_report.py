@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chordexp.cli import UsageError
+from chordexp.errors import UsageError
 from chordexp.report import collect_runs, columns, format_table, plot_curves, sort_rows, write_csv
 
 REPO = Path(__file__).resolve().parents[1]

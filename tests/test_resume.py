@@ -19,7 +19,7 @@ from typing import Dict, List
 import pytest
 import torch
 
-from chordexp.cli import UsageError
+from chordexp.errors import UsageError
 from chordexp.experiment.rerun import expand_run_shortcuts, saved_run_folder
 from chordexp.experiment.run_folder import environment_differences
 

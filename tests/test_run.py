@@ -13,7 +13,7 @@ import yaml
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict
 
-from chordexp.config import ConfigValueError
+from chordexp.errors import ConfigValueError
 from chordexp.experiment import run_folder
 from chordexp.run import check_optimized_metric, objective, train
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from chordexp.config import ConfigValueError
+from chordexp.errors import ConfigValueError
 from chordexp.experiment import run_folder
 from chordexp.run import check_optimized_metric, objective
 

@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-from chordexp.cli import UsageError, main_guard, parse_args
+from chordexp.cli import main_guard, parse_args
+from chordexp.errors import UsageError
 
 USAGE = __doc__.strip()
 

@@ -18,7 +18,7 @@ import numpy as np
 from chordexp.bench.audio import rendered_audio
 from chordexp.bench.common import Row, cpu_timed, echo, median, one_core, ratio
 from chordexp.bench.sizes import Sizes
-from chordexp.cli import UsageError
+from chordexp.errors import UsageError
 
 TARGET = 10.0
 FLOOR_DB = 80.0

@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from torch import nn
 
-from chordexp.config import ConfigValueError
+from chordexp.errors import ConfigValueError
 
 log = logging.getLogger("chordexp.experiment.finetune")
 

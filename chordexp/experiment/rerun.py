@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from chordexp.cli import UsageError
+from chordexp.errors import UsageError
 
 SHORTCUTS = ("rerun", "resume")
 

@@ -36,7 +36,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from chordexp.cli import UsageError
+from chordexp.errors import UsageError
 
 #: Dotted keys (a key, or everything under it) that may differ on resume.
 RESUMABLE_KEYS = ("resume", "trainer.num_epochs", "trainer.device", "trainer.num_threads", "trainer.log_every",

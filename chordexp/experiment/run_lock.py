@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
-from chordexp.cli import UsageError
+from chordexp.errors import UsageError
 
 LOCK_NAME = ".chordexp.lock"
 #: Files whose presence means a folder holds a run (besides a non-empty checkpoint folder).

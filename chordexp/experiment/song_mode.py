@@ -11,7 +11,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from chordexp.config import ConfigValueError
+from chordexp.errors import ConfigValueError
 
 log = logging.getLogger(__name__)
 

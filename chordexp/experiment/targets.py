@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Mapping, Tuple
 
-from chordexp.config import ConfigValueError, resolved_dict
+from chordexp.config import resolved_dict
+from chordexp.errors import ConfigValueError
 
 #: The documented components: what ``conf/`` and the schemas of ``chordexp.config`` name,
 #: also under the module that defines each class.

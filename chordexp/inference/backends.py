@@ -15,7 +15,7 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
-from chordexp.cli import UsageError
+from chordexp.errors import UsageError
 from chordexp.predict import ChordRecognizer
 
 BACKENDS = ("torch", "onnx", "torchscript")

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional
 
-from chordexp.config import ConfigValueError
+from chordexp.errors import ConfigValueError
 from chordexp.training.callbacks import Callback
 
 log = logging.getLogger("chordexp.loggers")

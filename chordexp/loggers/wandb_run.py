@@ -18,7 +18,7 @@ import string
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Literal, Mapping, Optional, cast
 
-from chordexp.config import ConfigValueError
+from chordexp.errors import ConfigValueError
 from chordexp.loggers.base import RunLogger, artifact_paths, numeric_summary, read_state, require, write_state
 
 if TYPE_CHECKING:
