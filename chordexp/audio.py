@@ -6,34 +6,11 @@ sample-rate conversion (a proper band-limited resampler, not interpolation).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Tuple
+from typing import Tuple
 
 import numpy as np
 
-from chordexp.errors import UserError
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64", ".opus")
-
-
-class AudioError(UserError, ValueError):
-    """A file that cannot be used as audio; the message names the file and the reason."""
-
-
-def is_audio_file(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES
-
-
-def find_audio_files(path: str | Path) -> List[Path]:
-    """A file, or every audio file under a folder (recursively, sorted)."""
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise AudioError(f"{path}: no such file or folder")
-    files = sorted(p for p in path.rglob("*") if is_audio_file(p))
-    if not files:
-        raise AudioError(f"{path}: the folder holds no audio files")
-    return files
+from chordexp.audio_files import AudioError
 
 
 def read_audio(path: str | Path) -> Tuple[np.ndarray, int]:
@@ -54,6 +31,17 @@ def read_audio(path: str | Path) -> Tuple[np.ndarray, int]:
     if not np.isfinite(mono).all():
         raise AudioError(f"{path}: the audio contains NaN or infinite samples")
     return mono, int(rate)
+
+
+def mono_samples(audio: np.ndarray) -> np.ndarray:
+    """Mono (or ``(n, channels)``) float audio -> float32 ``(n,)``, the shape every
+    transcriber takes; AudioError for any other shape or no samples."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 2:
+        audio = audio.mean(axis=1)
+    if audio.ndim != 1 or audio.size == 0:
+        raise AudioError(f"audio must be a non-empty 1-D or (n, channels) array, got shape {audio.shape}")
+    return audio
 
 
 def resample(audio: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:

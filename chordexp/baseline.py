@@ -32,12 +32,14 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from chordexp.audio import find_audio_files
+from chordexp.audio import AudioError, mono_samples, read_audio, resample
+from chordexp.audio_files import find_audio_files
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NUM_PITCH_CLASSES, format_label
 from chordexp.cli import main_guard, parse_args
+from chordexp.decode import Segment, path_segments, viterbi
 from chordexp.errors import UsageError
-from chordexp.labfile import prediction_comment, write_lab
-from chordexp.output_dirs import plan_transcriptions
+from chordexp.labfile import write_lab
+from chordexp.output_dirs import make_output_folder, plan_transcriptions, prediction_comment
 
 USAGE = __doc__.split("The classic pipeline")[0].strip()
 
@@ -50,8 +52,6 @@ TREBLE_RANGE = (40, 95)
 BASS_RANGE = (28, 54)
 COMPRESSION = 100.0  # log(1 + COMPRESSION * magnitude / loudest)
 _VITERBI_SCALE = 20.0  # score units -> log-likelihood; the path depends only on switch_penalty
-
-Segment = Tuple[float, float, str]
 
 
 @dataclass
@@ -177,8 +177,6 @@ def state_scores(treble: np.ndarray, bass: np.ndarray, level_db: np.ndarray, par
 
 def decode(scores: np.ndarray, switch_penalty: float) -> np.ndarray:
     """``(T, 1 + S)`` scores -> best state path ``(T,)`` with a penalty per chord change."""
-    from chordexp.decode import viterbi
-
     n_states = scores.shape[1]
     # Choose the HMM's self-transition so that switching costs exactly switch_penalty.
     ratio = np.exp(_VITERBI_SCALE * switch_penalty) / (n_states - 1)
@@ -188,28 +186,15 @@ def decode(scores: np.ndarray, switch_penalty: float) -> np.ndarray:
 def transcribe(audio: np.ndarray, sample_rate: int, params: Optional[BaselineParams] = None) -> List[Segment]:
     """Mono (or ``(n, channels)``) float audio -> segments ``(start, end, Harte label)``
     covering the whole recording; boundaries fall halfway between frames."""
-    from chordexp.audio import resample
-
     params = params or BaselineParams()
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 2:
-        audio = audio.mean(axis=1)
-    if audio.ndim != 1 or audio.size == 0:
-        raise ValueError(f"audio must be a non-empty 1-D or (n, channels) array, got shape {audio.shape}")
-    audio = resample(audio, sample_rate, SAMPLE_RATE)
-    duration = len(audio) / SAMPLE_RATE
+    audio = resample(mono_samples(audio), sample_rate, SAMPLE_RATE)
     path = decode(state_scores(*chroma_features(audio), params), params.switch_penalty)
-    frame_rate = SAMPLE_RATE / HOP
-    changes = np.flatnonzero(np.diff(path)) + 1
-    segments: List[Segment] = []
-    for first, stop in zip(np.concatenate([[0], changes]), np.concatenate([changes, [len(path)]])):
+
+    def label(first: int, stop: int) -> str:
         state = int(path[first])
-        label = "N" if state == 0 else format_label(*_STATES[state - 1])
-        start = 0.0 if first == 0 else (first - 0.5) / frame_rate
-        end = duration if stop == len(path) else min((stop - 0.5) / frame_rate, duration)
-        if end > start:
-            segments.append((round(start, 4), round(end, 4), label))
-    return segments
+        return "N" if state == 0 else format_label(*_STATES[state - 1])
+
+    return path_segments(path, SAMPLE_RATE / HOP, len(audio) / SAMPLE_RATE, label)
 
 
 # --------------------------------------------------------------------------- command line
@@ -226,18 +211,13 @@ class BaselineArgs:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    from chordexp.audio import AudioError, read_audio
-
     args = parse_args(BaselineArgs, sys.argv[1:] if argv is None else argv)
     params = BaselineParams(args.switch_penalty, args.bass_weight, args.inversion_penalty, args.silence_db)
     if params.switch_penalty <= 0:
         raise UsageError(f"switch_penalty must be > 0, got {params.switch_penalty}")
     input_path, output = Path(args.input), Path(args.output)
     files = find_audio_files(input_path)
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"output={output}: cannot create the folder ({error.strerror})") from None
+    make_output_folder(output)
     failures = 0
     for path, target in plan_transcriptions(files, input_path, output):  # predict's naming rule and refusals
         try:

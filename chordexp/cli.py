@@ -11,7 +11,10 @@ import re
 import sys
 from typing import Sequence, Type, TypeVar
 
-from chordexp.errors import UsageError
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from chordexp.errors import UsageError, debug_requested, is_user_error, one_line
 
 T = TypeVar("T")
 _KEY = re.compile(r"[A-Za-z_][\w.]*")  # what may stand before the = of key=value
@@ -25,9 +28,6 @@ def parse_args(schema: Type[T], argv: Sequence[str], positional: Sequence[str] =
     keys that bare arguments (no ``key=``) fill, in order: with ``('runs',)``,
     ``report outputs/multirun`` is ``report runs=outputs/multirun``.
     """
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
     argv = with_positional_keys(argv, positional)
     for arg in argv:
         if "=" not in arg or arg.startswith("="):
@@ -87,8 +87,6 @@ def main_guard(main, usage: str) -> None:
 
     Set ``CHORDEXP_DEBUG=1`` to see the full traceback instead.
     """
-    from chordexp.errors import debug_requested, is_user_error, one_line
-
     argv = sys.argv[1:]
     if any(a in ("-h", "--help") for a in argv):
         print(usage)

@@ -1,14 +1,19 @@
-"""Values of a run's config that compose but cannot work, beyond ``validate_run_config``'s
-own list: the model's and the optimizer's numbers, the seed, and NaN or inf wherever a
-number is read. Each check is ``(key, ok, requirement)``; the first one that fails
-becomes ``invalid config: <key>=<value> <requirement>`` before anything is built
-(instead of a traceback from deep inside torch, or a NaN that silently turns a feature
-off, such as ``trainer.gradient_clip=nan`` disabling clipping). Plain Python.
+"""Values of a run's composed config that compose but cannot work: the trainer's settings
+(``chordexp.config.SETTING_RULES``, under the keys they come from), the data sizes, the
+model's and the optimizer's numbers, the seed, and NaN or inf wherever a number is read.
+Each check is ``(key, ok, requirement)``; the first one that fails becomes ``invalid
+config: <key>=<value> <requirement>`` before anything is built (instead of a traceback
+from deep inside torch, or a NaN that silently turns a feature off, such as
+``trainer.gradient_clip=nan`` disabling clipping). Plain Python.
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Dict, List, Tuple
+
+from chordexp.config import DEVICE_NAMES, RULES, TrainingConfig, is_device_name, is_monitor_name, stays_inside
+from chordexp.errors import ConfigValueError
 
 Check = Tuple[str, bool, str]
 SEED_LIMIT = 2**63  # torch, numpy and the DataLoader generators all take seeds below this
@@ -16,6 +21,60 @@ SEED_LIMIT = 2**63  # torch, numpy and the DataLoader generators all take seeds 
 
 def finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def validate_run_config(c: Dict[str, Any]) -> None:
+    """Raise ConfigValueError naming the first key of the resolved, plain config ``c`` whose
+    value cannot work."""
+    for key, ok, requirement in run_checks(c) + value_checks(c):
+        if not ok:
+            value: Any = c
+            for part in key.split("."):
+                value = value.get(part)
+            raise ConfigValueError(f"{key}={value!r} {requirement}")
+
+
+def setting_check(key: str, setting: str, value: Any) -> Check:
+    """TrainingConfig's rule for ``setting``, reported under the config ``key`` it comes from."""
+    rule = RULES[setting]
+    return key, rule.holds(value), rule.config_requirement()
+
+
+def run_checks(c: Dict[str, Any]) -> List[Check]:
+    """The settings of the training loop, the data sizes, the decoder and ``eval_songs``."""
+    trainer, decoder = c["trainer"], c.get("decoder") or {}
+    num_epochs = trainer["num_epochs"]
+    warmup = c["scheduler"]["warmup_epochs"]
+    self_transition, prior_weight = decoder.get("self_transition"), decoder.get("prior_weight", 0.0)
+    return [
+        setting_check("optimizer.lr", "learning_rate", c["optimizer"]["lr"]),
+        ("optimizer.weight_decay", c["optimizer"]["weight_decay"] >= 0, "must be >= 0"),
+        ("data.batch_size", c["data"]["batch_size"] > 0, "must be > 0"),
+        ("data.train_size", c["data"]["train_size"] > 0, "must be > 0"),
+        ("data.val_size", c["data"]["val_size"] > 0, "must be > 0"),
+        ("data.num_workers", c["data"]["num_workers"] >= 0, "must be >= 0"),
+        setting_check("trainer.num_epochs", "num_epochs", num_epochs),
+        setting_check("scheduler.warmup_epochs", "warmup_epochs", warmup),
+        ("scheduler.warmup_epochs", warmup == 0 or warmup < num_epochs,
+         f"must be < trainer.num_epochs ({num_epochs}) or 0"),
+        setting_check("loss.label_smoothing", "label_smoothing", c["loss"]["label_smoothing"]),
+        setting_check("trainer.mixed_precision", "mixed_precision", trainer["mixed_precision"]),
+        setting_check("trainer.grad_accum_steps", "grad_accum_steps", trainer["grad_accum_steps"]),
+        setting_check("trainer.on_nonfinite", "on_nonfinite", trainer.get("on_nonfinite", TrainingConfig.on_nonfinite)),
+        ("trainer.monitor", is_monitor_name(trainer.get("monitor", TrainingConfig.monitor)),
+         "must name a validation metric of the history: val_loss, val_chord_type_acc, val_root_acc, "
+         "val_bass_note_acc, or val_<name> of a song validator"),
+        setting_check("trainer.monitor_mode", "monitor_mode", trainer.get("monitor_mode", TrainingConfig.monitor_mode)),
+        ("trainer.num_threads", trainer.get("num_threads", 0) >= 0, "must be >= 0 (0 = all cores, or the job's share)"),
+        ("trainer.device", is_device_name(trainer.get("device", TrainingConfig.device)), f"must be one of {DEVICE_NAMES}"),
+        ("trainer.checkpoint_dir", stays_inside(trainer.get("checkpoint_dir", TrainingConfig.checkpoint_dir)),
+         "must be a relative path inside the run folder (no absolute path, no '..'), e.g. checkpoints"),
+        ("decoder.self_transition", self_transition is None or finite(self_transition) and 0 < self_transition < 1,
+         "must be in (0, 1), or null (estimated from the training labels)"),
+        ("decoder.prior_weight", finite(prior_weight) and 0 <= prior_weight <= 1, "must be in [0, 1]"),
+        ("eval_songs", not c.get("eval_songs") or Path(str(c["eval_songs"])).expanduser().is_dir(),
+         "must be an existing folder of audio files with .lab files beside them (or null)"),
+    ]
 
 
 def value_checks(c: Dict[str, Any]) -> List[Check]:
@@ -27,7 +86,7 @@ def value_checks(c: Dict[str, Any]) -> List[Check]:
         ("optimizer.weight_decay", finite(optimizer.get("weight_decay", 0.0)), "must be a finite number >= 0"),
         ("seed", isinstance(seed, int) and 0 <= seed < SEED_LIMIT,
          "must be an integer in 0..2**63-1 (the range of torch's and numpy's generators)"),
-        ("trainer.gradient_clip", finite(trainer.get("gradient_clip", 1.0)),
+        ("trainer.gradient_clip", finite(trainer.get("gradient_clip", TrainingConfig.gradient_clip)),
          "must be a finite number (the largest gradient norm; <= 0 turns clipping off)"),
         ("trainer.min_delta", finite(trainer.get("min_delta", 0.0)) and trainer.get("min_delta", 0.0) >= 0,
          "must be a finite number >= 0"),

@@ -8,11 +8,12 @@ then chosen per segment among the chord's tones, from the bass head's mean poste
 """
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import Callable, List, Tuple
 
 import numpy as np
 
 from chordexp.chords import NUM_CHORD_TYPES, NUM_PITCH_CLASSES, chord_pitch_classes, format_label
+from chordexp.errors import ConfigValueError
 
 Segment = Tuple[float, float, str]
 
@@ -37,7 +38,7 @@ def state_to_chord(state: int) -> Tuple[int, int]:
 def viterbi(log_likelihoods: np.ndarray, self_transition: float) -> np.ndarray:
     """Most likely state path ``(T,)`` under a uniform-switch HMM; O(T * states)."""
     if not 0.0 < self_transition < 1.0:
-        raise ValueError(f"self_transition must be in (0, 1), got {self_transition}")
+        raise ConfigValueError(f"self_transition must be in (0, 1), got {self_transition}")
     n_frames, n_states = log_likelihoods.shape
     log_stay = np.log(self_transition)
     log_switch = np.log((1.0 - self_transition) / (n_states - 1))
@@ -77,19 +78,32 @@ def decode_segments(
         log_likelihoods[silent, 1:] = -1e9
         log_likelihoods[silent, 0] = 0.0
     path = viterbi(log_likelihoods, self_transition)
-    changes = np.flatnonzero(np.diff(path)) + 1
-    starts = np.concatenate([[0], changes])
-    ends = np.concatenate([changes, [len(path)]])
-    segments: List[Segment] = []
-    for first, stop in zip(starts, ends):
+
+    def label(first: int, stop: int) -> str:
         root, chord_type = state_to_chord(int(path[first]))
         bass = root
         if chord_type:
             tones = list(chord_pitch_classes(root, chord_type))
             bass = tones[int(bass_logp[first:stop, tones].mean(axis=0).argmax())]
+        return format_label(root, chord_type, bass)
+
+    return path_segments(path, frame_rate, duration, label)
+
+
+def path_segments(path: np.ndarray, frame_rate: float, duration: float,
+                  label: Callable[[int, int], str]) -> List[Segment]:
+    """A state path ``(T,)`` (frame k centred at ``k / frame_rate`` s) -> one segment
+    ``(start, end, label(first, stop))`` per run of a state, covering ``[0, duration]``,
+    boundaries halfway between frames, times rounded to 0.1 ms (segments that round to
+    nothing dropped). Shared by the model's decoder and ``chordexp.baseline``."""
+    changes = np.flatnonzero(np.diff(path)) + 1
+    starts = np.concatenate([[0], changes])
+    ends = np.concatenate([changes, [len(path)]])
+    segments: List[Segment] = []
+    for first, stop in zip(starts, ends):
         begin = 0.0 if first == 0 else (first - 0.5) / frame_rate
         end = duration if stop == len(path) else (stop - 0.5) / frame_rate
-        segments.append((round(begin, 4), round(min(end, duration), 4), format_label(root, chord_type, bass)))
+        segments.append((round(begin, 4), round(min(end, duration), 4), label(first, stop)))
     return [s for s in segments if s[1] > s[0]]
 
 

@@ -3,18 +3,19 @@
 Every entry point reports errors caused by its input or environment (a bad value, a
 missing, corrupt or unwritable file, a checkpoint that does not fit, a full disk, a
 data item that cannot be loaded, a DataLoader worker that died) as one line and a
-non-zero exit status. Anything else is a bug and keeps its traceback.
+non-zero exit status. Anything else is a bug and keeps its traceback. Which is which
+is the error's class (:class:`UserError` and its subclasses, OSError), never the file
+that raised it.
 ``CHORDEXP_DEBUG=1`` shows the traceback of every error. Plain Python, no torch.
 """
 from __future__ import annotations
 
+import importlib
 import os
 import re
-from pathlib import Path
-from typing import Optional
+from typing import ClassVar
 
 DEBUG_ENV = "CHORDEXP_DEBUG"
-PACKAGE_DIR = Path(__file__).resolve().parent
 
 #: torch's message when a DataLoader worker process vanished (a signal, the OOM killer).
 _WORKER_DIED = re.compile(r"DataLoader worker \(pid")
@@ -22,9 +23,6 @@ _WORKER_DIED = re.compile(r"DataLoader worker \(pid")
 _WORKER_CAUGHT = re.compile(r"^Caught (\w+) (in DataLoader worker process \d+)\.\s*\nOriginal Traceback")
 _QUALIFIED_ERROR = re.compile(r"^([\w.]+\.\w+): ", re.MULTILINE)  # "chordexp.x.SongError: ..." lines
 _MODULE_PREFIX = re.compile(r"^[\w.]+\.(\w+: )")  # "chordexp.data.x.ItemLoadError: " -> "ItemLoadError: "
-_TRACEBACK_FILE = re.compile(r'^\s*File "([^"]+)", line \d+', re.MULTILINE)
-#: Classes whose name leads their line: it is what logs and searches look for.
-_NAME_IN_LINE = frozenset({"NonFiniteLossError"})
 
 
 class ChordexpError(Exception):
@@ -36,6 +34,9 @@ class UserError(ChordexpError):
     outcome of training whose message says it all: every entry point shows it as one line
     and exits with status 2. Each subclass also subclasses the built-in it stands for
     (``class AudioError(UserError, ValueError)``), so ``except ValueError`` still catches it."""
+
+    #: The class name leads the one line (``NonFiniteLossError: ...``): what logs and searches look for.
+    name_in_line: ClassVar[bool] = False
 
 
 class UsageError(UserError, ValueError):
@@ -49,8 +50,6 @@ class ConfigValueError(UserError, ValueError):
 def _is_user_error_class(qualified: str) -> bool:
     """``'chordexp.data.item_errors.ItemLoadError'`` names a UserError class: how an error
     re-raised by a DataLoader worker (only its name and message survive) is recognised."""
-    import importlib
-
     module, _, name = qualified.rpartition(".")
     if not module.startswith("chordexp"):
         return False
@@ -68,23 +67,20 @@ def debug_requested() -> bool:
 
 def is_user_error(error: BaseException) -> bool:
     """True for errors caused by the input or the environment, reported as one line:
-    every :class:`UserError`, OSError (missing, unreadable or unwritable files), ValueErrors that
-    chordexp raised itself (its validation: config values, devices, audio, .lab files,
-    checkpoints, datasets), items that failed to load and DataLoader workers that died.
-    ValueErrors from deep inside a library are not: they are bugs until shown otherwise."""
+    every :class:`UserError` (chordexp's checks of values, files, checkpoints, datasets),
+    OSError (missing, unreadable or unwritable files), a UserError that a DataLoader
+    worker raised (torch re-raises it as text when it cannot rebuild the class) and a
+    worker that died. Anything else, a ValueError from a library included, is a bug."""
     error = unwrap(error)
     if isinstance(error, (UserError, OSError)):
         return True
     message = str(error)
     if _WORKER_DIED.search(message):
         return True
-    caught = _WORKER_CAUGHT.match(message)
-    if caught:
-        raised_in = _TRACEBACK_FILE.findall(message)
+    if _WORKER_CAUGHT.match(message):
         named = _QUALIFIED_ERROR.findall(message)
-        return (bool(named) and _is_user_error_class(named[-1])) or (
-            caught.group(1).endswith("ValueError") and bool(raised_in) and _in_package(raised_in[-1]))
-    return isinstance(error, ValueError) and _raised_here(error)
+        return bool(named) and _is_user_error_class(named[-1])
+    return False
 
 
 def one_line(error: BaseException) -> str:
@@ -102,7 +98,7 @@ def one_line(error: BaseException) -> str:
     if isinstance(error, OSError) and error.filename is not None and type(error).__str__ is OSError.__str__:
         where = f"{error.filename} -> {error.filename2}" if error.filename2 is not None else str(error.filename)
         return f"{where}: {error.strerror or type(error).__name__}"
-    if type(error).__name__ in _NAME_IN_LINE:
+    if isinstance(error, UserError) and error.name_in_line:
         return f"{type(error).__name__}: {first_line(message)}"
     return first_line(message) or type(error).__name__
 
@@ -118,20 +114,3 @@ def unwrap(error: BaseException) -> BaseException:
 def first_line(text: str) -> str:
     lines = [line.strip() for line in str(text).splitlines() if line.strip()]
     return lines[0] if lines else ""
-
-
-def _raised_here(error: BaseException) -> bool:
-    """The innermost frame of ``error``'s traceback is chordexp code (a ``raise`` of ours)."""
-    tb = error.__traceback__
-    last: Optional[str] = None
-    while tb is not None:
-        last = tb.tb_frame.f_code.co_filename
-        tb = tb.tb_next
-    return last is not None and _in_package(last)
-
-
-def _in_package(filename: str) -> bool:
-    try:
-        return Path(filename).resolve().is_relative_to(PACKAGE_DIR)
-    except (OSError, ValueError):
-        return False

@@ -16,6 +16,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from chordexp.atomic import atomic_write_text
 from chordexp.errors import UserError
 
 Labels = Tuple[np.ndarray, List[str]]  # intervals (n, 2) seconds, n Harte labels
@@ -66,17 +67,19 @@ def load_lab(path: str | Path, disjoint: bool = False) -> Labels:
     if not labels:
         raise LabFileError(f"{path}: holds no chord intervals")
     data_rows = [i + 1 for i, line in enumerate(lines) if line.strip() and not line.startswith("#")]
-    _check_intervals(path, intervals, data_rows)
+    check_intervals(path, intervals, data_rows)
     if disjoint:
         for i in range(1, len(intervals)):
             if intervals[i, 0] < intervals[i - 1, 1]:
                 raise LabFileError(f"{path}:{data_rows[i]}: starts at {intervals[i, 0]}, before the previous interval "
                                    f"ends ({intervals[i - 1, 1]}); intervals must not overlap")
-    _check_labels(path, labels, data_rows)
+    check_labels(path, labels, data_rows)
     return intervals, list(labels)
 
 
-def _check_intervals(path: Path, intervals: np.ndarray, rows: List[int]) -> None:
+def check_intervals(path: Path, intervals: np.ndarray, rows: List[int]) -> None:
+    """Finite, non-negative, non-empty intervals in order of start: LabFileError naming
+    ``path`` and the line (``rows[i]``) otherwise; shared with JAMS reading."""
     for i, (start, end) in enumerate(intervals):
         if not (math.isfinite(start) and math.isfinite(end)):
             raise LabFileError(f"{path}:{rows[i]}: times must be finite numbers, got {start} {end}")
@@ -89,7 +92,8 @@ def _check_intervals(path: Path, intervals: np.ndarray, rows: List[int]) -> None
                 f"{path}:{rows[i]}: start {start} is before the previous line's start; sort the file by time")
 
 
-def _check_labels(path: Path, labels: List[str], rows: List[int]) -> None:
+def check_labels(path: Path, labels: List[str], rows: List[int]) -> None:
+    """Labels mir_eval can parse: LabFileError naming ``path`` and the line otherwise."""
     import mir_eval
 
     for i, label in enumerate(labels):
@@ -100,33 +104,10 @@ def _check_labels(path: Path, labels: List[str], rows: List[int]) -> None:
 
 
 
-#: The first line of every transcription chordexp writes (``# chordexp prediction of
-#: <audio file>``): a comment to mir_eval and :func:`load_lab`, and how predict tells its
-#: own output, which it may replace, from a reference or any other file, which it never does.
-PREDICTION_MARK = "# chordexp prediction"
-
-
 def write_lab(path: Path, segments: Sequence[Tuple[float, float, str]], decimals: int = 3,
               comment: Optional[str] = None) -> None:
     """MIREX ``.lab``: ``start end label`` per line, seconds (milliseconds by default),
     after ``comment`` as a ``#`` line when given; written atomically."""
-    from chordexp.atomic import atomic_write_text
-
     head = "" if comment is None else "# " + " ".join(comment.lstrip("# ").split()) + "\n"
     lines = (f"{start:.{decimals}f}\t{end:.{decimals}f}\t{label}\n" for start, end, label in segments)
     atomic_write_text(path, head + "".join(lines))
-
-
-def prediction_comment(source: str | Path, detail: str = "") -> str:
-    """The first line of a transcription of ``source``: :data:`PREDICTION_MARK` and the file."""
-    return f"{PREDICTION_MARK[2:]} of {Path(source).name}{detail}"
-
-
-def is_prediction(path: Path) -> bool:
-    """``path`` starts with :data:`PREDICTION_MARK`: a transcription chordexp wrote."""
-    try:
-        with open(path, "rb") as handle:
-            first = handle.readline(200)
-    except OSError:
-        return False
-    return first.startswith(PREDICTION_MARK.encode())

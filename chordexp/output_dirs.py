@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple
 
+from chordexp.audio_files import AUDIO_SUFFIXES
 from chordexp.errors import UsageError
 
 RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
@@ -56,6 +58,15 @@ def _unquote(value: str) -> str:
     if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
         return value[1:-1]
     return value
+
+
+def make_output_folder(output: Path) -> None:
+    """Create the tool's ``output=`` folder (and its parents); UsageError naming it when
+    that fails."""
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"output={output}: cannot create the folder ({error.strerror})") from None
 
 
 def contained_target(output: Path, relative: Path) -> Path:
@@ -113,8 +124,6 @@ def plan_transcriptions(files: Sequence[Path], input_path: Path, output: Path,
     a reference ``.lab`` beside the audio (``output=`` the input folder) or any other file
     is never replaced. ``extra_suffixes`` (``.probs.npz``) name files written beside each
     ``.lab`` that must not exist unless made by us. Raises UsageError naming the file."""
-    from chordexp.labfile import is_prediction
-
     root = input_path if input_path.is_dir() else None
     planned = []
     for path, name in zip(files, transcription_names(files, root)):
@@ -133,8 +142,6 @@ def plan_transcriptions(files: Sequence[Path], input_path: Path, output: Path,
 
 def _is_probabilities(path: Path) -> bool:
     """``path`` is a ``.probs.npz`` of predict's (times and the three heads)."""
-    import zipfile
-
     try:
         with zipfile.ZipFile(path) as archive:
             return {"times.npy", "chord_type.npy", "root.npy", "bass_note.npy"} <= set(archive.namelist())
@@ -171,8 +178,6 @@ def protected_kind(path: Path) -> Optional[str]:
     a transcription), an audio file, a checkpoint, or a run's record (``metrics.json``,
     ``history.json``, ``.hydra/``, ``checkpoints/``, ... of a folder holding
     ``.hydra/config.yaml``); else None."""
-    from chordexp.audio import AUDIO_SUFFIXES
-
     path = Path(path)
     if not path.exists():
         return None
@@ -198,3 +203,24 @@ def _same_file(a: Path, b: Path) -> bool:
         return os.path.samefile(a, b)
     except OSError:
         return False
+
+
+#: The first line of every transcription chordexp writes (``# chordexp prediction of
+#: <audio file>``): a comment to mir_eval and :func:`load_lab`, and how predict tells its
+#: own output, which it may replace, from a reference or any other file, which it never does.
+PREDICTION_MARK = "# chordexp prediction"
+
+
+def prediction_comment(source: str | Path, detail: str = "") -> str:
+    """The first line of a transcription of ``source``: :data:`PREDICTION_MARK` and the file."""
+    return f"{PREDICTION_MARK[2:]} of {Path(source).name}{detail}"
+
+
+def is_prediction(path: Path) -> bool:
+    """``path`` starts with :data:`PREDICTION_MARK`: a transcription chordexp wrote."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline(200)
+    except OSError:
+        return False
+    return first.startswith(PREDICTION_MARK.encode())

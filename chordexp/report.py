@@ -21,7 +21,7 @@ validation metric's mean ± std over the folds (``chordexp.experiment.fold_summa
 from __future__ import annotations
 
 import csv as csv_module
-import json
+import io
 import os
 import re
 import sys
@@ -29,10 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, cast
 
+import yaml
+
+from chordexp.atomic import atomic_write_bytes, atomic_write_text
 from chordexp.cli import main_guard, parse_args
 from chordexp.errors import UsageError
-from chordexp.experiment.fold_summary import finite_number
-from chordexp.inference.song_validation import SONG_METRICS
+from chordexp.experiment.fold_summary import finite_number, fold_report
+from chordexp.experiment.run_folder import read_json
+from chordexp.output_dirs import check_not_an_input
+from chordexp.scoring import SONG_METRICS
 
 USAGE = __doc__.strip()
 
@@ -74,19 +79,14 @@ def _natural_key(text: str) -> List[Any]:
 
 def _read_json(path: Path) -> Optional[Dict[str, Any]]:
     """The JSON object in ``path``; None when it is missing or unreadable (with a warning)."""
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        print(f"warning: ignoring unreadable {path}: {error}", file=sys.stderr)
-        return None
+    data = read_json(path)
+    if data is None and path.is_file():
+        print(f"warning: ignoring unreadable {path}: not a readable JSON object", file=sys.stderr)
+    return data
 
 
 def read_overrides(run: Path) -> Dict[str, str]:
     """``.hydra/overrides.yaml`` as ``{key: value}`` (``+``/``++``/``~`` prefixes dropped)."""
-    import yaml
-
     path = run / ".hydra" / "overrides.yaml"
     if not path.is_file():
         return {}
@@ -203,10 +203,6 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
 
 def write_csv(rows: Sequence[Dict[str, Any]], path: Path) -> Path:
     """``rows`` as CSV (columns of :func:`columns`; missing values empty, floats in full)."""
-    import io
-
-    from chordexp.atomic import atomic_write_text
-
     path = Path(path)
     names = columns(rows)
     handle = io.StringIO(newline="")
@@ -248,10 +244,6 @@ def plot_curves(runs: Sequence[Dict[str, Any]], path: Path) -> Optional[Path]:
         ax.set_title(name)
         ax.grid(alpha=0.3)
     axes[-1].legend(fontsize="small", loc="best")
-    import io
-
-    from chordexp.atomic import atomic_write_bytes
-
     path = Path(path)
     image = io.BytesIO()
     figure.savefig(image, format="png", dpi=100)
@@ -266,8 +258,6 @@ def check_outputs(rows: Sequence[Dict[str, Any]], csv_path: Path, plot_path: Pat
     """UsageError (one line) when ``csv=`` or ``plot=`` would replace a file the report
     reads (a run's ``metrics.json``, ``history.json``, ``run.log``, ``.hydra/``...), any
     other run record, ``.lab`` or audio file, or when both name the same file."""
-    from chordexp.output_dirs import check_not_an_input
-
     inputs = [path for row in rows for path in _run_inputs(Path(row["folder"]))]
     for key, path in (("csv", csv_path), ("plot", plot_path)):
         check_not_an_input(key, path, inputs, "an input of this report")
@@ -298,8 +288,6 @@ def main(argv: Optional[List[str]] = None) -> None:
     plot_path = Path(args.plot) if args.plot else folder / "report.png"
     check_outputs(rows, csv_path, plot_path)
     print(format_table(rows))
-    from chordexp.experiment.fold_summary import fold_report
-
     folds = fold_report(rows)  # runs differing in data.fold: mean ± std of each metric over the folds
     if folds:
         print(folds)

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 from importlib import import_module
 
+from chordexp.cli import main_guard
+
 
 def _guarded(module_name: str, entry: str = "main") -> None:
-    from chordexp.cli import main_guard
-
     module = import_module(module_name)
     main_guard(getattr(module, entry), module.USAGE)
 
 
 def train() -> None:
     """``chordexp-train`` = ``python -m chordexp.run`` (Hydra: overrides, -m, --help)."""
-    from chordexp.run import cli
-
-    cli()
+    import_module("chordexp.run").cli()
 
 
 def predict() -> None:

@@ -17,8 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
+from chordexp.audio import load_audio
+from chordexp.audio_files import find_audio_files
 from chordexp.cli import main_guard, parse_args
 from chordexp.errors import UsageError
+from chordexp.labfile import load_lab
+from chordexp.scoring import pool, score_labels, segments_to_labels
 
 USAGE = __doc__.split("Every audio file")[0].strip()
 REPORTED = ("root", "majmin", "majmin_inv", "sevenths", "sevenths_inv", "mirex", "seg")
@@ -39,11 +43,6 @@ def tune(recognizer, songs: Sequence[Tuple[Path, Path]], self_transitions: Seque
          prior_weights: Sequence[float]) -> Dict[Tuple[float, float], Dict[str, Optional[float]]]:
     """Pooled mir_eval scores of every (self_transition, prior_weight) pair (the
     recogniser's own tuning setting)."""
-    from chordexp.audio import load_audio
-    from chordexp.evaluate import pool, score_labels
-    from chordexp.inference.song_validation import segments_to_labels
-    from chordexp.labfile import load_lab
-
     analyses = [(recognizer.analyse(load_audio(audio, recognizer.sample_rate), recognizer.sample_rate),
                  load_lab(lab)) for audio, lab in songs]
     results = {}
@@ -56,8 +55,6 @@ def tune(recognizer, songs: Sequence[Tuple[Path, Path]], self_transitions: Seque
 
 
 def find_songs(folder: Path) -> List[Tuple[Path, Path]]:
-    from chordexp.audio import find_audio_files
-
     pairs = [(audio, audio.with_suffix(".lab")) for audio in find_audio_files(folder)]
     pairs = [(audio, lab) for audio, lab in pairs if lab.is_file()]
     if not pairs:
@@ -76,7 +73,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     unknown = [m for m in args.objective if m not in REPORTED]
     if unknown or not args.objective:
         raise UsageError(f"objective: {unknown or 'empty'}; choose from {', '.join(REPORTED)}")
-    from chordexp.predict import ChordRecognizer
+    from chordexp.inference import ChordRecognizer
 
     songs = find_songs(Path(args.songs))
     recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, device=args.device)

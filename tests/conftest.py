@@ -3,7 +3,7 @@
 ``compose_cfg(*overrides)`` composes ``conf/config.yaml`` as ``python -m chordexp.run``
 would (with the ``hydra`` node) and leaves no Hydra global state behind. ``as_job(cfg)``
 gives a copy whose run folder is ``tmp_path``, installed as the current HydraConfig, so
-``chordexp.run.train`` can run in-process; ``smoke_cfg`` is ``experiment=smoke`` so.
+``chordexp.experiment.task.train`` can run in-process; ``smoke_cfg`` is ``experiment=smoke`` so.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from chordexp.config import register_configs
+from chordexp.experiment.schemas import register_configs
 
 REPO = Path(__file__).resolve().parents[1]
 CONF_DIR = REPO / "conf"

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "chordexp"
 
 #: Lowest first. A module may import its own layer and the layers below it.
 LAYERS: List[Tuple[str, Tuple[str, ...]]] = [
-    ("core", ("errors", "atomic", "json_files", "chords", "device", "audio", "labfile", "tuning", "decode",
+    ("core", ("errors", "atomic", "chords", "device", "audio_files", "audio", "labfile", "tuning", "decode",
               "config", "config_checks", "output_dirs", "scoring")),
     ("model", ("model",)),
     ("data", ("data",)),
@@ -25,7 +25,7 @@ LAYERS: List[Tuple[str, Tuple[str, ...]]] = [
     ("experiment", ("experiment", "loggers")),
     ("cli", ("cli",)),  # what every entry module shares: key=value parsing, the exit-status guard
     ("entry", ("run", "predict", "evaluate", "report", "bench", "evalset", "baseline", "tune_decoder", "export",
-               "check_data", "scripts", "evalset_band")),  # evalset_band: until evalsets/ exists
+               "check_data", "scripts")),
 ]
 
 #: Packages whose import is slow or optional: a function-local import of one of these

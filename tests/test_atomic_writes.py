@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from chordexp import atomic, run_folder
+from chordexp import atomic
 from chordexp.atomic import DiskFullError, atomic_write_bytes
 from chordexp.errors import is_user_error, one_line
+from chordexp.experiment import run_folder
 
 
 def _is_temp(fd: int) -> bool:

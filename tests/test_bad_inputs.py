@@ -479,7 +479,7 @@ def _compose_and_map(*overrides: str):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from chordexp.config import register_configs, to_training_config
+    from chordexp.experiment.schemas import register_configs, to_training_config
 
     register_configs()
     GlobalHydra.instance().clear()
@@ -526,7 +526,7 @@ API_CASES = [
         _attr("chordexp.audio:AudioError"), r"^\S*/notes\.txt: cannot decode audio"),
     api("api-unreadable-lab", lambda d: _attr("chordexp.labfile:load_lab")(d / "preds_binary" / "a.lab"),
         _attr("chordexp.labfile:LabFileError"), r"^\S*/a\.lab:1: not UTF-8 text$"),
-    api("api-label-outside-vocabulary", lambda d: _attr("chordexp.evaluate:evaluate_pair")(
+    api("api-label-outside-vocabulary", lambda d: _attr("chordexp.scoring:evaluate_pair")(
         d / "refs_badlabel" / "a.lab", d / "preds_ok" / "a.lab"), _attr("chordexp.labfile:LabFileError"),
         r"^\S*/a\.lab:1: 'H:maj' is not a chord label"),
     api("api-label-index-out-of-range", _out_of_range_training, ValueError,
@@ -540,7 +540,7 @@ API_CASES = [
         r"^checkpoint \S*/trunc\.pt: not a readable torch checkpoint, truncated or corrupt"),
     api("api-non-checkpoint", lambda d: _attr("chordexp.training.checkpoint:load_checkpoint_file")(d / "tensor.pt"),
         _attr("chordexp.training.checkpoint:CheckpointError"), r"^checkpoint \S*/tensor\.pt: not a chordexp training"),
-    api("api-recognizer-other-shape", lambda d: _attr("chordexp.predict:ChordRecognizer").from_checkpoint(d / "shape.pt"),
+    api("api-recognizer-other-shape", lambda d: _attr("chordexp.inference:ChordRecognizer").from_checkpoint(d / "shape.pt"),
         _attr("chordexp.training.checkpoint:CheckpointError"), r"^checkpoint \S*/shape\.pt: does not fit this model"),
     api("api-trainer-other-shape", lambda d: _trainer(d).load_checkpoint(d / "ckpt.pt"),
         _attr("chordexp.training.checkpoint:CheckpointError"), r"^checkpoint \S*/ckpt\.pt: does not fit this model"),
@@ -552,7 +552,7 @@ API_CASES = [
         _attr("chordexp.config:ConfigValueError"), r"^model\.num_heads=0 must be an integer > 0$"),
     api("api-lock-in-use", lambda d: _attr("chordexp.experiment.run_lock:RunLock")(d / "run_locked").acquire(),
         _attr("chordexp.experiment.run_lock:RunFolderError"), r"run_locked is in use by a running run \(pid \d+ on "),
-    api("api-claim-a-finished-run", lambda d: _attr("chordexp.experiment.run_lock:claim_run_folder")(
+    api("api-claim-a-finished-run", lambda d: _attr("chordexp.experiment.run_lock:plan_run_folder")(
         ["experiment=smoke", f"hydra.run.dir={d / 'run_done'}"]), _attr("chordexp.experiment.run_lock:RunFolderError"),
         r"^hydra\.run\.dir=\S*/run_done already holds a run"),
     api("api-transcription-over-a-reference", lambda d: _attr("chordexp.output_dirs:plan_transcriptions")(
@@ -564,8 +564,8 @@ API_CASES = [
     api("api-overlapping-intervals", lambda d: _attr("chordexp.labfile:load_lab")(
         d / "refs_overlap" / "a.lab", disjoint=True), _attr("chordexp.labfile:LabFileError"),
         r"^\S*/a\.lab:2: starts at 1\.0, before the previous interval ends"),
-    api("api-nan-weights", lambda d: _attr("chordexp.predict:check_finite_weights")(
-        _attr("chordexp.predict:ChordRecognizer").from_checkpoint(d / "nan.pt"), str(d / "nan.pt")),
+    api("api-nan-weights", lambda d: _attr("chordexp.inference:check_finite_weights")(
+        _attr("chordexp.inference:ChordRecognizer").from_checkpoint(d / "nan.pt"), str(d / "nan.pt")),
         _attr("chordexp.training.checkpoint:CheckpointError"), r"^checkpoint \S*/nan\.pt: weight \S+ holds NaN"),
     api("api-target-not-allowed", lambda d: _attr("chordexp.experiment.targets:check_targets")(
         {"data": {"dataset": {"_target_": "chordexp.data.DummyChordDataset",
@@ -696,7 +696,7 @@ def _resumable_run_folders(d: Path, config: str, cfg: Any, checkpoint: bytes) ->
     import copy
     import io
 
-    from chordexp.config import resolved_dict
+    from chordexp.experiment.schemas import resolved_dict
     from chordexp.training.checkpoint import serialize
 
     trained = resolved_dict(cfg)

@@ -41,6 +41,7 @@ def test_unknown_benchmark_names_are_one_line_errors(only):
     (["nonsense=1"], "nonsense"),
     (["quick"], "not of the form key=value"),
     (["only=cpu"], "unknown benchmark 'cpu'"),
+    (["docs=true", "quick=true"], "quick figures mean nothing"),
 ])
 def test_bad_arguments_raise_usage_errors_before_anything_runs(argv, match):
     with pytest.raises(UsageError, match=match):

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import soundfile
 
-from chordexp.check_data import _entry, check_collection, format_report, main
+from chordexp.check_data import _entry, main
+from chordexp.data.collection_check import check_collection, format_report
 
 SR = 8000
 

@@ -51,7 +51,7 @@ def _trainer_load(path: Path) -> None:
 
 
 def _recognizer(path: Path) -> None:
-    from chordexp.predict import ChordRecognizer
+    from chordexp.inference import ChordRecognizer
 
     ChordRecognizer.from_checkpoint(path)
 

@@ -76,7 +76,7 @@ def test_torchrun_two_processes_match_one_process_and_leave_one_run_folder(tmp_p
     log = (folder / "run.log").read_text()
     assert log.count("epoch 3/3 train_loss") == 1  # one writer
     # the DDP checkpoint serves a single process: prediction and training alike
-    from chordexp.predict import ChordRecognizer
+    from chordexp.inference import ChordRecognizer
 
     recognizer = ChordRecognizer.from_checkpoint(folder / "checkpoints" / "best.pt")
     assert not any(isinstance(m, nn.SyncBatchNorm) or type(m).__name__ == "GlobalBatchNorm2d"

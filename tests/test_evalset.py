@@ -10,22 +10,14 @@ import mir_eval
 import numpy as np
 import pytest
 
-from chordexp import evalset, evalset_band
 from chordexp.chords import CHORD_TYPES, chord_pitch_classes, parse_label
-from chordexp.evalset import (
-    DRUM_CHANNEL,
-    PROGRESSIONS,
-    EvalsetArgs,
-    build,
-    choose_progressions,
-    plan_song,
-    song_segments,
-    song_to_midi,
-    transpose,
-    voicing,
-    write_lab,
-)
-from chordexp.evalset_band import BEND_RANGE, band_song_to_midi, majmin_share, plan_band_song
+from chordexp.errors import UsageError
+from chordexp.evalset import EvalsetArgs, build
+from chordexp.evalsets.band import BEND_RANGE, CHORD_STYLES, band_song_to_midi, majmin_share, plan_band_song
+from chordexp.evalsets.clean import FAMILIES, choose_progressions, plan_song, song_to_midi
+from chordexp.evalsets.material import DRUM_CHANNEL, PROGRESSIONS, song_segments, transpose, voicing
+from chordexp.evalsets.rendering import find_soundfont
+from chordexp.labfile import write_lab
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,7 +55,7 @@ def test_twelve_songs_use_every_progression_and_chord_type_and_last_30_to_60_s()
     assert types == set(range(1, len(CHORD_TYPES)))
     assert any(parse_label(e.label)[2] != parse_label(e.label)[0] for s in songs for e in s.chords if e.label != "N")
     assert all(30 <= song_segments(s)[-1][1] <= 60 for s in songs)
-    assert {p.family for s in songs for p in s.parts} == set(evalset.FAMILIES)
+    assert {p.family for s in songs for p in s.parts} == set(FAMILIES)
     assert len({round(s.tempo_us, -4) for s in songs}) > 6 and any(s.drums for s in songs)
 
 
@@ -121,7 +113,7 @@ def test_missing_fluidsynth_is_one_line_naming_the_debian_packages(tmp_path, mon
 
 def _soundfont_or_none():
     try:
-        return evalset.find_soundfont(None)[0]
+        return find_soundfont(None)[0]
     except FileNotFoundError:
         return None
 
@@ -179,14 +171,14 @@ def test_band_songs_are_pop_like_minutes_with_chords_changing_on_beats():
     chords = [e for s in songs for e in s.chords if e.label != "N"]
     assert all(1 <= e.beats <= 8 and isinstance(e.start, int) for e in chords)
     assert {1, 2, 4, 8} <= {e.beats for e in chords}
-    qualities = {evalset.CHORD_TYPES[parse_label(e.label)[1]] for e in chords}
+    qualities = {CHORD_TYPES[parse_label(e.label)[1]] for e in chords}
     assert {"maj", "min", "maj7", "min7", "7", "sus4"} <= qualities
     assert any(parse_label(e.label)[2] != parse_label(e.label)[0] for e in chords)  # inversions
     for song in songs:
         styles = [p.style for p in song.parts if p.role == "chords"]
         assert 2 <= len(styles) <= 3 and len(set(styles)) == len(styles)
         assert [s.name for s in song.sections][0] == "count-in" and song.sections[-1].name == "ending"
-    assert {p.style for s in songs for p in s.parts if p.role == "chords"} == set(evalset_band.CHORD_STYLES)
+    assert {p.style for s in songs for p in s.parts if p.role == "chords"} == set(CHORD_STYLES)
 
 
 def test_band_midi_drums_on_channel_10_bass_on_the_chord_bass_and_a_melody_with_non_chord_tones():
@@ -273,11 +265,11 @@ def test_same_seed_same_band_song_and_another_seed_another(tmp_path):
 
 
 def test_bad_style_split_or_length_is_a_usage_error(tmp_path):
-    with pytest.raises(evalset.UsageError, match="style must be clean or band"):
+    with pytest.raises(UsageError, match="style must be clean or band"):
         build(EvalsetArgs(output=str(tmp_path / "set"), style="rock"))
-    with pytest.raises(evalset.UsageError, match="split must be test or dev"):
+    with pytest.raises(UsageError, match="split must be test or dev"):
         build(EvalsetArgs(output=str(tmp_path / "set"), split="train"))
-    with pytest.raises(evalset.UsageError, match="only style=band takes a length"):
+    with pytest.raises(UsageError, match="only style=band takes a length"):
         build(EvalsetArgs(output=str(tmp_path / "set"), seconds=20))
 
 

@@ -9,13 +9,13 @@ import mir_eval
 import pytest
 
 from chordexp.cli import main_guard
-from chordexp.evaluate import (
+from chordexp.labfile import LabFileError, load_lab
+from chordexp.scoring import (
     CHORD_METRICS,
     METRICS,
     evaluate_dirs,
     evaluate_pair,
 )
-from chordexp.labfile import LabFileError, load_lab
 
 REPO = Path(__file__).resolve().parents[1]
 

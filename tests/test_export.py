@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from chordexp import export, predict
 from chordexp.cli import main_guard
 from chordexp.inference.backends import infer_backend, load_recognizer
+from chordexp.inference.export_format import EXTRA_FILE
 from chordexp.model import ChordRecognitionModel
 from chordexp.training import Trainer, TrainingConfig
 
@@ -71,9 +72,9 @@ def test_onnx_logits_equal_pytorch_at_several_lengths_and_tunings(exported):
 
 def test_torchscript_logits_equal_pytorch_at_several_lengths(exported):
     _, model, paths = exported
-    extra = {export.EXTRA_FILE: ""}
+    extra = {EXTRA_FILE: ""}
     module = torch.jit.load(str(paths["torchscript"]), _extra_files=extra)
-    assert json.loads(extra[export.EXTRA_FILE])["sample_rate"] == SR
+    assert json.loads(extra[EXTRA_FILE])["sample_rate"] == SR
     rng = np.random.default_rng(1)
     for length in LENGTHS:
         audio = (0.1 * rng.standard_normal(length)).astype(np.float32)

@@ -11,9 +11,10 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import open_dict
 
-from chordexp.config import to_training_config
 from chordexp.errors import ConfigValueError
-from chordexp.run import build_components, train
+from chordexp.experiment.components import build_components
+from chordexp.experiment.schemas import to_training_config
+from chordexp.experiment.task import train
 from chordexp.training import Trainer
 from chordexp.training.checkpoint import CheckpointError
 

@@ -13,9 +13,10 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from chordexp.config import FolderDataConfig, FolderDatasetConfig, to_training_config
 from chordexp.data import FolderChordDataset, build_loaders
-from chordexp.run import build_datasets, train
+from chordexp.experiment.components import build_datasets
+from chordexp.experiment.schemas import FolderDataConfig, FolderDatasetConfig, to_training_config
+from chordexp.experiment.task import train
 
 torch.set_num_threads(1)
 
@@ -109,7 +110,6 @@ def test_train_runs_on_a_folder_of_songs(compose_cfg, as_job, songs, tmp_path):
 
 
 def test_folder_without_root_is_one_line_naming_the_key(compose_cfg):
-    from chordexp.config import to_training_config
     from chordexp.errors import ConfigValueError
 
     with pytest.raises(ConfigValueError, match=r"^data\.dataset\.root is required"):

@@ -16,11 +16,11 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from test_run import check_run_folder
 
-from chordexp.config import to_training_config
 from chordexp.experiment.optuna_trial import PRUNED_FILE, direction_for
+from chordexp.experiment.resources import parallel_jobs
 from chordexp.experiment.run_folder import METRIC_KEYS
+from chordexp.experiment.schemas import to_training_config
 from chordexp.report import collect_runs
-from chordexp.run import parallel_jobs
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 SEARCHED = {"optimizer.lr", "optimizer.weight_decay", "scheduler", "model.d_model"}

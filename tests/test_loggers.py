@@ -19,8 +19,9 @@ from torch.utils.data import DataLoader
 from chordexp.config import TrainingConfig
 from chordexp.data import DummyChordDataset
 from chordexp.errors import ConfigValueError
+from chordexp.experiment.components import build_loggers
+from chordexp.experiment.task import train
 from chordexp.loggers import CSVLogger, MLflowLogger, TensorBoardLogger, WandbLogger, finish_loggers
-from chordexp.run import build_loggers, train
 from chordexp.training import Trainer
 from tests.test_tracking import NUM_SAMPLES, TinyModel  # the same three-head model the TensorBoard tests train
 
@@ -216,7 +217,7 @@ def test_the_logger_group_builds_each_tracker_and_several_at_once(compose_cfg, t
 def test_each_option_nests_under_its_name_typed_by_its_schema(compose_cfg, option):
     from omegaconf import OmegaConf
 
-    from chordexp.config import GROUP_SCHEMAS
+    from chordexp.experiment.schemas import GROUP_SCHEMAS
 
     cfg = compose_cfg(f"logger={option}")
     assert list(cfg.logger) == [option]
@@ -226,7 +227,7 @@ def test_each_option_nests_under_its_name_typed_by_its_schema(compose_cfg, optio
 
 
 def test_logger_null_on_the_command_line_means_no_tracker():
-    from chordexp.run import no_trackers
+    from chordexp.experiment.launch import no_trackers
 
     assert [no_trackers(arg) for arg in ("logger=null", "logger=None", "logger=csv", "x=null")] == \
         ["logger=[]", "logger=[]", "logger=csv", "x=null"]

@@ -11,9 +11,9 @@ import soundfile
 
 from chordexp.config import stays_inside
 from chordexp.errors import UsageError
+from chordexp.inference import ChordRecognizer, transcribe_files
 from chordexp.labfile import LabFileError, load_lab
 from chordexp.output_dirs import contained_target
-from chordexp.predict import ChordRecognizer, transcribe_files
 
 
 @pytest.mark.parametrize("value, inside", [

@@ -10,8 +10,8 @@ import soundfile
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from chordexp.inference import ChordRecognizer
 from chordexp.model import ChordRecognitionModel
-from chordexp.predict import ChordRecognizer
 from chordexp.training import Trainer, TrainingConfig
 
 SR = 16000
@@ -169,7 +169,7 @@ def test_every_input_gets_its_own_marked_lab_that_evaluate_pairs_with_its_refere
 
         load_lab(lab, disjoint=True)
 
-    from chordexp.evaluate import evaluate_dirs
+    from chordexp.scoring import evaluate_dirs
 
     result = evaluate_dirs(out, refs)
     assert sorted(result["files"]) == ["01 - Mr. Jones", "a.flac", "a.wav", "song.v1"]

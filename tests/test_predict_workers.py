@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import soundfile
 
+from chordexp.inference import ChordRecognizer, transcribe_files
 from chordexp.inference.prefetch import decoded_files, default_workers
-from chordexp.predict import ChordRecognizer, transcribe_files
 from tests.test_predict import write_tiny_checkpoint
 
 SR = 16000

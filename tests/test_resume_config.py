@@ -147,8 +147,8 @@ def test_an_unreadable_or_missing_checkpoint_is_left_to_the_run(tmp_path, compos
 
 
 def test_resume_from_last_checks_a_resume_started_in_process(tmp_path):
-    """``chordexp.run.resume_from_last`` compares this session's run config with the loaded one."""
-    from chordexp.run import resume_from_last
+    """``chordexp.experiment.task.resume_from_last`` compares this session's run config with the loaded one."""
+    from chordexp.experiment.task import resume_from_last
 
     last = tmp_path / "checkpoints" / "last.pt"
     last.parent.mkdir()
@@ -166,3 +166,33 @@ def test_resume_from_last_checks_a_resume_started_in_process(tmp_path):
     with pytest.raises(ResumeConfigError, match=r"optimizer\.lr \(0\.001 in last\.pt, now 0\.5\)"):
         resume_from_last(Loaded({"optimizer": {"lr": 0.001}, "resume": None}), last, tmp_path)
     resume_from_last(Loaded({"optimizer": {"lr": 0.5}, "resume": None}), last, tmp_path)
+
+
+def _as_trained_before(folder: Path, key: str) -> None:
+    """Make ``folder`` a run trained before the model had ``key``: drop it from the saved
+    config and from the run config its checkpoints hold."""
+    _edit_saved_config(folder, rf"^  {key}: .*\n", "")
+    for checkpoint in (folder / "checkpoints").glob("*.pt"):
+        state = torch.load(checkpoint, weights_only=False)
+        del state["extra"]["run_config"]["model"][key]
+        torch.save(state, checkpoint)
+
+
+def test_a_run_from_before_a_new_model_argument_resumes_at_its_default(run_copy, run_cli):
+    """A setting added since the run was trained is absent from its saved configs (the
+    resume composes from the run's own .hydra/config.yaml), so the model is built with the
+    argument's default, which is what the code did before: the resume goes on."""
+    _as_trained_before(run_copy, "feedforward_ratio")
+    done = run_cli([f"resume={run_copy}", "trainer.num_epochs=3"], cwd=run_copy.parent)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(json.loads((run_copy / "history.json").read_text())["val_loss"]) == 3
+
+
+def test_setting_a_new_model_argument_on_resume_is_refused(run_copy, run_cli):
+    _as_trained_before(run_copy, "feedforward_ratio")
+    before = _tree(run_copy)
+    done = run_cli([f"resume={run_copy}", "+model.feedforward_ratio=2"], cwd=run_copy.parent)
+    assert done.returncode == 2
+    assert "model.feedforward_ratio (absent in last.pt, now 2)" in done.stderr, done.stderr
+    assert _tree(run_copy) == before
+

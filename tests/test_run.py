@@ -15,7 +15,8 @@ from omegaconf import OmegaConf, open_dict
 
 from chordexp.errors import ConfigValueError
 from chordexp.experiment import run_folder
-from chordexp.run import check_optimized_metric, objective, train
+from chordexp.experiment.objective import check_optimized_metric, objective
+from chordexp.experiment.task import train
 
 HISTORY_KEYS = {"train_loss", "val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc",
                 "learning_rate"}
@@ -121,7 +122,7 @@ def test_eval_songs_are_transcribed_and_scored_after_training(smoke_run):
 
 
 def test_a_run_checkpoint_loads_for_prediction(smoke_run):
-    from chordexp.predict import ChordRecognizer
+    from chordexp.inference import ChordRecognizer
 
     recognizer = ChordRecognizer.from_checkpoint(smoke_run / "checkpoints" / "best.pt")
     assert recognizer.sample_rate == 16000

@@ -22,7 +22,7 @@ import fault_files as ff
 import pytest
 
 from chordexp.experiment import run_lock
-from chordexp.experiment.run_lock import LOCK_NAME, RunFolderError, RunLock, claim_run_folder, run_records, runs_under
+from chordexp.experiment.run_lock import LOCK_NAME, RunFolderError, RunLock, plan_run_folder, run_records, runs_under
 
 SMOKE = ["experiment=smoke", "trainer.num_threads=1"]
 
@@ -138,7 +138,7 @@ def test_a_reused_pid_does_not_keep_a_lock_alive(tmp_path):
 def test_an_empty_folder_is_claimed_and_given_back(tmp_path):
     folder = tmp_path / "empty"
     folder.mkdir()
-    claim = claim_run_folder([*SMOKE, f"hydra.run.dir={folder}"])
+    claim = plan_run_folder([*SMOKE, f"hydra.run.dir={folder}"]).claim()
     assert claim.folder == folder and (folder / LOCK_NAME).is_file()
     assert claim.argv == [*SMOKE, f"hydra.run.dir={folder}"]  # a literal folder is not rewritten
     claim.release()
@@ -150,7 +150,7 @@ def test_the_default_folder_is_resolved_once_and_pinned_for_hydra(tmp_path, monk
     cannot move Hydra into another folder; the command recorded stays the one typed."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["chordexp/run.py", *SMOKE])
-    claim = claim_run_folder(SMOKE)
+    claim = plan_run_folder(SMOKE).claim()
     try:
         assert claim.folder.parent.parent == tmp_path / "outputs" and (claim.folder / LOCK_NAME).is_file()
         assert claim.argv == [*SMOKE, f"hydra.run.dir='{claim.folder}'"]
@@ -163,7 +163,7 @@ def test_the_default_folder_is_resolved_once_and_pinned_for_hydra(tmp_path, monk
 
 def test_help_and_cfg_claim_nothing(tmp_path, finished):
     for flag in ("--help", "--cfg=job", "--cfg", "-c"):
-        assert claim_run_folder([flag, f"hydra.run.dir={finished}"]) is None
+        assert plan_run_folder([flag, f"hydra.run.dir={finished}"]) is None
 
 
 # --------------------------------------------------------------------------- the command line

@@ -7,7 +7,7 @@ import pytest
 
 from chordexp.errors import ConfigValueError
 from chordexp.experiment import run_folder
-from chordexp.run import check_optimized_metric, objective
+from chordexp.experiment.objective import check_optimized_metric, objective
 
 HISTORY = {"train_loss": [3.0, 2.0, 1.5], "val_loss": [2.5, 2.0, 2.2], "val_chord_type_acc": [10.0, 20.0, 30.0],
            "val_root_acc": [1.0, 2.0, 3.0], "val_bass_note_acc": [4.0, 5.0, 6.0],

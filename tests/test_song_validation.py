@@ -9,11 +9,11 @@ import torch
 
 from chordexp.data import SyntheticSongDataset
 from chordexp.decode import estimate_decoder_priors
-from chordexp.evaluate import evaluate_dirs
-from chordexp.inference.song_validation import SONG_METRICS, SongValidator
+from chordexp.inference import ChordRecognizer, transcribe_files
+from chordexp.inference.song_validation import SongValidator
 from chordexp.labfile import write_lab
 from chordexp.model import ChordRecognitionModel
-from chordexp.predict import ChordRecognizer, transcribe_files
+from chordexp.scoring import SONG_METRICS, evaluate_dirs
 
 
 def test_song_validation_equals_chordexp_evaluate_on_the_same_files(tmp_path):

@@ -14,8 +14,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from chordexp.config import TrainingConfig, resolved_dict
+from chordexp.config import TrainingConfig
 from chordexp.data import DummyChordDataset
+from chordexp.experiment.schemas import resolved_dict
 from chordexp.experiment.tracking import (
     TensorBoardCallback,
     epoch_tag,

@@ -1,11 +1,14 @@
 """Run the benchmarks, print one table, write it as JSON.
 
     python -m chordexp.bench [output=outputs/bench.json] [only=trainer,data,...] [quick=false] [repeats=N]
+                             [docs=false]
 
 ``only``: a comma-separated subset of startup, trainer, data, songs, collection, frontend, transcribe,
-memory, gpu (default: all, in that order; gpu is skipped with one line without a CUDA GPU). ``quick=true`` runs a miniature of every
-benchmark (seconds, figures meaningless: for tests). ``repeats``: timed repetitions
-(default 5, quick 1); figures are medians. Progress goes to stderr, the table to stdout.
+memory, gpu (default: all, in that order; gpu is skipped with one line without a CUDA GPU).
+``quick=true`` runs a miniature of every benchmark (seconds, figures meaningless: for tests).
+``repeats``: timed repetitions (default 5, quick 1); figures are medians. ``docs=true``: this
+run becomes the documented one: its JSON is copied to docs/benchmarks.json and the table of
+docs/benchmarks.md is generated from it. Progress goes to stderr, the table to stdout.
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ class BenchArgs:
     only: str = "all"
     quick: bool = False
     repeats: int = 0  # 0: 5, or 1 with quick=true
+    docs: bool = False
 
 
 def select(only: str) -> List[str]:
@@ -65,15 +69,20 @@ def check_args(args: BenchArgs) -> List[str]:
     output = Path(args.output)
     if output.is_dir():
         raise UsageError(f"output={args.output}: is a folder; name a file such as bench.json")
+    if args.docs and args.quick:
+        raise UsageError("docs=true with quick=true: quick figures mean nothing, the docs keep a full run's")
     return select(args.only)
 
 
 def main(argv: Optional[List[str]] = None, echo: Callable[[str], None] = print) -> int:
     from chordexp.bench.common import format_table, machine_info, write_json
     from chordexp.bench.sizes import sizes_for
+    from chordexp.bench.tables import DOC_JSON, check_page, machine_line, publish, targets_line
 
     args = parse_args(BenchArgs, sys.argv[1:] if argv is None else argv)
     names = check_args(args)
+    if args.docs:
+        check_page()
     sizes = sizes_for(args.quick, args.repeats)
     machine = machine_info()
     machine["load_average_start"] = list(os.getloadavg())
@@ -91,12 +100,11 @@ def main(argv: Optional[List[str]] = None, echo: Callable[[str], None] = print) 
     settings = {"benchmarks": names, "quick": args.quick, **asdict(sizes),
                 "wall_seconds": round(time.perf_counter() - started, 1)}
     write_json(Path(args.output), rows, machine, settings)
-    echo(f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} "
-         f"(threads {machine['torch_threads']}), Python {machine['python']}; load average "
-         f"{machine['load_average_start'][0]:.1f} at start, {machine['load_average_end'][0]:.1f} at end\n")
+    if args.docs:
+        publish(Path(args.output), copy_to=DOC_JSON)
+    echo(machine_line(machine) + "\n")
     echo(format_table(rows))
-    echo(f"\n{sum(row.met is True for row in rows)} of {sum(row.met is not None for row in rows)} targets met; "
-         f"JSON: {args.output}")
+    echo(f"\n{targets_line(rows)}; JSON: {args.output}")
     return 0
 
 

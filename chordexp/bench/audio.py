@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from chordexp.data import SyntheticChordDataset
+
 
 def rendered_audio(seconds: float, sample_rate: int = 44100, seed: int = 1) -> np.ndarray:
     """``seconds`` (rounded to whole clips, at least one) of 1-s chord clips, float32."""
-    from chordexp.data import SyntheticChordDataset
-
     clips = max(1, int(round(seconds)))
     dataset = SyntheticChordDataset(clips, split="test", seed=seed, sample_rate=sample_rate)
     return np.concatenate([dataset[i][0].numpy() for i in range(clips)])

@@ -27,6 +27,10 @@ import numpy as np
 from chordexp.bench.common import Row, cpu_timed, echo, median, one_core, ratio, timed
 from chordexp.bench.probe import run_probe
 from chordexp.bench.sizes import Sizes
+from chordexp.bench.song_data import training_consumption
+from chordexp.data import SyntheticSongDataset
+from chordexp.data.folder_songs import FolderSongDataset
+from chordexp.labfile import write_lab
 
 STARTUP_TARGET = 0.10  # second run's start-up / first run's
 PEAK_BUDGET_MB = 2000.0
@@ -40,9 +44,6 @@ def write_collection(root: Path, hours: float, song_seconds: float, distinct: in
     """``hours`` of songs as ``root/artistNN/songNNNN.wav`` + ``.lab``; returns the song count."""
     import soundfile
     import soxr
-
-    from chordexp.data import SyntheticSongDataset
-    from chordexp.labfile import write_lab
 
     renderer = SyntheticSongDataset(1, split="test", sample_rate=22050)
     songs = []
@@ -63,8 +64,6 @@ def write_collection(root: Path, hours: float, song_seconds: float, distinct: in
 
 def build_datasets(root: Path, cache: Path) -> float:
     """Seconds to build a run's train and val datasets over ``root`` with ``cache``."""
-    from chordexp.data.folder_songs import FolderSongDataset
-
     def build() -> None:
         for split in ("train", "val"):
             FolderSongDataset(64, split=split, root=root, sample_rate=22050, cache_dir=cache)
@@ -73,8 +72,6 @@ def build_datasets(root: Path, cache: Path) -> float:
 
 
 def loader_rates(root: Path, cache: Path, excerpts: int, repeats: int) -> List[float]:
-    from chordexp.data.folder_songs import FolderSongDataset
-
     dataset = FolderSongDataset(excerpts * repeats, split="train", root=root, sample_rate=22050, cache_dir=cache)
     with one_core():
         # cast: mypy cannot type a lambda that binds r as a default argument
@@ -93,8 +90,6 @@ def train_peak(root: Path, cache: Path, folder: Path) -> Dict[str, Any]:
 
 
 def run(sizes: Sizes) -> List[Row]:
-    from chordexp.bench.song_data import training_consumption
-
     rows: List[Row] = []
     peaks: Dict[float, float] = {}
     with tempfile.TemporaryDirectory(prefix="chordexp-bench-collection-") as tmp:

@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+import numpy
+import torch
+
 #: Comparison operators a target may use.
 TARGET_OPS: Dict[str, Callable[[float, float], bool]] = {
     ">=": lambda a, b: a >= b,
@@ -109,9 +112,6 @@ def paired_ratio(a_times: Sequence[float], b_times: Sequence[float]) -> float:
 
 def machine_info() -> Dict[str, Any]:
     """Where the figures came from: CPU, cores, Python, torch and numpy versions."""
-    import numpy
-    import torch
-
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):  # no /proc (macOS): keep platform's name
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -191,8 +191,6 @@ class one_core:
     figure is 'per core'. Restores both on exit."""
 
     def __enter__(self) -> "one_core":
-        import torch
-
         self._threads = torch.get_num_threads()
         self._affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
         torch.set_num_threads(1)
@@ -201,8 +199,6 @@ class one_core:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        import torch
-
         torch.set_num_threads(self._threads)
         if self._affinity:
             os.sched_setaffinity(0, self._affinity)

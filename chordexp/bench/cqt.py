@@ -14,11 +14,14 @@ import warnings
 from typing import Dict, List, Tuple
 
 import numpy as np
+import torch
 
 from chordexp.bench.audio import rendered_audio
 from chordexp.bench.common import Row, cpu_timed, echo, median, one_core, ratio
+from chordexp.bench.defaults import default_batch_size, default_components
 from chordexp.bench.sizes import Sizes
 from chordexp.errors import UsageError
+from chordexp.model.multirate import fft_decimate
 
 TARGET = 10.0
 FLOOR_DB = 80.0
@@ -47,8 +50,6 @@ def log_correlation(ours: np.ndarray, reference: np.ndarray) -> float:
 
 def transforms(frontend, grid: Dict[str, float], audio: np.ndarray, librosa) -> Tuple[np.ndarray, np.ndarray]:
     """``(ours, reference)`` normalised magnitudes, ``(bins, frames)`` each."""
-    import torch
-
     with torch.inference_mode():
         ours = torch.expm1(frontend(torch.from_numpy(audio)[None]))[0] / frontend.compression
         reference = torch.from_numpy(np.abs(reference_cqt(frontend, grid, audio, librosa))).float()[None]
@@ -65,8 +66,6 @@ def reference_cqt(frontend, grid: Dict[str, float], audio: np.ndarray, librosa) 
 def speed(frontend, grid: Dict[str, float], inputs: np.ndarray, repeats: int, librosa) -> Tuple[list, list]:
     """Seconds of the front end on ``inputs`` ``(items, samples)`` in one call, and of
     librosa's CQT over the items one by one, ``repeats`` times each on one core."""
-    import torch
-
     x = torch.from_numpy(np.ascontiguousarray(inputs))
     reference = lambda: [reference_cqt(frontend, grid, item, librosa) for item in inputs]  # noqa: E731
     with one_core(), torch.inference_mode(), warnings.catch_warnings():
@@ -81,10 +80,6 @@ def previous_decimation(frontend, song: np.ndarray, repeats: int, seconds: float
     """The front end against itself with its earlier decimation (one FFT of the whole
     signal, ``multirate.fft_decimate``) on the song: speed on one core, and how well the
     outputs agree (what keeps older checkpoints valid)."""
-    import torch
-
-    from chordexp.model.multirate import fft_decimate
-
     x = torch.from_numpy(song)[None]
     with one_core(), torch.inference_mode():
         new = frontend(x)
@@ -111,8 +106,6 @@ def previous_decimation(frontend, song: np.ndarray, repeats: int, seconds: float
 
 
 def run(sizes: Sizes) -> List[Row]:
-    from chordexp.bench.defaults import default_batch_size, default_components
-
     librosa = _librosa()
     model = default_components()[1]["model"]
     frontend = model.frontend.eval()

@@ -13,7 +13,10 @@ import copy
 from typing import List
 
 from chordexp.bench.common import Row, cpu_timed, echo, median, one_core, ratio, timed
+from chordexp.bench.defaults import default_batch_size, default_components
+from chordexp.bench.plainloop import plain_step, synthetic_batches
 from chordexp.bench.sizes import Sizes
+from chordexp.data import SyntheticChordDataset
 
 HEADROOM = 5.0  # generation on one core / consumption on all cores
 PLAIN_TARGET = 1000.0  # clips/s/core for realism=plain
@@ -21,8 +24,6 @@ PLAIN_TARGET = 1000.0  # clips/s/core for realism=plain
 
 def generation_rates(realism: str, clips: int, repeats: int) -> List[float]:
     """Clips/s on one core, one figure per repetition over the same ``clips`` items."""
-    from chordexp.data import SyntheticChordDataset
-
     dataset = SyntheticChordDataset(max(clips, 1), split="train", realism=realism)
     dataset[0]  # loads the SoundFont and the noise bank: once per worker, not per clip
     with one_core():
@@ -32,9 +33,6 @@ def generation_rates(realism: str, clips: int, repeats: int) -> List[float]:
 def step_seconds(batch_size: int, steps: int) -> List[float]:
     """Seconds of each of ``steps`` training steps (after 2 warm-up steps) of the
     default model, loss and optimizer on all of torch's threads."""
-    from chordexp.bench.defaults import default_components
-    from chordexp.bench.plainloop import plain_step, synthetic_batches
-
     config, parts = default_components()
     model = copy.deepcopy(parts["model"]).train()
     optimizer = parts["optimizer_factory"](model.parameters())
@@ -46,8 +44,6 @@ def step_seconds(batch_size: int, steps: int) -> List[float]:
 
 
 def run(sizes: Sizes) -> List[Row]:
-    from chordexp.bench.defaults import default_batch_size
-
     batch_size = sizes.batch_size or default_batch_size()
     echo(f"data: training consumption ({sizes.consumption_steps} steps, batch {batch_size})")
     steps = step_seconds(batch_size, sizes.consumption_steps)

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, Tuple
 
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+
 from chordexp.config import TrainingConfig
+from chordexp.experiment.conf_dir import CONF_DIR
+from chordexp.experiment.schemas import register_configs, to_training_config
 
 #: what every benchmark composes first: the clip task its figures are defined on
 CLIP_MODE = ("data=synthetic",)
@@ -18,12 +25,6 @@ def compose_default(*overrides: str, clip_mode: bool = True) -> Any:
     """The composed root config of the default run, with ``overrides`` (in clip mode
     unless ``clip_mode=False``: the song-mode benchmark); Hydra's global state is cleared
     afterwards."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    from chordexp.config import register_configs
-    from chordexp.run import CONF_DIR
-
     register_configs()
     GlobalHydra.instance().clear()
     try:
@@ -36,11 +37,6 @@ def compose_default(*overrides: str, clip_mode: bool = True) -> Any:
 def default_components(*overrides: str) -> Tuple[TrainingConfig, Dict[str, Any]]:
     """``(training config, {model, criterion, optimizer_factory})`` of the default run;
     the model is built after ``torch.manual_seed(config.seed)`` as the run does."""
-    import torch
-    from hydra.utils import instantiate
-
-    from chordexp.config import to_training_config
-
     cfg = compose_default(*overrides)
     config = to_training_config(cfg)
     torch.manual_seed(config.seed)

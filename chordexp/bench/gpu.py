@@ -17,16 +17,20 @@ import statistics
 import time
 from typing import Any, Dict, Iterable, List, Tuple
 
+import numpy as np
+import torch
+from hydra.utils import instantiate
+
 from chordexp.bench.common import Row, echo, ratio
+from chordexp.bench.defaults import compose_default
 from chordexp.bench.sizes import Sizes
+from chordexp.inference import ChordRecognizer
 
 MODES = ("fp32", "bf16", "compile", "channels_last")
 TASKS = ("clip", "song")
 
 
 def _sync(device: str) -> None:
-    import torch
-
     if device.startswith("cuda"):
         torch.cuda.synchronize(device)
 
@@ -34,10 +38,6 @@ def _sync(device: str) -> None:
 def task_parts(task: str, quick: bool) -> Dict[str, Any]:
     """The default run's model, loss, optimizer factory, batch size and item length for
     ``task`` (clip or song mode); quick: a batch of 2 and 2-s song excerpts."""
-    from hydra.utils import instantiate
-
-    from chordexp.bench.defaults import compose_default
-
     overrides = ("data.clip_seconds=2.0",) if quick and task == "song" else ()
     cfg = compose_default(*overrides, clip_mode=task == "clip")
     return {
@@ -52,8 +52,6 @@ def task_parts(task: str, quick: bool) -> Dict[str, Any]:
 
 def _batch(model, batch_size: int, samples: int, device: str):
     """Random audio and labels shaped like the model's outputs (the cost does not depend on them)."""
-    import torch
-
     audio = torch.randn(batch_size, samples, device=device) * 0.1
     with torch.no_grad():
         outputs = model(audio)
@@ -64,8 +62,6 @@ def _batch(model, batch_size: int, samples: int, device: str):
 def step_figures(parts: Dict[str, Any], mode: str, device: str, steps: int, warmup: int) -> Dict[str, Any]:
     """Median step time (s), samples/s and peak memory (bytes, CUDA only; 0 elsewhere)
     of training steps in ``mode``."""
-    import torch
-
     model = parts["model"].to(device).train()
     criterion = parts["criterion"]
     if mode == "channels_last":
@@ -103,10 +99,6 @@ def step_figures(parts: Dict[str, Any], mode: str, device: str, steps: int, warm
 def transcription_figures(parts: Dict[str, Any], device: str, seconds: float, repeats: int) -> Dict[str, Any]:
     """x real time of ``ChordRecognizer.analyse`` + ``decode`` on ``seconds`` of audio at
     the model's rate (no file: decoding files is a CPU matter)."""
-    import numpy as np
-
-    from chordexp.predict import ChordRecognizer
-
     recognizer = ChordRecognizer(parts["model"], device=device)
     rate = parts["sample_rate"]
     audio = (np.random.default_rng(0).standard_normal(int(seconds * rate)) * 0.1).astype(np.float32)
@@ -124,8 +116,6 @@ def transcription_figures(parts: Dict[str, Any], device: str, seconds: float, re
 def measure(device: str, quick: bool, repeats: int, modes: Iterable[str] = MODES, tasks: Iterable[str] = TASKS,
             song_seconds: float = 180.0) -> List[Row]:
     """The rows of this benchmark on ``device`` (any torch device: CPU in the tests)."""
-    import torch
-
     rows: List[Row] = []
     steps, warmup = (max(1, repeats), 1) if quick else (max(10, repeats), 3)
     for task in tasks:
@@ -156,8 +146,6 @@ def measure(device: str, quick: bool, repeats: int, modes: Iterable[str] = MODES
 
 
 def run(sizes: Sizes) -> List[Row]:
-    import torch
-
     if not torch.cuda.is_available():
         echo("gpu: skipped: no CUDA GPU on this machine (torch.cuda.is_available() is False)")
         return []

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import resource
+import runpy
 import sys
 import tempfile
 from pathlib import Path
@@ -48,14 +49,13 @@ class EpochRss(logging.Handler):
 
 
 def probe(args: Mapping[str, Any]) -> Dict[str, Any]:
-    """In the child: ``python -m chordexp.run OVERRIDES`` with RSS sampled per epoch."""
+    """In the child: ``python -m chordexp.run OVERRIDES`` (run as that command runs it:
+    an entry module is not imported) with RSS sampled per epoch."""
     handler = EpochRss()
     logging.getLogger("chordexp.training.trainer").addHandler(handler)
-    from chordexp import run
-
     sys.argv = ["chordexp.run", *args["overrides"]]
     try:
-        run.main()
+        runpy.run_module("chordexp.run", run_name="__main__", alter_sys=True)
     except SystemExit as exit:  # Hydra exits on errors; success returns
         if exit.code:
             raise

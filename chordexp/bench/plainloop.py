@@ -14,14 +14,14 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from chordexp.data import SyntheticChordDataset
+
 Batch = Tuple[Tensor, Dict[str, Tensor]]
 
 
 def synthetic_batches(count: int, batch_size: int, seed: int = 0) -> List[Batch]:
     """``count`` collated batches of default 1-s clips (the fast 'plain' generator;
     the cost of a step does not depend on what the audio sounds like)."""
-    from chordexp.data import SyntheticChordDataset
-
     dataset = SyntheticChordDataset(count * batch_size, split="test", seed=seed, realism="plain")
     batches = []
     for b in range(count):

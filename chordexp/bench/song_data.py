@@ -13,8 +13,16 @@ from __future__ import annotations
 import copy
 from typing import Any, Callable, Dict, List, Tuple, cast
 
+import torch
+from hydra.utils import instantiate
+from torch.utils.data import TensorDataset
+
 from chordexp.bench.common import Row, cpu_timed, echo, median, one_core, ratio, timed
+from chordexp.bench.defaults import compose_default
+from chordexp.bench.plainloop import plain_step
 from chordexp.bench.sizes import Sizes
+from chordexp.data import SyntheticSongDataset
+from chordexp.data.memory import InMemoryDataset
 
 HEADROOM = 2.0  # rendering on one core / consumption on all cores
 
@@ -22,11 +30,6 @@ HEADROOM = 2.0  # rendering on one core / consumption on all cores
 def song_components(seconds: float) -> Tuple[Any, Dict[str, Any]]:
     """``(composed config, {model, criterion, optimizer_factory, dataset})`` of the default
     song-mode run with excerpts of ``seconds``."""
-    import torch
-    from hydra.utils import instantiate
-
-    from chordexp.bench.defaults import compose_default
-
     cfg = compose_default(f"data.clip_seconds={seconds}", clip_mode=False)
     torch.manual_seed(int(cfg.seed))
     return cfg, {
@@ -41,8 +44,6 @@ def song_components(seconds: float) -> Tuple[Any, Dict[str, Any]]:
 def rendering_rates(dataset: Any, excerpts: int, repeats: int) -> List[float]:
     """Excerpts/s on one core, one figure per repetition (different excerpts each time:
     songs differ in parts and length of notes, so cost varies by song)."""
-    from chordexp.data import SyntheticSongDataset
-
     renderer = SyntheticSongDataset(excerpts * repeats, split="train", sample_rate=dataset.sample_rate,
                                     clip_seconds=dataset.clip_seconds)
     renderer[0]  # loads the SoundFont: once per worker, not per excerpt
@@ -55,10 +56,6 @@ def rendering_rates(dataset: Any, excerpts: int, repeats: int) -> List[float]:
 
 def cached_rates(batch: Any, repeats: int) -> List[float]:
     """Excerpts/s served on one core by the in-memory cache (``data.cache=true``)."""
-    from torch.utils.data import TensorDataset
-
-    from chordexp.data.memory import InMemoryDataset
-
     audio, targets = batch
     keys = list(targets)
 
@@ -76,8 +73,6 @@ def cached_rates(batch: Any, repeats: int) -> List[float]:
 
 def training_batch(sizes: Sizes) -> Tuple[Any, Dict[str, Any], Any]:
     """``(composed config, components, one rendered batch)`` of the default song-mode run."""
-    import torch
-
     cfg, parts = song_components(sizes.song_excerpt_seconds)
     batch_size = int(sizes.batch_size or cfg.data.batch_size)
     echo(f"songs: rendering a batch of {batch_size} x {sizes.song_excerpt_seconds:g} s excerpts")
@@ -89,8 +84,6 @@ def training_batch(sizes: Sizes) -> Tuple[Any, Dict[str, Any], Any]:
 def training_consumption(sizes: Sizes, prepared: Any = None) -> Tuple[float, List[float]]:
     """``(excerpts/s, step seconds)``: what song-mode training steps of the default model,
     loss, optimizer and batch consume on all of torch's threads."""
-    from chordexp.bench.plainloop import plain_step
-
     cfg, parts, batch = prepared or training_batch(sizes)
     batch_size = len(batch[0])
     echo(f"songs: training consumption ({sizes.consumption_steps} steps, batch {batch_size})")

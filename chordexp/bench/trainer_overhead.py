@@ -18,7 +18,11 @@ from pathlib import Path
 from typing import Iterator, List
 
 from chordexp.bench.common import Row, alternate, echo, median, paired_ratio, ratio, timed
+from chordexp.bench.defaults import compose_default, default_components
+from chordexp.bench.plainloop import plain_train, synthetic_batches
 from chordexp.bench.sizes import Sizes
+from chordexp.training import Trainer
+from chordexp.training.schedulers import create_scheduler
 
 TARGET = 1.03
 NOISY = 1.1  # pair ratios further apart than this: the machine was not quiet
@@ -51,11 +55,6 @@ def spread(trainer_times: List[float], plain_times: List[float]) -> str:
 
 
 def run(sizes: Sizes) -> List[Row]:
-    from chordexp.bench.defaults import compose_default, default_components
-    from chordexp.bench.plainloop import plain_train, synthetic_batches
-    from chordexp.training import Trainer
-    from chordexp.training.schedulers import create_scheduler
-
     config, parts = default_components(f"trainer.num_epochs={sizes.trainer_epochs}")
     batch_size = sizes.batch_size or config.batch_size
     batches = synthetic_batches(sizes.trainer_steps, batch_size)

@@ -2,10 +2,10 @@
 
 The parent writes a checkpoint of the default model (untrained: the cost does not
 depend on the weights) and a 3-minute 44.1 kHz WAV of rendered chords; each
-repetition is a fresh child process pinned to one core with one torch thread that
-imports the libraries (not timed: that is start-up, benchmark 5), then measures the CPU
-time of what ``python -m chordexp.predict`` does: load the checkpoint, read and
-resample the file, run the model, decode, write the ``.lab``.
+repetition is a fresh child process that imports the libraries with this module (not
+timed: that is start-up, benchmark 5), pins itself to one core with one torch thread,
+then measures the CPU time of what ``python -m chordexp.predict`` does: load the
+checkpoint, read and resample the file, run the model, decode, write the ``.lab``.
 
 The folder figure: ``folder_files`` copies of a song in one folder, transcribed by one
 fresh process on (at most) 2 cores with its default decode workers, wall time from
@@ -15,14 +15,21 @@ loading the checkpoint to the last ``.lab``, against the same process with
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
+import torch
+
+from chordexp.bench.audio import rendered_audio
 from chordexp.bench.common import Row, echo, median, ratio
+from chordexp.bench.defaults import default_components
 from chordexp.bench.probe import run_probe
 from chordexp.bench.sizes import Sizes
+from chordexp.inference import ChordRecognizer, transcribe_files
+from chordexp.training import Trainer
 
 TARGET = 200.0  # x real time
 FOLDER_TARGET = 1000.0  # x real time, 2 cores
@@ -33,11 +40,6 @@ ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THRE
 
 def write_checkpoint(path: Path) -> None:
     """A real training checkpoint of the default model, written by the Trainer."""
-    import torch
-
-    from chordexp.bench.defaults import default_components
-    from chordexp.training import Trainer
-
     config, parts = default_components()
     config.checkpoint_dir = str(path.parent)
     batch = [(torch.zeros(1, parts["model"].sample_rate),
@@ -50,24 +52,16 @@ def write_song(path: Path, seconds: float, sample_rate: int = 44100) -> float:
     """A WAV of rendered chord clips; returns its duration in seconds."""
     import soundfile
 
-    from chordexp.bench.audio import rendered_audio
-
     audio = rendered_audio(seconds, sample_rate)
     soundfile.write(str(path), audio, sample_rate, subtype="PCM_16")
     return len(audio) / sample_rate
 
 
 def probe(args: Mapping[str, Any]) -> Dict[str, float]:
-    """In the child: one core, one thread, imports first; then the timed transcription."""
+    """In the child (the libraries imported with this module): one core, one thread; then
+    the timed transcription."""
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
-    import torch
-
-    import chordexp.audio  # noqa: F401  (soundfile, soxr)
-    import chordexp.decode  # noqa: F401
-    import chordexp.model  # noqa: F401
-    from chordexp.predict import ChordRecognizer, transcribe_files
-
     torch.set_num_threads(1)
     wall, start = time.perf_counter(), time.process_time()
     recognizer = ChordRecognizer.from_checkpoint(args["checkpoint"])
@@ -78,18 +72,12 @@ def probe(args: Mapping[str, Any]) -> Dict[str, float]:
 
 
 def folder_probe(args: Mapping[str, Any]) -> Dict[str, float]:
-    """In the child: ``cores`` cores, as many torch threads; imports first; then the wall
-    time of loading the checkpoint and transcribing the folder with ``workers``."""
+    """In the child (the libraries imported with this module): ``cores`` cores, as many
+    torch threads; then the wall time of loading the checkpoint and transcribing the
+    folder with ``workers``."""
     cores = sorted(os.sched_getaffinity(0))[: int(args["cores"])] if hasattr(os, "sched_getaffinity") else []
     if cores:
         os.sched_setaffinity(0, set(cores))
-    import torch
-
-    import chordexp.audio  # noqa: F401
-    import chordexp.decode  # noqa: F401
-    import chordexp.model  # noqa: F401
-    from chordexp.predict import ChordRecognizer, transcribe_files
-
     torch.set_num_threads(max(1, len(cores) or int(args["cores"])))
     start = time.perf_counter()
     recognizer = ChordRecognizer.from_checkpoint(args["checkpoint"])
@@ -100,8 +88,6 @@ def folder_probe(args: Mapping[str, Any]) -> Dict[str, float]:
 
 def write_folder(folder: Path, song: Path, files: int) -> None:
     """``files`` copies of ``song`` (hard links where the file system has them)."""
-    import shutil
-
     folder.mkdir()
     for i in range(files):
         target = folder / f"song{i:03d}{song.suffix}"

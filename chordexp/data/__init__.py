@@ -13,4 +13,5 @@ from chordexp.data.memory import InMemoryDataset
 from chordexp.data.songs import SyntheticSongDataset
 from chordexp.data.synthetic import SyntheticChordDataset
 
-__all__ = ["SyntheticChordDataset", "SyntheticSongDataset", "DummyChordDataset", "FolderChordDataset", "FolderSongDataset", "InMemoryDataset", "build_loaders"]
+__all__ = ["SyntheticChordDataset", "SyntheticSongDataset", "DummyChordDataset", "FolderChordDataset",
+           "FolderSongDataset", "InMemoryDataset", "build_loaders"]

@@ -27,6 +27,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from chordexp.audio import load_audio
+
 log = logging.getLogger(__name__)
 
 #: bump when the stored array changes meaning (dtype, layout, resampler)
@@ -50,10 +52,7 @@ class AudioCache:
 
     def __init__(self, folder: str | Path, decode: Optional[Callable[[Path, int], np.ndarray]] = None) -> None:
         self.folder = Path(folder).expanduser()
-        if decode is None:
-            from chordexp.audio import load_audio as decode
-        assert decode is not None  # the import above binds it
-        self.decode: Callable[[Path, int], np.ndarray] = decode
+        self.decode: Callable[[Path, int], np.ndarray] = load_audio if decode is None else decode
 
     def entry(self, path: str | Path, sample_rate: int) -> Path:
         """Where ``path`` at ``sample_rate`` is (or will be) cached: ``OWNER-VERSION.npy``,

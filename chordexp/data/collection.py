@@ -27,8 +27,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from chordexp.audio import is_audio_file
-from chordexp.errors import UserError
+from chordexp.audio_files import is_audio_file
+from chordexp.errors import ConfigValueError, UserError
+from chordexp.labfile import LabFileError, check_intervals, check_labels, load_lab
 
 ANNOTATION_SUFFIXES: Tuple[str, ...] = (".lab", ".jams")  # looked for in this order
 JAMS_NAMESPACES: Tuple[str, ...] = ("chord", "chord_harte")
@@ -39,6 +40,11 @@ EXCLUDED = "excluded"  # a song a split file does not list
 
 class SongError(UserError, ValueError):
     """One song that cannot be used; the message is one line naming the file."""
+
+
+class CollectionError(UserError, ValueError):
+    """The collection as a whole cannot be used (no audio, no usable song in a split, a bad
+    split file); the message is one line naming the folder or the file and line."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +75,7 @@ def annotation_root(annotations: Optional[str | Path]) -> Optional[Path]:
         return None
     path = Path(annotations).expanduser()
     if not path.is_dir():
-        raise ValueError(f"annotation folder {path}: no such directory (data.dataset.annotations)")
+        raise ConfigValueError(f"annotation folder {path}: no such directory (data.dataset.annotations)")
     return path.resolve()
 
 
@@ -112,8 +118,6 @@ def overlaps(path: Path, intervals: np.ndarray, rows: Sequence[int]) -> List[str
 
 def read_lab(path: Path) -> Tuple[np.ndarray, List[str], List[int]]:
     """``.lab`` -> ``(intervals, labels, line numbers)`` via ``chordexp.labfile.load_lab``."""
-    from chordexp.labfile import LabFileError, load_lab
-
     try:
         intervals, labels = load_lab(path)
     except LabFileError as error:
@@ -125,8 +129,6 @@ def read_lab(path: Path) -> Tuple[np.ndarray, List[str], List[int]]:
 
 def read_jams(path: Path) -> Tuple[np.ndarray, List[str], List[int]]:
     """The first ``chord`` / ``chord_harte`` annotation of a JAMS file, checked like a ``.lab``."""
-    from chordexp.labfile import LabFileError, _check_intervals, _check_labels
-
     jams = _import_jams(path)
     try:
         jam = jams.load(str(path), validate=False)
@@ -145,8 +147,8 @@ def read_jams(path: Path) -> Tuple[np.ndarray, List[str], List[int]]:
         raise SongError(f"{path}: its {found[0].namespace} annotation holds no observations")
     rows = list(range(1, len(labels) + 1))
     try:
-        _check_intervals(path, intervals, rows)
-        _check_labels(path, labels, rows)
+        check_intervals(path, intervals, rows)
+        check_labels(path, labels, rows)
     except LabFileError as error:
         raise SongError(str(error)) from None
     return intervals, labels, rows
@@ -200,7 +202,7 @@ def assign_splits(song_ids: Sequence[str], seed: int, val_fraction: float = 0.1,
         split = {song: ("val" if fold_of(keys[song], seed, num_folds) == fold else "train") for song in song_ids}
         for side in SPLITS:
             if song_ids and side not in split.values():
-                raise ValueError(f"fold {fold} of {num_folds} leaves the {side} split empty "
+                raise ConfigValueError(f"fold {fold} of {num_folds} leaves the {side} split empty "
                                  f"({len(set(keys.values()))} songs or groups in all): use fewer folds (data.num_folds)")
         return split
     u = {song: split_hash(seed, keys[song]) for song in song_ids}
@@ -223,9 +225,9 @@ def read_split_file(path: Path, song_ids: Sequence[str]) -> Dict[str, str]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ValueError(f"split file {path}: no such file (data.dataset.split_file)") from None
+        raise CollectionError(f"split file {path}: no such file (data.dataset.split_file)") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ValueError(f"split file {path}: cannot read it ({error})") from None
+        raise CollectionError(f"split file {path}: cannot read it ({error})") from None
     by_name: Dict[str, str] = {song: song for song in song_ids}
     stems: Dict[str, List[str]] = {}
     song: Optional[str]
@@ -240,13 +242,13 @@ def read_split_file(path: Path, song_ids: Sequence[str]) -> Dict[str, str]:
         side, name = (line.split(None, 1) + [""])[:2]
         name = name.strip()
         if side not in SPLITS or not name:
-            raise ValueError(f"{path}:{number}: want 'train SONG_ID' or 'val SONG_ID', got {line!r}")
+            raise CollectionError(f"{path}:{number}: want 'train SONG_ID' or 'val SONG_ID', got {line!r}")
         song = by_name.get(name) or (stems[name][0] if len(stems.get(name, ())) == 1 else None)
         if song is None:
             what = "names several audio files" if len(stems.get(name, ())) > 1 else "is not an audio file of the collection"
-            raise ValueError(f"{path}:{number}: {name!r} {what} (song ids are paths relative to data.dataset.root)")
+            raise CollectionError(f"{path}:{number}: {name!r} {what} (song ids are paths relative to data.dataset.root)")
         if song in seen:
-            raise ValueError(f"{path}:{number}: {name!r} is listed already on line {seen[song]}")
+            raise CollectionError(f"{path}:{number}: {name!r} is listed already on line {seen[song]}")
         seen[song] = number
         split[song] = side
     return split

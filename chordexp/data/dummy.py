@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import Dataset
 
 from chordexp.chords import NO_CHORD, NUM_CHORD_TYPES
-from chordexp.data.synthetic import SPLITS, Item, as_targets, check_common, check_index, is_int, item_rng
+from chordexp.data.items import CLIP_TAG, SPLITS, Item, as_targets, check_common, check_index, is_int, item_rng
+from chordexp.errors import ConfigValueError
 
 _DUMMY_SPLIT_OFFSET = 100  # keeps dummy streams apart from synthetic ones
 
@@ -24,9 +25,9 @@ class DummyChordDataset(Dataset):
     def __init__(self, size: int, num_samples: int = 44100, seed: int = 0, split: str = "train") -> None:
         check_common(size, seed)
         if not is_int(num_samples) or num_samples <= 0:
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
+            raise ConfigValueError(f"num_samples must be a positive integer, got {num_samples!r}")
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+            raise ConfigValueError(f"split must be one of {SPLITS}, got {split!r}")
         self.size, self.num_samples, self.seed, self.split = int(size), int(num_samples), int(seed), split
         self._split_id = _DUMMY_SPLIT_OFFSET + SPLITS.index(split)
 
@@ -34,14 +35,15 @@ class DummyChordDataset(Dataset):
         return self.size
 
     def __getitem__(self, index: int) -> Item:
-        rng = item_rng(self.seed, self._split_id, check_index(index, self.size))
+        rng = item_rng(self.seed, CLIP_TAG, self._split_id, check_index(index, self.size))
         labels = self._labels(rng)
         audio = rng.standard_normal(self.num_samples, dtype=np.float32)
         audio *= np.float32(0.1)
         return torch.from_numpy(audio), as_targets(*labels)
 
     def targets(self, index: int) -> Dict[str, int]:
-        chord_type, root, bass_note = self._labels(item_rng(self.seed, self._split_id, check_index(index, self.size)))
+        rng = item_rng(self.seed, CLIP_TAG, self._split_id, check_index(index, self.size))
+        chord_type, root, bass_note = self._labels(rng)
         return {"chord_type": chord_type, "root": root, "bass_note": bass_note}
 
     @staticmethod

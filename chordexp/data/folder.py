@@ -40,19 +40,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from chordexp.audio import AUDIO_SUFFIXES, AudioError, load_audio, resample
+from chordexp.audio_files import AUDIO_SUFFIXES
+from chordexp.audio import AudioError, load_audio, resample
 from chordexp.chords import NO_CHORD, NUM_PITCH_CLASSES
 from chordexp.data import collection
 from chordexp.data.audio_cache import AudioCache, MappedAudio, default_cache_dir
-from chordexp.data.collection import (
-    OVERLAP_TOLERANCE_S,
-    Entry,
-    SongError,
-    find_audio,  # noqa: F401  (its old home)
-)
+from chordexp.data.collection import OVERLAP_TOLERANCE_S, CollectionError, Entry, SongError
 from chordexp.data.item_errors import item_error
+from chordexp.data.items import FOLDER_TAG, Item, as_targets, check_common, check_index, is_int, item_rng
 from chordexp.data.labels import UNKNOWN_CHORD_MODES, LabelCounts, Triple, classify_label
-from chordexp.data.synthetic import Item, as_targets, check_common, check_index, is_int
+from chordexp.errors import ConfigValueError
 
 log = logging.getLogger("chordexp.data.folder")
 
@@ -60,7 +57,6 @@ FOLDER_SPLITS: Tuple[str, ...] = ("train", "val")
 ON_ERROR_MODES = ("skip", "raise")
 LABEL_OVERRUN_S = 1.0  # labels may run this far past the end of the audio (then clipped)
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter than this everywhere is a silent file
-_TAG = 0x464F4C44  # "FOLD": keeps item streams apart from other SeedSequence users
 
 
 @dataclass(frozen=True)
@@ -103,7 +99,7 @@ class FolderChordDataset(Dataset):
                     pitch_shift, min_label_fraction)
         problem = collection.check_split_options(num_folds, fold, group_depth, split_file)
         if problem:
-            raise ValueError(f"{type(self).__name__}: {problem}")
+            raise ConfigValueError(f"{type(self).__name__}: {problem}")
         self.size, self.split, self.seed = int(size), split, int(seed)
         self.root = _check_root(root)
         self.annotations = collection.annotation_root(annotations)
@@ -150,8 +146,7 @@ class FolderChordDataset(Dataset):
 
     def window(self, index: int) -> Window:
         """Item ``index``'s song, start, shift and label, without reading audio (cheap)."""
-        rng = np.random.Generator(np.random.PCG64(
-            np.random.SeedSequence([self.seed, _TAG, self._split_id, check_index(index, self.size)])))
+        rng = item_rng(self.seed, FOLDER_TAG, self._split_id, check_index(index, self.size))
         shift = int(rng.integers(-max(self.shifts), max(self.shifts) + 1))
         weights = self._song_weights[shift]
         song = int(np.searchsorted(weights, rng.random() * weights[-1], side="right"))
@@ -187,7 +182,7 @@ class FolderChordDataset(Dataset):
     def _load_split(self, val_fraction: float) -> List[Song]:
         entries = collection.discover(self.root, self.annotations)
         if not entries:
-            raise ValueError(f"data folder {self.root} holds no audio files ({' '.join(AUDIO_SUFFIXES)})")
+            raise CollectionError(f"data folder {self.root} holds no audio files ({' '.join(AUDIO_SUFFIXES)})")
         split = collection.assign_splits([e.song_id for e in entries], self.seed, val_fraction,
                                          annotated=[e.song_id for e in entries if e.annotation is not None],
                                          **self.split_options)
@@ -201,10 +196,10 @@ class FolderChordDataset(Dataset):
                 songs.append(self._load_song(entry, longest))
             except SongError as error:
                 if self.on_error == "raise":
-                    raise ValueError(str(error)) from None
+                    raise error from None
                 log.warning("skipping %s", error)
         if not songs:
-            raise ValueError(f"data folder {self.root}: no usable songs in the {self.split} split "
+            raise CollectionError(f"data folder {self.root}: no usable songs in the {self.split} split "
                              f"({len(mine)} of {len(entries)} audio files are {self.split}; see the warnings above)")
         return songs
 
@@ -332,10 +327,10 @@ def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
 
 def _check_root(root: str | Path) -> Path:
     if root is None or str(root) == "???":
-        raise ValueError("data folder not set: pass data.dataset.root=/path/to/songs (FolderChordDataset(root=...))")
+        raise ConfigValueError("data folder not set: pass data.dataset.root=/path/to/songs (FolderChordDataset(root=...))")
     path = Path(root).expanduser()
     if not path.is_dir():
-        raise ValueError(f"data folder {path}: no such directory (data.dataset.root)")
+        raise ConfigValueError(f"data folder {path}: no such directory (data.dataset.root)")
     return path.resolve()
 
 
@@ -360,4 +355,4 @@ def _check_args(split: str, sample_rate: int, clip_seconds: float, val_fraction:
     ]
     for name, value, ok, requirement in checks:
         if not ok:
-            raise ValueError(f"FolderChordDataset: {name} {requirement}, got {value!r}")
+            raise ConfigValueError(f"FolderChordDataset: {name} {requirement}, got {value!r}")

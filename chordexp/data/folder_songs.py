@@ -20,11 +20,11 @@ import torch
 
 from chordexp.audio import resample
 from chordexp.chords import NO_CHORD, NUM_PITCH_CLASSES
-from chordexp.data.folder import _TAG, FolderChordDataset, SongError, fit_length
+from chordexp.data.folder import FolderChordDataset, SongError, fit_length
 from chordexp.data.frames import MASK_KEY, FrameGrid, frame_targets
 from chordexp.data.item_errors import item_error
+from chordexp.data.items import FOLDER_TAG, check_index, item_rng
 from chordexp.data.songs import RenderedSong
-from chordexp.data.synthetic import check_index
 
 _SEQUENCE_TAG = 0x53455153  # "SEQS": excerpt streams apart from the clip windows'
 
@@ -46,8 +46,7 @@ class FolderSongDataset(FolderChordDataset):
 
     def excerpt(self, index: int) -> Tuple[int, float, int]:
         """Item ``index``'s song, start (seconds of the song) and shift, without reading audio."""
-        rng = np.random.Generator(np.random.PCG64(
-            np.random.SeedSequence([self.seed, _TAG, _SEQUENCE_TAG, self._split_id, check_index(index, self.size)])))
+        rng = item_rng(self.seed, FOLDER_TAG, _SEQUENCE_TAG, self._split_id, check_index(index, self.size))
         shift = int(rng.integers(-max(self.shifts), max(self.shifts) + 1))
         song = min(int(np.searchsorted(self._durations, rng.random() * self._durations[-1], side="right")),
                    len(self.songs) - 1)

@@ -19,6 +19,8 @@ from typing import Dict, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from chordexp.model.frontend import LogFrequencySpectrogram
+
 Triple = Tuple[int, int, int]  # (chord_type, root, bass_note)
 MASK_KEY = "mask"
 
@@ -36,8 +38,6 @@ class FrameGrid:
     def for_model(cls, sample_rate: int, fmin: float = 32.70, n_octaves: int = 6, bins_per_octave: int = 36,
                   frames_per_second: float = 10.77) -> "FrameGrid":
         """The grid of a ``ChordRecognitionModel`` built with these front-end arguments."""
-        from chordexp.model.frontend import LogFrequencySpectrogram
-
         front = LogFrequencySpectrogram(sample_rate=sample_rate, fmin=fmin, n_octaves=n_octaves,
                                         bins_per_octave=bins_per_octave, frames_per_second=frames_per_second)
         return cls(int(sample_rate), int(front.hop_length), int(front.decimation), int(front.inner_hop))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Dict, FrozenSet, Optional, Tuple
 
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NO_CHORD, ChordLabelError, format_label, parse_label
+from chordexp.errors import ConfigValueError
 
 Triple = Tuple[int, int, int]  # (root, chord_type, bass_note), as parse_label returns
 UNKNOWN_CHORD_MODES = ("map", "skip")
@@ -47,7 +48,7 @@ def classify_label(label: str, unknown_chords: str = "map") -> Tuple[Optional[Tr
     """``label`` -> ``(triple or None, outcome)``, outcome one of ``OUTCOMES``
     (the rule is in the module docstring)."""
     if unknown_chords not in UNKNOWN_CHORD_MODES:
-        raise ValueError(f"unknown_chords must be one of {UNKNOWN_CHORD_MODES}, got {unknown_chords!r}")
+        raise ConfigValueError(f"unknown_chords must be one of {UNKNOWN_CHORD_MODES}, got {unknown_chords!r}")
     text = label.strip()
     try:
         return parse_label(text), "exact"

@@ -16,13 +16,17 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
 from chordexp.data.samplers import ShardedRandomSampler, ShardedSequentialSampler
+from chordexp.errors import ConfigValueError
 
 
 class Shard(Protocol):
     """What the loaders need of a DDP run (``chordexp.training.distributed.DistContext``)."""
 
-    rank: int
-    world_size: int
+    @property
+    def rank(self) -> int: ...
+
+    @property
+    def world_size(self) -> int: ...
 
 
 def build_loaders(train_dataset: Dataset, val_dataset: Dataset, batch_size: int, num_workers: int = 0,
@@ -35,9 +39,9 @@ def build_loaders(train_dataset: Dataset, val_dataset: Dataset, batch_size: int,
     give it ``batch_size / world_size`` items of each global batch (see
     ``chordexp.training.distributed``)."""
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        raise ConfigValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     if isinstance(num_workers, bool) or not isinstance(num_workers, (int, np.integer)) or num_workers < 0:
-        raise ValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
+        raise ConfigValueError(f"num_workers must be a non-negative integer, got {num_workers!r}")
     # the datasets are map-style, so sized (torch's Dataset type does not declare __len__)
     train_items, val_items = cast(Sized, train_dataset), cast(Sized, val_dataset)
     shuffle_gen = torch.Generator().manual_seed(int(seed))
@@ -48,7 +52,7 @@ def build_loaders(train_dataset: Dataset, val_dataset: Dataset, batch_size: int,
     else:
         world, rank = distributed.world_size, distributed.rank
         if batch_size % world:
-            raise ValueError(f"batch_size={batch_size} is the global batch and must divide by the "
+            raise ConfigValueError(f"batch_size={batch_size} is the global batch and must divide by the "
                              f"{world} processes of this run")
         batch_size //= world
         train_sampler = ShardedRandomSampler(train_items, shuffle_gen, rank, world)

@@ -4,8 +4,8 @@ Song mode trains on what a transcriber meets: 10-20 s of a song in which chords 
 on beats at a harmonic rhythm, a band plays them (chord instruments, bass, drums, a
 lead melody with non-chord tones), the whole band may be tuned off A440, and the mix is
 mastered. Each item is a pure function of ``(seed, split, index)``: its generator is
-seeded from ``SeedSequence([seed, TAG, split_id, index])``, so any process or worker
-renders the same audio, and the splits are disjoint streams.
+seeded from ``SeedSequence([seed, SONG_TAG, split_id, stream, index])``, so any process or
+worker renders the same audio, and the splits are disjoint streams.
 
 Item: ``(audio float32 (num_samples,), targets)`` with frame targets (see
 ``chordexp.data.frames``): one label per model frame, read from the score.
@@ -25,16 +25,16 @@ from chordexp.data.band import BandRenderer, master
 from chordexp.data.frames import FrameGrid, frame_targets
 from chordexp.data.harmony import plan_song
 from chordexp.data.item_errors import item_error
-from chordexp.data.synthetic import SPLITS, check_common, check_index, is_int
+from chordexp.data.items import SONG_TAG, SPLITS, check_common, check_index, is_int, item_rng
+from chordexp.errors import ConfigValueError
 
-_TAG = 0x534F4E47  # "SONG": keeps these streams apart from the clip datasets'
 _WHOLE_SONG = 1  # a second stream per split for whole songs (validation by transcription)
 
 Segment = Tuple[float, float, str]
 
 
 def song_rng(seed: int, split_id: int, index: int, stream: int = 0) -> np.random.Generator:
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _TAG, split_id, stream, index])))
+    return item_rng(seed, SONG_TAG, split_id, stream, index)
 
 
 @dataclass
@@ -68,15 +68,15 @@ class SyntheticSongDataset(Dataset):
                  soundfont: Optional[str] = None) -> None:
         check_common(size, seed)
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+            raise ConfigValueError(f"split must be one of {SPLITS}, got {split!r}")
         if not is_int(sample_rate) or not 8000 <= sample_rate <= 192000:
-            raise ValueError(f"sample_rate must be an integer in 8000..192000 Hz, got {sample_rate!r}")
+            raise ConfigValueError(f"sample_rate must be an integer in 8000..192000 Hz, got {sample_rate!r}")
         if not _finite_in(clip_seconds, 1.0, 120.0):
-            raise ValueError(f"clip_seconds must be in 1..120 s for songs, got {clip_seconds!r}")
+            raise ConfigValueError(f"clip_seconds must be in 1..120 s for songs, got {clip_seconds!r}")
         if not _finite_in(tuning_cents, 0.0, 100.0):
-            raise ValueError(f"tuning_cents must be in 0..100, got {tuning_cents!r}")
+            raise ConfigValueError(f"tuning_cents must be in 0..100, got {tuning_cents!r}")
         if not _finite_in(n_prob, 0.0, 1.0):
-            raise ValueError(f"n_prob must be in 0..1, got {n_prob!r}")
+            raise ConfigValueError(f"n_prob must be in 0..1, got {n_prob!r}")
         self.size, self.split, self.seed = int(size), split, int(seed)
         self.sample_rate = int(sample_rate)
         self.clip_seconds = float(clip_seconds)

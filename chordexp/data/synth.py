@@ -21,6 +21,8 @@ from typing import Any, Dict, Optional, Sequence, SupportsIndex, Tuple
 import numpy as np
 
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NO_CHORD, NUM_CHORD_TYPES
+from chordexp.data.soundfont import SampledChordPlayer
+from chordexp.errors import ConfigValueError
 
 #: Envelope families: how a note starts, holds and dies.
 FAMILIES: Tuple[str, ...] = ("pluck", "piano", "organ", "bowed", "pad", "brass")
@@ -91,11 +93,11 @@ def make_options(realism: str = "rich", **overrides: Any) -> SynthOptions:
     Raises ValueError (one line, naming the option) for an unknown option or a bad value.
     """
     if realism not in REALISMS:
-        raise ValueError(f"realism must be one of {REALISMS}, got {realism!r}")
+        raise ConfigValueError(f"realism must be one of {REALISMS}, got {realism!r}")
     names = {f.name for f in dataclasses.fields(SynthOptions)} - {"realism"}
     unknown = sorted(set(overrides) - names)
     if unknown:
-        raise ValueError(f"unknown generator option {unknown[0]!r}; valid: {', '.join(sorted(names))}")
+        raise ConfigValueError(f"unknown generator option {unknown[0]!r}; valid: {', '.join(sorted(names))}")
     values: Dict[str, Any] = dict(PLAIN_PRESET) if realism == "plain" else {}
     values.update(overrides)
     opts = SynthOptions(realism=realism, **{k: _coerce(k, v) for k, v in values.items()})
@@ -112,7 +114,7 @@ def _coerce(name: str, value: Any) -> Any:
     try:
         return tuple(v.item() if isinstance(v, np.generic) else v for v in value)
     except TypeError:
-        raise ValueError(f"generator option {name!r} must be a number or a list, got {value!r}") from None
+        raise ConfigValueError(f"generator option {name!r} must be a number or a list, got {value!r}") from None
 
 
 def _is_number(value: Any, kind: type = float) -> bool:
@@ -128,47 +130,47 @@ def _validate(o: SynthOptions) -> None:
     for name in probs:
         value = getattr(o, name)
         if not _is_number(value) or not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
+            raise ConfigValueError(f"{name} must be a probability in [0, 1], got {value!r}")
     for name, kind in (("max_notes", int), ("max_partials", int), ("tuning_cents", float), ("eq_tilt_db", float)):
         if not _is_number(getattr(o, name), kind):
-            raise ValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {getattr(o, name)!r}")
+            raise ConfigValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {getattr(o, name)!r}")
     if not isinstance(o.brightness_decay, bool):
-        raise ValueError(f"brightness_decay must be true or false, got {o.brightness_decay!r}")
+        raise ConfigValueError(f"brightness_decay must be true or false, got {o.brightness_decay!r}")
     if o.strum_prob + o.arpeggio_prob > 1.0:
-        raise ValueError(f"strum_prob + arpeggio_prob must be <= 1, got {o.strum_prob + o.arpeggio_prob}")
+        raise ConfigValueError(f"strum_prob + arpeggio_prob must be <= 1, got {o.strum_prob + o.arpeggio_prob}")
     for name, kind in (("bass_range", int), ("spread", int), ("snr_db", float), ("level_db", float)):
         pair = getattr(o, name)
         if not (isinstance(pair, tuple) and len(pair) == 2 and all(_is_number(x, kind) for x in pair)
                 and pair[0] <= pair[1]):
             noun = "integers" if kind is int else "numbers"
-            raise ValueError(f"{name} must be a (low, high) pair of {noun} with low <= high, got {pair!r}")
+            raise ConfigValueError(f"{name} must be a (low, high) pair of {noun} with low <= high, got {pair!r}")
     if not (12 <= o.bass_range[0] and o.bass_range[1] - o.bass_range[0] >= 11 and o.bass_range[1] <= 72):
-        raise ValueError(f"bass_range must span at least 11 semitones within MIDI 12..72, got {o.bass_range}")
+        raise ConfigValueError(f"bass_range must span at least 11 semitones within MIDI 12..72, got {o.bass_range}")
     if o.spread[0] < 12 or o.spread[1] > 48:
-        raise ValueError(f"spread must lie within 12..48 semitones, got {o.spread}")
+        raise ConfigValueError(f"spread must lie within 12..48 semitones, got {o.spread}")
     if o.level_db[1] > 0:
-        raise ValueError(f"level_db must be <= 0 dBFS, got {o.level_db}")
+        raise ConfigValueError(f"level_db must be <= 0 dBFS, got {o.level_db}")
     if o.max_notes < 7:
-        raise ValueError(f"max_notes must be >= 7 (a 13th chord has 7 tones), got {o.max_notes}")
+        raise ConfigValueError(f"max_notes must be >= 7 (a 13th chord has 7 tones), got {o.max_notes}")
     if not 1 <= o.max_partials <= 200:
-        raise ValueError(f"max_partials must be in 1..200, got {o.max_partials}")
+        raise ConfigValueError(f"max_partials must be in 1..200, got {o.max_partials}")
     if not 0 <= o.tuning_cents <= 45:
-        raise ValueError(f"tuning_cents must be in 0..45 (50 would change pitch classes), got {o.tuning_cents}")
+        raise ConfigValueError(f"tuning_cents must be in 0..45 (50 would change pitch classes), got {o.tuning_cents}")
     if not 0 <= o.eq_tilt_db <= 6:
-        raise ValueError(f"eq_tilt_db must be in 0..6 dB/octave, got {o.eq_tilt_db}")
+        raise ConfigValueError(f"eq_tilt_db must be in 0..6 dB/octave, got {o.eq_tilt_db}")
     _check_names("families", o.families, FAMILIES)
     _check_names("no_chord_kinds", o.no_chord_kinds, NO_CHORD_KINDS)
     if o.soundfont is not None and not isinstance(o.soundfont, str):
-        raise ValueError(f"soundfont must be a file path or null, got {o.soundfont!r}")
+        raise ConfigValueError(f"soundfont must be a file path or null, got {o.soundfont!r}")
     if o.chord_type_weights is not None:
         w = o.chord_type_weights
         if len(w) != NUM_CHORD_TYPES or any(not _is_number(x) or x < 0 for x in w) or sum(w) <= 0:
-            raise ValueError(f"chord_type_weights must be {NUM_CHORD_TYPES} non-negative numbers with a positive sum")
+            raise ConfigValueError(f"chord_type_weights must be {NUM_CHORD_TYPES} non-negative numbers with a positive sum")
 
 
 def _check_names(name: str, values: Tuple[str, ...], allowed: Tuple[str, ...]) -> None:
     if not values or any(v not in allowed for v in values):
-        raise ValueError(f"{name} must be a non-empty list drawn from {allowed}, got {values!r}")
+        raise ConfigValueError(f"{name} must be a non-empty list drawn from {allowed}, got {values!r}")
 
 
 @lru_cache(maxsize=None)
@@ -214,8 +216,6 @@ class ChordSynth:
         self._bank_len = max(1 << 18, 1 << int(math.ceil(math.log2(2 * self.n))))
         self._samples = None
         if options.soundfont_prob > 0:
-            from chordexp.data.soundfont import SampledChordPlayer
-
             self._samples = SampledChordPlayer(options, sample_rate, self.n)
 
     # ----------------------------------------------------------------- labels

@@ -1,54 +1,21 @@
 """``SyntheticChordDataset``: labelled chord clips synthesised on the fly.
 
 Item ``i`` is a pure function of ``(seed, split, i)``: its generator is seeded from
-``SeedSequence([seed, TAG, split_id, i])``, never from global state, so any process or
-DataLoader worker renders bit-identical audio, and the splits are disjoint streams.
+``SeedSequence([seed, CLIP_TAG, split_id, i])`` (``chordexp.data.items``), never from global
+state, so any process or DataLoader worker renders bit-identical audio, and the splits are
+disjoint streams.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Tuple
+from typing import Any, Dict
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from chordexp.data.item_errors import item_error
+from chordexp.data.items import CLIP_TAG, SPLITS, Item, as_targets, check_common, check_index, is_int, item_rng
 from chordexp.data.synth import ChordSynth, SynthOptions, make_options
-
-SPLITS: Tuple[str, ...] = ("train", "val", "test")
-_TAG = 0x43484F52  # keeps these streams apart from other users of SeedSequence([seed, ...])
-
-Item = Tuple[torch.Tensor, Dict[str, torch.Tensor]]
-
-
-def item_rng(seed: int, split_id: int, index: int) -> np.random.Generator:
-    """The generator that draws everything about one item."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, _TAG, split_id, index])))
-
-
-def check_index(index: int, size: int) -> int:
-    """``index`` as a position in ``0..size-1`` (negative counts from the end), or IndexError."""
-    if not -size <= index < size:
-        raise IndexError(f"index {index} is out of range for a dataset of size {size}")
-    return index % size
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def check_common(size: int, seed: int) -> None:
-    """The arguments every dataset here takes: ``size`` > 0 and ``seed`` >= 0."""
-    if not is_int(size) or size <= 0:
-        raise ValueError(f"size must be a positive integer, got {size!r}")
-    if not is_int(seed) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-
-
-def as_targets(chord_type: int, root: int, bass_note: int) -> Dict[str, torch.Tensor]:
-    """The item's targets: 0-dim long tensors (one tensor creation, three views)."""
-    chord, root_t, bass = torch.tensor([chord_type, root, bass_note], dtype=torch.long).unbind()
-    return {"chord_type": chord, "root": root_t, "bass_note": bass}
+from chordexp.errors import ConfigValueError
 
 
 class SyntheticChordDataset(Dataset):
@@ -65,11 +32,11 @@ class SyntheticChordDataset(Dataset):
                  clip_seconds: float = 1.0, realism: str = "rich", **options: Any) -> None:
         check_common(size, seed)
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+            raise ConfigValueError(f"split must be one of {SPLITS}, got {split!r}")
         if not is_int(sample_rate) or not 8000 <= sample_rate <= 192000:
-            raise ValueError(f"sample_rate must be an integer in 8000..192000 Hz, got {sample_rate!r}")
+            raise ConfigValueError(f"sample_rate must be an integer in 8000..192000 Hz, got {sample_rate!r}")
         if not isinstance(clip_seconds, (int, float)) or not 0.1 <= clip_seconds <= 60.0:
-            raise ValueError(f"clip_seconds must be in 0.1..60 s, got {clip_seconds!r}")
+            raise ConfigValueError(f"clip_seconds must be in 0.1..60 s, got {clip_seconds!r}")
         self.size, self.split, self.seed = int(size), split, int(seed)
         self.sample_rate = int(sample_rate)
         self.num_samples = int(round(clip_seconds * sample_rate))
@@ -81,7 +48,7 @@ class SyntheticChordDataset(Dataset):
         return self.size
 
     def __getitem__(self, index: int) -> Item:
-        rng = item_rng(self.seed, self._split_id, check_index(index, self.size))
+        rng = item_rng(self.seed, CLIP_TAG, self._split_id, check_index(index, self.size))
         try:
             labels = self._synth.sample_labels(rng)
             audio = self._synth.render(rng, *labels)
@@ -91,7 +58,7 @@ class SyntheticChordDataset(Dataset):
 
     def targets(self, index: int) -> Dict[str, int]:
         """Item ``index``'s labels without rendering its audio (cheap)."""
-        rng = item_rng(self.seed, self._split_id, check_index(index, self.size))
+        rng = item_rng(self.seed, CLIP_TAG, self._split_id, check_index(index, self.size))
         chord_type, root, bass_note = self._synth.sample_labels(rng)
         return {"chord_type": chord_type, "root": root, "bass_note": bass_note}
 

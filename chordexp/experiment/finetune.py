@@ -4,8 +4,9 @@
 These are settings of the run, not of the architecture: the ``model`` node stays the
 model constructor's arguments (what checkpoints save as ``model_hparams`` and what
 predict, the benchmarks and a rerun instantiate), and the ``optimizer`` node stays a
-``torch.optim`` partial. ``apply_finetune`` is called by ``chordexp.run.build_components``
-after the model is built and before the Trainer builds the optimizer:
+``torch.optim`` partial. ``apply_finetune`` is called by
+``chordexp.experiment.components.build_components`` after the model is built and before
+the Trainer builds the optimizer:
 
 * ``init_from``: the weights of a checkpoint of ours (``weights_only=True`` loader) are
   copied into the fresh model; optimizer, schedule, history and run folder are new.
@@ -31,9 +32,11 @@ import types
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
+from omegaconf import OmegaConf
 from torch import nn
 
 from chordexp.errors import ConfigValueError
+from chordexp.training.checkpoint import CheckpointError, load_checkpoint_file
 
 log = logging.getLogger("chordexp.experiment.finetune")
 
@@ -48,8 +51,6 @@ def settings_of(cfg: Any) -> Dict[str, Any]:
     node existed has none)."""
     node: Any = cfg.get("finetune") if hasattr(cfg, "get") else None
     if node is not None and not isinstance(node, dict):
-        from omegaconf import OmegaConf
-
         node = OmegaConf.to_container(node, resolve=True)
     node = dict(node or {})
     return {
@@ -93,8 +94,6 @@ def load_initial_weights(model: nn.Module, path: Any, strict: bool = True) -> Li
     """Copy the model weights of the checkpoint at ``path`` into ``model``; return the
     tensors left at their fresh initialisation (heads of another shape, ``strict=False``).
     Raises CheckpointError (one line) when the checkpoint does not fit."""
-    from chordexp.training.checkpoint import CheckpointError, load_checkpoint_file
-
     path = Path(str(path)).expanduser()
     state = load_checkpoint_file(path)["model"]
     expected = model.state_dict()

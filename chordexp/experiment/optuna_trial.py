@@ -4,7 +4,7 @@ pruner says the trial is hopeless.
 
 chordexp's sweeper (``hydra_plugins/chordexp_optuna_sweeper``) names the trial in the
 job's overrides (``optuna_trial.storage``, ``.study_name``, ``.number``: the
-``OptunaTrialConfig`` of ``chordexp.config``), so this works wherever the job runs
+``OptunaTrialConfig`` of ``chordexp.experiment.schemas``), so this works wherever the job runs
 (in-process, joblib workers, SLURM nodes) as long as the storage is reachable. The
 pruner is the one the sweeper stored in the study's user attributes (storages do not
 keep pruners). A pruned run ends like an early-stopped one (checkpoints, history,
@@ -19,6 +19,8 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from chordexp.errors import ConfigValueError
+from chordexp.experiment.run_folder import run_metrics, write_json
 from chordexp.training.callbacks import Callback
 
 log = logging.getLogger(__name__)
@@ -35,7 +37,7 @@ MINIMIZED_METRICS = ("wall_time_s", "num_parameters", "epochs_run", "best_epoch"
 def direction_for(metric: Optional[str]) -> str:
     """The direction that improves ``metric``: losses and costs go down, scores up."""
     if metric is None:
-        raise ValueError("optimized_metric is null: an Optuna search needs the metrics.json key it optimises")
+        raise ConfigValueError("optimized_metric is null: an Optuna search needs the metrics.json key it optimises")
     return "minimize" if "loss" in metric or metric in MINIMIZED_METRICS else "maximize"
 
 
@@ -46,8 +48,6 @@ def is_pruned(folder: Path) -> bool:
 
 def objective_now(trainer: Any, metric: str) -> float:
     """What the run would return for ``metric`` if it stopped after this epoch."""
-    from chordexp.experiment.run_folder import run_metrics
-
     metrics = run_metrics(trainer.history, best_epoch=trainer.best_epoch, best_val_loss=trainer.best_val_loss,
                           stopped_early=False, wall_time_s=0.0, num_parameters=0, monitor=trainer.monitor)
     value = metrics.get(metric)
@@ -70,8 +70,6 @@ class PruningCallback(Callback):
         self.trial.report(value, epoch)
         if epoch < trainer.config.num_epochs and self.trial.should_prune():
             self.trial.set_user_attr(PRUNED_ATTR, epoch)
-            from chordexp.experiment.run_folder import write_json
-
             write_json(self.folder / PRUNED_FILE, {"trial": self.trial.number, "epoch": epoch,
                                                    "metric": self.metric, "value": value})
             log.info("trial %d pruned after epoch %d (%s %.4f): the study's pruner stops it; the run ends here",
@@ -111,5 +109,5 @@ def build_pruner(config: Optional[Mapping[str, Any]]) -> Any:
     target = str(kwargs.pop("_target_", ""))
     module, _, name = target.rpartition(".")
     if module != "optuna.pruners":
-        raise ValueError(f"study attribute {PRUNER_ATTR}: {target!r} is not an optuna.pruners class")
+        raise ConfigValueError(f"study attribute {PRUNER_ATTR}: {target!r} is not an optuna.pruners class")
     return getattr(importlib.import_module(module), name)(**kwargs)

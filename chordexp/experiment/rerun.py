@@ -18,6 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+import yaml
+
 from chordexp.errors import UsageError
 
 SHORTCUTS = ("rerun", "resume")
@@ -59,8 +61,6 @@ def expand_run_shortcuts(argv: Sequence[str]) -> List[str]:
 def _check_saved_config(key: str, value: str, saved: Path) -> None:
     """UsageError (one line naming the file and line) when the run's saved config is not a
     YAML mapping: a hand edit gone wrong, a file cut short."""
-    import yaml
-
     try:
         data = yaml.safe_load(saved.read_text())
     except OSError as error:

@@ -22,11 +22,12 @@ was saved with, so runs from before the fused default resume exactly), ``data.ca
 Anything else (learning rate, batch size, model, data, seed, scheduler, ...) is a new
 run: ``rerun=<folder> [key=value ...]`` in a new folder.
 
-``python -m chordexp.run`` checks before Hydra starts (``chordexp.experiment.run_lock``), so a
-refused resume changes nothing in the folder; ``chordexp.run.train`` checks again once
-the checkpoint is loaded (a resume started some other way). A checkpoint without a
+``python -m chordexp.run`` checks before Hydra starts (``chordexp.run.cli``), so a
+refused resume changes nothing in the folder; ``chordexp.experiment.task.train`` checks
+again once the checkpoint is loaded (a resume started some other way). A checkpoint without a
 saved run config (written through the Python API) is not compared: there is nothing to
-compare it with. Plain Python; torch is imported only to read the checkpoint.
+compare it with. The checkpoint is read with torch: ``chordexp.run.cli`` imports this
+module only for a resume.
 """
 from __future__ import annotations
 
@@ -36,7 +37,11 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+import yaml
+
 from chordexp.errors import UsageError
+from chordexp.experiment.schemas import resolved_dict
+from chordexp.training.checkpoint import load_checkpoint_file
 
 #: Dotted keys (a key, or everything under it) that may differ on resume.
 RESUMABLE_KEYS = ("resume", "trainer.num_epochs", "trainer.device", "trainer.num_threads", "trainer.log_every",
@@ -128,8 +133,6 @@ def _checkpoint_dirs(folder: Path, cfg: Any) -> List[Path]:
     if trainer is not None and trainer.get("checkpoint_dir"):
         names.append(str(trainer.get("checkpoint_dir")))
     with contextlib.suppress(Exception):  # no record, or not a readable one: the other places
-        import yaml
-
         recorded = yaml.safe_load((folder / "resolved_config.yaml").read_text())
         names.append(str(recorded["trainer"]["checkpoint_dir"]))
     names.append("checkpoints")
@@ -147,16 +150,12 @@ def check_resume_before_start(folder: Path, cfg: Any) -> None:
     the folder: ``cfg`` is the config Hydra is about to compose (with its ``hydra`` node).
     A checkpoint that is missing or cannot be read is left to the run, which reports it
     (or, with none, starts over) as before."""
-    from chordexp.config import resolved_dict
-
     folder = Path(folder)
     last = next((d / "last.pt" for d in _checkpoint_dirs(folder, cfg) if (d / "last.pt").is_file()), None)
     if last is None:
         return
     try:
         current = resolved_dict(cfg)
-        from chordexp.training.checkpoint import load_checkpoint_file
-
         state = load_checkpoint_file(last)
     except Exception:  # noqa: BLE001 - the run reports an unreadable checkpoint or config in its own words
         return

@@ -1,26 +1,25 @@
 """The record a run leaves in its folder, beside Hydra's ``.hydra/`` and ``run.log``.
 
 ``resolved_config.yaml`` (the composed config with every interpolation resolved),
-``environment.json`` (versions, git state, seed, device, command line, host) and
-``metrics.json`` (final and best validation metrics). Plain Python: no Hydra here.
+``metrics.json`` (final and best validation metrics) and the pieces of
+``environment.json`` that need no torch (versions, git state, differences; the record
+itself is ``chordexp.experiment.environment``'s).
 """
 from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import re
-import shlex
-import socket
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from omegaconf import OmegaConf
+
 from chordexp.atomic import atomic_write_text
-from chordexp.config import resolved_dict
+from chordexp.experiment.schemas import resolved_dict
 
 #: Validation metrics of the history, each reported at the last and at the best epoch.
 VAL_METRICS = ("val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc")
@@ -62,8 +61,6 @@ def write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 def write_resolved_config(cfg: Any, path: Path) -> None:
     """Save the run's config (without Hydra's own node) with interpolations resolved."""
-    from omegaconf import OmegaConf
-
     atomic_write_text(path, OmegaConf.to_yaml(OmegaConf.create(resolved_dict(cfg))))
 
 
@@ -144,39 +141,6 @@ def package_versions(names=PACKAGES) -> Dict[str, Optional[str]]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
-
-
-def environment_record(*, seed: int, device: str, argv: Optional[List[str]] = None) -> Dict[str, Any]:
-    """What is needed to tell how and where a run was made."""
-    import torch
-
-    if argv is None:  # the command as typed, without the run folder chordexp.experiment.run_lock pinned for Hydra
-        from chordexp.experiment.run_lock import typed_argv
-
-        argv = typed_argv()
-    argv = list(argv)
-    return {
-        "versions": package_versions(),
-        "git": git_state(Path(__file__).resolve().parent),
-        "seed": seed,
-        "device": device,
-        "cuda_device": torch.cuda.get_device_name(device) if device.startswith("cuda") else None,
-        "torch_threads": torch.get_num_threads(),
-        "command": shlex.join(command_line(argv)),
-        "argv": argv,
-        "cwd": os.getcwd(),
-        "hostname": socket.gethostname(),
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-    }
-
-
-def command_line(argv: List[str]) -> List[str]:
-    """The command as typed: ``python -m chordexp.run ...`` rather than the module's path."""
-    main_spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if main_spec is not None and argv and argv[0].endswith(".py"):
-        return [sys.executable, "-m", main_spec.name, *argv[1:]]
-    return [sys.executable, *argv]
 
 
 def run_metrics(

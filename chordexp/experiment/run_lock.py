@@ -1,9 +1,9 @@
 """A run folder belongs to one run: never silently reused, never shared by two live runs.
 
-``python -m chordexp.run`` claims its folder before Hydra starts (:func:`claim_run_folder`,
-called from ``chordexp.run.cli``). Hydra writes ``.hydra/`` (and opens ``run.log``) in the
-run folder *before* the task function runs, so a check inside the task would come after
-the damage. The claim therefore composes the config the way ``@hydra.main`` is about to
+``python -m chordexp.run`` claims its folder before Hydra starts (:func:`plan_run_folder`,
+then :meth:`RunFolderPlan.claim`, called from ``chordexp.run.cli``). Hydra writes
+``.hydra/`` (and opens ``run.log``) in the run folder *before* the task function runs,
+so a check inside the task would come after the damage. The claim therefore composes the config the way ``@hydra.main`` is about to
 (same search path, primary config and overrides; no task code runs) and resolves the
 folder Hydra will use (``hydra.run.dir``, or ``hydra.sweep.dir`` for a multirun,
 ``hydra.mode`` included). When the value holds an interpolation (the default
@@ -50,7 +50,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, List, Optional, Sequence
 
+from hydra._internal.hydra import Hydra
+from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
+from hydra.core.config_search_path import SearchPathQuery
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
 from chordexp.errors import UsageError
+from chordexp.experiment.conf_dir import CONF_DIR
 
 LOCK_NAME = ".chordexp.lock"
 #: Files whose presence means a folder holds a run (besides a non-empty checkpoint folder).
@@ -318,21 +330,83 @@ class RunFolderClaim:
 
 
 def typed_argv() -> List[str]:
-    """``sys.argv`` as it was before :func:`claim_run_folder` added the resolved folder
+    """``sys.argv`` as it was before :meth:`RunFolderPlan.claim` added the resolved folder
     for Hydra (the command to record), else ``sys.argv``."""
     return list(_TYPED_ARGV) if _TYPED_ARGV is not None else list(sys.argv)
 
 
-def claim_run_folder(argv: Sequence[str]) -> Optional[RunFolderClaim]:
-    """Check and lock the folder ``python -m chordexp.run ARGV`` will write (``argv``
-    without the program name, shortcuts already expanded).
+@dataclass
+class RunFolderPlan:
+    """The folder ``python -m chordexp.run ARGV`` will write, checked (it holds no run,
+    unless resumed, and no live run holds it) but not yet taken: :meth:`claim` takes it.
+    ``cfg`` is the config Hydra is about to compose (with its ``hydra`` node)."""
+
+    folder: Path
+    key: str
+    args: List[str]
+    raw: str  # the configured value of ``key``: an interpolation is pinned for Hydra
+    cfg: Any
+    multirun: bool
+    checkpoint_dir: str
+
+    @property
+    def resume(self) -> bool:
+        return not self.multirun and bool(self.cfg.get("resume"))
+
+    def check(self) -> None:
+        """RunFolderError when the folder holds a run (a sweep's: any run or sweep under it)."""
+        folder, key = self.folder, self.key
+        if self.multirun:
+            held = runs_under(folder, self.checkpoint_dir) if folder.is_dir() else []
+            if held:
+                raise RunFolderError(
+                    f"{key}={folder} already holds a sweep or runs ({'; '.join(held)}); a new sweep would write its "
+                    f"job folders over them, so nothing was changed there: give the sweep a new folder "
+                    f"({key}=...), or continue one run with resume=<its folder>")
+            return
+        records = run_records(folder, self.checkpoint_dir) if folder.is_dir() and not self.resume else []
+        if records:
+            raise RunFolderError(
+                f"{key}={folder} already holds a run ({', '.join(records)}); nothing was changed there: continue "
+                f"it with resume={folder}, redo it in a new folder with rerun={folder}, or give a new folder "
+                f"({key}=...)")
+
+    def claim(self) -> RunFolderClaim:
+        """Make the folder and lock it (RunFolderError when a folder above is locked, or
+        it cannot be made); checked again under the lock."""
+        global _TYPED_ARGV
+        folder, key = self.folder, self.key
+        parent_locks(folder, key)
+        created = not folder.exists()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RunFolderError(f"{key}={folder}: cannot create the run folder ({error.strerror})") from None
+        claim = RunFolderClaim(folder, key, RunLock(folder, key), self.args, created)
+        try:
+            claim.lock.acquire()
+            self.check()  # again, under the lock: a run that ended meanwhile has left its records
+            if "${" in self.raw:
+                claim.argv = _pin(self.args, key, folder)
+                _TYPED_ARGV = list(sys.argv)
+        except BaseException:
+            claim.release()
+            raise
+        claim.exit_on_sigterm()
+        return claim
+
+
+def plan_run_folder(argv: Sequence[str]) -> Optional[RunFolderPlan]:
+    """Check the folder ``python -m chordexp.run ARGV`` will write (``argv`` without the
+    program name, shortcuts already expanded); :meth:`RunFolderPlan.claim` locks it.
 
     Returns None when nothing will be written (``--help``, ``--cfg``) or the arguments
     do not parse (Hydra then says so itself); raises CompositionError (one line) for a
     config that does not compose, RunFolderError (one line) for a folder that holds a
-    run (unless resumed) or is in use.
+    run (unless resumed) or is in use. A resume's config is compared with its
+    checkpoint's by the caller (``chordexp.experiment.resume_check``: it reads the
+    checkpoint with torch, which a plain run need not load this early).
     """
-    global _TYPED_ARGV
     args = list(argv)
     if any(arg.partition("=")[0] in NO_RUN_FLAGS for arg in args):
         return None
@@ -345,49 +419,10 @@ def claim_run_folder(argv: Sequence[str]) -> Optional[RunFolderClaim]:
     if folder is None:
         return None
     checkpoint_dir = str(cfg.get("trainer", {}).get("checkpoint_dir") or DEFAULT_CHECKPOINT_DIR)
-    resume = not multirun and bool(cfg.get("resume"))
-
-    def check() -> None:
-        if multirun:
-            held = runs_under(folder, checkpoint_dir) if folder.is_dir() else []
-            if held:
-                raise RunFolderError(
-                    f"{key}={folder} already holds a sweep or runs ({'; '.join(held)}); a new sweep would write its "
-                    f"job folders over them, so nothing was changed there: give the sweep a new folder "
-                    f"({key}=...), or continue one run with resume=<its folder>")
-            return
-        records = run_records(folder, checkpoint_dir) if folder.is_dir() and not resume else []
-        if records:
-            raise RunFolderError(
-                f"{key}={folder} already holds a run ({', '.join(records)}); nothing was changed there: continue "
-                f"it with resume={folder}, redo it in a new folder with rerun={folder}, or give a new folder "
-                f"({key}=...)")
-
-    lock = RunLock(folder, key)
-    lock.check_not_in_use()
-    check()
-    if resume:  # a config changed since last.pt would be half applied: refused before anything is written
-        from chordexp.experiment.resume_check import check_resume_before_start
-
-        check_resume_before_start(folder, cfg)
-    parent_locks(folder, key)
-    created = not folder.exists()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise RunFolderError(f"{key}={folder}: cannot create the run folder ({error.strerror})") from None
-    claim = RunFolderClaim(folder, key, lock, args, created)
-    try:
-        lock.acquire()
-        check()  # again, under the lock: a run that ended meanwhile has left its records
-        if "${" in raw:
-            claim.argv = _pin(args, key, folder)
-            _TYPED_ARGV = list(sys.argv)
-    except BaseException:
-        claim.release()
-        raise
-    claim.exit_on_sigterm()
-    return claim
+    plan = RunFolderPlan(folder, key, args, raw, cfg, multirun, checkpoint_dir)
+    RunLock(folder, key).check_not_in_use()
+    plan.check()
+    return plan
 
 
 def _compose(args: List[str]):
@@ -395,29 +430,20 @@ def _compose(args: List[str]):
     arguments do not parse (Hydra prints its usage) or the config fails in a way that is
     not a composition error. A composition error (an unknown option or key, a value of
     the wrong type, a bad override) raises CompositionError, one line."""
-    from hydra._internal.hydra import Hydra
-    from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.types import RunMode
-
     try:
         with contextlib.redirect_stderr(io.StringIO()):
             parsed = get_args_parser().parse_args(args)
     except SystemExit:
         return None
-    from chordexp.run import CONF_DIR
-
     config_path = parsed.config_path if parsed.config_path is not None else CONF_DIR
     config_name = parsed.config_name if parsed.config_name is not None else "config"
-    run_py = str(Path(__file__).resolve().parent / "run.py")
+    run_py = str(Path(__file__).resolve().parent.parent / "run.py")  # Hydra's calling file: chordexp/run.py
     if GlobalHydra.instance().is_initialized():
         return None  # inside another Hydra app (a test): leave it alone
     overrides = list(parsed.overrides)
     try:
         search_path = create_automatic_config_search_path(run_py, None, config_path)
         if parsed.config_dir is not None:
-            from hydra.core.config_search_path import SearchPathQuery
-
             search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(parsed.config_dir)}",
                                 anchor=SearchPathQuery(provider="schema"))
         app = Hydra.create_main_hydra2(task_name="run", config_search_path=search_path)
@@ -451,9 +477,6 @@ _NOISE = ("full_key:", "reference_type=", "object_type=", "See https://hydra.cc"
 def composition_error_line(error: BaseException) -> Optional[str]:
     """Hydra's composition error as one line: what is wrong and, for an unknown option,
     the real options of the group (the ``base_*`` schemas left out); None for other errors."""
-    from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-    from omegaconf.errors import OmegaConfBaseException
-
     if not isinstance(error, (HydraException, OmegaConfBaseException)):
         return None
 
@@ -477,8 +500,6 @@ def composition_error_line(error: BaseException) -> Optional[str]:
 
 
 def _has_sweep_override(overrides: List[str]) -> bool:
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
     try:
         return any(o.is_sweep_override() for o in OverridesParser.create().parse_overrides(overrides))
     except Exception:  # noqa: BLE001 - a bad override: the composition has said so already
@@ -487,9 +508,6 @@ def _has_sweep_override(overrides: List[str]) -> bool:
 
 def _folder_of(cfg: Any, key: str):
     """``(raw value, absolute folder)`` of ``key`` in ``cfg``, resolved as Hydra will."""
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import OmegaConf
-
     parent, _, name = key.rpartition(".")
     node = OmegaConf.select(cfg, parent)
     raw = str(node._get_node(name)._value()) if node is not None and name in node else ""

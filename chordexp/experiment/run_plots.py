@@ -13,8 +13,11 @@ from pathlib import Path
 from typing import Any, Iterable, List, Mapping, Sequence, Union
 
 import numpy as np
+import torch
 
 from chordexp.chords import CHORD_TYPES, NUM_CHORD_TYPES
+from chordexp.inference import ChordRecognizer
+from chordexp.training.metrics import compute_confusion_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -144,10 +147,6 @@ def confusion_over_loader(model: Any, loader: Iterable, num_classes: int = NUM_C
                           device: Device = "cpu") -> np.ndarray:
     """Counts ``(C, C)`` of true ``chord_type`` (rows) against the model's argmax
     (columns) over every batch of ``loader``; the model runs in eval mode."""
-    import torch
-
-    from chordexp.training.metrics import compute_confusion_matrix
-
     total = torch.zeros(num_classes, num_classes, dtype=torch.long)
     model.eval()
     with torch.no_grad():
@@ -165,8 +164,6 @@ def chord_type_confusion(checkpoint: Path, loader: Iterable, device: Device = "c
     The model is rebuilt from the checkpoint's ``model_hparams`` as ``chordexp.predict``
     does; raises CheckpointError for a missing or unusable checkpoint.
     """
-    from chordexp.predict import ChordRecognizer
-
     model = ChordRecognizer.from_checkpoint(checkpoint, device=device).model
     return confusion_over_loader(model, loader, NUM_CHORD_TYPES, device)
 

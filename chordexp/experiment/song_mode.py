@@ -11,7 +11,10 @@ from typing import Any, Dict, Optional
 
 import numpy as np
 
+from chordexp.data.frames import FrameGrid
+from chordexp.decode import estimate_decoder_priors
 from chordexp.errors import ConfigValueError
+from chordexp.inference.song_validation import SongValidator
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +25,6 @@ def check_frame_grid(dataset: Any, cfg: Any) -> None:
     if grid is None:
         raise ConfigValueError(f"data.sequence=true needs a dataset with frame targets (a song dataset); "
                                f"{type(dataset).__name__} gives one label per clip")
-    from chordexp.data.frames import FrameGrid
-
     model = cfg.model
     expected = FrameGrid.for_model(int(model.sample_rate), fmin=float(model.fmin), n_octaves=int(model.n_octaves),
                                    bins_per_octave=int(model.bins_per_octave))
@@ -41,8 +42,6 @@ def build_song_validator(val_set: Any, cfg: Any) -> Optional[Any]:
     if not hasattr(val_set, "song"):
         raise ConfigValueError(f"data.val_songs={count} needs a dataset that renders whole songs; "
                                f"{type(val_set).__name__} does not (set data.val_songs=0)")
-    from chordexp.inference.song_validation import SongValidator
-
     songs = getattr(val_set, "songs", None)  # a folder of real songs: as many as the split holds
     count = min(count, len(songs)) if songs is not None else count
     seconds = float(cfg.data.get("val_song_seconds", 45.0))
@@ -55,8 +54,6 @@ def decoder_settings(train_set: Any, cfg: Any) -> Dict[str, Any]:
     """The decoder the model is validated and shipped with: ``self_transition`` from the
     training labels (unless ``decoder.self_transition`` is set), the chord-type prior,
     ``decoder.prior_weight`` and ``decoder.estimate_tuning``."""
-    from chordexp.decode import estimate_decoder_priors
-
     labels = _frame_labels(train_set)
     priors = estimate_decoder_priors(labels["chord_type"], labels["root"], labels["bass_note"], labels["mask"])
     chosen = cfg.get("decoder") or {}

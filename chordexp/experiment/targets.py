@@ -3,39 +3,62 @@
 ``hydra.utils.instantiate`` imports and calls whatever dotted name a config's
 ``_target_`` holds, recursively, so a config file (a shared run folder's
 ``.hydra/config.yaml``, a ``rerun=``) could otherwise run any callable
-(``os.system``). A run builds only the framework's documented components, listed
-here; ``allow_any_target=true`` at the root of the config lifts the limit for your
-own classes. Hydra's own node (``hydra.*``: launchers, sweepers) is Hydra's business
-and is not checked.
+(``os.system``). A run builds only the framework's documented components, the targets
+of the schemas in ``chordexp.experiment.schemas``; ``allow_any_target=true`` at the root
+of the config lifts the limit for your own classes. Hydra's own node (``hydra.*``:
+launchers, sweepers) is Hydra's business and is not checked.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping, Tuple
+import ast
+import dataclasses
+import functools
+from typing import Any, FrozenSet, Iterator, Mapping, Set, Tuple
 
-from chordexp.config import resolved_dict
 from chordexp.errors import ConfigValueError
+from chordexp.experiment.constructor_schema import parse_module, source_file
+from chordexp.experiment.schemas import GROUP_SCHEMAS, resolved_dict
 
-#: The documented components: what ``conf/`` and the schemas of ``chordexp.config`` name,
-#: also under the module that defines each class.
-ALLOWED_TARGETS = frozenset({
-    # optimizer
-    "torch.optim.AdamW", "torch.optim.Adam", "torch.optim.SGD",
-    "torch.optim.adamw.AdamW", "torch.optim.adam.Adam", "torch.optim.sgd.SGD",
-    # model and loss
-    "chordexp.model.chord_model.ChordRecognitionModel", "chordexp.model.ChordRecognitionModel",
-    "chordexp.model.loss.ChordRecognitionLoss", "chordexp.model.ChordRecognitionLoss",
-    # datasets
-    "chordexp.data.SyntheticChordDataset", "chordexp.data.synthetic.SyntheticChordDataset",
-    "chordexp.data.SyntheticSongDataset", "chordexp.data.songs.SyntheticSongDataset",
-    "chordexp.data.DummyChordDataset", "chordexp.data.dummy.DummyChordDataset",
-    "chordexp.data.FolderChordDataset", "chordexp.data.folder.FolderChordDataset",
-    "chordexp.data.FolderSongDataset", "chordexp.data.folder_songs.FolderSongDataset",
-    # experiment trackers (conf/logger)
-    "chordexp.loggers.TensorBoardLogger", "chordexp.loggers.tensorboard_events.TensorBoardLogger",
-    "chordexp.loggers.CSVLogger", "chordexp.loggers.csv_file.CSVLogger",
-    "chordexp.loggers.MLflowLogger", "chordexp.loggers.mlflow_run.MLflowLogger",
-    "chordexp.loggers.WandbLogger", "chordexp.loggers.wandb_run.WandbLogger",
-})
+
+@functools.lru_cache(maxsize=None)
+def allowed_targets() -> FrozenSet[str]:
+    """The documented components: every ``_target_`` of the registered schemas (a data
+    schema's dataset included), each also under its other import path
+    (``chordexp.model.ChordRecognitionModel``, ``torch.optim.adamw.AdamW``)."""
+    targets: Set[str] = set()
+    for schemas in GROUP_SCHEMAS.values():
+        for schema in schemas.values():
+            for _, target in iter_targets(dataclasses.asdict(schema())):
+                targets |= import_paths(target)
+    return frozenset(targets)
+
+
+def import_paths(target: str) -> Set[str]:
+    """``target`` and the names it is also imported under: the module that defines a class
+    its package re-exports, or the package that re-exports a class of a module."""
+    module, _, name = target.rpartition(".")
+    package = module.rpartition(".")[0]
+    paths = {target} | {f"{origin}.{name}" for origin in reexported_from(module, name)}
+    if package and module in reexported_from(package, name):
+        paths.add(f"{package}.{name}")
+    return paths
+
+
+def reexported_from(package: str, name: str) -> Set[str]:
+    """The modules ``package``'s source imports ``name`` from (``from .adamw import AdamW``)."""
+    source, tree = source_file(package), parse_module(package)
+    if source is None or tree is None:
+        return set()
+    # a relative import counts from the package itself in its __init__, else from the module's package
+    anchor = package.split(".") if source.name == "__init__.py" else package.split(".")[:-1]
+    origins = set()
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == name and a.asname in (None, name) for a in node.names):
+            base = anchor[: len(anchor) - node.level + 1] if node.level else []
+            origins.add(".".join(base + ([node.module] if node.module else [])))
+    return origins
+
+
 OPT_IN_KEY = "allow_any_target"
 
 
@@ -61,7 +84,7 @@ def check_targets(cfg: Any) -> None:
     if plain.get(OPT_IN_KEY) is True:
         return
     for key, target in iter_targets(plain):
-        if target not in ALLOWED_TARGETS:
+        if target not in allowed_targets():
             raise ConfigValueError(
                 f"{key}={target!r} is not one of chordexp's components (the optimizers torch.optim.AdamW/Adam/SGD, "
                 f"ChordRecognitionModel, ChordRecognitionLoss, the datasets of chordexp.data and the trackers of "

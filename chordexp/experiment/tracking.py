@@ -184,14 +184,14 @@ class TensorBoardCallback(Callback):
     def _write_hparams(self, trainer: "Trainer") -> None:
         """The config and summary metrics for TensorBoard's HParams tab, in ``epoch/`` at
         the last epoch (a later resume that purges that epoch replaces them)."""
-        from torch.utils.tensorboard.summary import hparams as hparams_summaries
+        from torch.utils.tensorboard import summary  # tensorboard: imported with the callback, not this module
 
         metrics = {key: value for key, value in summary_metrics(trainer).items() if not math.isnan(value)}
         step = trainer.current_epoch
         writer = self._epoch_writer
         assert writer is not None and writer.file_writer is not None  # on_train_end checks; open writers have one
-        for summary in hparams_summaries(dict(self.hparams), metrics):
-            writer.file_writer.add_summary(summary, step)
+        for event in summary.hparams(dict(self.hparams), metrics):
+            writer.file_writer.add_summary(event, step)
         for key, value in metrics.items():
             writer.add_scalar(key, value, step)
         writer.flush()

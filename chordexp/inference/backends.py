@@ -8,28 +8,24 @@ are those of the PyTorch path, and the file is all that is needed.
 """
 from __future__ import annotations
 
-import json
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import numpy as np
+import torch
 
+from chordexp.audio import AudioError
 from chordexp.errors import UsageError
-from chordexp.predict import ChordRecognizer
+from chordexp.inference.export_format import EXTRA_FILE, METADATA_KEY, ExportError, parse_metadata
+from chordexp.inference.recognizer import ChordRecognizer
 
 BACKENDS = ("torch", "onnx", "torchscript")
-
-
-class ExportError(ValueError):
-    """An exported model file that is missing, unreadable or not made by chordexp.export."""
 
 
 def torchscript_metadata(path: Path) -> Optional[str]:
     """The ``chordexp.json`` inside a TorchScript archive at ``path``, else None (also
     for training checkpoints, zip files too)."""
-    from chordexp.export import EXTRA_FILE
-
     try:
         with zipfile.ZipFile(path) as archive:
             names = [n for n in archive.namelist() if n.endswith("/extra/" + EXTRA_FILE)]
@@ -55,8 +51,6 @@ class OnnxModel:
     """An exported ``.onnx`` run by onnxruntime on the CPU."""
 
     def __init__(self, path: Path) -> None:
-        from chordexp.export import METADATA_KEY
-
         try:
             import onnxruntime
         except ImportError:
@@ -82,10 +76,6 @@ class TorchScriptModel:
     """An exported TorchScript file run by ``torch.jit``."""
 
     def __init__(self, path: Path, device: str = "cpu") -> None:
-        import torch
-
-        from chordexp.export import EXTRA_FILE
-
         extra = {EXTRA_FILE: ""}
         try:
             self.module = torch.jit.load(str(path), map_location=device, _extra_files=extra).eval()
@@ -98,8 +88,6 @@ class TorchScriptModel:
         self.device = device
 
     def __call__(self, audio: np.ndarray, cents: float) -> Dict[str, np.ndarray]:
-        import torch
-
         with torch.inference_mode():
             x = torch.as_tensor(audio, dtype=torch.float32, device=self.device)[None]
             outputs = self.module(x, torch.tensor(float(cents), device=self.device))
@@ -131,10 +119,6 @@ class ExportedRecognizer(ChordRecognizer):
         return int(self.exported.metadata["hop_length"])
 
     def tuned_posteriors(self, audio: np.ndarray, cents: float) -> Dict[str, np.ndarray]:
-        import torch
-
-        from chordexp.audio import AudioError
-
         shortest = int(self.exported.metadata.get("min_samples", 1))
         if len(audio) < shortest:
             raise AudioError(f"{len(audio)} sample(s) at {self.sample_rate} Hz: shorter than the exported model "
@@ -165,19 +149,6 @@ def load_recognizer(path: str | Path, backend: str, self_transition: Optional[fl
         prior_weight=float(saved.get("prior_weight", 0.0)) if prior_weight is None else prior_weight,
         estimate_tuning=bool(saved.get("estimate_tuning", False)) if estimate_tuning is None else estimate_tuning,
     )
-
-
-def parse_metadata(path: Path, text: str) -> Dict[str, Any]:
-    from chordexp.export import FORMAT_VERSION
-
-    try:
-        meta = json.loads(text)
-    except ValueError:
-        raise ExportError(f"checkpoint {path}: its chordexp metadata is not valid JSON") from None
-    if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-        raise ExportError(f"checkpoint {path}: chordexp metadata of an unknown format version "
-                          f"({meta.get('format_version') if isinstance(meta, dict) else None!r}); re-export it")
-    return meta
 
 
 def first_line(error: BaseException) -> str:

@@ -17,7 +17,7 @@ tensor operations only, so one exported file serves every length and tuning:
   complex products. Those matrices are most of a small model's file (~15 MB at 16 kHz,
   ~2 MB at 44.1 kHz).
 
-Resampling and the tuning estimate stay outside (numpy/soxr in ``chordexp.predict``).
+Resampling and the tuning estimate stay outside (numpy/soxr in ``chordexp.inference.recognizer``).
 """
 from __future__ import annotations
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union, cast
 
 import numpy as np
-
-if TYPE_CHECKING:  # torch is imported only where workers are started
-    from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from chordexp.audio import AudioError, load_audio
+from chordexp.data.loaders import single_thread_worker, worker_context
 
 #: (path, (samples, what ``analyse`` made of them or None) or the file's AudioError)
 Decoded = Tuple[Path, Union[Tuple[np.ndarray, Any], AudioError]]
@@ -68,10 +67,6 @@ def decoded_files(files: Sequence[Path], sample_rate: int, workers: Optional[int
         for index in range(len(files)):
             yield files[index], dataset[index][1]
         return
-    from torch.utils.data import DataLoader
-
-    from chordexp.data.loaders import single_thread_worker, worker_context
-
     # a DataLoader takes any map-style dataset; _Files does not subclass torch's Dataset
     loader = DataLoader(cast("Dataset[Tuple[int, Any]]", dataset), batch_size=None, shuffle=False,
                         num_workers=workers, collate_fn=_keep, prefetch_factor=2, worker_init_fn=single_thread_worker,

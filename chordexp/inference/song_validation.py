@@ -2,28 +2,22 @@
 
 Frame accuracy on excerpts says little about what a user gets: a transcription is
 decoded (Viterbi) over a whole song and scored by ``mir_eval`` with durations pooled.
-``SongValidator`` does exactly what ``chordexp.predict`` + ``chordexp.evaluate`` do
-for files, on songs held in memory, so the history's ``val_majmin`` equals
-``chordexp.evaluate``'s figure for the same audio and references.
+``SongValidator`` does exactly what ``chordexp.predict`` + ``chordexp.evaluate`` do for
+files (the same recogniser, ``chordexp.scoring``), on songs held in memory, so the
+history's ``val_majmin`` equals ``chordexp.evaluate``'s figure for the same audio and
+references.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
+from torch import nn
 
-if TYPE_CHECKING:  # torch loads only where a model is validated (report imports the names)
-    from torch import nn
-
-#: What validation reports (the metrics users quote), as history keys ``val_<name>``.
-SONG_METRICS: Tuple[str, ...] = ("root", "majmin", "majmin_inv", "sevenths", "sevenths_inv", "mirex", "seg")
-
-Labels = Tuple[np.ndarray, List[str]]  # (intervals (n, 2), Harte labels)
-
-
-def segments_to_labels(segments: Sequence[Tuple[float, float, str]]) -> Labels:
-    intervals = np.array([[start, end] for start, end, _ in segments], dtype=np.float64).reshape(-1, 2)
-    return intervals, [label for _, _, label in segments]
+from chordexp.errors import ConfigValueError
+from chordexp.inference.recognizer import ChordRecognizer
+from chordexp.labfile import Labels
+from chordexp.scoring import SONG_METRICS, pool, score_labels, segments_to_labels
 
 
 class SongValidator:
@@ -33,7 +27,7 @@ class SongValidator:
     def __init__(self, songs: Sequence[Tuple[np.ndarray, Labels]], sample_rate: int,
                  decoder: Optional[Dict[str, object]] = None) -> None:
         if not songs:
-            raise ValueError("SongValidator needs at least one song")
+            raise ConfigValueError("SongValidator needs at least one song")
         self.songs = list(songs)
         self.sample_rate = int(sample_rate)
         self.decoder = dict(decoder or {})
@@ -48,10 +42,7 @@ class SongValidator:
             songs.append((song.audio, segments_to_labels(song.labelled())))
         return cls(songs, dataset.sample_rate, decoder)
 
-    def __call__(self, model: "nn.Module") -> Dict[str, float]:
-        from chordexp.evaluate import pool, score_labels
-        from chordexp.predict import ChordRecognizer
-
+    def __call__(self, model: nn.Module) -> Dict[str, float]:
         device = str(next(model.parameters()).device)
         recognizer = ChordRecognizer(model, device=device, **self.decoder)  # type: ignore[arg-type]
         scores = {}

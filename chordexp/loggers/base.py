@@ -7,7 +7,9 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, Iterable, Mapping, Optional
 
+from chordexp.config import stays_inside
 from chordexp.errors import ConfigValueError
+from chordexp.experiment.run_folder import write_json
 from chordexp.training.callbacks import Callback
 
 log = logging.getLogger("chordexp.loggers")
@@ -52,8 +54,6 @@ def require(module: str, tracker: str, extra: str) -> None:
 def inside(run_folder: Path, relative: str, key: str) -> Path:
     """``run_folder / relative``, refusing a path that leaves the run folder (``key`` names it):
     a tracker must not write over another run's files."""
-    from chordexp.config import stays_inside
-
     if not stays_inside(relative):
         raise ConfigValueError(f"{key}={relative!r} must be a relative path inside the run folder "
                                f"(no absolute path, no '..')")
@@ -82,6 +82,4 @@ def read_state(path: Path) -> Optional[Dict[str, Any]]:
 
 
 def write_state(path: Path, state: Mapping[str, Any]) -> None:
-    from chordexp.experiment.run_folder import write_json
-
     write_json(path, state)

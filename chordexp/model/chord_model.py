@@ -17,12 +17,14 @@ a song transcriber decodes.
 """
 from __future__ import annotations
 
-from typing import Dict
+import inspect
+from typing import Any, Dict, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from chordexp.chords import NUM_CHORD_TYPES, NUM_PITCH_CLASSES
+from chordexp.errors import ConfigValueError
 from chordexp.model.frontend import LogFrequencySpectrogram
 
 HEADS = {"chord_type": NUM_CHORD_TYPES, "root": NUM_PITCH_CLASSES, "bass_note": NUM_PITCH_CLASSES}
@@ -41,7 +43,8 @@ class ChordRecognitionModel(nn.Module):
     """Conv stem + transformer encoder over frames + three linear heads.
 
     Defaults (d_model 128, 4 blocks) give about 1.1 M parameters; ``d_model``,
-    ``num_blocks``, ``num_heads`` and the stem width ``channels`` scale it.
+    ``num_blocks``, ``num_heads``, the stem width ``channels`` and the width of each
+    block's feed-forward layer (``feedforward_ratio`` times ``d_model``) scale it.
     ``context_seconds`` is the clip length it is trained on: over longer audio,
     ``forward_frames`` attends within windows of that length. ``frame_outputs=True``
     (song mode: trained on excerpts with a label per frame) makes ``forward`` return
@@ -61,19 +64,16 @@ class ChordRecognitionModel(nn.Module):
         fmin: float = 32.70,
         context_seconds: float = 1.0,
         frame_outputs: bool = False,
+        feedforward_ratio: int = 4,
     ) -> None:
         super().__init__()
         if bins_per_octave % 12:
-            raise ValueError(f"bins_per_octave must be a multiple of 12, got {bins_per_octave}")
+            raise ConfigValueError(f"bins_per_octave must be a multiple of 12, got {bins_per_octave}")
         if d_model % num_heads:
-            raise ValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
+            raise ConfigValueError(f"d_model ({d_model}) must be divisible by num_heads ({num_heads})")
         self.sample_rate = sample_rate
         #: constructor arguments, saved in checkpoints so a model can be rebuilt from one
-        self.hparams = dict(
-            sample_rate=sample_rate, d_model=d_model, num_blocks=num_blocks, num_heads=num_heads,
-            dropout=dropout, channels=channels, bins_per_octave=bins_per_octave,
-            n_octaves=n_octaves, fmin=fmin, context_seconds=context_seconds, frame_outputs=frame_outputs,
-        )
+        self.hparams = constructor_arguments(ChordRecognitionModel, locals())
         #: song mode: ``forward`` returns the frame logits ``(B, T, classes)`` it is trained on
         self.frame_outputs = bool(frame_outputs)
         self.frontend = LogFrequencySpectrogram(
@@ -96,7 +96,7 @@ class ChordRecognitionModel(nn.Module):
         )
         self.position = nn.Conv1d(d_model, d_model, kernel_size=3, padding=1, groups=d_model)
         layer = nn.TransformerEncoderLayer(
-            d_model, num_heads, dim_feedforward=4 * d_model, dropout=dropout,
+            d_model, num_heads, dim_feedforward=feedforward_ratio * d_model, dropout=dropout,
             activation="gelu", batch_first=True, norm_first=True,
         )
         self.encoder = nn.TransformerEncoder(layer, num_blocks, enable_nested_tensor=False)
@@ -156,6 +156,14 @@ class ChordRecognitionModel(nn.Module):
             return {name: head(frames) for name, head in self.heads.items()}
         pooled = self.embed_frames(audio).mean(dim=1)
         return {name: head(pooled) for name, head in self.heads.items()}
+
+
+def constructor_arguments(cls: type, arguments: Mapping[str, Any]) -> Dict[str, Any]:
+    """The values of ``cls``'s positional-or-keyword constructor parameters among
+    ``arguments`` (its ``__init__``'s ``locals()``), in signature order: the settings a
+    checkpoint records, read from the signature so a new argument is recorded too."""
+    parameters = inspect.signature(cls).parameters.values()
+    return {p.name: arguments[p.name] for p in parameters if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD}
 
 
 def count_parameters(model: nn.Module) -> int:

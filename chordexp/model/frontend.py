@@ -18,6 +18,7 @@ from typing import Iterator
 import torch
 from torch import Tensor, nn
 
+from chordexp.errors import ConfigValueError
 from chordexp.model.multirate import Decimator
 
 #: the decimation filter stays flat this far above the top filter: a recording's tuning
@@ -80,10 +81,10 @@ class LogFrequencySpectrogram(nn.Module):
     ) -> None:
         super().__init__()
         if sample_rate <= 0 or fmin <= 0 or n_octaves <= 0 or bins_per_octave <= 0:
-            raise ValueError("sample_rate, fmin, n_octaves and bins_per_octave must be positive")
+            raise ConfigValueError("sample_rate, fmin, n_octaves and bins_per_octave must be positive")
         fmax = fmin * 2.0**n_octaves
         if fmax >= sample_rate / 2:
-            raise ValueError(
+            raise ConfigValueError(
                 f"fmin * 2**n_octaves = {fmax:.0f} Hz must stay below Nyquist ({sample_rate / 2:.0f} Hz)"
             )
         self.sample_rate = sample_rate

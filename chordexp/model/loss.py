@@ -1,6 +1,7 @@
 """Multi-task chord loss: chord type, root and bass, each a cross-entropy."""
 from __future__ import annotations
 
+import copy
 from typing import Callable, Dict, Optional
 
 import torch
@@ -8,6 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from chordexp.chords import NO_CHORD
+from chordexp.config import check_setting
 
 MASK_KEY = "mask"  # chordexp.data.frames.MASK_KEY: True = a real frame
 
@@ -36,21 +38,31 @@ class ChordRecognitionLoss(nn.Module):
         root_weight: float = 1.0,
         bass_weight: float = 0.5,
         label_smoothing: float = 0.1,
+        *,
+        chord_count: Optional[Callable[[Tensor], Tensor]] = None,
+        frame_count: Optional[Callable[[Tensor], Tensor]] = None,
     ) -> None:
         super().__init__()
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+        check_setting("label_smoothing", label_smoothing)
         self.chord_type_weight = chord_type_weight
         self.root_weight = root_weight
         self.bass_weight = bass_weight
         self.label_smoothing = label_smoothing
         # Map this process's count (items/frames with a chord; valid frames) to the count
-        # a mean divides by. Under DDP the trainer makes them (global count / world size),
-        # so the gradients DDP averages are those of the global batch's mean, even when
-        # ranks hold different numbers of chords or valid frames. frame_count is used by
-        # frame targets only: a clip batch's chord-type mean needs no hook (equal shards).
-        self.chord_count: Optional[Callable[[Tensor], Tensor]] = None
-        self.frame_count: Optional[Callable[[Tensor], Tensor]] = None
+        # a mean divides by (None: the count itself). Under DDP both are (global count /
+        # world size: chordexp.training.distributed.global_mean_count), given when the loss
+        # is built, so the gradients DDP averages are those of the global batch's mean,
+        # even when ranks hold different numbers of chords or valid frames. frame_count is
+        # used by frame targets only: a clip batch's chord-type mean needs none (equal shards).
+        self.chord_count = chord_count
+        self.frame_count = frame_count
+
+    def with_counts(self, count: Callable[[Tensor], Tensor]) -> "ChordRecognitionLoss":
+        """A copy of this loss whose means divide by ``count(this process's count)`` (both
+        counts): how a loss built without them joins a DDP run. This loss is unchanged."""
+        counted = copy.copy(self)
+        counted.chord_count = counted.frame_count = count
+        return counted
 
     def _masked_ce(self, logits: Tensor, target: Tensor, has_chord: Tensor,
                    count_hook: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:

@@ -13,14 +13,19 @@ from typing import Mapping
 from torch import Tensor
 
 from chordexp.chords import NUM_CHORD_TYPES, NUM_PITCH_CLASSES
+from chordexp.data.frames import MASK_KEY
+from chordexp.errors import UserError
 
 #: Classes per target key: the batch format of ``chordexp.training.trainer``.
 NUM_CLASSES = {"chord_type": NUM_CHORD_TYPES, "root": NUM_PITCH_CLASSES, "bass_note": NUM_PITCH_CLASSES}
-MASK_KEY = "mask"  # frame targets' bool mask (chordexp.data.frames.MASK_KEY)
+
+
+class TargetRangeError(UserError, ValueError):
+    """A batch's labels do not fit the heads: the dataset's fault, named by key and item."""
 
 
 def check_target_ranges(targets: Mapping[str, Tensor], where: str = "a batch from the data loader") -> None:
-    """Raise ValueError naming the key, the value and its position in the batch for a
+    """Raise :class:`TargetRangeError` naming the key, the value and its position in the batch for a
     label outside its range; tensors already on an accelerator are left alone.
 
     Frame targets ``(B, T)`` may carry ``mask`` (True = a real frame): it is not a label,
@@ -38,12 +43,12 @@ def check_target_ranges(targets: Mapping[str, Tensor], where: str = "a batch fro
         bad = (value < 0) | (value >= classes)
         if mask is not None:
             if mask.shape != value.shape:
-                raise ValueError(f"{where}: target mask has shape {tuple(mask.shape)} but {key} has "
+                raise TargetRangeError(f"{where}: target mask has shape {tuple(mask.shape)} but {key} has "
                                  f"{tuple(value.shape)}; a frame mask must match the frame labels")
             bad &= mask.bool()
         if bool(bad.any()):
             position = int(bad.flatten().nonzero()[0])
             at = (f"item {position}" if value.dim() < 2 else
                   f"item {position // value.shape[-1]}, frame {position % value.shape[-1]}")
-            raise ValueError(f"{where}: target {key}={int(value.flatten()[position])} ({at} of the batch) "
+            raise TargetRangeError(f"{where}: target {key}={int(value.flatten()[position])} ({at} of the batch) "
                              f"is outside 0..{classes - 1}; check the dataset's labels")

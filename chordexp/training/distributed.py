@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Any, List, Optional
+from typing import Any, Callable, List, Optional
 
 import torch
 import torch.distributed as dist
@@ -102,6 +102,16 @@ def sum_across(tensor: Tensor) -> Tensor:
     """In-place sum over all ranks (metric sums, item counts)."""
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor
+
+
+def global_mean_count(world_size: int) -> Callable[[Tensor], Tensor]:
+    """The loss's ``reduce_count`` under DDP: this rank's count -> (global count / world
+    size), so the gradients DDP averages are those of the global batch's mean, even when
+    ranks hold different numbers of chords or valid frames."""
+    def reduce(count: Tensor) -> Tensor:
+        return sum_across(count.clone()) / world_size
+
+    return reduce
 
 
 def any_across(flag: bool, device: torch.device) -> bool:

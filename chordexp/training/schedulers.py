@@ -35,6 +35,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
 from chordexp.config import TrainingConfig
+from chordexp.errors import ConfigValueError
 
 #: Allowed ``config.scheduler_options`` keys per scheduler name.
 SCHEDULER_OPTIONS: Dict[str, Tuple[str, ...]] = {
@@ -59,20 +60,20 @@ def create_scheduler(
     """
     name = config.scheduler
     if name not in SCHEDULER_OPTIONS:
-        raise ValueError(f"unknown scheduler {name!r}; valid: {', '.join(SCHEDULER_OPTIONS)}")
+        raise ConfigValueError(f"unknown scheduler {name!r}; valid: {', '.join(SCHEDULER_OPTIONS)}")
     options = dict(config.scheduler_options or {})
     unknown = sorted(set(options) - set(SCHEDULER_OPTIONS[name]))
     if unknown:
         valid = ", ".join(SCHEDULER_OPTIONS[name]) or "none"
-        raise ValueError(f"unknown scheduler_options {unknown} for scheduler {name!r}; valid: {valid}")
+        raise ConfigValueError(f"unknown scheduler_options {unknown} for scheduler {name!r}; valid: {valid}")
     if config.num_epochs < 1:
-        raise ValueError(f"num_epochs must be >= 1, got {config.num_epochs}")
+        raise ConfigValueError(f"num_epochs must be >= 1, got {config.num_epochs}")
 
     if name == "onecycle":
         return _onecycle(optimizer, config, steps_per_epoch, options), True
     min_lr_ratio = float(options.get("min_lr_ratio", 1e-2))
     if not 0.0 <= min_lr_ratio <= 1.0:
-        raise ValueError(f"scheduler_options.min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
+        raise ConfigValueError(f"scheduler_options.min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
     if name == "cosine":
         warmup = min(config.warmup_epochs, config.num_epochs - 2)
     else:
@@ -103,7 +104,7 @@ def _onecycle(optimizer: Optimizer, config: TrainingConfig, steps_per_epoch: int
               options: Dict[str, Any]) -> OneCycleLR:
     optimizer_steps = math.ceil(steps_per_epoch / max(1, config.grad_accum_steps))
     if optimizer_steps < 1:
-        raise ValueError(f"onecycle needs at least one batch per epoch, got steps_per_epoch={steps_per_epoch}")
+        raise ConfigValueError(f"onecycle needs at least one batch per epoch, got steps_per_epoch={steps_per_epoch}")
     warmup, epochs = config.warmup_epochs, config.num_epochs
     has_momentum = "betas" in optimizer.defaults or optimizer.defaults.get("momentum", 0) > 0
     kwargs: Dict[str, Any] = {

@@ -27,12 +27,13 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 
 import torch
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim import Optimizer
 from tqdm import tqdm
 
-from chordexp.config import MONITOR_MODES, TrainingConfig
+from chordexp.config import MIXED_PRECISION_MODES, TrainingConfig, check_training_config
 from chordexp.device import resolve_device
-from chordexp.errors import UserError
+from chordexp.errors import ConfigValueError, UserError
 from chordexp.model.loss import ChordRecognitionLoss
 from chordexp.training.batch_checks import check_target_ranges
 from chordexp.training.callbacks import Callback
@@ -47,7 +48,14 @@ from chordexp.training.checkpoint import (
     serialize,
     to_plain,
 )
-from chordexp.training.distributed import DistContext, any_across, broadcast_object, sum_across
+from chordexp.training.distributed import (
+    DistContext,
+    any_across,
+    broadcast_object,
+    global_batch_norm,
+    global_mean_count,
+    sum_across,
+)
 from chordexp.training.metrics import LOSS_KEYS, METRIC_KEYS, TASKS, MetricsTracker, is_frame_targets, valid_frames
 from chordexp.training.schedulers import create_scheduler, restore_scheduler
 
@@ -65,7 +73,8 @@ HISTORY_KEYS = ("train_loss", "val_loss", "val_chord_type_acc", "val_root_acc",
 MONITORS = tuple(key for key in HISTORY_KEYS if key.startswith("val_"))
 #: Song-validator names that would collide with the loader metrics (or, as val_<name>, with val_loss).
 RESERVED_SONG_METRICS = frozenset(METRIC_KEYS) | {"loss"}
-MIXED_PRECISION = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+#: The autocast dtype of each ``mixed_precision`` mode (None: full precision).
+MIXED_PRECISION = dict(zip(MIXED_PRECISION_MODES, (None, torch.bfloat16, torch.float16)))
 #: fp16's GradScaler absorbs gradient overflows (it skips the step and halves its scale)
 #: while its scale stays at or above this floor. An overflow that takes the scale below it
 #: means the gradients overflow with no scaling left (or are NaN): that is a non-finite
@@ -76,6 +85,8 @@ MIN_LOSS_SCALE = 1.0
 class NonFiniteLossError(UserError, FloatingPointError):
     """The training loss or gradient became NaN or infinite; nothing was saved from that epoch."""
 
+    name_in_line = True
+
 
 class TrainingInterrupted(RuntimeError):
     """``request_stop`` was called (e.g. by a signal): training stopped at a safe point,
@@ -85,23 +96,6 @@ class TrainingInterrupted(RuntimeError):
     def __init__(self, message: str, reason: Optional[str] = None) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def _check_config(config: TrainingConfig) -> None:
-    if config.mixed_precision not in MIXED_PRECISION:
-        raise ValueError(f"unknown mixed_precision {config.mixed_precision!r}; valid: {', '.join(MIXED_PRECISION)}")
-    if config.grad_accum_steps < 1:
-        raise ValueError(f"grad_accum_steps must be >= 1, got {config.grad_accum_steps}")
-    if config.num_epochs < 1:
-        raise ValueError(f"num_epochs must be >= 1, got {config.num_epochs}")
-    if not config.learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0, got {config.learning_rate}")
-    if config.warmup_epochs < 0:
-        raise ValueError(f"warmup_epochs must be >= 0, got {config.warmup_epochs}")
-    if config.on_nonfinite not in ("stop", "skip"):
-        raise ValueError(f"unknown on_nonfinite {config.on_nonfinite!r}; valid: stop, skip")
-    if config.monitor_mode not in MONITOR_MODES:
-        raise ValueError(f"unknown monitor_mode {config.monitor_mode!r}; valid: {', '.join(MONITOR_MODES)}")
 
 
 def monitor_direction(monitor: str, mode: str) -> str:
@@ -116,9 +110,9 @@ def _num_batches(loader: Iterable, name: str) -> int:
     try:
         count = len(loader)  # type: ignore[arg-type]
     except TypeError:
-        raise ValueError(f"{name} must have a length (a DataLoader over a map-style dataset)") from None
+        raise ConfigValueError(f"{name} must have a length (a DataLoader over a map-style dataset)") from None
     if count == 0:
-        raise ValueError(f"{name} yields no batches")
+        raise ConfigValueError(f"{name} yields no batches")
     return count
 
 
@@ -128,6 +122,10 @@ class Trainer:
     ``optimizer_factory`` maps the model's parameters to an optimizer (default:
     AdamW(lr=config.learning_rate, weight_decay=config.weight_decay)); the criterion
     defaults to ``ChordRecognitionLoss(label_smoothing=config.label_smoothing)``.
+    Under DDP a ChordRecognitionLoss divides by the global batch's counts: build it with
+    ``chord_count``/``frame_count`` (``chordexp.training.distributed.global_mean_count``);
+    one built without them is replaced by a copy that has them (``with_counts``), so the
+    numbers are those of the global batch either way. Other criteria are used as given.
 
     State for run summaries: ``history``, ``current_epoch`` (completed epochs),
     ``best_val_loss``, ``best_epoch`` (0 = none yet), ``stopped_early``,
@@ -165,14 +163,14 @@ class Trainer:
         song_validator: Optional[SongValidator] = None,
     ) -> None:
         self.config = config if config is not None else TrainingConfig()
-        _check_config(self.config)
+        check_training_config(self.config)
         self.song_validator = song_validator
         self.monitor = self.config.monitor
         self.monitor_mode = monitor_direction(self.monitor, self.config.monitor_mode)
         if self.monitor not in MONITORS and (song_validator is None or not str(self.monitor).startswith("val_")):
-            raise ValueError(f"monitor={self.monitor!r} is not a validation metric; valid: {', '.join(MONITORS)}"
-                             + ("" if song_validator is not None else
-                                " (val_<name> needs a song_validator that returns <name>)"))
+            raise ConfigValueError(f"monitor={self.monitor!r} is not a validation metric; valid: {', '.join(MONITORS)}"
+                                   + ("" if song_validator is not None else
+                                      " (val_<name> needs a song_validator that returns <name>)"))
         self._monitor_checked = song_validator is None  # with one, checked at the first validation
         self.device = resolve_device(self.config.device)
         if self.config.deterministic:
@@ -182,10 +180,6 @@ class Trainer:
         self.model = model.to(self.device)
         self.train_model: nn.Module = self.model  # what train_epoch calls: the DDP wrapper under torchrun
         if distributed is not None:
-            from torch.nn.parallel import DistributedDataParallel
-
-            from chordexp.training.distributed import global_batch_norm
-
             self.model = global_batch_norm(self.model, self.device)
             device_ids = [self.device.index] if self.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
@@ -195,14 +189,15 @@ class Trainer:
         self.train_loader, self.val_loader = train_loader, val_loader
         self.steps_per_epoch = _num_batches(train_loader, "train_loader")
         _num_batches(val_loader, "val_loader")
+        # under DDP the loss's means are those of the global batch (its counts summed over ranks)
+        mean_count = None if distributed is None else global_mean_count(distributed.world_size)
         if criterion is None:
-            criterion = ChordRecognitionLoss(label_smoothing=self.config.label_smoothing)
+            criterion = ChordRecognitionLoss(label_smoothing=self.config.label_smoothing,
+                                             chord_count=mean_count, frame_count=mean_count)
+        elif (mean_count is not None and isinstance(criterion, ChordRecognitionLoss)
+              and criterion.chord_count is None and criterion.frame_count is None):
+            criterion = criterion.with_counts(mean_count)  # built without them: a copy that has them
         self.criterion = criterion.to(self.device) if isinstance(criterion, nn.Module) else criterion
-        if distributed is not None:  # the loss's means are those of the global batch
-            world = distributed.world_size
-            for hook in ("chord_count", "frame_count"):
-                if hasattr(self.criterion, hook):
-                    setattr(self.criterion, hook, lambda count: sum_across(count.clone()) / world)
         if optimizer_factory is None:
             self.optimizer: Optimizer = torch.optim.AdamW(
                 self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay,
@@ -522,16 +517,17 @@ class Trainer:
     def _call_song_validator(self) -> Dict[str, float]:
         result = self.song_validator(self.model)  # type: ignore[misc]
         if not isinstance(result, Mapping):
-            raise ValueError(f"song_validator returned {type(result).__name__}, not a dict of metric name -> number")
+            raise ConfigValueError(f"song_validator returned {type(result).__name__}, not a dict of metric name -> "
+                                   f"number")
         metrics: Dict[str, float] = {}
         for name, value in result.items():
             if not isinstance(name, str) or not name or name in RESERVED_SONG_METRICS:
-                raise ValueError(f"song_validator metric name {name!r} is not allowed: it must be a non-empty "
-                                 f"string other than {', '.join(sorted(RESERVED_SONG_METRICS))}")
+                raise ConfigValueError(f"song_validator metric name {name!r} is not allowed: it must be a non-empty "
+                                       f"string other than {', '.join(sorted(RESERVED_SONG_METRICS))}")
             try:
                 metrics[name] = float(value)
             except (TypeError, ValueError, RuntimeError):
-                raise ValueError(f"song_validator metric {name}={value!r} is not a number") from None
+                raise ConfigValueError(f"song_validator metric {name}={value!r} is not a number") from None
         return metrics
 
     # ------------------------------------------------------------- epoch helpers
@@ -545,7 +541,7 @@ class Trainer:
         if not self._monitor_checked:  # the first validation tells which names exist
             names = [key for key in (*row, *extra) if key.startswith("val_")]
             if self.monitor not in names:
-                raise ValueError(f"monitor={self.monitor!r} is not a validation metric; valid: {', '.join(names)}")
+                raise ConfigValueError(f"monitor={self.monitor!r} is not a validation metric; valid: {', '.join(names)}")
             self._monitor_checked = True
         value = float({**row, **extra}.get(self.monitor, math.nan))  # NaN (a missing value) never improves
         if self.monitor_mode == "min":

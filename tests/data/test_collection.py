@@ -251,7 +251,7 @@ def test_bad_collection_options_are_one_line(tree, kw, pattern):
 
 
 def test_data_fold_on_the_command_line_reaches_the_dataset(compose_cfg, tree):
-    from chordexp.run import build_datasets
+    from chordexp.experiment.components import build_datasets
 
     audio, ann = tree
     held_out = []

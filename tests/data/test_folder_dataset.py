@@ -16,7 +16,8 @@ import torch
 
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPE_INDEX, format_label, parse_label
 from chordexp.data import FolderChordDataset
-from chordexp.data.folder import assign_splits, find_audio
+from chordexp.data.collection import find_audio
+from chordexp.data.folder import assign_splits
 from chordexp.data.labels import LabelCounts, classify_label, map_label
 
 torch.set_num_threads(1)

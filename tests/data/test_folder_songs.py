@@ -11,7 +11,7 @@ import torch
 
 from chordexp.chords import parse_label
 from chordexp.data import FolderSongDataset
-from chordexp.run import build_datasets
+from chordexp.experiment.components import build_datasets
 
 RATE = 11025
 #: (start, end, label, MIDI notes); the second song has an X stretch and is shorter than an excerpt

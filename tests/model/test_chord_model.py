@@ -1,6 +1,12 @@
 """ChordRecognitionModel: the batch contract, frame outputs, and that it can learn."""
+import dataclasses
+import inspect
+import typing
+
+import pytest
 import torch
 
+from chordexp.experiment.schemas import ChordLossConfig, ChordModelConfig
 from chordexp.model import ChordRecognitionLoss, ChordRecognitionModel, count_parameters
 
 
@@ -82,3 +88,36 @@ def test_hparams_rebuild_an_identical_model():
     clone.load_state_dict(model.state_dict())
     audio = torch.randn(1, 8000)
     assert torch.equal(model(audio)["root"], clone(audio)["root"])
+
+
+def _settings(cls: type) -> dict:
+    """``{name: (type, default)}`` of the positional-or-keyword parameters of ``cls``."""
+    hints = typing.get_type_hints(cls.__init__)
+    return {p.name: (hints[p.name], p.default) for p in inspect.signature(cls).parameters.values()
+            if p.kind is p.POSITIONAL_OR_KEYWORD}
+
+
+@pytest.mark.parametrize("cls,schema", [(ChordRecognitionModel, ChordModelConfig),
+                                        (ChordRecognitionLoss, ChordLossConfig)])
+def test_the_config_schema_is_read_from_the_constructor(cls, schema):
+    """The schema conf/ is checked against is derived from the constructor's source (so
+    composing a config never imports torch): it must say what the signature says."""
+    hints = typing.get_type_hints(schema)
+    fields = {f.name: (hints[f.name], f.default) for f in dataclasses.fields(schema) if f.name != "_target_"}
+    assert fields == _settings(cls)
+    assert schema._target_ == f"{cls.__module__}.{cls.__qualname__}"
+
+
+def test_hparams_are_every_constructor_argument():
+    model = small_model(frame_outputs=True)
+    assert list(model.hparams) == list(_settings(ChordRecognitionModel))
+    assert model.hparams["d_model"] == 32 and model.hparams["frame_outputs"] is True
+
+
+def test_feedforward_ratio_sets_the_width_of_each_blocks_feedforward_layer():
+    default, wide = small_model(), small_model(feedforward_ratio=8)
+    assert default.encoder.layers[0].linear1.out_features == 4 * 32  # the default keeps the former 4 * d_model
+    assert wide.encoder.layers[0].linear1.out_features == 8 * 32
+    assert count_parameters(wide) > count_parameters(default)
+    assert wide.hparams["feedforward_ratio"] == 8
+    assert wide(torch.randn(1, 8000))["root"].shape == (1, 12)

@@ -9,8 +9,8 @@ from chordexp.chords import chord_pitch_classes, parse_label
 from chordexp.config import TrainingConfig
 from chordexp.data.frames import FrameGrid, frame_targets
 from chordexp.data.soundfont import Note, SoundFontRenderer
+from chordexp.inference import ChordRecognizer
 from chordexp.model import ChordRecognitionModel
-from chordexp.predict import ChordRecognizer
 from chordexp.training import Trainer
 
 RATE = 11025

@@ -143,7 +143,7 @@ def test_compile_switch_compiles_the_training_forward_only(make_trainer, monkeyp
 
 
 def test_pin_memory_only_for_cuda(monkeypatch):
-    from chordexp.run import pin_memory_for
+    from chordexp.experiment.resources import pin_memory_for
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert not pin_memory_for("auto") and not pin_memory_for("cpu")

@@ -20,31 +20,31 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import mido
 import numpy as np
 
 from chordexp.chords import CHORD_TYPES, PITCH_NAMES, chord_pitch_classes, parse_label
-from chordexp.evalset import (
+from chordexp.errors import UsageError
+from chordexp.evalsets.material import (
     BEATS_PER_BAR,
     DRUM_CHANNEL,
-    LICENCE_SUMMARIES,
     MINOR_PROGRESSIONS,
     PROGRESSIONS,
     TICKS_PER_BEAT,
     ChordEvent,
     Note,
-    _merge_repeats,
-    _ticks,
-    licence_text,
+    beats_to_ticks,
+    merge_repeats,
     song_segments,
     transpose,
     voicing,
 )
+from chordexp.evalsets.rendering import LICENCE_SUMMARIES, RenderError, fluidsynth_version, licence_text, run_fluidsynth
 from chordexp.labfile import write_lab
 
 #: Seed words: a band song draws from SeedSequence([seed, BAND_TAG, split id, index]), so
@@ -174,7 +174,7 @@ class BandSong:
 
 def band_seed(seed: int, split: str, index: int) -> List[int]:
     if split not in SPLIT_IDS:
-        raise ValueError(f"split must be one of {', '.join(SPLIT_IDS)}, got {split!r}")
+        raise UsageError(f"split must be one of {', '.join(SPLIT_IDS)}, got {split!r}")
     return [seed, BAND_TAG, SPLIT_IDS[split], index]
 
 
@@ -288,7 +288,7 @@ def plan_band_song(index: int, seed: int, split: str = "test", seconds: Optional
         progressions={"verse": f"{verse_name}: {' '.join(transpose(x, transposition) for x in verse)}",
                       "chorus": f"{chorus_name}: {' '.join(transpose(x, transposition) for x in chorus)}"},
         sections=sections,
-        chords=_merge_repeats(chords),
+        chords=merge_repeats(chords),
         parts=_arrangement(rng, bpm),
         groove=_groove(rng, bpm),
         drum_kit=int(rng.choice(DRUM_KITS)),
@@ -383,8 +383,8 @@ class Player:
 
     def play(self, on_beat: float, off_beat: float, pitch: int, velocity: float, late_ms: float = 12.0,
              not_after: Optional[float] = None) -> None:
-        on = _ticks(on_beat) + int(self.rng.uniform(0, late_ms) * self.ms)
-        off = _ticks(off_beat if not_after is None else min(off_beat, not_after))
+        on = beats_to_ticks(on_beat) + int(self.rng.uniform(0, late_ms) * self.ms)
+        off = beats_to_ticks(off_beat if not_after is None else min(off_beat, not_after))
         if off - on >= 10:
             vel = int(np.clip(velocity + self.rng.integers(-6, 7), 20, 127))
             self.notes.append((on, off, int(pitch), vel, self.part.channel))
@@ -657,14 +657,12 @@ def band_song_to_midi(song: BandSong):
     """The song as a type-1 ``mido.MidiFile``: a tempo track, then one track per part
     (``song.parts`` order). Every channel first gets bend range ``BEND_RANGE`` (RPN 0)
     and the song's pitch bend, so the whole band sounds ``tuning_cents`` off A440."""
-    import mido
-
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     meta = mido.MidiTrack()
     meta.append(mido.MetaMessage("track_name", name=song.name, time=0))
     meta.append(mido.MetaMessage("set_tempo", tempo=song.tempo_us, time=0))
     meta.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
-    meta.append(mido.MetaMessage("end_of_track", time=_ticks(song.total_beats)))
+    meta.append(mido.MetaMessage("end_of_track", time=beats_to_ticks(song.total_beats)))
     midi.tracks.append(meta)
     for k, part in enumerate(song.parts):
         rng = np.random.default_rng(song.seed + [1, k])
@@ -701,7 +699,7 @@ def band_song_to_midi(song: BandSong):
                     continue  # the note was re-struck: its own note_off came then
             track.append(message.copy(time=tick - now))
             now = tick
-        track.append(mido.MetaMessage("end_of_track", time=max(0, _ticks(song.total_beats) - now)))
+        track.append(mido.MetaMessage("end_of_track", time=max(0, beats_to_ticks(song.total_beats) - now)))
         midi.tracks.append(track)
     return midi
 
@@ -716,28 +714,19 @@ def render_stems(song: BandSong, midi, soundfont: Path, sample_rate: int, gap_se
     takes seconds, so the parts are laid one after another in a single MIDI file, each
     on its own channel, ``gap_seconds`` apart (releases and reverb die out in the gap),
     rendered once and cut apart; an event may move by one 64-sample block (1.5 ms)."""
-    import mido
-    import soundfile
-
     span_beats = song.total_beats + math.ceil(gap_seconds / song.beat_seconds)
     parts = midi.tracks[1:]
     meta = mido.MidiTrack([m for m in midi.tracks[0] if m.type != "end_of_track"])
-    meta.append(mido.MetaMessage("end_of_track", time=_ticks(span_beats * len(parts))))
+    meta.append(mido.MetaMessage("end_of_track", time=beats_to_ticks(span_beats * len(parts))))
     layout = mido.MidiFile(type=1, ticks_per_beat=midi.ticks_per_beat, tracks=[meta])
     for k, track in enumerate(parts):
         shifted = mido.MidiTrack(m.copy() for m in track)
-        shifted[0] = shifted[0].copy(time=shifted[0].time + _ticks(k * span_beats))
+        shifted[0] = shifted[0].copy(time=shifted[0].time + beats_to_ticks(k * span_beats))
         layout.tracks.append(shifted)
     with tempfile.TemporaryDirectory() as tmp:
-        midi_path, wav = Path(tmp) / "stems.mid", Path(tmp) / "stems.wav"
+        midi_path = Path(tmp) / "stems.mid"
         layout.save(str(midi_path))
-        command = ["fluidsynth", "-n", "-i", "-q", "-g", "0.5", "-r", str(sample_rate), "-O", "float", "-T", "wav",
-                   "-o", "synth.cpu-cores=1", "-F", str(wav), str(soundfont), str(midi_path)]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0 or not wav.is_file():
-            message = (result.stderr or result.stdout).strip().splitlines()
-            raise RuntimeError(f"fluidsynth failed on {song.name}: {message[-1] if message else result.returncode}")
-        audio, _ = soundfile.read(str(wav), dtype="float32", always_2d=True)
+        audio, _ = run_fluidsynth(midi_path, soundfont, sample_rate, song.name)
     span = span_beats * song.beat_seconds * sample_rate
     length = int(round(span))
     audio = np.pad(audio, ((0, max(0, int(round(len(parts) * span)) + length - len(audio))), (0, 0)))
@@ -823,7 +812,7 @@ def render_band_song(song: BandSong, midi, soundfont: Path, audio_path: Path, sa
     stems = render_stems(song, midi, soundfont, sample_rate)
     mixed = mix(stems, [p.level_db for p in song.parts], sample_rate)
     if np.abs(mixed).max() < 1e-5:
-        raise RuntimeError(f"fluidsynth rendered {song.name} as silence; is {soundfont} a General MIDI SoundFont?")
+        raise RenderError(f"fluidsynth rendered {song.name} as silence; is {soundfont} a General MIDI SoundFont?")
     audio = master(mixed, sample_rate, song.mastering)
     audible = np.flatnonzero(np.abs(audio).max(axis=1) > 10 ** (-70 / 20))
     midi_seconds = song.total_beats * song.beat_seconds
@@ -862,7 +851,6 @@ def manifest_record(song: BandSong, duration: float) -> Dict[str, object]:
 
 def band_readme(songs: List[BandSong], soundfont: Path, package: Optional[str], seed: int, split: str) -> str:
     """README.txt: how the set was made, the SoundFont, and its licence."""
-    fluid = subprocess.run(["fluidsynth", "--version"], capture_output=True, text=True, check=False).stdout
     summary = LICENCE_SUMMARIES.get(package or "", "unknown: see below")
     return (
         "chordexp independent evaluation set: band songs\n"
@@ -871,7 +859,7 @@ def band_readme(songs: List[BandSong], soundfont: Path, package: Optional[str], 
         f"seed={seed}`.\nNAME.mid is the arrangement (General MIDI written with mido: chord instruments, bass, "
         "lead melody,\ndrums on channel 10; every channel pitch-bent by the song's tuning offset under a "
         f"{BEND_RANGE}-semitone\nbend range). Each part was rendered alone by the fluidsynth command line\n"
-        f"({fluid.splitlines()[0] if fluid else 'fluidsynth'}) with the SoundFont {soundfont.name}\n"
+        f"({fluidsynth_version()}) with the SoundFont {soundfont.name}\n"
         f"(Debian package: {package or 'unknown'}), the stems mixed at the levels in manifest.json and mastered\n"
         "in numpy (bus compression, EQ tilt, high-pass, codec-like low-pass, loudness, soft limiter), so\n"
         "NAME.mid alone does not reproduce the mix. NAME.lab holds the reference chords (MIREX lab: start\n"

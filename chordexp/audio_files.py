@@ -1,0 +1,31 @@
+"""Which files are audio, by name: kept apart from decoding (``chordexp.audio``, which
+needs numpy) so that checking command-line paths costs no heavy import."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List
+
+from chordexp.errors import UserError
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64", ".opus")
+
+
+class AudioError(UserError, ValueError):
+    """A file that cannot be used as audio; the message names the file and the reason."""
+
+
+def is_audio_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES
+
+
+def find_audio_files(path: str | Path) -> List[Path]:
+    """A file, or every audio file under a folder (recursively, sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise AudioError(f"{path}: no such file or folder")
+    files = sorted(p for p in path.rglob("*") if is_audio_file(p))
+    if not files:
+        raise AudioError(f"{path}: the folder holds no audio files")
+    return files

@@ -1,0 +1,430 @@
+"""The Hydra schemas of a run's config, stored in Hydra's ConfigStore by ``register_configs``,
+and the map of a composed config onto ``chordexp.config.TrainingConfig``.
+
+Each YAML option in conf/<group>/ starts with ``defaults: [base_<option>, _self_]``, so a
+misspelt key or a wrong type fails at composition. The root schema types each group with
+its base class; an option's subclass (with its extra keys) replaces it when the option is
+merged in. Each default has one home: the model's and the loss's schemas are read from
+their constructors (``constructor_schema``), the trainer's fields from TrainingConfig, and
+conf/ holds only what the main job changes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from chordexp.config import TrainingConfig
+from chordexp.config_checks import validate_run_config
+from chordexp.errors import ConfigValueError
+from chordexp.experiment.constructor_schema import constructor_schema
+
+MISSING = "???"  # OmegaConf's marker for a mandatory value
+
+
+@dataclass
+class OptimizerConfig:
+    """``torch.optim`` class built as a factory: ``instantiate(cfg)(model.parameters())``."""
+
+    _target_: str = MISSING
+    _partial_: bool = True
+    lr: float = TrainingConfig.learning_rate
+    weight_decay: float = TrainingConfig.weight_decay
+
+
+@dataclass
+class AdamFamilyConfig(OptimizerConfig):
+    """torch's defaults of Adam and AdamW's moment estimates."""
+
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.999])
+    eps: float = 1e-8
+
+
+@dataclass
+class AdamWConfig(AdamFamilyConfig):
+    _target_: str = "torch.optim.AdamW"
+    # One fused kernel per step (CPU and CUDA): ~4x faster than torch's default
+    # single-tensor loop on CPU; a resume keeps the path its checkpoint was written with.
+    fused: bool = True
+
+
+@dataclass
+class AdamConfig(AdamFamilyConfig):
+    _target_: str = "torch.optim.Adam"
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    _target_: str = "torch.optim.SGD"
+    momentum: float = 0.9
+    nesterov: bool = True
+
+
+@dataclass
+class SchedulerConfig:
+    """``name`` and ``warmup_epochs`` map to TrainingConfig; other keys become
+    ``TrainingConfig.scheduler_options`` (extra keyword arguments for the Trainer)."""
+
+    name: str = MISSING
+    warmup_epochs: int = TrainingConfig.warmup_epochs
+
+
+@dataclass
+class CosineSchedulerConfig(SchedulerConfig):
+    name: str = "cosine"
+    min_lr_ratio: float = 0.01  # final lr = learning_rate * min_lr_ratio
+
+
+@dataclass
+class OneCycleSchedulerConfig(SchedulerConfig):
+    name: str = "onecycle"
+    div_factor: float = 25.0  # initial lr = learning_rate / div_factor
+    final_div_factor: float = 1e4  # final lr = initial lr / final_div_factor
+    base_momentum: float = 0.85
+    max_momentum: float = 0.95
+
+
+@dataclass
+class ConstantSchedulerConfig(SchedulerConfig):
+    name: str = "constant"
+    warmup_epochs: int = 0
+
+
+@dataclass
+class LossConfig:
+    """Every loss takes ``label_smoothing`` (``TrainingConfig.label_smoothing`` is read from it)."""
+
+    _target_: str = MISSING
+    label_smoothing: float = TrainingConfig.label_smoothing
+
+
+#: The loss's settings and defaults: its constructor's arguments.
+ChordLossConfig = constructor_schema("chordexp.model.loss", "ChordRecognitionLoss", "ChordLossConfig", LossConfig)
+
+
+@dataclass
+class DatasetConfig:
+    """Keyword arguments of the dataset class (an ``options`` dict is spread into them);
+    ``size``, ``split`` and ``seed`` are supplied by the run."""
+
+    _target_: str = MISSING
+
+
+@dataclass
+class SyntheticDatasetConfig(DatasetConfig):
+    _target_: str = "chordexp.data.SyntheticChordDataset"
+    sample_rate: int = 44100
+    clip_seconds: float = 1.0
+    realism: str = "rich"  # 'rich' or 'plain' (simpler timbres, faster)
+    # Generator options (fields of chordexp.data.synth.SynthOptions), passed as keywords;
+    # empty = the realism's defaults. Add one with +data.dataset.options.NAME=VALUE.
+    options: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DummyDatasetConfig(DatasetConfig):
+    _target_: str = "chordexp.data.DummyChordDataset"
+    num_samples: int = 44100
+
+
+@dataclass
+class FolderDatasetConfig(DatasetConfig):
+    """Windows cut from a folder of songs, each audio file with a ``.lab`` beside it."""
+
+    _target_: str = "chordexp.data.FolderChordDataset"
+    root: str = MISSING  # the folder of songs (searched recursively)
+    sample_rate: int = 44100
+    clip_seconds: float = 1.0
+    val_fraction: float = 0.1  # share of songs (by a hash of their path) used for validation
+    on_error: str = "skip"  # bad song: 'skip' (one warning each) or 'raise'
+    unknown_chords: str = "map"  # label outside the vocabulary: 'map' (nearest type) or 'skip'
+    pitch_shift: int = 6  # train windows shifted by -k..k semitones (0: off)
+    min_label_fraction: float = 0.5  # a window's chord must cover at least this share of it
+    # Collections (chordexp/data/collection.py, docs/collections.md): annotations in a
+    # parallel tree, k folds, an explicit split list, songs grouped by their first folders.
+    annotations: Optional[str] = None  # folder mirroring root with the .lab/.jams files (None: beside the audio)
+    num_folds: int = 0  # k-fold cross-validation: K >= 2 (0: the val_fraction split)
+    fold: int = 0  # the held-out (val) fold, 0..K-1
+    split_file: Optional[str] = None  # lines 'train SONG_ID' / 'val SONG_ID'; unlisted songs unused
+    group_depth: int = 0  # songs sharing their first N folders stay in one split (1: artist/album/song)
+    cache_dir: Optional[str] = None  # decoded audio on disk, memory-mapped ('auto': the user cache; None: in memory)
+
+
+@dataclass
+class SongsDatasetConfig(DatasetConfig):
+    """Excerpts of synthetic band songs with a label per frame (song mode)."""
+
+    _target_: str = "chordexp.data.SyntheticSongDataset"
+    sample_rate: int = 22050
+    clip_seconds: float = 15.0  # excerpt length: the context the model attends over
+    tuning_cents: float = 50.0  # the whole band tuned off A440 by up to this much
+    n_prob: float = 0.5  # how often songs hold stretches without harmony (intros, breaks)
+    soundfont: Optional[str] = None  # .sf2/.sf3 for the band; None = TimGM6mb (never the evaluation font)
+
+
+@dataclass
+class FolderSongsDatasetConfig(FolderDatasetConfig):
+    """Excerpts of your own songs with a label per frame (song mode)."""
+
+    _target_: str = "chordexp.data.FolderSongDataset"
+    clip_seconds: float = 15.0
+
+
+@dataclass
+class DataConfig:
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    # Song mode: items carry a label per model frame and the model outputs frame logits
+    # (model.frame_outputs follows this); validation also transcribes whole songs.
+    sequence: bool = False
+    val_songs: int = 0  # whole validation songs transcribed and scored with mir_eval each epoch
+    val_song_seconds: float = 45.0
+    sample_rate: int = 44100  # of the clips; model.sample_rate follows it
+    clip_seconds: float = 1.0  # length of the clips; model.context_seconds follows it
+    train_size: int = 16000
+    val_size: int = 2000
+    batch_size: int = TrainingConfig.batch_size
+    num_workers: int = TrainingConfig.num_workers
+    # Render every clip once (in num_workers processes, 0 = one per core) and keep the
+    # audio in memory as float16 (88 kB per 1-s 44.1 kHz clip); epochs then read memory.
+    cache: bool = False
+
+
+@dataclass
+class SyntheticDataConfig(DataConfig):
+    dataset: SyntheticDatasetConfig = field(default_factory=SyntheticDatasetConfig)
+
+
+@dataclass
+class SongsDataConfig(DataConfig):
+    dataset: SongsDatasetConfig = field(default_factory=SongsDatasetConfig)
+    sequence: bool = True
+    val_songs: int = 8
+
+
+@dataclass
+class FolderSongsDataConfig(DataConfig):
+    dataset: FolderSongsDatasetConfig = field(default_factory=FolderSongsDatasetConfig)
+    sequence: bool = True
+    val_songs: int = 8
+    num_folds: int = 0  # data.dataset.num_folds follows it (k-fold cross-validation)
+    fold: int = 0  # data.dataset.fold follows it: `-m data.fold=0,1,2,3,4` runs every fold
+    cache_dir: Optional[str] = "auto"  # data.dataset.cache_dir follows it (docs/collections.md)
+
+
+@dataclass
+class DummyDataConfig(DataConfig):
+    dataset: DummyDatasetConfig = field(default_factory=DummyDatasetConfig)
+
+
+@dataclass
+class FolderDataConfig(DataConfig):
+    dataset: FolderDatasetConfig = field(default_factory=FolderDatasetConfig)
+    num_folds: int = 0  # data.dataset.num_folds follows it (k-fold cross-validation)
+    fold: int = 0  # data.dataset.fold follows it: `-m data.fold=0,1,2,3,4` runs every fold
+    cache_dir: Optional[str] = "auto"  # data.dataset.cache_dir follows it (docs/collections.md)
+
+
+@dataclass
+class ModelConfig:
+    _target_: str = MISSING
+
+
+#: The model's settings and defaults: its constructor's arguments (a new one needs nothing here).
+ChordModelConfig = constructor_schema("chordexp.model.chord_model", "ChordRecognitionModel", "ChordModelConfig",
+                                      ModelConfig)
+
+
+@dataclass
+class TrainerConfig:
+    """TrainingConfig fields that belong to no group, plus run-level knobs."""
+
+    num_epochs: int = TrainingConfig.num_epochs
+    gradient_clip: float = TrainingConfig.gradient_clip
+    checkpoint_dir: str = TrainingConfig.checkpoint_dir  # relative to the run folder
+    save_every: int = TrainingConfig.save_every
+    patience: int = TrainingConfig.patience
+    min_delta: float = TrainingConfig.min_delta
+    log_every: int = TrainingConfig.log_every
+    device: str = TrainingConfig.device
+    mixed_precision: str = TrainingConfig.mixed_precision
+    grad_accum_steps: int = TrainingConfig.grad_accum_steps
+    deterministic: bool = TrainingConfig.deterministic
+    on_nonfinite: str = TrainingConfig.on_nonfinite
+    compile: bool = TrainingConfig.compile
+    monitor: str = TrainingConfig.monitor
+    monitor_mode: str = TrainingConfig.monitor_mode
+    num_threads: int = 0  # torch threads; 0 = all cores, or this job's share in a parallel sweep
+
+
+@dataclass
+class DecoderConfig:
+    """How frame posteriors become chord segments (song mode saves it with the model)."""
+
+    self_transition: Optional[float] = None  # HMM chord persistence; null = estimated from the training labels
+    prior_weight: float = 0.0  # divide the training chord-type prior out of the posteriors (0: off, 1: fully)
+    estimate_tuning: bool = False  # measure the offset from A440 first and move the front end's filters by it
+
+
+@dataclass
+class FinetuneConfig:
+    """Start from a trained model (``chordexp.experiment.finetune``): settings of the run, kept out of
+    ``model`` (the constructor's arguments) and ``optimizer`` (a torch.optim partial)."""
+
+    init_from: Optional[str] = None  # a checkpoint of ours (.pt): its weights, fresh optimizer/schedule/history
+    init_strict: bool = True  # false: heads of another shape than the checkpoint's are re-initialised (logged)
+    freeze: List[str] = field(default_factory=list)  # top-level modules: no gradient, eval mode (BatchNorm stats kept)
+    lr_multipliers: Dict[str, float] = field(default_factory=dict)  # {module: factor}: its own group at lr * factor
+
+
+@dataclass
+class LoggerConfig:
+    """An experiment tracker (``chordexp.loggers``): a Trainer callback that ``run.py`` builds
+    from ``_target_`` with the run folder and the run config; docs/tracking.md."""
+
+    _target_: str = MISSING
+
+
+@dataclass
+class TensorBoardLoggerConfig(LoggerConfig):
+    _target_: str = "chordexp.loggers.TensorBoardLogger"
+    log_dir: str = "tensorboard"  # inside the run folder
+
+
+@dataclass
+class CSVLoggerConfig(LoggerConfig):
+    _target_: str = "chordexp.loggers.CSVLogger"
+    filename: str = "metrics.csv"  # inside the run folder: one row per epoch
+
+
+@dataclass
+class MLflowLoggerConfig(LoggerConfig):
+    _target_: str = "chordexp.loggers.MLflowLogger"
+    tracking_uri: Optional[str] = None  # null: sqlite:///<run folder>/mlflow.db, artefacts in <run folder>/mlartifacts
+    experiment_name: str = "chordexp"
+    run_name: Optional[str] = None  # null: the run folder's name
+    log_artifacts: bool = True  # config, metrics.json, history.json and plots when the run ends
+
+
+@dataclass
+class WandbLoggerConfig(LoggerConfig):
+    _target_: str = "chordexp.loggers.WandbLogger"
+    mode: str = "offline"  # offline (files in <run folder>/wandb; `wandb sync` uploads them) | online | disabled
+    project: str = "chordexp"
+    entity: Optional[str] = None
+    name: Optional[str] = None  # null: the run folder's name
+    tags: List[str] = field(default_factory=list)
+    log_artifacts: bool = True  # config, metrics.json, history.json and plots saved with the run when it ends
+
+
+@dataclass
+class OptunaTrialConfig:
+    """Which Optuna trial a run is: set by chordexp's sweeper (``hparams_search=optuna``)
+    in each trial's overrides, so the run reports per-epoch values to the study and can
+    be pruned (``chordexp.experiment.optuna_trial``). Null outside a search."""
+
+    storage: Optional[str] = None  # the study's RDB URL
+    study_name: Optional[str] = None
+    number: Optional[int] = None  # the trial's number in the study (its job folder's name)
+
+
+@dataclass
+class ExperimentConfig:
+    """Root schema (``base_config``): the composed config of one run."""
+
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    decoder: DecoderConfig = field(default_factory=DecoderConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    seed: int = TrainingConfig.seed
+    optimized_metric: Optional[str] = "best_val_loss"  # what main() returns to a sweeper
+    # A folder of songs (audio + .lab of the same name): after training, best.pt
+    # transcribes them and mir_eval scores them into song_metrics.json (null: skip).
+    eval_songs: Optional[str] = None
+    # Set by `python -m chordexp.run resume=RUN_FOLDER`: continue that run from its last.pt.
+    resume: Optional[str] = None
+    # `_target_` nodes may only name chordexp's documented components (chordexp/experiment/targets.py);
+    # true lets a config instantiate any importable class (your own model or dataset).
+    allow_any_target: bool = False
+    # Experiment trackers, name -> tracker node (conf/logger: tensorboard, csv, mlflow, wandb);
+    # `logger=[tensorboard,mlflow]` selects several, `logger=null` none.
+    logger: Dict[str, Any] = field(default_factory=dict)
+    optuna_trial: OptunaTrialConfig = field(default_factory=OptunaTrialConfig)
+
+
+#: group -> {ConfigStore name: schema}; every conf/<group>/<option>.yaml names one.
+GROUP_SCHEMAS: Dict[str, Dict[str, type]] = {
+    "optimizer": {"base_adamw": AdamWConfig, "base_adam": AdamConfig, "base_sgd": SGDConfig},
+    "scheduler": {
+        "base_cosine": CosineSchedulerConfig,
+        "base_onecycle": OneCycleSchedulerConfig,
+        "base_constant": ConstantSchedulerConfig,
+    },
+    "loss": {"base_chord_loss": ChordLossConfig},
+    "data": {"base_songs": SongsDataConfig, "base_synthetic": SyntheticDataConfig, "base_dummy": DummyDataConfig,
+             "base_folder": FolderDataConfig, "base_folder_songs": FolderSongsDataConfig},
+    "model": {"base_chord_model": ChordModelConfig},
+    "logger": {"base_tensorboard_logger": TensorBoardLoggerConfig, "base_csv_logger": CSVLoggerConfig,
+               "base_mlflow_logger": MLflowLoggerConfig, "base_wandb_logger": WandbLoggerConfig},
+}
+
+
+def register_configs() -> None:
+    """Store the root schema and every group schema in Hydra's ConfigStore."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_config", node=ExperimentConfig)
+    for group, schemas in GROUP_SCHEMAS.items():
+        for name, node in schemas.items():
+            cs.store(group=group, name=name, node=node)
+
+
+def to_training_config(cfg: Any) -> TrainingConfig:
+    """Map a composed run config (DictConfig or nested dict) onto the flat TrainingConfig.
+
+    Each TrainingConfig field has one home in the composed config; values are checked
+    first, so a bad one fails here with the key it came from.
+    """
+    check_required(cfg)
+    c = resolved_dict(cfg)
+    validate_run_config(c)
+    opt, sched, data, trainer = c["optimizer"], c["scheduler"], c["data"], c["trainer"]
+    trainer_fields = {k: v for k, v in trainer.items() if k in TrainingConfig.__dataclass_fields__}
+    return TrainingConfig(
+        learning_rate=float(opt["lr"]),
+        weight_decay=float(opt["weight_decay"]),
+        batch_size=int(data["batch_size"]),
+        num_workers=int(data["num_workers"]),
+        scheduler=sched["name"],
+        warmup_epochs=int(sched["warmup_epochs"]),
+        scheduler_options={k: v for k, v in sched.items() if k not in ("name", "warmup_epochs")},
+        label_smoothing=float(c["loss"]["label_smoothing"]),
+        seed=int(c["seed"]),
+        **trainer_fields,
+    )
+
+
+def check_required(cfg: Any) -> None:
+    """Raise ConfigValueError for a ``???`` value the user must give (``data.dataset.root``)."""
+    if isinstance(cfg, dict):
+        return
+    missing = sorted(OmegaConf.missing_keys({key: cfg[key] for key in cfg if key != "hydra"}))
+    if missing:
+        raise ConfigValueError(f"{missing[0]} is required: add {missing[0]}=... to the command line")
+
+
+def resolved_dict(cfg: Any) -> Dict[str, Any]:
+    """A plain nested dict with interpolations resolved, without Hydra's ``hydra`` node
+    (present with ``return_hydra_config=True``; it only resolves inside a running job).
+    A plain dict is returned as it is."""
+    if isinstance(cfg, dict):
+        return cfg
+    return {
+        key: OmegaConf.to_container(cfg[key], resolve=True) if OmegaConf.is_config(cfg[key]) else cfg[key]
+        for key in cfg
+        if key != "hydra"
+    }
