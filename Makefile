@@ -1,6 +1,6 @@
 # Two commands do everything on a fresh machine:
 #   make train   install what is needed, then run the main job (a short real training run)
-#   make test    install what is needed (with the dev extra), then lint (ruff), type-check (mypy) and run the test suite
+#   make test    install what is needed (with the dev extra), then lint and check the formatting (ruff), type-check (mypy) and run the test suite
 # Both create a virtual environment in .venv. Where a local CPU build of torch is on
 # pip's find-links (a wheel of TORCH_VERSION), it is installed first, so pip never
 # downloads a multi-GB CUDA build; elsewhere pip resolves torch from the index.
@@ -47,6 +47,7 @@ smoke: install
 
 test: install-dev
 	$(PY) -m ruff check chordexp hydra_plugins tests
+	$(PY) -m ruff format --check chordexp hydra_plugins tests
 	$(PY) -m mypy
 	$(PY) -m pytest $(ARGS)
 

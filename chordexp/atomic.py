@@ -8,6 +8,7 @@ leaves the previous target untouched; a full disk (ENOSPC, EDQUOT) becomes a
 :class:`DiskFullError` whose one-line message names the file and says so. No torch
 here: run-folder JSON and checkpoints share this code.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -103,5 +104,8 @@ def _disk_full(path: Path, error: OSError) -> DiskFullError:
     assert error.errno is not None  # only called for an errno in DISK_FULL_ERRNOS
     name = errno.errorcode.get(error.errno, str(error.errno))
     kept = f"the previous {path.name} is intact" if path.exists() else f"no {path.name} was written"
-    return DiskFullError(error.errno, f"cannot write {path}: no space left on device ({name}); {kept}; "
-                                      f"free some space and try again", str(path))
+    return DiskFullError(
+        error.errno,
+        f"cannot write {path}: no space left on device ({name}); {kept}; free some space and try again",
+        str(path),
+    )

@@ -3,6 +3,7 @@
 soundfile (libsndfile) decodes wav, flac, ogg, mp3 and more; soxr does the
 sample-rate conversion (a proper band-limited resampler, not interpolation).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Which files are audio, by name: kept apart from decoding (``chordexp.audio``, which
 needs numpy) so that checking command-line paths costs no heavy import."""
+
 from __future__ import annotations
 
 from pathlib import Path

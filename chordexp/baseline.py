@@ -23,6 +23,7 @@ Design choices (peaks, compression 100, binary templates rather than harmonic on
 picked on additive-synthesis chords made for the purpose; no constant was tuned on the
 rendered evaluation set (``chordexp.evalset``).
 """
+
 from __future__ import annotations
 
 import sys
@@ -114,7 +115,7 @@ def _spectral_peaks(magnitudes: np.ndarray) -> np.ndarray:
 
 def _fold(pitches: np.ndarray, low: int, high: int, weights: Optional[np.ndarray] = None) -> np.ndarray:
     """Semitone rows MIDI ``low..high`` -> chroma ``(12, T)``, row k = pitch class k."""
-    rows = pitches[low - PITCH_LOW: high - PITCH_LOW + 1]
+    rows = pitches[low - PITCH_LOW : high - PITCH_LOW + 1]
     if weights is not None:
         rows = rows * weights[:, None]
     chroma = np.zeros((NUM_PITCH_CLASSES, pitches.shape[1]))
@@ -128,7 +129,7 @@ def chroma_features(audio: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarr
     ``(12, T)``, frame level in dB relative to the loud frames ``(T,)``)."""
     treble_pitches = _pitch_spectrogram(audio, TREBLE_FFT)
     bass_pitches = _pitch_spectrogram(audio, BASS_FFT)
-    power = (treble_pitches ** 2).sum(axis=0)
+    power = (treble_pitches**2).sum(axis=0)
     loud = np.percentile(power, 95) if power.any() else 1.0
     level_db = 10 * np.log10(np.maximum(power, 1e-12) / max(loud, 1e-12))
     reference = max(treble_pitches.max(), bass_pitches.max(), 1e-12)

@@ -15,6 +15,7 @@ from the end of the audio.
 Exit status: 0 when nothing is an error, 1 when something is (audio that fails to decode,
 an unreadable annotation, overlapping intervals), 2 for bad arguments. Nothing is written.
 """
+
 from __future__ import annotations
 
 import sys
@@ -39,8 +40,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(CheckArgs, sys.argv[1:] if argv is None else argv)
     from chordexp.data.collection_check import check_collection, format_report
 
-    report = check_collection(args.root, args.annotations, args.unknown_chords, args.end_tolerance,
-                              args.gap_tolerance)
+    report = check_collection(args.root, args.annotations, args.unknown_chords, args.end_tolerance, args.gap_tolerance)
     print(format_report(report))
     return 1 if report.errors else 0
 

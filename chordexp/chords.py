@@ -4,6 +4,7 @@ Every other module speaks in ``(root, chord_type, bass_note)`` index triples; th
 module is the one place that knows how those map to and from Harte labels such as
 ``C:maj7/3`` (the syntax ``mir_eval.chord`` parses). Pitch classes: C=0 ... B=11.
 """
+
 from __future__ import annotations
 
 import re
@@ -15,10 +16,38 @@ NUM_PITCH_CLASSES = 12
 
 #: The 32 chord types, in index order (index 0 is "no chord").
 CHORD_TYPES: Tuple[str, ...] = (
-    "N", "maj", "min", "dim", "aug", "sus2", "sus4", "5", "1", "7", "maj7", "min7",
-    "minmaj7", "dim7", "hdim7", "maj6", "min6", "9", "maj9", "min9", "11", "min11",
-    "13", "maj13", "min13", "maj(9)", "min(9)", "sus4(b7)", "aug(b7)", "7(b9)",
-    "7(#9)", "maj6(9)",
+    "N",
+    "maj",
+    "min",
+    "dim",
+    "aug",
+    "sus2",
+    "sus4",
+    "5",
+    "1",
+    "7",
+    "maj7",
+    "min7",
+    "minmaj7",
+    "dim7",
+    "hdim7",
+    "maj6",
+    "min6",
+    "9",
+    "maj9",
+    "min9",
+    "11",
+    "min11",
+    "13",
+    "maj13",
+    "min13",
+    "maj(9)",
+    "min(9)",
+    "sus4(b7)",
+    "aug(b7)",
+    "7(b9)",
+    "7(#9)",
+    "maj6(9)",
 )
 NUM_CHORD_TYPES = len(CHORD_TYPES)
 NO_CHORD = 0
@@ -28,17 +57,36 @@ CHORD_TYPE_INDEX: Dict[str, int] = {name: i for i, name in enumerate(CHORD_TYPES
 #: keep their real height: a 9th is 14), as mir_eval defines the named qualities.
 CHORD_INTERVALS: Dict[str, Tuple[int, ...]] = {
     "N": (),
-    "maj": (0, 4, 7), "min": (0, 3, 7), "dim": (0, 3, 6), "aug": (0, 4, 8),
-    "sus2": (0, 2, 7), "sus4": (0, 5, 7), "5": (0, 7), "1": (0,),
-    "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10),
-    "minmaj7": (0, 3, 7, 11), "dim7": (0, 3, 6, 9), "hdim7": (0, 3, 6, 10),
-    "maj6": (0, 4, 7, 9), "min6": (0, 3, 7, 9),
-    "9": (0, 4, 7, 10, 14), "maj9": (0, 4, 7, 11, 14), "min9": (0, 3, 7, 10, 14),
-    "11": (0, 4, 7, 10, 14, 17), "min11": (0, 3, 7, 10, 14, 17),
-    "13": (0, 4, 7, 10, 14, 17, 21), "maj13": (0, 4, 7, 11, 14, 17, 21),
+    "maj": (0, 4, 7),
+    "min": (0, 3, 7),
+    "dim": (0, 3, 6),
+    "aug": (0, 4, 8),
+    "sus2": (0, 2, 7),
+    "sus4": (0, 5, 7),
+    "5": (0, 7),
+    "1": (0,),
+    "7": (0, 4, 7, 10),
+    "maj7": (0, 4, 7, 11),
+    "min7": (0, 3, 7, 10),
+    "minmaj7": (0, 3, 7, 11),
+    "dim7": (0, 3, 6, 9),
+    "hdim7": (0, 3, 6, 10),
+    "maj6": (0, 4, 7, 9),
+    "min6": (0, 3, 7, 9),
+    "9": (0, 4, 7, 10, 14),
+    "maj9": (0, 4, 7, 11, 14),
+    "min9": (0, 3, 7, 10, 14),
+    "11": (0, 4, 7, 10, 14, 17),
+    "min11": (0, 3, 7, 10, 14, 17),
+    "13": (0, 4, 7, 10, 14, 17, 21),
+    "maj13": (0, 4, 7, 11, 14, 17, 21),
     "min13": (0, 3, 7, 10, 14, 17, 21),
-    "maj(9)": (0, 4, 7, 14), "min(9)": (0, 3, 7, 14), "sus4(b7)": (0, 5, 7, 10),
-    "aug(b7)": (0, 4, 8, 10), "7(b9)": (0, 4, 7, 10, 13), "7(#9)": (0, 4, 7, 10, 15),
+    "maj(9)": (0, 4, 7, 14),
+    "min(9)": (0, 3, 7, 14),
+    "sus4(b7)": (0, 5, 7, 10),
+    "aug(b7)": (0, 4, 8, 10),
+    "7(b9)": (0, 4, 7, 10, 13),
+    "7(#9)": (0, 4, 7, 10, 15),
     "maj6(9)": (0, 4, 7, 9, 14),
 }
 
@@ -47,8 +95,21 @@ _NATURALS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 #: Scale degree written for a bass note `k` semitones above the root.
 BASS_DEGREES: Tuple[str, ...] = ("1", "b2", "2", "b3", "3", "4", "b5", "5", "#5", "6", "b7", "7")
-_DEGREE_BASE = {"1": 0, "2": 2, "3": 4, "4": 5, "5": 7, "6": 9, "7": 11,
-                "8": 12, "9": 14, "10": 16, "11": 17, "12": 19, "13": 21}
+_DEGREE_BASE = {
+    "1": 0,
+    "2": 2,
+    "3": 4,
+    "4": 5,
+    "5": 7,
+    "6": 9,
+    "7": 11,
+    "8": 12,
+    "9": 14,
+    "10": 16,
+    "11": 17,
+    "12": 19,
+    "13": 21,
+}
 _LABEL_RE = re.compile(r"^(?P<root>[A-G][#b]*)(?::(?P<quality>[^/]*))?(?:/(?P<bass>.+))?$")
 _DEGREE_RE = re.compile(r"^(?P<mods>[#b]*)(?P<num>\d+)$")
 

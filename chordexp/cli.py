@@ -5,6 +5,7 @@ that only need a handful of typed options parse ``key=value`` into a dataclass w
 OmegaConf, so they take the same syntax, validate keys and types the same way, and
 start fast. Errors are one line naming the key, raised as ``UsageError``.
 """
+
 from __future__ import annotations
 
 import re
@@ -54,8 +55,9 @@ def with_positional_keys(argv: Sequence[str], keys: Sequence[str]) -> list:
     if not bare:
         return list(argv)
     if len(bare) > len(keys):
-        raise UsageError(f"argument {bare[len(keys)]!r} is not of the form key=value "
-                         f"(bare arguments: {', '.join(keys)})")
+        raise UsageError(
+            f"argument {bare[len(keys)]!r} is not of the form key=value (bare arguments: {', '.join(keys)})"
+        )
     named = dict(zip(keys, bare))
     for arg in argv:
         key = arg.split("=", 1)[0]
@@ -72,10 +74,12 @@ def _is_bare(arg: str) -> bool:
 def exiting(main):
     """``main(argv) -> status`` as an entry for :func:`main_guard` whose non-zero result
     is the process's exit status (a finished check that found problems: 1)."""
+
     def entry(argv) -> None:
         status = main(argv)
         if status:
             raise SystemExit(status)
+
     return entry
 
 

@@ -4,6 +4,7 @@ Python API) and the one check of its values, shared by the Trainer and a run's c
 Plain Python: the Hydra schemas that map a run's config onto it live in
 ``chordexp.experiment.schemas``.
 """
+
 from __future__ import annotations
 
 import re
@@ -123,5 +124,9 @@ def stays_inside(relative: Any) -> bool:
     if not isinstance(relative, str) or not relative.strip():
         return False
     path = PurePosixPath(relative.replace("\\", "/"))
-    return not path.is_absolute() and ".." not in path.parts and path.parts not in ((), (".",)) \
+    return (
+        not path.is_absolute()
+        and ".." not in path.parts
+        and path.parts not in ((), (".",))
         and not PureWindowsPath(relative).drive
+    )

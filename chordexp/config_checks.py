@@ -6,6 +6,7 @@ config: <key>=<value> <requirement>`` before anything is built (instead of a tra
 from deep inside torch, or a NaN that silently turns a feature off, such as
 ``trainer.gradient_clip=nan`` disabling clipping). Plain Python.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,25 +56,44 @@ def run_checks(c: Dict[str, Any]) -> List[Check]:
         ("data.num_workers", c["data"]["num_workers"] >= 0, "must be >= 0"),
         setting_check("trainer.num_epochs", "num_epochs", num_epochs),
         setting_check("scheduler.warmup_epochs", "warmup_epochs", warmup),
-        ("scheduler.warmup_epochs", warmup == 0 or warmup < num_epochs,
-         f"must be < trainer.num_epochs ({num_epochs}) or 0"),
+        (
+            "scheduler.warmup_epochs",
+            warmup == 0 or warmup < num_epochs,
+            f"must be < trainer.num_epochs ({num_epochs}) or 0",
+        ),
         setting_check("loss.label_smoothing", "label_smoothing", c["loss"]["label_smoothing"]),
         setting_check("trainer.mixed_precision", "mixed_precision", trainer["mixed_precision"]),
         setting_check("trainer.grad_accum_steps", "grad_accum_steps", trainer["grad_accum_steps"]),
         setting_check("trainer.on_nonfinite", "on_nonfinite", trainer.get("on_nonfinite", TrainingConfig.on_nonfinite)),
-        ("trainer.monitor", is_monitor_name(trainer.get("monitor", TrainingConfig.monitor)),
-         "must name a validation metric of the history: val_loss, val_chord_type_acc, val_root_acc, "
-         "val_bass_note_acc, or val_<name> of a song validator"),
+        (
+            "trainer.monitor",
+            is_monitor_name(trainer.get("monitor", TrainingConfig.monitor)),
+            "must name a validation metric of the history: val_loss, val_chord_type_acc, val_root_acc, "
+            "val_bass_note_acc, or val_<name> of a song validator",
+        ),
         setting_check("trainer.monitor_mode", "monitor_mode", trainer.get("monitor_mode", TrainingConfig.monitor_mode)),
         ("trainer.num_threads", trainer.get("num_threads", 0) >= 0, "must be >= 0 (0 = all cores, or the job's share)"),
-        ("trainer.device", is_device_name(trainer.get("device", TrainingConfig.device)), f"must be one of {DEVICE_NAMES}"),
-        ("trainer.checkpoint_dir", stays_inside(trainer.get("checkpoint_dir", TrainingConfig.checkpoint_dir)),
-         "must be a relative path inside the run folder (no absolute path, no '..'), e.g. checkpoints"),
-        ("decoder.self_transition", self_transition is None or finite(self_transition) and 0 < self_transition < 1,
-         "must be in (0, 1), or null (estimated from the training labels)"),
+        (
+            "trainer.device",
+            is_device_name(trainer.get("device", TrainingConfig.device)),
+            f"must be one of {DEVICE_NAMES}",
+        ),
+        (
+            "trainer.checkpoint_dir",
+            stays_inside(trainer.get("checkpoint_dir", TrainingConfig.checkpoint_dir)),
+            "must be a relative path inside the run folder (no absolute path, no '..'), e.g. checkpoints",
+        ),
+        (
+            "decoder.self_transition",
+            self_transition is None or finite(self_transition) and 0 < self_transition < 1,
+            "must be in (0, 1), or null (estimated from the training labels)",
+        ),
         ("decoder.prior_weight", finite(prior_weight) and 0 <= prior_weight <= 1, "must be in [0, 1]"),
-        ("eval_songs", not c.get("eval_songs") or Path(str(c["eval_songs"])).expanduser().is_dir(),
-         "must be an existing folder of audio files with .lab files beside them (or null)"),
+        (
+            "eval_songs",
+            not c.get("eval_songs") or Path(str(c["eval_songs"])).expanduser().is_dir(),
+            "must be an existing folder of audio files with .lab files beside them (or null)",
+        ),
     ]
 
 
@@ -84,12 +104,21 @@ def value_checks(c: Dict[str, Any]) -> List[Check]:
     checks: List[Check] = [
         ("optimizer.lr", finite(optimizer.get("lr", 1.0)), "must be a finite number > 0"),
         ("optimizer.weight_decay", finite(optimizer.get("weight_decay", 0.0)), "must be a finite number >= 0"),
-        ("seed", isinstance(seed, int) and 0 <= seed < SEED_LIMIT,
-         "must be an integer in 0..2**63-1 (the range of torch's and numpy's generators)"),
-        ("trainer.gradient_clip", finite(trainer.get("gradient_clip", TrainingConfig.gradient_clip)),
-         "must be a finite number (the largest gradient norm; <= 0 turns clipping off)"),
-        ("trainer.min_delta", finite(trainer.get("min_delta", 0.0)) and trainer.get("min_delta", 0.0) >= 0,
-         "must be a finite number >= 0"),
+        (
+            "seed",
+            isinstance(seed, int) and 0 <= seed < SEED_LIMIT,
+            "must be an integer in 0..2**63-1 (the range of torch's and numpy's generators)",
+        ),
+        (
+            "trainer.gradient_clip",
+            finite(trainer.get("gradient_clip", TrainingConfig.gradient_clip)),
+            "must be a finite number (the largest gradient norm; <= 0 turns clipping off)",
+        ),
+        (
+            "trainer.min_delta",
+            finite(trainer.get("min_delta", 0.0)) and trainer.get("min_delta", 0.0) >= 0,
+            "must be a finite number >= 0",
+        ),
     ]
     checks += optimizer_checks(optimizer)
     model = c.get("model") or {}
@@ -106,14 +135,24 @@ def optimizer_checks(optimizer: Dict[str, Any]) -> List[Check]:
         ok = isinstance(betas, (list, tuple)) and len(betas) == 2 and all(finite(b) and 0 <= b < 1 for b in betas)
         checks.append(("optimizer.betas", ok, "must be two numbers in [0, 1), e.g. [0.9, 0.999]"))
     if "eps" in optimizer:
-        checks.append(("optimizer.eps", finite(optimizer["eps"]) and optimizer["eps"] >= 0,
-                       "must be a finite number >= 0 (e.g. 1e-8)"))
+        checks.append(
+            (
+                "optimizer.eps",
+                finite(optimizer["eps"]) and optimizer["eps"] >= 0,
+                "must be a finite number >= 0 (e.g. 1e-8)",
+            )
+        )
     if "momentum" in optimizer:
         momentum = optimizer["momentum"]
         checks.append(("optimizer.momentum", finite(momentum) and momentum >= 0, "must be a finite number >= 0"))
         if optimizer.get("nesterov"):
-            checks.append(("optimizer.momentum", not finite(momentum) or momentum > 0,
-                           "must be > 0 with optimizer.nesterov=true (or set optimizer.nesterov=false)"))
+            checks.append(
+                (
+                    "optimizer.momentum",
+                    not finite(momentum) or momentum > 0,
+                    "must be > 0 with optimizer.nesterov=true (or set optimizer.nesterov=false)",
+                )
+            )
     if "dampening" in optimizer:
         dampening = optimizer["dampening"]
         checks.append(("optimizer.dampening", finite(dampening) and 0 <= dampening <= 1, "must be in [0, 1]"))
@@ -125,6 +164,7 @@ def optimizer_checks(optimizer: Dict[str, Any]) -> List[Check]:
 def model_checks(model: Dict[str, Any]) -> List[Check]:
     """ChordRecognitionModel's numbers (its own check that d_model divides by num_heads
     stays the model's)."""
+
     def positive_int(key: str) -> Check:
         value = model.get(key, 1)
         return (f"model.{key}", isinstance(value, int) and value > 0, "must be an integer > 0")
@@ -137,6 +177,7 @@ def model_checks(model: Dict[str, Any]) -> List[Check]:
     fmin = model.get("fmin", 32.7)
     checks.append(("model.fmin", finite(fmin) and fmin > 0, "must be a finite frequency > 0 Hz"))
     context = model.get("context_seconds", 1.0)
-    checks.append(("model.context_seconds", finite(context) and context >= 0,
-                   "must be a finite number of seconds >= 0"))
+    checks.append(
+        ("model.context_seconds", finite(context) and context >= 0, "must be a finite number of seconds >= 0")
+    )
     return checks

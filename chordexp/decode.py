@@ -6,6 +6,7 @@ probability ``self_transition`` and jumps to any other state with equal probabil
 States are ``N`` plus every (root, chord type) pair: 1 + 12 * 31 = 373. The bass is
 then chosen per segment among the chord's tones, from the bass head's mean posterior.
 """
+
 from __future__ import annotations
 
 from typing import Callable, List, Tuple
@@ -90,8 +91,9 @@ def decode_segments(
     return path_segments(path, frame_rate, duration, label)
 
 
-def path_segments(path: np.ndarray, frame_rate: float, duration: float,
-                  label: Callable[[int, int], str]) -> List[Segment]:
+def path_segments(
+    path: np.ndarray, frame_rate: float, duration: float, label: Callable[[int, int], str]
+) -> List[Segment]:
     """A state path ``(T,)`` (frame k centred at ``k / frame_rate`` s) -> one segment
     ``(start, end, label(first, stop))`` per run of a state, covering ``[0, duration]``,
     boundaries halfway between frames, times rounded to 0.1 ms (segments that round to
@@ -107,8 +109,7 @@ def path_segments(path: np.ndarray, frame_rate: float, duration: float,
     return [s for s in segments if s[1] > s[0]]
 
 
-def estimate_decoder_priors(chord_type: np.ndarray, root: np.ndarray, bass_note: np.ndarray,
-                            mask: np.ndarray) -> dict:
+def estimate_decoder_priors(chord_type: np.ndarray, root: np.ndarray, bass_note: np.ndarray, mask: np.ndarray) -> dict:
     """Decoder statistics from frame labels ``(N, T)`` (``mask`` True = a real frame):
     ``self_transition``, the share of consecutive frame pairs that keep their chord
     (so the HMM expects chords as long as the training songs hold them), and
@@ -116,8 +117,11 @@ def estimate_decoder_priors(chord_type: np.ndarray, root: np.ndarray, bass_note:
     posteriors carry it, and ``prior_weight`` can divide it out of them)."""
     chord_type, root, bass_note, mask = (np.asarray(a) for a in (chord_type, root, bass_note, mask))
     both = mask[:, 1:] & mask[:, :-1]
-    same = (chord_type[:, 1:] == chord_type[:, :-1]) & (root[:, 1:] == root[:, :-1]) \
+    same = (
+        (chord_type[:, 1:] == chord_type[:, :-1])
+        & (root[:, 1:] == root[:, :-1])
         & (bass_note[:, 1:] == bass_note[:, :-1])
+    )
     pairs = int(both.sum())
     stay = float((same & both).sum()) / pairs if pairs else 0.95
     counts = np.bincount(chord_type[mask].ravel(), minlength=NUM_CHORD_TYPES).astype(np.float64)

@@ -1,5 +1,6 @@
 """Which torch device a name means: one home for every entry point (training, predict,
 benchmarks), so ``device=auto`` means the same everywhere and a bad name is one line."""
+
 from __future__ import annotations
 
 import re

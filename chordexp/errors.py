@@ -8,6 +8,7 @@ is the error's class (:class:`UserError` and its subclasses, OSError), never the
 that raised it.
 ``CHORDEXP_DEBUG=1`` shows the traceback of every error. Plain Python, no torch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -92,9 +93,11 @@ def one_line(error: BaseException) -> str:
         last = [line for line in message.splitlines() if line.strip()][-1].strip()
         return caught.group(2) + ": " + _MODULE_PREFIX.sub(r"\1", last)
     if _WORKER_DIED.search(message):
-        return (f"{first_line(message)}: a DataLoader worker process died (killed by a signal, often the "
-                f"out-of-memory killer); lower data.num_workers or data.batch_size, or set data.num_workers=0 "
-                f"to see a failing item's own error")
+        return (
+            f"{first_line(message)}: a DataLoader worker process died (killed by a signal, often the "
+            f"out-of-memory killer); lower data.num_workers or data.batch_size, or set data.num_workers=0 "
+            f"to see a failing item's own error"
+        )
     if isinstance(error, OSError) and error.filename is not None and type(error).__str__ is OSError.__str__:
         where = f"{error.filename} -> {error.filename2}" if error.filename2 is not None else str(error.filename)
         return f"{where}: {error.strerror or type(error).__name__}"

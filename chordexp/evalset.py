@@ -24,6 +24,7 @@ chord's bass note, sometimes drums and a melody, and ``N`` stretches (a silent o
 count-in intro, some mid-song breaks, the release tail). Chord times are exact: they
 are the MIDI file's own beat times under its tempo.
 """
+
 from __future__ import annotations
 
 import sys
@@ -70,8 +71,9 @@ def build(args: EvalsetArgs) -> list:
     output = Path(args.output)
     make_output_folder(output)
     if args.style == "band":
-        band = build_band(output, args.songs, args.seed, args.split, args.seconds, soundfont, package, args.format,
-                          args.sample_rate)
+        band = build_band(
+            output, args.songs, args.seed, args.split, args.seconds, soundfont, package, args.format, args.sample_rate
+        )
         print(f"wrote {len(band)} band songs to {output} (SoundFont {soundfont})")
         return band
     return build_clean(output, args.songs, args.seed, args.split, soundfont, package, args.format, args.sample_rate)

@@ -25,6 +25,7 @@ A reference without a prediction is a failure (exit status 1) unless
 ``allow_missing=true``; a prediction without a reference is reported and skipped.
 The Python API: :func:`chordexp.scoring.evaluate_pair`, :func:`chordexp.scoring.evaluate_dirs`.
 """
+
 from __future__ import annotations
 
 import sys
@@ -57,11 +58,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     missing_predictions = cast(List[str], result["missing_predictions"])  # names, see evaluate_dirs
     missing_references = cast(List[str], result["missing_references"])
     if missing_references:
-        print(f"warning: {len(missing_references)} prediction(s) have no reference and are skipped: "
-              f"{', '.join(missing_references)}", file=sys.stderr)
+        print(
+            f"warning: {len(missing_references)} prediction(s) have no reference and are skipped: "
+            f"{', '.join(missing_references)}",
+            file=sys.stderr,
+        )
     if not result["files"]:
-        raise UsageError(f"no prediction in predictions={args.predictions} matches a reference .lab in "
-                         f"references={args.references}")
+        raise UsageError(
+            f"no prediction in predictions={args.predictions} matches a reference .lab in references={args.references}"
+        )
     print(format_table(result))
     from chordexp.experiment.run_folder import write_json
 
@@ -69,9 +74,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"wrote {output}")
     if missing_predictions:
         level = "warning" if args.allow_missing else "error"
-        print(f"{level}: {len(missing_predictions)} reference(s) have no prediction"
-              f"{'' if args.allow_missing else ' (allow_missing=true to accept)'}: "
-              f"{', '.join(missing_predictions)}", file=sys.stderr)
+        print(
+            f"{level}: {len(missing_predictions)} reference(s) have no prediction"
+            f"{'' if args.allow_missing else ' (allow_missing=true to accept)'}: "
+            f"{', '.join(missing_predictions)}",
+            file=sys.stderr,
+        )
         if not args.allow_missing:
             return 1
     return 0

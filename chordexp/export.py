@@ -12,6 +12,7 @@ ONNX metadata entry ``chordexp``, the TorchScript extra file ``chordexp.json``.
 ``python -m chordexp.predict checkpoint=FILE ...`` transcribes with it (onnxruntime
 or ``torch.jit``). An existing output is refused; the file is written atomically.
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -5,6 +5,7 @@ goes through ``mir_eval.io.load_labeled_intervals`` with every problem reported 
 line naming the file and line. Used by evaluation (references and estimates), the
 folder dataset (annotations) and the transcribers (output).
 """
+
 from __future__ import annotations
 
 import io
@@ -71,8 +72,10 @@ def load_lab(path: str | Path, disjoint: bool = False) -> Labels:
     if disjoint:
         for i in range(1, len(intervals)):
             if intervals[i, 0] < intervals[i - 1, 1]:
-                raise LabFileError(f"{path}:{data_rows[i]}: starts at {intervals[i, 0]}, before the previous interval "
-                                   f"ends ({intervals[i - 1, 1]}); intervals must not overlap")
+                raise LabFileError(
+                    f"{path}:{data_rows[i]}: starts at {intervals[i, 0]}, before the previous interval "
+                    f"ends ({intervals[i - 1, 1]}); intervals must not overlap"
+                )
     check_labels(path, labels, data_rows)
     return intervals, list(labels)
 
@@ -89,7 +92,8 @@ def check_intervals(path: Path, intervals: np.ndarray, rows: List[int]) -> None:
             raise LabFileError(f"{path}:{rows[i]}: end {end} is not after start {start}")
         if i and start < intervals[i - 1, 0]:
             raise LabFileError(
-                f"{path}:{rows[i]}: start {start} is before the previous line's start; sort the file by time")
+                f"{path}:{rows[i]}: start {start} is before the previous line's start; sort the file by time"
+            )
 
 
 def check_labels(path: Path, labels: List[str], rows: List[int]) -> None:
@@ -103,9 +107,9 @@ def check_labels(path: Path, labels: List[str], rows: List[int]) -> None:
             raise LabFileError(f"{path}:{rows[i]}: {label!r} is not a chord label mir_eval can parse") from None
 
 
-
-def write_lab(path: Path, segments: Sequence[Tuple[float, float, str]], decimals: int = 3,
-              comment: Optional[str] = None) -> None:
+def write_lab(
+    path: Path, segments: Sequence[Tuple[float, float, str]], decimals: int = 3, comment: Optional[str] = None
+) -> None:
     """MIREX ``.lab``: ``start end label`` per line, seconds (milliseconds by default),
     after ``comment`` as a ``#`` line when given; written atomically."""
     head = "" if comment is None else "# " + " ".join(comment.lstrip("# ").split()) + "\n"

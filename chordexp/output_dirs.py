@@ -9,6 +9,7 @@ which a subfolder can be created (tried with a temporary one, removed at once, s
 nothing is left behind and the answer is right for root and read-only file systems
 alike). A value with an interpolation is checked up to its first ``${``.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,16 +24,25 @@ from chordexp.errors import UsageError
 RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
 DEFAULT_ROOT = "outputs"
 #: Flags after which Hydra prints something and makes no run folder.
-NO_FOLDER_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--resolve",
-                   "--shell-completion", "-sc")
+NO_FOLDER_FLAGS = (
+    "--cfg",
+    "-c",
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--info",
+    "-i",
+    "--resolve",
+    "--shell-completion",
+    "-sc",
+)
 
 
 def check_output_dirs(argv: Sequence[str]) -> None:
     """Raise UsageError (one line naming the key) when a run folder of ``argv`` cannot be created."""
     if any(arg.partition("=")[0] in NO_FOLDER_FLAGS for arg in argv):
         return
-    given = [(key, value) for key, _, value in (arg.lstrip("+").partition("=") for arg in argv)
-             if key in RUN_DIR_KEYS]
+    given = [(key, value) for key, _, value in (arg.lstrip("+").partition("=") for arg in argv) if key in RUN_DIR_KEYS]
     for key, value in given or [("hydra.run.dir", DEFAULT_ROOT + "/")]:
         check_creatable(key, _unquote(value))
 
@@ -49,8 +59,9 @@ def check_creatable(key: str, value: str) -> None:
     try:
         probe = tempfile.mkdtemp(prefix=".chordexp-write-test-", dir=existing)
     except OSError as error:
-        raise UsageError(f"{key}={value}: cannot create the run folder: {existing} is not writable "
-                         f"({error.strerror})") from None
+        raise UsageError(
+            f"{key}={value}: cannot create the run folder: {existing} is not writable ({error.strerror})"
+        ) from None
     os.rmdir(probe)
 
 
@@ -80,8 +91,10 @@ def contained_target(output: Path, relative: Path) -> Path:
     except (OSError, RuntimeError):  # a symlink loop
         inside = False
     if not inside:
-        raise UsageError(f"{target}: would be written outside output={output} (an absolute or '..' path, or a "
-                         f"symbolic link leading elsewhere); nothing written there")
+        raise UsageError(
+            f"{target}: would be written outside output={output} (an absolute or '..' path, or a "
+            f"symbolic link leading elsewhere); nothing written there"
+        )
     return target
 
 
@@ -116,8 +129,9 @@ def transcription_names(files: Sequence[Path], root: Optional[Path]) -> List[Pat
             names[i], full[i] = relative[i].with_name(relative[i].name + ".lab"), True
 
 
-def plan_transcriptions(files: Sequence[Path], input_path: Path, output: Path,
-                        extra_suffixes: Sequence[str] = ()) -> List[Tuple[Path, Path]]:
+def plan_transcriptions(
+    files: Sequence[Path], input_path: Path, output: Path, extra_suffixes: Sequence[str] = ()
+) -> List[Tuple[Path, Path]]:
     """``[(audio file, its .lab in output)]`` by :func:`transcription_names`, each checked
     before anything is written: inside ``output`` (:func:`contained_target`), and either
     absent or a transcription of ours (its first line is ``chordexp.labfile``'s mark), so
@@ -129,13 +143,17 @@ def plan_transcriptions(files: Sequence[Path], input_path: Path, output: Path,
     for path, name in zip(files, transcription_names(files, root)):
         target = contained_target(output, name)
         if os.path.lexists(target) and not (target.is_file() and is_prediction(target)):
-            raise UsageError(f"{target} exists and is not a chordexp transcription (a reference .lab?); it is never "
-                             f"replaced: choose another output= folder (nothing was written)")
+            raise UsageError(
+                f"{target} exists and is not a chordexp transcription (a reference .lab?); it is never "
+                f"replaced: choose another output= folder (nothing was written)"
+            )
         for suffix in extra_suffixes:
             extra = contained_target(output, name.with_name(name.name[: -len(".lab")] + suffix))
             if os.path.lexists(extra) and not _is_probabilities(extra):
-                raise UsageError(f"{extra} exists and is not a chordexp probabilities file; it is never replaced: "
-                                 f"choose another output= folder (nothing was written)")
+                raise UsageError(
+                    f"{extra} exists and is not a chordexp probabilities file; it is never replaced: "
+                    f"choose another output= folder (nothing was written)"
+                )
         planned.append((path, target))
     return planned
 
@@ -160,16 +178,24 @@ def check_not_an_input(key: str, output: Path, inputs: Iterable[Path], what: str
     resolved = target.resolve()
     for path in inputs:
         if Path(path).resolve() == resolved or (target.exists() and _same_file(target, Path(path))):
-            raise UsageError(f"{key}={output} is {path}, {what}; it is never replaced: choose another file "
-                             f"(nothing was written)")
+            raise UsageError(
+                f"{key}={output} is {path}, {what}; it is never replaced: choose another file (nothing was written)"
+            )
     kind = protected_kind(target)
     if kind is not None:
         raise UsageError(f"{key}={output} is {kind}; it is never replaced: choose another file (nothing was written)")
 
 
 #: A run folder's own records (relative to it), which no output of another tool replaces.
-RUN_RECORD_FILES = ("metrics.json", "history.json", "environment.json", "resolved_config.yaml", "run.log",
-                    "song_metrics.json", "git_diff.patch")
+RUN_RECORD_FILES = (
+    "metrics.json",
+    "history.json",
+    "environment.json",
+    "resolved_config.yaml",
+    "run.log",
+    "song_metrics.json",
+    "git_diff.patch",
+)
 RUN_RECORD_FOLDERS = (".hydra", "checkpoints", "tensorboard", "plots")
 
 

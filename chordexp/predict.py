@@ -21,6 +21,7 @@ The Python API does the same for arrays::
     recognizer = ChordRecognizer.from_checkpoint("outputs/.../checkpoints/best.pt")
     segments = recognizer.transcribe(audio, sample_rate)   # [(start, end, "C:maj"), ...]
 """
+
 from __future__ import annotations
 
 import math
@@ -57,14 +58,19 @@ def check_numbers(args: PredictArgs) -> None:
     off) or a finite number > 0 (NaN would turn the gate off unseen, a negative value
     makes every frame N); ``prior_weight`` must be finite."""
     if args.silence_db is not None and not (math.isfinite(args.silence_db) and args.silence_db > 0):
-        raise UsageError(f"silence_db={args.silence_db} must be a finite number of dB > 0 (frames that far below "
-                         f"the loudest are N), or null to turn the gate off")
+        raise UsageError(
+            f"silence_db={args.silence_db} must be a finite number of dB > 0 (frames that far below "
+            f"the loudest are N), or null to turn the gate off"
+        )
     if args.workers is not None and args.workers < 0:
-        raise UsageError(f"workers={args.workers} must be >= 0 (0: everything in this process), or null for one "
-                         f"per core")
+        raise UsageError(
+            f"workers={args.workers} must be >= 0 (0: everything in this process), or null for one per core"
+        )
     if args.prior_weight is not None and not math.isfinite(args.prior_weight):
-        raise UsageError(f"prior_weight={args.prior_weight} must be a finite number (0: off, 1: the chord-type "
-                         f"prior divided out fully), or null for the checkpoint's")
+        raise UsageError(
+            f"prior_weight={args.prior_weight} must be a finite number (0: off, 1: the chord-type "
+            f"prior divided out fully), or null for the checkpoint's"
+        )
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -77,14 +83,23 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     backend = infer_backend(args.checkpoint, args.backend)
     if backend == "torch":
-        recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, args.self_transition, args.device,
-                                                     args.silence_db, args.prior_weight, args.estimate_tuning)
+        recognizer = ChordRecognizer.from_checkpoint(
+            args.checkpoint, args.self_transition, args.device, args.silence_db, args.prior_weight, args.estimate_tuning
+        )
         check_finite_weights(recognizer, args.checkpoint)
     else:  # an exported model (chordexp.export)
-        recognizer = load_recognizer(args.checkpoint, backend, args.self_transition, args.device, args.silence_db,
-                                     args.prior_weight, args.estimate_tuning)
-    failures = transcribe_files(recognizer, input_path, Path(args.output), args.probabilities, args.progress,
-                                workers=args.workers)
+        recognizer = load_recognizer(
+            args.checkpoint,
+            backend,
+            args.self_transition,
+            args.device,
+            args.silence_db,
+            args.prior_weight,
+            args.estimate_tuning,
+        )
+    failures = transcribe_files(
+        recognizer, input_path, Path(args.output), args.probabilities, args.progress, workers=args.workers
+    )
     if failures:
         raise UsageError(f"{failures} file(s) under {input_path} could not be transcribed (see above)")
     return 0

@@ -18,6 +18,7 @@ record, ``.lab`` or audio file (refused before anything is written), nor each ot
 When the runs differ in ``data.fold`` (cross-validation), a second table gives each
 validation metric's mean ± std over the folds (``chordexp.experiment.fold_summary``).
 """
+
 from __future__ import annotations
 
 import csv as csv_module
@@ -43,8 +44,14 @@ USAGE = __doc__.strip()
 
 #: Metric columns of a row, in table order; all come from metrics.json.
 METRIC_COLUMNS = (
-    "best_val_loss", "best_val_chord_type_acc", "best_val_root_acc", "best_val_bass_note_acc",
-    "final_val_loss", "best_epoch", "epochs_run", "wall_time_s",
+    "best_val_loss",
+    "best_val_chord_type_acc",
+    "best_val_root_acc",
+    "best_val_bass_note_acc",
+    "final_val_loss",
+    "best_epoch",
+    "epochs_run",
+    "wall_time_s",
 )
 #: Song-mode columns (mir_eval scores of the validation songs at the best epoch), shown
 #: when any run has them.
@@ -159,9 +166,12 @@ def sortable_columns(rows: Sequence[Dict[str, Any]]) -> List[str]:
     """The metric columns and the override columns whose given values are all numbers."""
     song = [key for key in columns(rows) if key in SONG_COLUMNS]
     overrides = [key for key in columns(rows) if key not in ("path", "status", *METRIC_COLUMNS, *SONG_COLUMNS)]
-    numeric = [key for key in overrides
-               if all(finite_number(row[key]) is not None for row in rows if row[key] is not None)
-               and any(row[key] is not None for row in rows)]
+    numeric = [
+        key
+        for key in overrides
+        if all(finite_number(row[key]) is not None for row in rows if row[key] is not None)
+        and any(row[key] is not None for row in rows)
+    ]
     return [*METRIC_COLUMNS, *song, *numeric]
 
 
@@ -195,8 +205,7 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     numeric = [name in METRIC_COLUMNS or name in SONG_COLUMNS for name in names]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.rjust(w) if num else v.ljust(w)
-                         for v, w, num in zip(values, widths, numeric)).rstrip()
+        return "  ".join(v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric)).rstrip()
 
     return "\n".join([line(names), line(["-" * w for w in widths]), *(line(c) for c in cells)])
 

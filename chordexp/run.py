@@ -7,6 +7,7 @@ compose ``conf/config.yaml`` with the overrides and runs the training task
 (``-m``). Only Hydra, OmegaConf and light modules load at module level, so ``--help``
 and ``--cfg job`` answer at once; torch and the experiment layer load inside ``main``.
 """
+
 from __future__ import annotations
 
 import sys

@@ -6,6 +6,7 @@ reference span), keeping the seconds judged, so scores pool by duration across s
 ``python -m chordexp.evaluate`` (files), training's song validation and
 ``chordexp.tune_decoder`` (songs in memory) all score here, so their figures agree.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -21,8 +22,18 @@ from chordexp.labfile import Labels, load_lab
 
 #: Chord metrics in report order (mir_eval's comparison functions), then ours, then segmentation.
 CHORD_METRICS: Tuple[str, ...] = (
-    "root", "majmin", "majmin_inv", "thirds", "thirds_inv", "triads", "triads_inv",
-    "sevenths", "sevenths_inv", "tetrads", "tetrads_inv", "mirex",
+    "root",
+    "majmin",
+    "majmin_inv",
+    "thirds",
+    "thirds_inv",
+    "triads",
+    "triads_inv",
+    "sevenths",
+    "sevenths_inv",
+    "tetrads",
+    "tetrads_inv",
+    "mirex",
 )
 EXACT = "exact"
 SEGMENT_METRICS: Tuple[str, ...] = ("overseg", "underseg", "seg")
@@ -176,8 +187,10 @@ def evaluate_dirs(pred_dir: str | Path, ref_dir: str | Path) -> Dict[str, object
     pairs, missing_predictions, missing_references = pair_files(
         find_labs(pred_dir, "predictions"), find_labs(ref_dir, "references")
     )
-    pair_scores = {name: score_labels(load_lab(ref, disjoint=True), load_lab(est, disjoint=True))
-                   for name, (ref, est) in pairs.items()}
+    pair_scores = {
+        name: score_labels(load_lab(ref, disjoint=True), load_lab(est, disjoint=True))
+        for name, (ref, est) in pairs.items()
+    }
     aggregate, pooled_durations = pool(pair_scores)
     return {
         "pooling": POOLING,
@@ -210,8 +223,6 @@ def format_table(result: Dict[str, object]) -> str:
     total = sum(d["seg"] for d in durations.values())
     lines.append(row("AGGREGATE (pooled)", f"{total:.1f}", result["aggregate"]))  # type: ignore[arg-type]
     return "\n".join(lines)
-
-
 
 
 def segments_to_labels(segments: Sequence[Tuple[float, float, str]]) -> Labels:

@@ -4,6 +4,7 @@ Each is ``python -m chordexp.<module>`` as a zero-argument callable: the same ar
 same ``--help`` and the same one-line errors (``chordexp.cli.main_guard``). The module is
 imported inside the call, so one command does not load the others.
 """
+
 from __future__ import annotations
 
 from importlib import import_module

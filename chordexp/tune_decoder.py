@@ -10,6 +10,7 @@ Viterbi decoder. Prints one row per pair (mir_eval, durations pooled) and the pa
 with the best mean of the ``objective`` metrics, to pass to ``predict`` or to set as
 ``decoder.*`` in the training config. Use a development set, never the songs you report.
 """
+
 from __future__ import annotations
 
 import sys
@@ -39,17 +40,22 @@ class TuneArgs:
     device: str = "cpu"
 
 
-def tune(recognizer, songs: Sequence[Tuple[Path, Path]], self_transitions: Sequence[float],
-         prior_weights: Sequence[float]) -> Dict[Tuple[float, float], Dict[str, Optional[float]]]:
+def tune(
+    recognizer, songs: Sequence[Tuple[Path, Path]], self_transitions: Sequence[float], prior_weights: Sequence[float]
+) -> Dict[Tuple[float, float], Dict[str, Optional[float]]]:
     """Pooled mir_eval scores of every (self_transition, prior_weight) pair (the
     recogniser's own tuning setting)."""
-    analyses = [(recognizer.analyse(load_audio(audio, recognizer.sample_rate), recognizer.sample_rate),
-                 load_lab(lab)) for audio, lab in songs]
+    analyses = [
+        (recognizer.analyse(load_audio(audio, recognizer.sample_rate), recognizer.sample_rate), load_lab(lab))
+        for audio, lab in songs
+    ]
     results = {}
     for stay in self_transitions:
         for weight in prior_weights:
-            scores = {i: score_labels(reference, segments_to_labels(recognizer.decode(analysis, stay, weight).segments))
-                      for i, (analysis, reference) in enumerate(analyses)}
+            scores = {
+                i: score_labels(reference, segments_to_labels(recognizer.decode(analysis, stay, weight).segments))
+                for i, (analysis, reference) in enumerate(analyses)
+            }
             results[(stay, weight)] = pool(scores)[0]
     return results
 
@@ -86,13 +92,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         recognizer.estimate_tuning = tuning
         for (stay, weight), scores in tune(recognizer, songs, args.self_transitions, args.prior_weights).items():
             value = sum(scores[m] or 0.0 for m in args.objective) / len(args.objective)
-            print(f"{str(tuning):>6} {stay:15.3f} {weight:12.2f} "
-                  + " ".join(f"{(scores[m] or 0.0):12.3f}" for m in REPORTED) + f"    {value:.4f}")
+            print(
+                f"{str(tuning):>6} {stay:15.3f} {weight:12.2f} "
+                + " ".join(f"{(scores[m] or 0.0):12.3f}" for m in REPORTED)
+                + f"    {value:.4f}"
+            )
             if value > best_value:
                 best, best_value = (tuning, stay, weight), value
     assert best is not None
-    print(f"best: estimate_tuning={str(best[0]).lower()} self_transition={best[1]} prior_weight={best[2]} "
-          f"(mean of {', '.join(args.objective)}: {best_value:.4f})")
+    print(
+        f"best: estimate_tuning={str(best[0]).lower()} self_transition={best[1]} prior_weight={best[2]} "
+        f"(mean of {', '.join(args.objective)}: {best_value:.4f})"
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ two semitones of it. Chordino estimates the tuning first and shifts its bins; so
 ``ChordRecognizer``: ``estimate_tuning`` finds the offset from the spectral peaks of the
 whole recording, and the front end's filters move by it (``LogFrequencySpectrogram.tuned``).
 """
+
 from __future__ import annotations
 
 import math
@@ -29,10 +30,10 @@ def estimate_tuning(audio: np.ndarray, sample_rate: int, fmin: float = 80.0, fma
         audio = np.pad(audio, (0, n_fft - audio.size))
     starts = np.linspace(0, audio.size - n_fft, min(MAX_FRAMES, 1 + (audio.size - n_fft) // (n_fft // 2))).astype(int)
     window = np.hanning(n_fft)
-    frames = np.stack([audio[s:s + n_fft] * window for s in starts])
+    frames = np.stack([audio[s : s + n_fft] * window for s in starts])
     mag = np.abs(np.fft.rfft(frames, axis=1))
     lo, hi = int(fmin * n_fft / sample_rate), min(int(fmax * n_fft / sample_rate), mag.shape[1] - 2)
-    band = mag[:, lo - 1:hi + 2]
+    band = mag[:, lo - 1 : hi + 2]
     centre = band[:, 1:-1]
     peak = (centre > band[:, :-2]) & (centre >= band[:, 2:]) & (centre > 0.05 * centre.max(axis=1, keepdims=True))
     rows, cols = np.nonzero(peak)
@@ -40,7 +41,9 @@ def estimate_tuning(audio: np.ndarray, sample_rate: int, fmin: float = 80.0, fma
         return 0.0
     left, mid, right = (np.log(band[rows, cols + k] + 1e-12) for k in (0, 1, 2))
     denominator = left - 2 * mid + right
-    offset = np.where(np.abs(denominator) > 1e-12, 0.5 * (left - right) / np.where(denominator == 0, 1, denominator), 0.0)
+    offset = np.where(
+        np.abs(denominator) > 1e-12, 0.5 * (left - right) / np.where(denominator == 0, 1, denominator), 0.0
+    )
     freq = (lo + cols + np.clip(offset, -0.5, 0.5)) * sample_rate / n_fft
     cents = 1200.0 * np.log2(freq / 440.0)
     angle = 2 * np.pi * cents / 100.0

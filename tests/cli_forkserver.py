@@ -15,6 +15,7 @@ Input (stdin, one JSON object a line): ``id``, ``module``, ``args``, ``cwd``, ``
 command as it ends (status as Python's ``returncode``: negative for a signal) and its
 wall-clock ``seconds``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,8 +110,16 @@ def serve(jobs: int) -> None:
             continue
         if pid in running:
             case, _, started = running.pop(pid)
-            print(json.dumps({"id": case, "status": os.waitstatus_to_exitcode(wait_status),
-                              "seconds": round(time.monotonic() - started, 2)}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "id": case,
+                        "status": os.waitstatus_to_exitcode(wait_status),
+                        "seconds": round(time.monotonic() - started, 2),
+                    }
+                ),
+                flush=True,
+            )
 
 
 def main() -> None:

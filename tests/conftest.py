@@ -5,6 +5,7 @@ would (with the ``hydra`` node) and leaves no Hydra global state behind. ``as_jo
 gives a copy whose run folder is ``tmp_path``, installed as the current HydraConfig, so
 ``chordexp.experiment.task.train`` can run in-process; ``smoke_cfg`` is ``experiment=smoke`` so.
 """
+
 from __future__ import annotations
 
 import copy
@@ -56,7 +57,11 @@ def _run_cli(args: List[str], cwd: Path, timeout: float = 300) -> subprocess.Com
     env.pop("HYDRA_FULL_ERROR", None)
     return subprocess.run(
         [sys.executable, "-m", "chordexp.run", *args],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -86,6 +91,7 @@ def run_cli() -> Callable[..., subprocess.CompletedProcess]:
 @pytest.fixture
 def as_job(tmp_path: Path):
     """``as_job(cfg)``: a copy of ``cfg`` that runs as a Hydra job with its folder at ``tmp_path``."""
+
     def install(cfg: DictConfig) -> DictConfig:
         cfg = copy.deepcopy(cfg)
         with open_dict(cfg):

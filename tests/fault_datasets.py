@@ -1,6 +1,7 @@
 """Datasets that fail on purpose, for runs started with ``allow_any_target=true``
 (the subprocess gets ``tests/`` on its PYTHONPATH): a user's dataset with labels out of
 range, one whose DataLoader worker is killed, one whose items fail to render."""
+
 from __future__ import annotations
 
 import os

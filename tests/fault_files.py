@@ -3,6 +3,7 @@ of another shape, crafted to run code) and run folders to resume.
 
 Plain functions, imported by the test modules (``tests/`` is on ``sys.path`` there).
 """
+
 from __future__ import annotations
 
 import io
@@ -118,11 +119,18 @@ def cli_env(**extra: str) -> Dict[str, str]:
     return env
 
 
-def run_module(module: str, args: List[str], cwd: Path, env: Optional[Mapping[str, str]] = None,
-               timeout: float = 180) -> subprocess.CompletedProcess:
+def run_module(
+    module: str, args: List[str], cwd: Path, env: Optional[Mapping[str, str]] = None, timeout: float = 180
+) -> subprocess.CompletedProcess:
     """``python -m MODULE ARGS`` in a subprocess."""
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=dict(env or cli_env()),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=dict(env or cli_env()),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def kill_process(process: subprocess.Popen) -> None:

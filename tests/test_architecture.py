@@ -4,6 +4,7 @@ Hydra only at the edge, and function-local imports only where they buy something
 The layer table is docs/architecture.md's in code; a module the table does not place
 fails the test, so a new module has to be given a home.
 """
+
 from __future__ import annotations
 
 import ast
@@ -16,24 +17,74 @@ PACKAGE = Path(__file__).resolve().parent.parent / "chordexp"
 
 #: Lowest first. A module may import its own layer and the layers below it.
 LAYERS: List[Tuple[str, Tuple[str, ...]]] = [
-    ("core", ("errors", "atomic", "chords", "device", "audio_files", "audio", "labfile", "tuning", "decode",
-              "config", "config_checks", "output_dirs", "scoring")),
+    (
+        "core",
+        (
+            "errors",
+            "atomic",
+            "chords",
+            "device",
+            "audio_files",
+            "audio",
+            "labfile",
+            "tuning",
+            "decode",
+            "config",
+            "config_checks",
+            "output_dirs",
+            "scoring",
+        ),
+    ),
     ("model", ("model",)),
     ("data", ("data",)),
     ("training", ("training",)),
     ("inference", ("inference", "evalsets")),
     ("experiment", ("experiment", "loggers")),
     ("cli", ("cli",)),  # what every entry module shares: key=value parsing, the exit-status guard
-    ("entry", ("run", "predict", "evaluate", "report", "bench", "evalset", "baseline", "tune_decoder", "export",
-               "check_data", "scripts")),
+    (
+        "entry",
+        (
+            "run",
+            "predict",
+            "evaluate",
+            "report",
+            "bench",
+            "evalset",
+            "baseline",
+            "tune_decoder",
+            "export",
+            "check_data",
+            "scripts",
+        ),
+    ),
 ]
 
 #: Packages whose import is slow or optional: a function-local import of one of these
 #: keeps ``--help`` fast or a missing extra from breaking the import of its module.
-OPTIONAL_OR_SLOW = {"mlflow", "wandb", "onnx", "onnxruntime", "onnxscript", "optuna", "librosa", "tinysoundfont",
-                    "pretty_midi", "matplotlib", "tensorboard", "torch.utils.tensorboard", "jams", "psutil",
-                    "resource", "torchaudio", "sqlalchemy", "mir_eval", "soundfile", "soxr", "threadpoolctl",
-                    "scipy"}
+OPTIONAL_OR_SLOW = {
+    "mlflow",
+    "wandb",
+    "onnx",
+    "onnxruntime",
+    "onnxscript",
+    "optuna",
+    "librosa",
+    "tinysoundfont",
+    "pretty_midi",
+    "matplotlib",
+    "tensorboard",
+    "torch.utils.tensorboard",
+    "jams",
+    "psutil",
+    "resource",
+    "torchaudio",
+    "sqlalchemy",
+    "mir_eval",
+    "soundfile",
+    "soxr",
+    "threadpoolctl",
+    "scipy",
+}
 
 #: Only the edge knows about Hydra and OmegaConf.
 HYDRA_LAYERS = {"experiment", "cli", "entry"}
@@ -82,11 +133,13 @@ def internal_target(name: str, known: Set[str]) -> str:
 
 def import_nodes(tree: ast.AST) -> Iterator[Tuple[ast.AST, bool]]:
     """Every import statement with whether it sits inside a function."""
+
     def visit(node: ast.AST, in_function: bool) -> Iterator[Tuple[ast.AST, bool]]:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, (ast.Import, ast.ImportFrom)):
                 yield child, in_function
             yield from visit(child, in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)))
+
     yield from visit(tree, False)
 
 
@@ -115,18 +168,25 @@ def test_every_module_has_a_layer():
 
 
 def test_no_import_runs_up_a_layer():
-    upward = [f"{source} ({LAYERS[layer_of(source)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
-              for source, targets in edges().items() if source != "chordexp"
-              for target in sorted(targets) if layer_of(target) > layer_of(source)]
+    upward = [
+        f"{source} ({LAYERS[layer_of(source)][0]}) imports {target} ({LAYERS[layer_of(target)][0]})"
+        for source, targets in edges().items()
+        if source != "chordexp"
+        for target in sorted(targets)
+        if layer_of(target) > layer_of(source)
+    ]
     assert not upward, "\n".join(upward)
 
 
 def test_entry_modules_do_not_import_each_other():
     entry = len(LAYERS) - 1
-    crossing = [f"{source} imports {target}" for source, targets in edges().items()
-                if source != "chordexp" and layer_of(source) == entry and not source.startswith("chordexp.scripts")
-                for target in sorted(targets)
-                if layer_of(target) == entry and target.split(".")[1] != source.split(".")[1]]
+    crossing = [
+        f"{source} imports {target}"
+        for source, targets in edges().items()
+        if source != "chordexp" and layer_of(source) == entry and not source.startswith("chordexp.scripts")
+        for target in sorted(targets)
+        if layer_of(target) == entry and target.split(".")[1] != source.split(".")[1]
+    ]
     assert not crossing, "\n".join(crossing)
 
 
@@ -139,7 +199,7 @@ def test_import_graph_has_no_cycle():
         state[module] = 1
         for target in sorted(graph.get(module, ())):
             if state.get(target) == 1:
-                cycles.append(" -> ".join(path[path.index(target):] + [target]) if target in path else target)
+                cycles.append(" -> ".join(path[path.index(target) :] + [target]) if target in path else target)
             elif target not in state:
                 visit(target, path + [target])
         state[module] = 2

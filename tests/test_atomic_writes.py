@@ -1,5 +1,6 @@
 """Atomic writes: fsync of file and folder, a full disk or a crash mid-write leaves the
 previous file whole, and the error is one line naming the file."""
+
 from __future__ import annotations
 
 import errno
@@ -35,7 +36,7 @@ def disk_full_after(monkeypatch):
                 return real_write(fd, data)
             if room[0] <= 0:
                 raise OSError(code, os.strerror(code))
-            written = real_write(fd, bytes(data[:room[0]]))
+            written = real_write(fd, bytes(data[: room[0]]))
             room[0] -= written
             return written
 
@@ -61,8 +62,10 @@ def test_a_full_disk_keeps_the_previous_file_and_says_so(tmp_path, disk_full_aft
     disk_full_after(3, code)
     with pytest.raises(DiskFullError) as caught:
         run_folder.write_json(target, {"epoch": 2, "padding": "x" * 100})
-    assert str(caught.value) == (f"cannot write {target}: no space left on device ({errno.errorcode[code]}); "
-                                 f"the previous metrics.json is intact; free some space and try again")
+    assert str(caught.value) == (
+        f"cannot write {target}: no space left on device ({errno.errorcode[code]}); "
+        f"the previous metrics.json is intact; free some space and try again"
+    )
     assert caught.value.errno == code and is_user_error(caught.value)
     assert json.loads(target.read_text()) == {"epoch": 1}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]  # the partial temp file is gone
@@ -111,8 +114,10 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_last_pt(make_tiny_tr
         trainer.train()
     name = Path(caught.value.filename).name  # best.pt (epoch 2 improved) is written before last.pt
     assert name in ("best.pt", "last.pt") and Path(caught.value.filename).parent == folder
-    assert one_line(caught.value) == (f"cannot write {folder / name}: no space left on device (ENOSPC); "
-                                      f"the previous {name} is intact; free some space and try again")
+    assert one_line(caught.value) == (
+        f"cannot write {folder / name}: no space left on device (ENOSPC); "
+        f"the previous {name} is intact; free some space and try again"
+    )
     after = torch.load(folder / "last.pt", weights_only=True)  # still whole, still epoch 1
     assert after["epoch"] == before["epoch"] == 1
     assert all(torch.equal(after["model"][k], before["model"][k]) for k in before["model"])
@@ -125,8 +130,9 @@ def test_last_pt_is_written_after_best_and_periodic_checkpoints(make_tiny_traine
 
     written = []
     real = trainer_module.atomic_write_bytes
-    monkeypatch.setattr(trainer_module, "atomic_write_bytes", lambda path, data: (written.append(Path(path).name),
-                                                                                  real(path, data)))
+    monkeypatch.setattr(
+        trainer_module, "atomic_write_bytes", lambda path, data: (written.append(Path(path).name), real(path, data))
+    )
     trainer, _ = make_tiny_trainer(num_epochs=2, save_every=1)
     trainer.train()
     assert written == ["best.pt", "epoch_001.pt", "last.pt", *written[3:]] and written[-1] == "last.pt"
@@ -145,8 +151,14 @@ def make_tiny_trainer(tmp_path):
         torch.manual_seed(0)
         loader = DataLoader(DummyChordDataset(4, num_samples=8000), batch_size=2)
         model = ChordRecognitionModel(sample_rate=8000, d_model=16, num_blocks=1, num_heads=2, channels=2)
-        options = dict(device="cpu", checkpoint_dir=str(tmp_path / "ck"), save_every=0, log_every=0,
-                       warmup_epochs=0, scheduler="constant")
+        options = dict(
+            device="cpu",
+            checkpoint_dir=str(tmp_path / "ck"),
+            save_every=0,
+            log_every=0,
+            warmup_epochs=0,
+            scheduler="constant",
+        )
         options.update(config)
         return Trainer(model, loader, loader, TrainingConfig(**options)), tmp_path / "ck"
 

@@ -1,4 +1,5 @@
 """chordexp.baseline: chroma + templates + Viterbi on audio whose chords we know."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,7 @@ def test_finds_c_major_then_a_minor_with_the_change_at_2_seconds():
 
 def test_silence_between_chords_is_no_chord():
     gap = np.zeros(int(1.5 * RATE), dtype=np.float32)
-    audio = np.concatenate([c_major_then_a_minor()[: 2 * RATE], gap, c_major_then_a_minor()[2 * RATE:]])
+    audio = np.concatenate([c_major_then_a_minor()[: 2 * RATE], gap, c_major_then_a_minor()[2 * RATE :]])
     labels = [label for _, _, label in transcribe(audio, RATE)]
     assert labels == ["C:maj", "N", "A:min"]
 

@@ -1,6 +1,7 @@
 """``python -m chordexp.bench``: argument errors, the table and JSON writer (fast), and
 a miniature end-to-end run (slow). Times are never asserted: only that every
 benchmark reports finite figures."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,20 @@ from chordexp.errors import UsageError
 
 
 def _row(value: float = 2.0, baseline: float = 1.0, op: str | None = "<=", target: float | None = 3.0) -> Row:
-    return Row(benchmark="demo", measure="a thing", value=value, unit="s", baseline_name="plain",
-               baseline=baseline, baseline_unit="s", ratio=ratio(value, baseline), ratio_of="thing / plain",
-               target_op=op, target=target, samples={"s": [value]})
+    return Row(
+        benchmark="demo",
+        measure="a thing",
+        value=value,
+        unit="s",
+        baseline_name="plain",
+        baseline=baseline,
+        baseline_unit="s",
+        ratio=ratio(value, baseline),
+        ratio_of="thing / plain",
+        target_op=op,
+        target=target,
+        samples={"s": [value]},
+    )
 
 
 # ----------------------------------------------------------------- arguments
@@ -35,14 +47,17 @@ def test_unknown_benchmark_names_are_one_line_errors(only):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("argv, match", [
-    (["repeats=-1"], "repeats=-1 must be >= 1"),
-    (["repeats=abc"], "could not be converted"),
-    (["nonsense=1"], "nonsense"),
-    (["quick"], "not of the form key=value"),
-    (["only=cpu"], "unknown benchmark 'cpu'"),
-    (["docs=true", "quick=true"], "quick figures mean nothing"),
-])
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["repeats=-1"], "repeats=-1 must be >= 1"),
+        (["repeats=abc"], "could not be converted"),
+        (["nonsense=1"], "nonsense"),
+        (["quick"], "not of the form key=value"),
+        (["only=cpu"], "unknown benchmark 'cpu'"),
+        (["docs=true", "quick=true"], "quick figures mean nothing"),
+    ],
+)
 def test_bad_arguments_raise_usage_errors_before_anything_runs(argv, match):
     with pytest.raises(UsageError, match=match):
         main(argv)
@@ -54,8 +69,9 @@ def test_output_must_not_be_a_folder(tmp_path):
 
 
 def test_command_line_error_is_one_line_and_exit_code_2():
-    done = subprocess.run([sys.executable, "-m", "chordexp.bench", "only=bogus"], capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "chordexp.bench", "only=bogus"], capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error: only='bogus'")
 
@@ -100,8 +116,13 @@ def test_alternate_swaps_the_order_every_repeat():
 @pytest.mark.slow
 def test_quick_bench_reports_every_benchmark_with_finite_numbers(tmp_path):
     output = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, "-m", "chordexp.bench", "quick=true", f"output={output}"],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(
+        [sys.executable, "-m", "chordexp.bench", "quick=true", f"output={output}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     data = json.loads(output.read_text())
     assert data["settings"]["quick"] is True

@@ -1,6 +1,7 @@
 """The GPU benchmark's code path, run on the CPU in quick mode (no GPU in CI), and its
 clean skip without a GPU. (``torch.compile`` is left to the GPU run: compiling on the
 CPU takes minutes.)"""
+
 import math
 
 import pytest
@@ -13,7 +14,8 @@ from chordexp.bench.sizes import sizes_for
 def check(rows, modes, tasks):
     steps = [row for row in rows if "training step" in row.measure]
     assert [(row.measure.split(" ")[0], row.measure.split(", ")[1]) for row in steps] == [
-        (task, mode) for task in tasks for mode in modes]
+        (task, mode) for task in tasks for mode in modes
+    ]
     assert all(row.value > 0 and math.isfinite(row.ratio) for row in rows)
     assert all("samples/s" in row.note and "peak" in row.note for row in steps)
     assert rows[-1].ratio_of == "x real time" and rows[-1].ratio > 0

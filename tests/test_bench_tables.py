@@ -1,5 +1,6 @@
 """The bench table of docs/benchmarks.md is generated from docs/benchmarks.json: a
 hand-edit of either one alone fails here; ``python -m chordexp.bench.tables`` fixes it."""
+
 from __future__ import annotations
 
 import json
@@ -13,12 +14,41 @@ from chordexp.errors import UsageError
 
 
 def _document(tmp_path: Path) -> dict:
-    rows = [Row(benchmark="demo", measure="a thing", value=2.0, unit="s", baseline_name="plain", baseline=1.0,
-                baseline_unit="s", ratio=ratio(2.0, 1.0), ratio_of="thing / plain", target_op="<=", target=3.0),
-            Row(benchmark="demo", measure="never", value=1.0, unit="s", baseline_name="zero", baseline=0.0,
-                baseline_unit="s", ratio=ratio(1.0, 0.0), ratio_of="thing / zero")]
-    machine = {"cpu": "CPU", "cores": 2, "torch": "2", "torch_threads": 2, "python": "3",
-               "load_average_start": [0.5, 0.4, 0.3], "load_average_end": [1.5, 1.0, 0.5]}
+    rows = [
+        Row(
+            benchmark="demo",
+            measure="a thing",
+            value=2.0,
+            unit="s",
+            baseline_name="plain",
+            baseline=1.0,
+            baseline_unit="s",
+            ratio=ratio(2.0, 1.0),
+            ratio_of="thing / plain",
+            target_op="<=",
+            target=3.0,
+        ),
+        Row(
+            benchmark="demo",
+            measure="never",
+            value=1.0,
+            unit="s",
+            baseline_name="zero",
+            baseline=0.0,
+            baseline_unit="s",
+            ratio=ratio(1.0, 0.0),
+            ratio_of="thing / zero",
+        ),
+    ]
+    machine = {
+        "cpu": "CPU",
+        "cores": 2,
+        "torch": "2",
+        "torch_threads": 2,
+        "python": "3",
+        "load_average_start": [0.5, 0.4, 0.3],
+        "load_average_end": [1.5, 1.0, 0.5],
+    }
     write_json(tmp_path / "bench.json", rows, machine, {"benchmarks": ["demo"]})
     return json.loads((tmp_path / "bench.json").read_text())
 
@@ -27,7 +57,8 @@ def test_the_documented_table_is_the_one_its_json_makes():
     page = DOC_PAGE.read_text(encoding="utf-8")
     document = json.loads(DOC_JSON.read_text(encoding="utf-8"))
     assert with_table(page, render(document)) == page, (
-        "docs/benchmarks.md's table differs from docs/benchmarks.json: run python -m chordexp.bench.tables")
+        "docs/benchmarks.md's table differs from docs/benchmarks.json: run python -m chordexp.bench.tables"
+    )
 
 
 def test_rows_read_back_as_the_bench_printed_them(tmp_path):

@@ -1,4 +1,5 @@
 """``python -m chordexp.check_data``: the report on a folder with each kind of defect, and its exit status."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -66,13 +67,21 @@ def test_the_report_finds_each_kind_of_defect(defects):
     assert report.type_seconds["maj"] == pytest.approx(2 + 2 + 1.5 + 1 + 2 + 1 + 2 + 1)  # orphans not counted
 
     text = format_report(report)
-    for line in ("songs: 8 audio files, 7 annotated, 1 without annotation",
-                 "ERROR audio that fails to decode: 1", "ERROR annotations that cannot be read: 1",
-                 "ERROR overlapping intervals: 1", "warning gaps between intervals: 1",
-                 "warning songs without an annotation: 1", "warning annotation files without audio: 1",
-                 "warning annotations ending far from the audio's end: 1",
-                 "note labels outside the vocabulary: 2", "  C:maj(11) -> C:maj x1", "  X -> skipped x1",
-                 "duration per chord type:", "3 error(s), 4 warning(s)"):
+    for line in (
+        "songs: 8 audio files, 7 annotated, 1 without annotation",
+        "ERROR audio that fails to decode: 1",
+        "ERROR annotations that cannot be read: 1",
+        "ERROR overlapping intervals: 1",
+        "warning gaps between intervals: 1",
+        "warning songs without an annotation: 1",
+        "warning annotation files without audio: 1",
+        "warning annotations ending far from the audio's end: 1",
+        "note labels outside the vocabulary: 2",
+        "  C:maj(11) -> C:maj x1",
+        "  X -> skipped x1",
+        "duration per chord type:",
+        "3 error(s), 4 warning(s)",
+    ):
         assert line in text.splitlines(), line
 
 

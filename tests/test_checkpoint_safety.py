@@ -5,6 +5,7 @@ unpickled; with ``weights_only=False`` that creates the marker file (the first t
 shows the payload is live). Every way the project loads a checkpoint must refuse it
 with one line and leave no marker behind.
 """
+
 from __future__ import annotations
 
 import re
@@ -46,8 +47,9 @@ def _trainer_load(path: Path) -> None:
 
     loader = DataLoader(TensorDataset(torch.randn(2, ff.SR)), batch_size=2)
     model = ChordRecognitionModel(sample_rate=ff.SR, d_model=32, num_blocks=1, num_heads=2, channels=4)
-    Trainer(model, loader, loader, TrainingConfig(num_epochs=1, device="cpu",
-                                                  checkpoint_dir=str(path.parent / "ck"))).load_checkpoint(path)
+    Trainer(
+        model, loader, loader, TrainingConfig(num_epochs=1, device="cpu", checkpoint_dir=str(path.parent / "ck"))
+    ).load_checkpoint(path)
 
 
 def _recognizer(path: Path) -> None:
@@ -56,8 +58,11 @@ def _recognizer(path: Path) -> None:
     ChordRecognizer.from_checkpoint(path)
 
 
-@pytest.mark.parametrize("load", [_load_file, _trainer_load, _recognizer],
-                         ids=["load_checkpoint_file", "Trainer.load_checkpoint", "ChordRecognizer.from_checkpoint"])
+@pytest.mark.parametrize(
+    "load",
+    [_load_file, _trainer_load, _recognizer],
+    ids=["load_checkpoint_file", "Trainer.load_checkpoint", "ChordRecognizer.from_checkpoint"],
+)
 def test_python_loaders_refuse_the_payload(evil, load):
     from chordexp.training.checkpoint import CheckpointError
 
@@ -71,8 +76,11 @@ def test_predict_refuses_the_payload_with_one_line(evil, tmp_path):
     import soundfile
 
     soundfile.write(tmp_path / "ok.wav", ff.chord_audio(1.0), ff.SR)
-    done = ff.run_module("chordexp.predict", [f"checkpoint={evil}", f"input={tmp_path / 'ok.wav'}",
-                                              f"output={tmp_path / 'out'}"], cwd=tmp_path)
+    done = ff.run_module(
+        "chordexp.predict",
+        [f"checkpoint={evil}", f"input={tmp_path / 'ok.wav'}", f"output={tmp_path / 'out'}"],
+        cwd=tmp_path,
+    )
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and re.search(REFUSED, lines[0]), done.stderr
@@ -100,14 +108,17 @@ def test_every_torch_load_in_the_package_is_weights_only():
                 depth += {"(": 1, ")": -1}.get(text[end], 0)
                 if depth == 0:
                     break
-            calls.append((path.name, text[match.start(): end + 1]))
+            calls.append((path.name, text[match.start() : end + 1]))
     assert calls, "no torch.load found: the scan is broken"
     assert all("weights_only=True" in call for _, call in calls), calls
 
 
 def test_no_config_string_is_ever_evaluated():
     """Configs are data: no eval/exec anywhere in the package (``model.eval()`` is fine)."""
-    offenders = [f"{path.relative_to(PACKAGE)}:{n}" for path in PACKAGE.rglob("*.py")
-                 for n, line in enumerate(path.read_text().splitlines(), 1)
-                 if re.search(r"(?<![\w.])(eval|exec|compile)\(", line.split("#")[0])]
+    offenders = [
+        f"{path.relative_to(PACKAGE)}:{n}"
+        for path in PACKAGE.rglob("*.py")
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"(?<![\w.])(eval|exec|compile)\(", line.split("#")[0])
+    ]
     assert offenders == []

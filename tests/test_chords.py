@@ -1,4 +1,5 @@
 """Chord vocabulary and Harte label conversion, checked against mir_eval's parser."""
+
 import mir_eval
 import numpy as np
 import pytest
@@ -27,9 +28,18 @@ def test_vocabulary_has_the_32_design_types_in_order():
 
 @pytest.mark.parametrize(
     "label, expected",
-    [("C:maj7/3", (0, 10, 4)), ("A:min", (9, 2, 9)), ("Bb:7/b7", (10, 9, 8)), ("F#:min11/b3", (6, 21, 9)),
-     ("Cb:maj", (11, 1, 11)), ("G", (7, 1, 7)), ("N", (0, 0, 0)), ("E:7(#9)/5", (4, 30, 11)),
-     ("D:maj6(9)", (2, 31, 2)), ("Eb:sus4(b7)/4", (3, 27, 8))],
+    [
+        ("C:maj7/3", (0, 10, 4)),
+        ("A:min", (9, 2, 9)),
+        ("Bb:7/b7", (10, 9, 8)),
+        ("F#:min11/b3", (6, 21, 9)),
+        ("Cb:maj", (11, 1, 11)),
+        ("G", (7, 1, 7)),
+        ("N", (0, 0, 0)),
+        ("E:7(#9)/5", (4, 30, 11)),
+        ("D:maj6(9)", (2, 31, 2)),
+        ("Eb:sus4(b7)/4", (3, 27, 8)),
+    ],
 )
 def test_parse_label_known_values(label, expected):
     assert parse_label(label) == expected

@@ -1,4 +1,5 @@
 """Composition of conf/ against the schemas, and the map onto TrainingConfig."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,7 +64,12 @@ def test_default_run_is_the_real_job(compose_cfg):
     cfg = compose_cfg()
     choices = cfg.hydra.runtime.choices
     assert (choices.optimizer, choices.scheduler, choices.loss, choices.data, choices.model) == (
-        "adamw", "cosine", "chord", "songs", "base")
+        "adamw",
+        "cosine",
+        "chord",
+        "songs",
+        "base",
+    )
     assert choices.experiment is None
     assert OmegaConf.get_type(cfg) is ExperimentConfig
     # a real run, not a smoke test: hours of rendered song excerpts, several epochs, song validation
@@ -157,22 +163,56 @@ def test_option_keys_are_checked_against_the_option_schema(compose_cfg):
 
 def test_mapping_gives_every_training_config_field_one_home(compose_cfg):
     cfg = compose_cfg(
-        "optimizer.lr=0.002", "optimizer.weight_decay=0.05", "data.batch_size=8", "data.num_workers=1",
-        "scheduler=onecycle", "scheduler.warmup_epochs=2", "scheduler.div_factor=10", "loss.label_smoothing=0.2",
-        "seed=7", "trainer.num_epochs=6", "trainer.gradient_clip=0.5", "trainer.checkpoint_dir=ck",
-        "trainer.save_every=3", "trainer.patience=4", "trainer.min_delta=0.01", "trainer.log_every=9",
-        "trainer.device=cpu", "trainer.mixed_precision=bf16", "trainer.grad_accum_steps=2",
-        "trainer.deterministic=true", "trainer.on_nonfinite=skip", "trainer.compile=true",
-        "trainer.monitor=val_majmin", "trainer.monitor_mode=max",
+        "optimizer.lr=0.002",
+        "optimizer.weight_decay=0.05",
+        "data.batch_size=8",
+        "data.num_workers=1",
+        "scheduler=onecycle",
+        "scheduler.warmup_epochs=2",
+        "scheduler.div_factor=10",
+        "loss.label_smoothing=0.2",
+        "seed=7",
+        "trainer.num_epochs=6",
+        "trainer.gradient_clip=0.5",
+        "trainer.checkpoint_dir=ck",
+        "trainer.save_every=3",
+        "trainer.patience=4",
+        "trainer.min_delta=0.01",
+        "trainer.log_every=9",
+        "trainer.device=cpu",
+        "trainer.mixed_precision=bf16",
+        "trainer.grad_accum_steps=2",
+        "trainer.deterministic=true",
+        "trainer.on_nonfinite=skip",
+        "trainer.compile=true",
+        "trainer.monitor=val_majmin",
+        "trainer.monitor_mode=max",
     )
     expected = TrainingConfig(
-        learning_rate=0.002, weight_decay=0.05, batch_size=8, num_workers=1, scheduler="onecycle",
-        warmup_epochs=2, label_smoothing=0.2, seed=7, num_epochs=6, gradient_clip=0.5,
-        checkpoint_dir="ck", save_every=3, patience=4, min_delta=0.01, log_every=9, device="cpu",
-        mixed_precision="bf16", grad_accum_steps=2, deterministic=True, on_nonfinite="skip", compile=True,
-        monitor="val_majmin", monitor_mode="max",
-        scheduler_options={"div_factor": 10.0, "final_div_factor": 1e4, "base_momentum": 0.85,
-                           "max_momentum": 0.95},
+        learning_rate=0.002,
+        weight_decay=0.05,
+        batch_size=8,
+        num_workers=1,
+        scheduler="onecycle",
+        warmup_epochs=2,
+        label_smoothing=0.2,
+        seed=7,
+        num_epochs=6,
+        gradient_clip=0.5,
+        checkpoint_dir="ck",
+        save_every=3,
+        patience=4,
+        min_delta=0.01,
+        log_every=9,
+        device="cpu",
+        mixed_precision="bf16",
+        grad_accum_steps=2,
+        deterministic=True,
+        on_nonfinite="skip",
+        compile=True,
+        monitor="val_majmin",
+        monitor_mode="max",
+        scheduler_options={"div_factor": 10.0, "final_div_factor": 1e4, "base_momentum": 0.85, "max_momentum": 0.95},
     )
     config = to_training_config(cfg)
     assert config == expected
@@ -231,7 +271,9 @@ def _schema_defaults(schema: type) -> dict:
     return {f.name: getattr(instance, f.name) for f in dataclasses.fields(schema) if not f.name.startswith("_")}
 
 
-@pytest.mark.parametrize("schema", [s for group in ("optimizer", "loss", "model") for s in GROUP_SCHEMAS[group].values()])
+@pytest.mark.parametrize(
+    "schema", [s for group in ("optimizer", "loss", "model") for s in GROUP_SCHEMAS[group].values()]
+)
 def test_schema_keys_are_arguments_of_their_target(schema):
     """The schemas copy constructor arguments; this catches drift when a component changes."""
     import inspect
@@ -261,9 +303,11 @@ def test_each_component_option_instantiates(compose_cfg, group, option):
 
 
 #: options that need a value from the user (data=folder: where the songs are)
-REQUIRED_OVERRIDES = {("data", "folder"): ("data.dataset.root=/path/to/songs",),
-                      ("data", "folder_songs"): ("data.dataset.root=/path/to/songs",),
-                      ("experiment", "finetune"): ("data.dataset.root=/path/to/songs",)}
+REQUIRED_OVERRIDES = {
+    ("data", "folder"): ("data.dataset.root=/path/to/songs",),
+    ("data", "folder_songs"): ("data.dataset.root=/path/to/songs",),
+    ("experiment", "finetune"): ("data.dataset.root=/path/to/songs",),
+}
 
 
 # data=folder needs real songs on disk: tests/test_folder_config.py builds its splits
@@ -289,12 +333,16 @@ def test_help_lists_every_option_and_no_schema(tmp_path):
     import subprocess
     import sys
 
-    done = subprocess.run([sys.executable, "-m", "chordexp.run", "--help"], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "chordexp.run", "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     listing = done.stdout.split("== Config (")[0]
-    groups = {line.split(":")[0]: line.split(":", 1)[1] for line in listing.splitlines()
-              if line.split(":")[0] in GROUPS + ("experiment",)}
+    groups = {
+        line.split(":")[0]: line.split(":", 1)[1]
+        for line in listing.splitlines()
+        if line.split(":")[0] in GROUPS + ("experiment",)
+    }
     for group in GROUPS + ("experiment",):
         listed = {item.split("(")[0].strip() for item in groups[group].split(",")}
         on_disk = {p.stem for p in (CONF_DIR / group).glob("*.yaml")}

@@ -1,4 +1,5 @@
 """Viterbi decoding of frame posteriors into chord segments."""
+
 import numpy as np
 import pytest
 

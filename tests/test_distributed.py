@@ -4,6 +4,7 @@ Tolerance: losses of a 2-process run equal those of a 1-process run with the sam
 batch and seed to within 1e-5 relative (float summation order; the train losses come
 out bit-identical here), accuracies exactly.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,16 @@ def _env() -> dict:
 
 
 def _torchrun(args: List[str]) -> List[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-            "-m", "chordexp.run", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "chordexp.run",
+        *args,
+    ]
 
 
 def _history(folder: Path) -> dict:
@@ -55,7 +64,7 @@ def test_sharded_samplers_split_each_global_batch_between_ranks():
     single = list(RandomSampler(data, generator=torch.Generator().manual_seed(3)))
     shards = [list(ShardedRandomSampler(data, torch.Generator().manual_seed(3), rank, 2)) for rank in range(2)]
     for k in range(3):  # global batch 8 = 4 per rank
-        assert sorted(shards[0][4 * k:4 * k + 4] + shards[1][4 * k:4 * k + 4]) == sorted(single[8 * k:8 * k + 8])
+        assert sorted(shards[0][4 * k : 4 * k + 4] + shards[1][4 * k : 4 * k + 4]) == sorted(single[8 * k : 8 * k + 8])
     uneven = [list(ShardedRandomSampler(list(range(5)), torch.Generator().manual_seed(0), r, 2)) for r in range(2)]
     assert len(uneven[0]) == len(uneven[1]) == 3 and set(uneven[0] + uneven[1]) == set(range(5))
     val = [list(ShardedSequentialSampler(list(range(5)), r, 2)) for r in range(2)]
@@ -79,8 +88,9 @@ def test_torchrun_two_processes_match_one_process_and_leave_one_run_folder(tmp_p
     from chordexp.inference import ChordRecognizer
 
     recognizer = ChordRecognizer.from_checkpoint(folder / "checkpoints" / "best.pt")
-    assert not any(isinstance(m, nn.SyncBatchNorm) or type(m).__name__ == "GlobalBatchNorm2d"
-                   for m in recognizer.model.modules())
+    assert not any(
+        isinstance(m, nn.SyncBatchNorm) or type(m).__name__ == "GlobalBatchNorm2d" for m in recognizer.model.modules()
+    )
     # a finished run resumed with a larger num_epochs trains on (here: a DDP run, in one process)
     resumed = run_cli([f"resume={folder}", "trainer.num_epochs=4"], cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -102,8 +112,14 @@ def _worker_pids(parent: int) -> List[int]:
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc to find torchrun's workers")
 def test_sigterm_on_one_rank_stops_every_rank_and_the_run_resumes_under_ddp(tmp_path, run_cli):
     folder = tmp_path / "ddp"
-    job = subprocess.Popen(_torchrun([*LONGER, f"hydra.run.dir={folder}"]), cwd=tmp_path, env=_env(),
-                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    job = subprocess.Popen(
+        _torchrun([*LONGER, f"hydra.run.dir={folder}"]),
+        cwd=tmp_path,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     while _saved_epoch(folder / "checkpoints" / "last.pt") < 1:
         assert job.poll() is None and time.monotonic() < deadline, job.communicate()[0][-3000:]
@@ -119,8 +135,9 @@ def test_sigterm_on_one_rank_stops_every_rank_and_the_run_resumes_under_ddp(tmp_
     assert 1 <= saved < 4 and len(_history(folder)["val_loss"]) == saved
     assert not list((folder / "checkpoints").glob("*.tmp*"))  # no half-written file left
 
-    resumed = subprocess.run(_torchrun([f"resume={folder}"]), cwd=tmp_path, env=_env(), capture_output=True,
-                             text=True, timeout=300)
+    resumed = subprocess.run(
+        _torchrun([f"resume={folder}"]), cwd=tmp_path, env=_env(), capture_output=True, text=True, timeout=300
+    )
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
     reference = run_cli([*LONGER, f"hydra.run.dir={tmp_path / 'single'}"], cwd=tmp_path)
     assert reference.returncode == 0, reference.stderr[-2000:]

@@ -1,6 +1,7 @@
 """The error-line policy: errors of the input or the environment are one line without a
 traceback; bugs keep their traceback; ``CHORDEXP_DEBUG=1`` shows every traceback; in a
 sweep a failed job still raises so that Hydra marks it failed."""
+
 from __future__ import annotations
 
 import errno
@@ -18,7 +19,8 @@ WORKER_MESSAGE = (
     "Caught ItemLoadError in DataLoader worker process 1.\nOriginal Traceback (most recent call last):\n"
     '  File "/x/torch/utils/data/_utils/worker.py", line 349, in _worker_loop\n    data = fetcher.fetch(index)\n'
     "chordexp.data.item_errors.ItemLoadError: SyntheticChordDataset (train split) item 7 failed to load: "
-    "FloatingPointError: overflow\n")
+    "FloatingPointError: overflow\n"
+)
 
 
 def _raise_from_library():
@@ -29,8 +31,10 @@ def _raise_from_library():
 
 def test_one_line_keeps_what_matters_of_each_kind_of_error():
     worker = RuntimeError(WORKER_MESSAGE)
-    assert one_line(worker) == ("in DataLoader worker process 1: ItemLoadError: SyntheticChordDataset (train split) "
-                                "item 7 failed to load: FloatingPointError: overflow")
+    assert one_line(worker) == (
+        "in DataLoader worker process 1: ItemLoadError: SyntheticChordDataset (train split) "
+        "item 7 failed to load: FloatingPointError: overflow"
+    )
     assert is_user_error(worker)
     died = RuntimeError("DataLoader worker (pid(s) 4242) exited unexpectedly")
     assert is_user_error(died) and one_line(died).startswith("DataLoader worker (pid(s) 4242) exited unexpectedly: a ")
@@ -59,6 +63,7 @@ def test_our_value_errors_are_the_users_and_a_librarys_are_bugs():
 @pytest.fixture
 def failing_run(smoke_cfg, monkeypatch):
     """``failing_run(error, mode)``: ``run_task`` of a run whose ``train`` raises ``error``."""
+
     def start(error: BaseException, mode: RunMode = RunMode.RUN):
         def train(cfg):
             raise error

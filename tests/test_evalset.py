@@ -1,4 +1,5 @@
 """chordexp.evalset: progressions -> MIDI + exact .lab, and (with fluidsynth) the rendering."""
+
 import shutil
 import subprocess
 import sys
@@ -102,13 +103,19 @@ def test_missing_fluidsynth_is_one_line_naming_the_debian_packages(tmp_path, mon
     monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(FileNotFoundError, match="apt-get install fluidsynth musescore-general-soundfont-small"):
         build(EvalsetArgs(output=str(tmp_path / "set")))
-    done = subprocess.run([sys.executable, "-m", "chordexp.evalset", f"output={tmp_path / 'set'}",
-                           "soundfont=/nonexistent.sf2"], capture_output=True, text=True, cwd=REPO, timeout=60,
-                          env={"PATH": "/nonexistent"})
+    done = subprocess.run(
+        [sys.executable, "-m", "chordexp.evalset", f"output={tmp_path / 'set'}", "soundfont=/nonexistent.sf2"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
+        env={"PATH": "/nonexistent"},
+    )
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         "error: the fluidsynth command is missing; install the Debian packages: "
-        "apt-get install fluidsynth musescore-general-soundfont-small"]
+        "apt-get install fluidsynth musescore-general-soundfont-small"
+    ]
 
 
 def _soundfont_or_none():
@@ -118,9 +125,10 @@ def _soundfont_or_none():
         return None
 
 
-@pytest.mark.skipif(shutil.which("fluidsynth") is None or _soundfont_or_none() is None,
-                    reason="needs the fluidsynth CLI and a GM SoundFont (apt-get install fluidsynth "
-                           "musescore-general-soundfont-small)")
+@pytest.mark.skipif(
+    shutil.which("fluidsynth") is None or _soundfont_or_none() is None,
+    reason="needs the fluidsynth CLI and a GM SoundFont (apt-get install fluidsynth musescore-general-soundfont-small)",
+)
 def test_renders_a_song_whose_audio_lines_up_with_its_labels(tmp_path):
     import soundfile
 
@@ -134,8 +142,8 @@ def test_renders_a_song_whose_audio_lines_up_with_its_labels(tmp_path):
     mono = audio.mean(axis=1)
     first = int(intervals[1, 0] * rate)  # the first chord, after the N intro
     window = int(0.1 * rate)
-    before = np.sqrt(np.mean(mono[first - window:first] ** 2)) + 1e-9
-    after = np.sqrt(np.mean(mono[first:first + window] ** 2))
+    before = np.sqrt(np.mean(mono[first - window : first] ** 2)) + 1e-9
+    after = np.sqrt(np.mean(mono[first : first + window] ** 2))
     assert 20 * np.log10(after / before) > 10, "the first chord starts where its label says"
     readme = (out / "README.txt").read_text()
     assert "SoundFont licence" in readme and "MIT" in readme
@@ -146,7 +154,8 @@ def test_renders_a_song_whose_audio_lines_up_with_its_labels(tmp_path):
 
 needs_fluidsynth = pytest.mark.skipif(
     shutil.which("fluidsynth") is None or _soundfont_or_none() is None,
-    reason="needs the fluidsynth CLI and a GM SoundFont (apt-get install fluidsynth musescore-general-soundfont-small)")
+    reason="needs the fluidsynth CLI and a GM SoundFont (apt-get install fluidsynth musescore-general-soundfont-small)",
+)
 
 
 def band_songs(split="test", seed=0, count=12):
@@ -190,8 +199,9 @@ def test_band_midi_drums_on_channel_10_bass_on_the_chord_bass_and_a_melody_with_
         count_in_end = song.sections[0].beats * song.beat_seconds
         assert any(s[0] < count_in_end for s in drums)
         kit = [m.program for m in band_song_to_midi(song).tracks[-1] if m.type == "program_change"]
-        assert kit == [song.drum_kit] and [m.channel for m in band_song_to_midi(song).tracks[-1]
-                                           if m.type == "program_change"] == [DRUM_CHANNEL]
+        assert kit == [song.drum_kit] and [
+            m.channel for m in band_song_to_midi(song).tracks[-1] if m.type == "program_change"
+        ] == [DRUM_CHANNEL]
         assert not any(s[0] < count_in_end - 1e-6 for s in spans if s[3] != DRUM_CHANNEL), "the count-in is drums alone"
         bass = song.part("bass").channel
         melody = sorted(s for s in spans if s[3] == song.part("melody").channel)
@@ -249,8 +259,9 @@ def test_dev_and_test_sets_share_no_song(tmp_path):
     assert not {signature(s) for s in test} & {signature(s) for s in dev}
     for a, b in zip(test, dev):
         assert a.name != b.name and song_segments(a) != song_segments(b)
-        assert (midi_bytes(band_song_to_midi(a), tmp_path, "a.mid")
-                != midi_bytes(band_song_to_midi(b), tmp_path, "b.mid"))
+        assert midi_bytes(band_song_to_midi(a), tmp_path, "a.mid") != midi_bytes(
+            band_song_to_midi(b), tmp_path, "b.mid"
+        )
     clean_test = [plan_song(i, 0, n) for i, n in enumerate(choose_progressions(12, 0))]
     clean_dev = [plan_song(i, 0, n, "dev") for i, n in enumerate(choose_progressions(8, 0, "dev"))]
     assert not {signature(s) for s in clean_test} & {signature(s) for s in clean_dev}
@@ -280,10 +291,14 @@ def estimate_tuning_cents(mono, rate):
     freqs = np.fft.rfftfreq(n, 1 / rate)
     band = (freqs > 100) & (freqs < 1500)
     for start in range(0, len(mono) - n, n // 2):
-        magnitude = np.abs(np.fft.rfft(mono[start:start + n] * window))
+        magnitude = np.abs(np.fft.rfft(mono[start : start + n] * window))
         log = np.log(magnitude + 1e-12)
-        peak = ((magnitude[1:-1] > magnitude[:-2]) & (magnitude[1:-1] >= magnitude[2:]) & band[1:-1]
-                & (magnitude[1:-1] > 0.05 * magnitude[band].max()))
+        peak = (
+            (magnitude[1:-1] > magnitude[:-2])
+            & (magnitude[1:-1] >= magnitude[2:])
+            & band[1:-1]
+            & (magnitude[1:-1] > 0.05 * magnitude[band].max())
+        )
         k = np.flatnonzero(peak) + 1
         if len(k):
             a, b, c = log[k - 1], log[k], log[k + 1]
@@ -304,15 +319,16 @@ def test_renders_a_detuned_band_song_whose_labels_end_with_the_audio(tmp_path):
     audio, rate = soundfile.read(str(out / f"{song.name}.flac"), always_2d=True)
     intervals, labels = mir_eval.io.load_labeled_intervals(str(out / f"{song.name}.lab"))
     assert intervals[-1, 1] == pytest.approx(len(audio) / rate, abs=1e-3) and labels[-1] == "N"
-    assert intervals[-1, 0] == pytest.approx(song.chords[-1].start * song.beat_seconds + song.chords[-1].beats
-                                             * song.beat_seconds, abs=1e-6)
+    assert intervals[-1, 0] == pytest.approx(
+        song.chords[-1].start * song.beat_seconds + song.chords[-1].beats * song.beat_seconds, abs=1e-6
+    )
     manifest = json.loads((out / "manifest.json").read_text())[0]
     assert manifest["style"] == "band" and manifest["tuning_cents"] == song.tuning_cents
     mono = audio.mean(axis=1)
     off_by = (estimate_tuning_cents(mono, rate) - manifest["tuning_cents"] + 50) % 100 - 50  # cents wrap at +-50
     assert abs(off_by) < 10, "the band sounds detuned by the manifest's cents"
     count_in = mono[: int(intervals[0, 1] * rate)]
-    assert 20 * np.log10(np.sqrt(np.mean(count_in ** 2))) > -45, "the count-in is heard (drums alone)"
+    assert 20 * np.log10(np.sqrt(np.mean(count_in**2))) > -45, "the count-in is heard (drums alone)"
     spectrum = np.abs(np.fft.rfft(mono)) ** 2
     freqs = np.fft.rfftfreq(len(mono), 1 / rate)
     above = spectrum[freqs > manifest["mastering"]["lowpass_hz"] + 200].sum() / spectrum.sum()

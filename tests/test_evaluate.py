@@ -1,4 +1,5 @@
 """chordexp.evaluate: mir_eval's numbers per file, pooled durations, clear errors, the CLI."""
+
 import json
 import subprocess
 import sys
@@ -29,14 +30,16 @@ def write(path: Path, text: str) -> Path:
 def mir_eval_scores(ref: Path, est: Path) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return mir_eval.chord.evaluate(*mir_eval.io.load_labeled_intervals(str(ref)),
-                                       *mir_eval.io.load_labeled_intervals(str(est)))
+        return mir_eval.chord.evaluate(
+            *mir_eval.io.load_labeled_intervals(str(ref)), *mir_eval.io.load_labeled_intervals(str(est))
+        )
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     """The real command line, in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "chordexp.evaluate", *args], capture_output=True, text=True,
-                          cwd=REPO, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "chordexp.evaluate", *args], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
 
 
 def cli_in_process(capsys, monkeypatch, *args: str) -> subprocess.CompletedProcess:
@@ -71,10 +74,15 @@ def test_half_wrong_estimate_scores_the_expected_fraction_and_agrees_with_mir_ev
 
 
 def test_scores_equal_mir_eval_with_gaps_overhangs_and_inversions(tmp_path):
-    ref = write(tmp_path / "ref.lab", "# reference\n0.5 2.0 C:maj\n2.0 3.1 C:maj/3\n3.1 4.0 N\n4.0 6.5 D:min7\n"
-                                      "6.5 7.25 G:9\n7.25 9.0 X\n9.0 10.0 Eb:hdim7/b3\n")
-    est = write(tmp_path / "est.lab", "0.0 1.0 C:maj\n1.2 2.6 C:maj7\n2.6 4.4 E:min\n4.4 6.0 D:min7\n"
-                                      "6.0 8.0 G:7\n8.0 12.0 Eb:dim\n")
+    ref = write(
+        tmp_path / "ref.lab",
+        "# reference\n0.5 2.0 C:maj\n2.0 3.1 C:maj/3\n3.1 4.0 N\n4.0 6.5 D:min7\n"
+        "6.5 7.25 G:9\n7.25 9.0 X\n9.0 10.0 Eb:hdim7/b3\n",
+    )
+    est = write(
+        tmp_path / "est.lab",
+        "0.0 1.0 C:maj\n1.2 2.6 C:maj7\n2.6 4.4 E:min\n4.4 6.0 D:min7\n6.0 8.0 G:7\n8.0 12.0 Eb:dim\n",
+    )
     scores = evaluate_pair(ref, est)
     for metric, value in mir_eval_scores(ref, est).items():
         assert scores[metric] == pytest.approx(value, abs=1e-12), metric
@@ -187,7 +195,8 @@ def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys, monkeypatch)
     bad = write(preds / "a.lab", "0 2 C:maj\n2 3 C:major\n")
     done = cli(f"predictions={preds}", f"references={refs}")
     assert done.returncode == 2 and done.stderr.strip() == (
-        f"error: {bad}:2: 'C:major' is not a chord label mir_eval can parse")
+        f"error: {bad}:2: 'C:major' is not a chord label mir_eval can parse"
+    )
     assert not (preds / "evaluation.json").exists()
     for args, words in (
         ((f"predictions={tmp_path / 'nope'}", f"references={refs}"), "predictions="),

@@ -1,4 +1,5 @@
 """Export: checkpoint -> ONNX / TorchScript with the front end inside; predict with them."""
+
 import json
 import sys
 
@@ -27,13 +28,13 @@ def checkpoint(tmp_path_factory):
     """A tiny 16 kHz song-mode checkpoint with decoder settings saved (tuning estimate on)."""
     folder = tmp_path_factory.mktemp("export")
     torch.manual_seed(0)
-    model = ChordRecognitionModel(sample_rate=SR, d_model=32, num_blocks=1, num_heads=2, channels=4,
-                                  frame_outputs=True)
+    model = ChordRecognitionModel(sample_rate=SR, d_model=32, num_blocks=1, num_heads=2, channels=4, frame_outputs=True)
     data = TensorDataset(torch.randn(4, SR), torch.zeros(4, dtype=torch.long))
     loader = DataLoader(data, batch_size=2)
     trainer = Trainer(model, loader, loader, TrainingConfig(num_epochs=1, checkpoint_dir=str(folder)))
-    trainer.checkpoint_extra = {"decoder": {"self_transition": 0.9, "prior_weight": 0.5, "estimate_tuning": True,
-                                            "type_prior": [1 / 32] * 32}}
+    trainer.checkpoint_extra = {
+        "decoder": {"self_transition": 0.9, "prior_weight": 0.5, "estimate_tuning": True, "type_prior": [1 / 32] * 32}
+    }
     path = folder / "model.pt"
     trainer.save_checkpoint(path)
     return path, model.eval()
@@ -119,8 +120,20 @@ def test_predict_with_onnx_and_torchscript_writes_the_same_labs_as_pytorch(expor
     outputs = {}
     for backend, model_file in (("torch", checkpoint), ("onnx", paths["onnx"]), ("torchscript", paths["torchscript"])):
         out = tmp_path / backend
-        assert predict.main([f"checkpoint={model_file}", f"input={songs}", f"output={out}", f"backend={backend}",
-                             "probabilities=true", "progress=false", "workers=0"]) == 0
+        assert (
+            predict.main(
+                [
+                    f"checkpoint={model_file}",
+                    f"input={songs}",
+                    f"output={out}",
+                    f"backend={backend}",
+                    "probabilities=true",
+                    "progress=false",
+                    "workers=0",
+                ]
+            )
+            == 0
+        )
         outputs[backend] = out
     for name in ("a", "b", "c"):
         torch_lab = (outputs["torch"] / f"{name}.lab").read_text()
@@ -159,7 +172,9 @@ def test_bad_export_input_is_one_line_and_exit_2(case, checkpoint, tmp_path, mon
     }[case]
     code, err = run_guarded(export, argv, monkeypatch, capsys)
     assert code == 2 and len(err.splitlines()) == 1 and err.startswith("error: ")
-    assert {"missing checkpoint": "nope.pt", "unknown format": "tflite", "existing output": "already exists"}[case] in err
+    assert {"missing checkpoint": "nope.pt", "unknown format": "tflite", "existing output": "already exists"}[
+        case
+    ] in err
     assert existing.read_bytes() == b"keep me"
     assert not (tmp_path / "m.onnx").exists()
 
@@ -174,15 +189,20 @@ def test_predict_with_a_bad_backend_or_model_file_is_one_line(checkpoint, tmp_pa
         ([f"checkpoint={bogus}"], "bogus.onnx"),
         ([f"checkpoint={tmp_path / 'missing.onnx'}"], "missing.onnx"),
     ):
-        code, err = run_guarded(predict, [*argv, f"input={tmp_path / 'a.wav'}", f"output={tmp_path / 'out'}"],
-                                monkeypatch, capsys)
+        code, err = run_guarded(
+            predict, [*argv, f"input={tmp_path / 'a.wav'}", f"output={tmp_path / 'out'}"], monkeypatch, capsys
+        )
         assert code == 2 and len(err.splitlines()) == 1 and expected in err, err
 
 
 def test_audio_shorter_than_the_onnx_graph_takes_is_one_line(exported, tmp_path, monkeypatch, capsys):
     _, _, paths = exported
     soundfile.write(tmp_path / "short.wav", np.zeros(SR // 10, dtype=np.float32), SR)
-    code, err = run_guarded(predict, [f"checkpoint={paths['onnx']}", f"input={tmp_path / 'short.wav'}",
-                                      f"output={tmp_path / 'out'}"], monkeypatch, capsys)
+    code, err = run_guarded(
+        predict,
+        [f"checkpoint={paths['onnx']}", f"input={tmp_path / 'short.wav'}", f"output={tmp_path / 'out'}"],
+        monkeypatch,
+        capsys,
+    )
     assert code == 2 and len(err.splitlines()) == 1 and "shorter than the exported model takes" in err, err
     assert not (tmp_path / "out" / "short.lab").exists()

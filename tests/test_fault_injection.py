@@ -11,6 +11,7 @@ every JSON file of the run must parse. The run is then resumed with
 ``python -m chordexp.run resume=<folder>``; at the end ``history.json``, ``last.pt``,
 ``best.pt`` and the periodic checkpoints' weights equal the uninterrupted run's.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,14 +31,28 @@ from chordexp.training.checkpoint import load_checkpoint_file
 
 EPOCHS = 6
 BATCHES = 12  # data.train_size / data.batch_size
-RUN = ["experiment=smoke", "data.train_size=96", "data.num_workers=1", f"trainer.num_epochs={EPOCHS}",
-       "trainer.deterministic=true", "trainer.save_every=2", "trainer.log_every=1", "trainer.num_threads=1"]
+RUN = [
+    "experiment=smoke",
+    "data.train_size=96",
+    "data.num_workers=1",
+    f"trainer.num_epochs={EPOCHS}",
+    "trainer.deterministic=true",
+    "trainer.save_every=2",
+    "trainer.log_every=1",
+    "trainer.num_threads=1",
+]
 BATCH_LINE = re.compile(rf"epoch (\d+)/{EPOCHS} batch (\d+)/{BATCHES} ")
 
 
 def _start(args: List[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "chordexp.run", *args], cwd=cwd, env=ff.cli_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "chordexp.run", *args],
+        cwd=cwd,
+        env=ff.cli_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +147,8 @@ def _kill_and_resume(kills: int, seed: int, tmp_path: Path, reference: Path) -> 
     metrics = json.loads((folder / "metrics.json").read_text())
     expected = json.loads((reference / "metrics.json").read_text())
     assert {k: v for k, v in metrics.items() if k != "wall_time_s"} == {
-        k: v for k, v in expected.items() if k != "wall_time_s"}
+        k: v for k, v in expected.items() if k != "wall_time_s"
+    }
     assert not list((folder / "checkpoints").glob(".*.tmp")), "a killed writer's temporary file was left behind"
     resumes = len(json.loads((folder / "environment.json").read_text()).get("resumes", []))
     assert resumes >= 1, history

@@ -1,4 +1,5 @@
 """finetune.*: start from a trained model, freeze top-level modules, per-module learning rates."""
+
 from __future__ import annotations
 
 import copy
@@ -66,12 +67,19 @@ def test_weights_are_carried_over_exactly_with_a_fresh_optimizer_and_schedule(pr
     assert trainer.current_epoch == 0 and all(v == [] for v in trainer.history.values())
     assert trainer.optimizer.state_dict()["state"] == {}
     assert trainer.scheduler.last_epoch == 0
-    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(config.learning_rate)  # epoch 0 of a fresh 2-epoch cosine
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(
+        config.learning_rate
+    )  # epoch 0 of a fresh 2-epoch cosine
 
 
 def test_multipliers_reach_the_optimizer_groups_and_frozen_parameters_stay_out(compose_cfg, tmp_path):
-    _, config, components = _components(compose_cfg, tmp_path, "finetune.freeze=[input_norm,stem]",
-                                        "+finetune.lr_multipliers.encoder=0.1", "scheduler=onecycle")
+    _, config, components = _components(
+        compose_cfg,
+        tmp_path,
+        "finetune.freeze=[input_norm,stem]",
+        "+finetune.lr_multipliers.encoder=0.1",
+        "scheduler=onecycle",
+    )
     model = components["model"]
     components.pop("decoder", None)
     trainer = Trainer(config=config, **components)
@@ -88,7 +96,9 @@ def test_multipliers_reach_the_optimizer_groups_and_frozen_parameters_stay_out(c
 
 
 def test_cosine_schedule_scales_every_group(compose_cfg, tmp_path):
-    _, config, components = _components(compose_cfg, tmp_path, "+finetune.lr_multipliers.encoder=0.1", "+finetune.lr_multipliers.heads=2.0")
+    _, config, components = _components(
+        compose_cfg, tmp_path, "+finetune.lr_multipliers.encoder=0.1", "+finetune.lr_multipliers.heads=2.0"
+    )
     components.pop("decoder", None)
     trainer = Trainer(config=config, **components)
     for _ in range(2):
@@ -98,10 +108,17 @@ def test_cosine_schedule_scales_every_group(compose_cfg, tmp_path):
         trainer.scheduler.step()
 
 
-def test_frozen_parameters_and_batchnorm_statistics_are_unchanged_after_training(pretrained, compose_cfg, tmp_path,
-                                                                                  as_job):
-    cfg = as_job(compose_cfg(*SMOKE, f"finetune.init_from={pretrained}", "finetune.freeze=[input_norm,stem]",
-                             "+finetune.lr_multipliers.encoder=0.1"))
+def test_frozen_parameters_and_batchnorm_statistics_are_unchanged_after_training(
+    pretrained, compose_cfg, tmp_path, as_job
+):
+    cfg = as_job(
+        compose_cfg(
+            *SMOKE,
+            f"finetune.init_from={pretrained}",
+            "finetune.freeze=[input_norm,stem]",
+            "+finetune.lr_multipliers.encoder=0.1",
+        )
+    )
     train(cfg)
     before, after = _saved_model(pretrained), _saved_model(tmp_path / "checkpoints" / "last.pt")
     frozen = [k for k in before if k.startswith(("input_norm.", "stem."))]
@@ -140,11 +157,14 @@ def test_heads_of_another_shape_are_reinitialised_only_when_asked(pretrained, tm
     assert "re-initialised 2 tensors" in caplog.text
 
 
-@pytest.mark.parametrize("overrides,pattern", [
-    (("finetune.freeze=[backbone]",), r"^finetune.freeze: unknown module 'backbone' .*valid: frontend, input_norm"),
-    (("+finetune.lr_multipliers.encoder=0",), r"^finetune.lr_multipliers.encoder=0.0 must be"),
-    (("finetune.freeze=[encoder]", "+finetune.lr_multipliers.encoder=0.5"), r"encoder is frozen"),
-])
+@pytest.mark.parametrize(
+    "overrides,pattern",
+    [
+        (("finetune.freeze=[backbone]",), r"^finetune.freeze: unknown module 'backbone' .*valid: frontend, input_norm"),
+        (("+finetune.lr_multipliers.encoder=0",), r"^finetune.lr_multipliers.encoder=0.0 must be"),
+        (("finetune.freeze=[encoder]", "+finetune.lr_multipliers.encoder=0.5"), r"encoder is frozen"),
+    ],
+)
 def test_bad_settings_are_one_line(compose_cfg, tmp_path, overrides, pattern):
     with pytest.raises(ConfigValueError, match=pattern) as err:
         _components(compose_cfg, tmp_path, *overrides)
@@ -167,8 +187,14 @@ def test_the_finetune_preset_needs_init_from(compose_cfg):
 
 
 def test_a_resumed_fine_tuning_run_matches_an_uninterrupted_one(pretrained, compose_cfg, tmp_path):
-    settings = (*SMOKE, f"finetune.init_from={pretrained}", "finetune.freeze=[input_norm,stem]",
-                "+finetune.lr_multipliers.encoder=0.1", "scheduler=constant", "scheduler.warmup_epochs=0")
+    settings = (
+        *SMOKE,
+        f"finetune.init_from={pretrained}",
+        "finetune.freeze=[input_norm,stem]",
+        "+finetune.lr_multipliers.encoder=0.1",
+        "scheduler=constant",
+        "scheduler.warmup_epochs=0",
+    )
     histories = {}
     try:
         whole = tmp_path / "whole"
@@ -184,7 +210,10 @@ def test_a_resumed_fine_tuning_run_matches_an_uninterrupted_one(pretrained, comp
         GlobalHydra.instance().clear()
     assert len(histories["parts"]["train_loss"]) == 3
     assert histories["parts"] == histories["whole"]
-    whole_state, parts_state = _saved_model(whole / "checkpoints" / "last.pt"), _saved_model(parts / "checkpoints" / "last.pt")
+    whole_state, parts_state = (
+        _saved_model(whole / "checkpoints" / "last.pt"),
+        _saved_model(parts / "checkpoints" / "last.pt"),
+    )
     assert all(torch.equal(whole_state[k], parts_state[k]) for k in whole_state)
 
 
@@ -196,14 +225,34 @@ def test_fine_tuning_under_ddp_matches_one_process_and_keeps_frozen_parts(pretra
     import subprocess
     import sys
 
-    settings = [*SMOKE, "trainer.deterministic=true", f"finetune.init_from={pretrained}",
-                "finetune.freeze=[input_norm,stem]", "+finetune.lr_multipliers.encoder=0.1"]
+    settings = [
+        *SMOKE,
+        "trainer.deterministic=true",
+        f"finetune.init_from={pretrained}",
+        "finetune.freeze=[input_norm,stem]",
+        "+finetune.lr_multipliers.encoder=0.1",
+    ]
     single = run_cli([*settings, f"hydra.run.dir={tmp_path / 'single'}"], cwd=tmp_path)
     assert single.returncode == 0, single.stderr[-2000:]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "chordexp.run", *settings, f"hydra.run.dir={tmp_path / 'ddp'}"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "chordexp.run",
+            *settings,
+            f"hydra.run.dir={tmp_path / 'ddp'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ddp.returncode == 0, (ddp.stdout + ddp.stderr)[-3000:]
     histories = [json.loads((tmp_path / name / "history.json").read_text()) for name in ("ddp", "single")]
     assert list(histories[0]) == list(histories[1])

@@ -1,4 +1,5 @@
 """The report over cross-validation folds: mean ± std of each metric per group of fold runs."""
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,15 @@ def folds(tmp_path) -> Path:
     job = 0
     for optimizer in LOSSES:
         for fold in range(3):
-            make_run(tmp_path / str(job), [f"optimizer={optimizer}", "data.num_folds=3", f"data.fold={fold}"],
-                     {"best_val_loss": LOSSES[optimizer][fold], "best_val_chord_type_acc": ACCS[optimizer][fold],
-                      "epochs_run": 3})
+            make_run(
+                tmp_path / str(job),
+                [f"optimizer={optimizer}", "data.num_folds=3", f"data.fold={fold}"],
+                {
+                    "best_val_loss": LOSSES[optimizer][fold],
+                    "best_val_chord_type_acc": ACCS[optimizer][fold],
+                    "epochs_run": 3,
+                },
+            )
             job += 1
     return tmp_path
 
@@ -48,7 +55,8 @@ def test_runs_differing_only_in_the_fold_are_one_group_with_mean_and_std(folds):
         assert count == 3 and mean == pytest.approx(statistics.mean(LOSSES[optimizer]))
         assert std == pytest.approx(statistics.stdev(LOSSES[optimizer]))
         assert summary["best_val_chord_type_acc"][:2] == pytest.approx(
-            (statistics.mean(ACCS[optimizer]), statistics.stdev(ACCS[optimizer])))
+            (statistics.mean(ACCS[optimizer]), statistics.stdev(ACCS[optimizer]))
+        )
 
 
 def test_a_failed_fold_is_left_out_of_the_figures(tmp_path):
@@ -57,7 +65,7 @@ def test_a_failed_fold_is_left_out_of_the_figures(tmp_path):
     make_run(tmp_path / "2", ["data.fold=2"])  # no metrics.json: failed or still running
     (summary,) = summarise_folds(collect_runs(tmp_path), ["best_val_loss"])
     assert summary["group"] == "all" and summary["folds"] == ["0", "1", "2"] and summary["n"] == 2
-    assert summary["best_val_loss"] == pytest.approx((2.0, 2 ** 0.5, 2))
+    assert summary["best_val_loss"] == pytest.approx((2.0, 2**0.5, 2))
 
 
 def test_runs_without_folds_get_no_fold_table(tmp_path):
@@ -71,7 +79,7 @@ def test_the_report_command_prints_the_fold_table(folds, capsys):
     out = capsys.readouterr().out
     lines = out.splitlines()
     start = lines.index("over folds (data.fold; mean ± sample std over the runs of each group):")
-    head, _, adamw, sgd = lines[start + 1:start + 5]
+    head, _, adamw, sgd = lines[start + 1 : start + 5]
     assert head.split()[:4] == ["group", "folds", "best_val_loss", "best_val_chord_type_acc"]
     assert adamw.split()[:5] == ["optimizer=adamw", "3", "1.0000", "±", "0.2000"]
     assert sgd.split()[:5] == ["optimizer=sgd", "3", "2.5000", "±", "0.5000"]

@@ -1,4 +1,5 @@
 """``data=folder``: composition against its schema, and the composed node building real loaders."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,8 +51,13 @@ def test_folder_option_composes_typed_by_its_schema(compose_cfg, songs):
     assert OmegaConf.get_type(cfg.data) is FolderDataConfig
     assert OmegaConf.get_type(cfg.data.dataset) is FolderDatasetConfig
     assert cfg.data.dataset._target_ == "chordexp.data.FolderChordDataset"
-    assert (cfg.data.train_size, cfg.data.val_size, cfg.data.batch_size, cfg.data.num_workers,
-            cfg.data.cache) == (8000, 1000, 32, 0, False)
+    assert (cfg.data.train_size, cfg.data.val_size, cfg.data.batch_size, cfg.data.num_workers, cfg.data.cache) == (
+        8000,
+        1000,
+        32,
+        0,
+        False,
+    )
     assert cfg.model.sample_rate == cfg.data.sample_rate == cfg.data.dataset.sample_rate == 44100
     assert cfg.model.context_seconds == cfg.data.clip_seconds == cfg.data.dataset.clip_seconds
     assert not OmegaConf.missing_keys({k: cfg[k] for k in cfg if k != "hydra"})
@@ -65,8 +71,9 @@ def test_without_a_root_composition_leaves_hydras_missing_value(compose_cfg):
         cfg.data.dataset.root
 
 
-@pytest.mark.parametrize("override", ["data.dataset.rooot=/x", "data.dataset.pitch_shift=many",
-                                      "data.dataset.val_fraction=lots"])
+@pytest.mark.parametrize(
+    "override", ["data.dataset.rooot=/x", "data.dataset.pitch_shift=many", "data.dataset.val_fraction=lots"]
+)
 def test_a_misspelt_key_or_wrong_type_fails_at_composition(compose_cfg, override):
     with pytest.raises(ConfigCompositionException):
         compose_cfg("data=folder", "data.dataset.root=/x", override)
@@ -83,8 +90,7 @@ def test_the_schema_has_exactly_the_dataset_arguments():
 
 
 def test_the_composed_node_builds_datasets_that_feed_a_batch(compose_cfg, songs):
-    cfg = compose_cfg("data=folder", f"data.dataset.root={songs}", "experiment=smoke",
-                      "data.dataset.val_fraction=0.5")
+    cfg = compose_cfg("data=folder", f"data.dataset.root={songs}", "experiment=smoke", "data.dataset.val_fraction=0.5")
     train_set, val_set = build_datasets(cfg)
     assert isinstance(train_set, FolderChordDataset) and isinstance(val_set, FolderChordDataset)
     assert (len(train_set), len(val_set)) == (cfg.data.train_size, cfg.data.val_size)
@@ -101,9 +107,18 @@ def test_the_composed_node_builds_datasets_that_feed_a_batch(compose_cfg, songs)
 
 
 def test_train_runs_on_a_folder_of_songs(compose_cfg, as_job, songs, tmp_path):
-    cfg = as_job(compose_cfg("data=folder", f"data.dataset.root={songs}", "experiment=smoke",
-                             "data.dataset.val_fraction=0.5", "trainer.num_epochs=2", "trainer.num_threads=1",
-                             "data.train_size=16", "data.val_size=8"))
+    cfg = as_job(
+        compose_cfg(
+            "data=folder",
+            f"data.dataset.root={songs}",
+            "experiment=smoke",
+            "data.dataset.val_fraction=0.5",
+            "trainer.num_epochs=2",
+            "trainer.num_threads=1",
+            "data.train_size=16",
+            "data.val_size=8",
+        )
+    )
     metrics = train(cfg)
     assert metrics["epochs_run"] == 2 and np.isfinite(metrics["best_val_loss"])
     assert (tmp_path / "history.json").is_file()

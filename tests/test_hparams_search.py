@@ -1,5 +1,6 @@
 """The Optuna search preset (``hparams_search=optuna``), the SLURM launcher preset and
 failing jobs in sweeps: composition, and real searches through the command line."""
+
 from __future__ import annotations
 
 import json
@@ -73,16 +74,22 @@ def test_preset_is_a_seeded_tpe_search_of_lr_weight_decay_scheduler_and_width(co
     assert cfg.optimized_metric in METRIC_KEYS
     assert sweeper.direction is None and direction_for(cfg.optimized_metric) == "minimize"  # follows the metric
     assert sweeper.n_trials >= 8 and sweeper.max_failure_rate == 1.0  # a failed trial ends nothing
-    for group, option, target in (("sampler", "cmaes", "optuna.samplers.CmaEsSampler"),
-                                  ("sampler", "random", "optuna.samplers.RandomSampler"),
-                                  ("pruner", "hyperband", "optuna.pruners.HyperbandPruner"),
-                                  ("pruner", "successive_halving", "optuna.pruners.SuccessiveHalvingPruner"),
-                                  ("pruner", "none", "optuna.pruners.NopPruner")):
+    for group, option, target in (
+        ("sampler", "cmaes", "optuna.samplers.CmaEsSampler"),
+        ("sampler", "random", "optuna.samplers.RandomSampler"),
+        ("pruner", "hyperband", "optuna.pruners.HyperbandPruner"),
+        ("pruner", "successive_halving", "optuna.pruners.SuccessiveHalvingPruner"),
+        ("pruner", "none", "optuna.pruners.NopPruner"),
+    ):
         other = compose_cfg("hparams_search=optuna", f"hydra/sweeper/{group}={option}", "seed=3")
         node = instantiate(other.hydra.sweeper[group])
         assert type(node).__name__ == target.rsplit(".", 1)[1] and type(node).__module__.startswith("optuna.")
-    assert compose_cfg("hparams_search=optuna", "trainer.num_epochs=9",
-                       "hydra/sweeper/pruner=hyperband").hydra.sweeper.pruner.max_resource == 9
+    assert (
+        compose_cfg(
+            "hparams_search=optuna", "trainer.num_epochs=9", "hydra/sweeper/pruner=hyperband"
+        ).hydra.sweeper.pruner.max_resource
+        == 9
+    )
 
     space = search_space(cfg)
     assert set(space) == SEARCHED
@@ -107,8 +114,15 @@ def test_every_point_of_the_search_space_is_a_valid_run(compose_cfg, model):
     points = [(s, d) for s in choices(space["scheduler"]) for d in choices(space["model.d_model"])]
     for i, (scheduler, d_model) in enumerate(points):
         corner = corners[i % 2]
-        cfg = compose_cfg("experiment=smoke", f"model={model}", "hparams_search=optuna", f"scheduler={scheduler}",
-                          f"model.d_model={d_model}", f"optimizer.lr={corner[0]}", f"optimizer.weight_decay={corner[1]}")
+        cfg = compose_cfg(
+            "experiment=smoke",
+            f"model={model}",
+            "hparams_search=optuna",
+            f"scheduler={scheduler}",
+            f"model.d_model={d_model}",
+            f"optimizer.lr={corner[0]}",
+            f"optimizer.weight_decay={corner[1]}",
+        )
         config = to_training_config(cfg)
         assert (config.scheduler, config.learning_rate, config.weight_decay) == (scheduler, *corner)
         assert cfg.model.d_model % cfg.model.num_heads == 0, (model, d_model)
@@ -116,8 +130,9 @@ def test_every_point_of_the_search_space_is_a_valid_run(compose_cfg, model):
 
 
 def test_slurm_preset_composes_the_submitit_slurm_launcher(compose_cfg):
-    cfg = compose_cfg("hparams_search=optuna", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
-                      "hydra.sweeper.n_jobs=8")
+    cfg = compose_cfg(
+        "hparams_search=optuna", "hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.sweeper.n_jobs=8"
+    )
     launcher = cfg.hydra.launcher
     assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
     assert cfg.hydra.runtime.choices["hydra/launcher"] == "slurm"
@@ -151,8 +166,13 @@ def test_slurm_launcher_turns_a_sweep_into_one_sbatch_array(compose_cfg, tmp_pat
 
     monkeypatch.setattr(submitit.AutoExecutor, "map_array", map_array)
     sweep = tmp_path / "sweep"
-    cfg = compose_cfg("experiment=smoke", "hydra/launcher=slurm", "hydra.launcher.partition=gpu",
-                      "hydra.launcher.account=acme", f"hydra.sweep.dir={sweep}")
+    cfg = compose_cfg(
+        "experiment=smoke",
+        "hydra/launcher=slurm",
+        "hydra.launcher.partition=gpu",
+        "hydra.launcher.account=acme",
+        f"hydra.sweep.dir={sweep}",
+    )
     launcher = instantiate(cfg.hydra.launcher)
     launcher.setup(hydra_context=None, task_function=None, config=cfg)
     with pytest.raises(Submitted):
@@ -161,19 +181,42 @@ def test_slurm_launcher_turns_a_sweep_into_one_sbatch_array(compose_cfg, tmp_pat
     executor = captured["executor"]._executor
     assert type(executor).__name__ == "SlurmExecutor" and executor.folder == sweep / ".submitit" / "%j"
     assert executor.max_num_timeout == 0
-    assert {k: executor.parameters[k] for k in ("time", "cpus_per_task", "mem", "partition", "account", "job_name",
-                                                "nodes", "ntasks_per_node", "array_parallelism")} == {
-        "time": 120, "cpus_per_task": 8, "mem": "16GB", "partition": "gpu", "account": "acme", "job_name": "run",
-        "nodes": 1, "ntasks_per_node": 1, "array_parallelism": 16}
+    assert {
+        k: executor.parameters[k]
+        for k in (
+            "time",
+            "cpus_per_task",
+            "mem",
+            "partition",
+            "account",
+            "job_name",
+            "nodes",
+            "ntasks_per_node",
+            "array_parallelism",
+        )
+    } == {
+        "time": 120,
+        "cpus_per_task": 8,
+        "mem": "16GB",
+        "partition": "gpu",
+        "account": "acme",
+        "job_name": "run",
+        "nodes": 1,
+        "ntasks_per_node": 1,
+        "array_parallelism": 16,
+    }
     assert executor.parameters.get("gpus_per_node") is None
     assert [(job[0], job[2]) for job in captured["jobs"]] == [(["optimizer.lr=1e-3"], 0), (["optimizer.lr=1e-2"], 1)]
 
 
-@pytest.mark.parametrize("overrides, expected", [
-    ([], 1),
-    (["hydra/launcher=slurm"], 1),  # each SLURM job has its own cores
-    (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], min(2, os.cpu_count() or 1)),
-])
+@pytest.mark.parametrize(
+    "overrides, expected",
+    [
+        ([], 1),
+        (["hydra/launcher=slurm"], 1),  # each SLURM job has its own cores
+        (["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"], min(2, os.cpu_count() or 1)),
+    ],
+)
 def test_only_joblib_jobs_share_the_machine(compose_cfg, as_job, overrides, expected):
     as_job(compose_cfg(*overrides))
     assert parallel_jobs() == expected
@@ -188,11 +231,23 @@ def test_optuna_search_prunes_a_trial_keeps_its_folder_and_goes_on_after_a_faile
     their run folder kept (one epoch, metrics.json, pruned.json; ``pruned`` in the report);
     the 1e30 trial's loss turns NaN, it is FAIL, and the study runs the next trial."""
     sweep, db = tmp_path / "sweep", tmp_path / "study.db"
-    done = run_cli(["hparams_search=optuna", "experiment=smoke", "hydra.sweeper.n_trials=3",
-                    "hydra/sweeper/sampler=random", "hydra.sweeper.sampler.seed=3",  # draws 1e-3, 1e30, 1e-3
-                    "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=0.0",
-                    "data.train_size=16", "trainer.num_epochs=2", f"optimizer.lr=choice(1e-3,{DIVERGING_LR})",
-                    f"hydra.sweep.dir={sweep}", f"hydra.sweeper.storage=sqlite:///{db}"], cwd=tmp_path)
+    done = run_cli(
+        [
+            "hparams_search=optuna",
+            "experiment=smoke",
+            "hydra.sweeper.n_trials=3",
+            "hydra/sweeper/sampler=random",
+            "hydra.sweeper.sampler.seed=3",  # draws 1e-3, 1e30, 1e-3
+            "hydra/sweeper/pruner=threshold",
+            "hydra.sweeper.pruner.upper=0.0",
+            "data.train_size=16",
+            "trainer.num_epochs=2",
+            f"optimizer.lr=choice(1e-3,{DIVERGING_LR})",
+            f"hydra.sweep.dir={sweep}",
+            f"hydra.sweeper.storage=sqlite:///{db}",
+        ],
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "trial 1 failed (NonFiniteLossError" in done.stdout + done.stderr
 
@@ -227,9 +282,19 @@ def test_failed_job_of_a_parallel_sweep_keeps_the_others_and_reports_failed(run_
     """Two jobs at once (joblib); the second diverges. The first keeps its complete folder,
     Hydra reports the failure after both ran, and the report lists the run as failed."""
     sweep = tmp_path / "sweep"
-    done = run_cli(["-m", "experiment=smoke", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-                    "data.train_size=16", "trainer.num_epochs=2", f"optimizer.lr=1e-3,{DIVERGING_LR}",
-                    f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    done = run_cli(
+        [
+            "-m",
+            "experiment=smoke",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            "data.train_size=16",
+            "trainer.num_epochs=2",
+            f"optimizer.lr=1e-3,{DIVERGING_LR}",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+    )
     assert done.returncode != 0 and "NonFiniteLossError" in done.stderr
     check_run_folder(sweep / "0", num_epochs=2, save_every=2)
     failed = sweep / "1"
@@ -250,8 +315,17 @@ def test_eight_trial_search_on_smoke_names_the_best_trial(run_cli, tmp_path):
     """The preset as shipped, 8 trials of ``experiment=smoke``: every trial a complete run
     (or one the median pruner stopped), the best one named in optimization_results.yaml."""
     sweep, db = tmp_path / "sweep", tmp_path / "study.db"
-    done = run_cli(["hparams_search=optuna", "experiment=smoke", "hydra.sweeper.n_trials=8",
-                    f"hydra.sweep.dir={sweep}", f"hydra.sweeper.storage=sqlite:///{db}"], cwd=tmp_path, timeout=900)
+    done = run_cli(
+        [
+            "hparams_search=optuna",
+            "experiment=smoke",
+            "hydra.sweeper.n_trials=8",
+            f"hydra.sweep.dir={sweep}",
+            f"hydra.sweeper.storage=sqlite:///{db}",
+        ],
+        cwd=tmp_path,
+        timeout=900,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     trials = trials_of(db)
     assert len(trials) == 8 and all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)

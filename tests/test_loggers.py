@@ -2,6 +2,7 @@
 metrics.csv with csv, the MLflow store with MlflowClient, the offline wandb run file
 with wandb's protobuf records. A resumed run must continue the same tracker run with
 every epoch once."""
+
 from __future__ import annotations
 
 import csv
@@ -27,22 +28,41 @@ from tests.test_tracking import NUM_SAMPLES, TinyModel  # the same three-head mo
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-CONFIG = {"optimizer": {"_target_": "torch.optim.AdamW", "lr": 1e-3, "betas": [0.9, 0.999]},
-          "trainer": {"num_epochs": 4}, "eval_songs": None, "seed": 0}
+CONFIG = {
+    "optimizer": {"_target_": "torch.optim.AdamW", "lr": 1e-3, "betas": [0.9, 0.999]},
+    "trainer": {"num_epochs": 4},
+    "eval_songs": None,
+    "seed": 0,
+}
 
 
 def make_trainer(tmp_path: Path, num_epochs: int, *callbacks, save_every: int = 0) -> Trainer:
     torch.manual_seed(0)
     train_set = DataLoader(DummyChordDataset(8, num_samples=NUM_SAMPLES, split="train"), batch_size=4)
     val_set = DataLoader(DummyChordDataset(4, num_samples=NUM_SAMPLES, split="val"), batch_size=4)
-    config = TrainingConfig(learning_rate=1e-2, num_epochs=num_epochs, warmup_epochs=1, scheduler="cosine",
-                            device="cpu", checkpoint_dir=str(tmp_path / "ckpt"), save_every=save_every,
-                            log_every=1, patience=0)
+    config = TrainingConfig(
+        learning_rate=1e-2,
+        num_epochs=num_epochs,
+        warmup_epochs=1,
+        scheduler="cosine",
+        device="cpu",
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        save_every=save_every,
+        log_every=1,
+        patience=0,
+    )
     return Trainer(TinyModel(), train_set, val_set, config, callbacks=list(callbacks))
 
 
-EPOCH_KEYS = {"train_total_loss", "val_total_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc",
-              "learning_rate", "epoch_seconds"}
+EPOCH_KEYS = {
+    "train_total_loss",
+    "val_total_loss",
+    "val_chord_type_acc",
+    "val_root_acc",
+    "val_bass_note_acc",
+    "learning_rate",
+    "epoch_seconds",
+}
 
 
 def train_and_resume(tmp_path: Path, make_logger, first: int = 2, total: int = 4):
@@ -57,8 +77,9 @@ def train_and_resume(tmp_path: Path, make_logger, first: int = 2, total: int = 4
     resumed = make_trainer(tmp_path, total, logger)
     resumed.load_checkpoint(tmp_path / "ckpt" / "last.pt")
     history = resumed.train()
-    (folder / "metrics.json").write_text(json.dumps({"best_val_loss": min(history["val_loss"]), "epochs_run": total,
-                                                      "monitor": "val_loss"}))
+    (folder / "metrics.json").write_text(
+        json.dumps({"best_val_loss": min(history["val_loss"]), "epochs_run": total, "monitor": "val_loss"})
+    )
     (folder / "plots").mkdir(exist_ok=True)
     (folder / "plots" / "learning_curves.png").write_bytes(b"\x89PNG\r\n")
     finish_loggers([logger], folder)
@@ -118,8 +139,9 @@ def with_store(folder: Path, template: Path) -> Path:
 def test_mlflow_run_holds_params_epochs_once_and_artefacts_after_a_resume(tmp_path, empty_mlflow_db):
     from mlflow.tracking import MlflowClient
 
-    folder, history = train_and_resume(tmp_path, lambda folder: MLflowLogger(with_store(folder, empty_mlflow_db),
-                                                                             CONFIG))
+    folder, history = train_and_resume(
+        tmp_path, lambda folder: MLflowLogger(with_store(folder, empty_mlflow_db), CONFIG)
+    )
     state = json.loads((folder / "mlflow_run.json").read_text())
     assert state["tracking_uri"] == f"sqlite:///{(folder / 'mlflow.db').resolve()}"
     client = MlflowClient(tracking_uri=state["tracking_uri"])
@@ -153,10 +175,10 @@ def wandb_records(path: Path):
         if block - offset % block < 7:  # too little room left in the block for a header: padding
             offset += block - offset % block
             continue
-        _crc, length, kind = struct.unpack("<IHB", data[offset:offset + 7])
+        _crc, length, kind = struct.unpack("<IHB", data[offset : offset + 7])
         if kind == 0 and length == 0:
             break
-        pending += data[offset + 7:offset + 7 + length]
+        pending += data[offset + 7 : offset + 7 + length]
         offset += 7 + length
         if kind in (1, 4):  # full or last: a whole record
             record = wandb_internal_pb2.Record()
@@ -171,8 +193,9 @@ def wandb_history(folder: Path) -> List[Dict[str, float]]:
     for path in sorted(folder.glob("wandb/offline-run-*/run-*.wandb")):
         for record in wandb_records(path):
             if record.WhichOneof("record_type") == "history":
-                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                             for item in record.history.item})
+                rows.append(
+                    {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+                )
     return rows
 
 
@@ -180,8 +203,9 @@ def test_wandb_offline_run_continues_on_resume_with_every_epoch_once(tmp_path):
     folder, history = train_and_resume(tmp_path, lambda folder: WandbLogger(folder, CONFIG))
     run_id = json.loads((folder / "wandb_run.json").read_text())["id"]
     sessions = sorted(folder.glob("wandb/offline-run-*"))
-    assert len(sessions) == 2 and all(path.name.endswith(f"-{run_id}") or f"-{run_id}-" in path.name
-                                      for path in sessions)
+    assert len(sessions) == 2 and all(
+        path.name.endswith(f"-{run_id}") or f"-{run_id}-" in path.name for path in sessions
+    )
     rows = wandb_history(folder)
     assert [row["epoch"] for row in rows] == [1, 2, 3, 4]
     assert [row["_step"] for row in rows] == [1, 2, 3, 4]
@@ -191,8 +215,12 @@ def test_wandb_offline_run_continues_on_resume_with_every_epoch_once(tmp_path):
     values = {item.key: json.loads(item.value_json) for item in config.update}
     assert values["optimizer"]["lr"] == 0.001 and values["trainer"] == {"num_epochs": 4}
     last = list(wandb_records(next(sessions[1].glob("run-*.wandb"))))
-    summary = {item.key: json.loads(item.value_json) for r in last if r.WhichOneof("record_type") == "summary"
-               for item in r.summary.update}
+    summary = {
+        item.key: json.loads(item.value_json)
+        for r in last
+        if r.WhichOneof("record_type") == "summary"
+        for item in r.summary.update
+    }
     assert summary["best_val_loss"] == pytest.approx(min(history["val_loss"]))
     assert (sessions[1] / "files" / "metrics.json").is_file()
     assert (sessions[1] / "files" / "plots" / "learning_curves.png").is_file()
@@ -229,8 +257,12 @@ def test_each_option_nests_under_its_name_typed_by_its_schema(compose_cfg, optio
 def test_logger_null_on_the_command_line_means_no_tracker():
     from chordexp.experiment.launch import no_trackers
 
-    assert [no_trackers(arg) for arg in ("logger=null", "logger=None", "logger=csv", "x=null")] == \
-        ["logger=[]", "logger=[]", "logger=csv", "x=null"]
+    assert [no_trackers(arg) for arg in ("logger=null", "logger=None", "logger=csv", "x=null")] == [
+        "logger=[]",
+        "logger=[]",
+        "logger=csv",
+        "x=null",
+    ]
 
 
 def test_a_tracker_outside_the_allowlist_is_refused(compose_cfg, tmp_path):
@@ -257,8 +289,15 @@ def test_a_run_with_three_trackers_fills_each_and_uploads_its_folder(compose_cfg
     after metrics.json and the plots exist."""
     from mlflow.tracking import MlflowClient
 
-    cfg = as_job(compose_cfg("experiment=smoke", "logger=[csv,tensorboard,mlflow]", "trainer.num_epochs=2",
-                             "data.train_size=16", "data.val_size=8"))
+    cfg = as_job(
+        compose_cfg(
+            "experiment=smoke",
+            "logger=[csv,tensorboard,mlflow]",
+            "trainer.num_epochs=2",
+            "data.train_size=16",
+            "data.val_size=8",
+        )
+    )
     metrics = train(cfg)
     history = json.loads((tmp_path / "history.json").read_text())
     rows = read_csv(tmp_path / "metrics.csv")
@@ -278,8 +317,11 @@ def test_a_run_with_three_trackers_fills_each_and_uploads_its_folder(compose_cfg
 def test_a_missing_tracker_library_fails_before_anything_is_written(compose_cfg, as_job, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if not installed
     cfg = as_job(compose_cfg("experiment=smoke", "logger=[tensorboard,mlflow]"))
-    with pytest.raises(ConfigValueError, match=r"^logger.mlflow needs the mlflow package, which is not installed: "
-                                               r"pip install 'chordexp\[mlflow\]'"):
+    with pytest.raises(
+        ConfigValueError,
+        match=r"^logger.mlflow needs the mlflow package, which is not installed: "
+        r"pip install 'chordexp\[mlflow\]'",
+    ):
         train(cfg)
     assert list(tmp_path.iterdir()) == []
 

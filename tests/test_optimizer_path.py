@@ -1,6 +1,7 @@
 """AdamW takes its fused path (one kernel per step) wherever the project builds it:
 the default run's optimizer, the Trainer's own default and the plain-loop baseline
 of the bench, so the Trainer and its baseline are measured on the same path."""
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,12 @@ def test_the_default_runs_adamw_and_the_trainers_default_are_fused(tmp_path):
     assert optimizer.defaults["fused"] is True
 
     config.checkpoint_dir = str(tmp_path)
-    batch = [(torch.zeros(1, model.sample_rate),
-              {key: torch.zeros(1, dtype=torch.long) for key in ("chord_type", "root", "bass_note")})]
+    batch = [
+        (
+            torch.zeros(1, model.sample_rate),
+            {key: torch.zeros(1, dtype=torch.long) for key in ("chord_type", "root", "bass_note")},
+        )
+    ]
     trainer = Trainer(model=model, train_loader=batch, val_loader=batch, config=config)
     assert trainer.optimizer.defaults["fused"] is True
 

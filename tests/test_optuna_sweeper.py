@@ -9,6 +9,7 @@ line runs in test_hparams_search.py). The sweeper ends a bad search with one lin
 from it): Hydra's plugin scan re-runs the plugin's modules, so their classes imported
 here are not the ones raised.
 """
+
 from __future__ import annotations
 
 import math
@@ -52,8 +53,9 @@ def test_the_preset_yaml_parses_into_log_floats_and_categories():
 
 
 def test_ranges_intervals_fixed_values_and_the_command_line_over_the_preset():
-    space, fixed = parse_search_space(["a=range(1,5)", "b=range(0,1,0.25)", "c=interval(0.1, 0.9)",
-                                       "d=7", "e=choice(x,y)", "e=z", "d=choice(1,2)"])
+    space, fixed = parse_search_space(
+        ["a=range(1,5)", "b=range(0,1,0.25)", "c=interval(0.1, 0.9)", "d=7", "e=choice(x,y)", "e=z", "d=choice(1,2)"]
+    )
     assert space["a"] == IntDistribution(1, 4)  # like Python's range: stop excluded
     assert space["b"] == FloatDistribution(0.0, 0.75, step=0.25)
     assert space["c"] == FloatDistribution(0.1, 0.9)
@@ -106,8 +108,14 @@ def play_epochs(overrides: Dict[str, Any], values: List[float], folder: Path) ->
     trial = {key.split(".", 1)[1]: overrides[key] for key in overrides if key.startswith("optuna_trial.")}
     callbacks = trial_callbacks(trial, "best_val_loss", folder)
     assert len(callbacks) == 1
-    trainer = SimpleNamespace(history={key: [] for key in STANDARD_HISTORY}, best_epoch=0, best_val_loss=math.inf,
-                              monitor="val_loss", config=SimpleNamespace(num_epochs=len(values)), stopped_early=False)
+    trainer = SimpleNamespace(
+        history={key: [] for key in STANDARD_HISTORY},
+        best_epoch=0,
+        best_val_loss=math.inf,
+        monitor="val_loss",
+        config=SimpleNamespace(num_epochs=len(values)),
+        stopped_early=False,
+    )
     for epoch, value in enumerate(values, start=1):
         for key in STANDARD_HISTORY:
             trainer.history[key].append(value)
@@ -121,8 +129,12 @@ def play_epochs(overrides: Dict[str, Any], values: List[float], folder: Path) ->
 
 def make_sweeper(compose_cfg, tmp_path: Path, plan: Plan, *overrides: str) -> ChordexpOptunaSweeper:
     """The sweeper as Hydra instantiates it from the preset, with the stand-in launcher."""
-    cfg = compose_cfg("hparams_search=optuna", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                      f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}", *overrides)
+    cfg = compose_cfg(
+        "hparams_search=optuna",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
+        *overrides,
+    )
     sweeper = instantiate(cfg.hydra.sweeper)
     sweeper.config, sweeper.launcher = cfg, PlayedJobs(tmp_path / "sweep", plan)
     return sweeper
@@ -138,11 +150,20 @@ def stored(tmp_path: Path) -> List[Any]:
 def test_a_pruned_trial_is_pruned_with_its_folder_and_a_failed_one_ends_nothing(compose_cfg, tmp_path):
     """Threshold pruner (upper 5): job 1 reports 9 at epoch 1 and is stopped there; job 2
     raises (a diverged run); jobs 0 and 3 complete. The study ends with all four told."""
-    plan = {0: ("complete", [3.0, 2.0, 1.0]), 1: ("complete", [9.0, 8.0, 7.0]),
-            2: ("fail", ValueError("optimized_metric best_val_loss is nan: the run diverged")),
-            3: ("complete", [2.5, 1.5, 0.5])}
-    sweeper = make_sweeper(compose_cfg, tmp_path, plan.__getitem__, "hydra.sweeper.n_trials=4",
-                           "hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=5.0")
+    plan = {
+        0: ("complete", [3.0, 2.0, 1.0]),
+        1: ("complete", [9.0, 8.0, 7.0]),
+        2: ("fail", ValueError("optimized_metric best_val_loss is nan: the run diverged")),
+        3: ("complete", [2.5, 1.5, 0.5]),
+    }
+    sweeper = make_sweeper(
+        compose_cfg,
+        tmp_path,
+        plan.__getitem__,
+        "hydra.sweeper.n_trials=4",
+        "hydra/sweeper/pruner=threshold",
+        "hydra.sweeper.pruner.upper=5.0",
+    )
     results = sweeper.sweep(arguments=[])
 
     trials = stored(tmp_path)
@@ -153,7 +174,11 @@ def test_a_pruned_trial_is_pruned_with_its_folder_and_a_failed_one_ends_nothing(
 
     pruned = tmp_path / "sweep" / "1"
     assert yaml.safe_load((pruned / PRUNED_FILE).read_text()) == {
-        "trial": 1, "epoch": 1, "metric": "best_val_loss", "value": 9.0}
+        "trial": 1,
+        "epoch": 1,
+        "metric": "best_val_loss",
+        "value": 9.0,
+    }
     assert run_status(pruned) == "pruned" and not (tmp_path / "sweep" / "0" / PRUNED_FILE).exists()
 
     assert results["best_trial"] == 3 and results["best_value"] == 0.5
@@ -168,8 +193,13 @@ def test_a_pruned_trial_is_pruned_with_its_folder_and_a_failed_one_ends_nothing(
 
 
 def test_too_many_failures_stop_the_sweep_below_max_failure_rate_one(compose_cfg, tmp_path):
-    sweeper = make_sweeper(compose_cfg, tmp_path, lambda number: ("fail", ValueError("bad")),
-                           "hydra.sweeper.n_trials=3", "hydra.sweeper.max_failure_rate=0.5")
+    sweeper = make_sweeper(
+        compose_cfg,
+        tmp_path,
+        lambda number: ("fail", ValueError("bad")),
+        "hydra.sweeper.n_trials=3",
+        "hydra.sweeper.max_failure_rate=0.5",
+    )
     with pytest.raises(SystemExit, match="^error: 1 of 1 trials failed"):
         sweeper.sweep(arguments=[])
     assert [t.state for t in stored(tmp_path)] == [TrialState.FAIL]
@@ -181,6 +211,7 @@ def test_a_killed_study_resumes_from_its_storage(compose_cfg, tmp_path):
     parameters queued). Second: the retry of 2 runs (3), then the process dies during 4
     (as by kill -9: 4 stays RUNNING). Third: 4 is FAIL, its retry (5) and one new trial
     (6) run: five trials count, and a fourth command has nothing left to do."""
+
     class Killed(BaseException):
         """Stands in for kill -9: nothing of the sweeper runs after it."""
 
@@ -209,15 +240,21 @@ def test_a_killed_study_resumes_from_its_storage(compose_cfg, tmp_path):
     assert [job["optuna_trial.number"] for job in third.launcher.launched] == [5, 6]
     assert results["trials"] == {"complete": 5, "pruned": 0, "fail": 2} and results["best_value"] == 0.5
 
-    done = make_sweeper(compose_cfg, tmp_path, lambda number: pytest.fail("no trial is left to run"),
-                        "hydra.sweeper.n_trials=5")
+    done = make_sweeper(
+        compose_cfg, tmp_path, lambda number: pytest.fail("no trial is left to run"), "hydra.sweeper.n_trials=5"
+    )
     done.sweep(arguments=[])
     assert len(stored(tmp_path)) == 7
 
 
 def test_a_study_made_for_the_other_direction_is_refused(compose_cfg, tmp_path):
     make_sweeper(compose_cfg, tmp_path, lambda n: ("complete", [1.0]), "hydra.sweeper.n_trials=1").sweep(arguments=[])
-    sweeper = make_sweeper(compose_cfg, tmp_path, lambda n: ("complete", [1.0]), "hydra.sweeper.n_trials=1",
-                           "optimized_metric=best_val_chord_type_acc")
+    sweeper = make_sweeper(
+        compose_cfg,
+        tmp_path,
+        lambda n: ("complete", [1.0]),
+        "hydra.sweeper.n_trials=1",
+        "optimized_metric=best_val_chord_type_acc",
+    )
     with pytest.raises(SystemExit, match="^error: hydra.sweeper.direction: .* was made to minimize, not maximize"):
         sweeper.sweep(arguments=[])

@@ -2,6 +2,7 @@
 and composes from them outside the repository; every console command of
 ``[project.scripts]`` is a callable that answers ``--help``; bare arguments fill the
 positional keys of the key=value commands (``chordexp-report FOLDER``)."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,23 @@ def wheel(tmp_path_factory) -> Path:
     for name in ("chordexp", "conf", "hydra_plugins"):  # hydra_plugins: our sweeper, scanned by Hydra at start
         if (REPO / name).is_dir():
             shutil.copytree(REPO / name, source / name, ignore=ignore)
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                           "-w", str(root / "dist"), str(source)], capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(root / "dist"),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     (built,) = (root / "dist").glob("chordexp-*.whl")
     return built
@@ -69,12 +85,24 @@ def test_the_installed_package_composes_its_own_configs_from_any_folder(wheel, t
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
     env = dict(os.environ, PYTHONPATH=str(site))
-    done = subprocess.run([sys.executable, "-c", "import chordexp.run as r; print(r.CONF_DIR)"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", "import chordexp.run as r; print(r.CONF_DIR)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()) == site / "chordexp" / "conf"
-    done = subprocess.run([sys.executable, "-m", "chordexp.run", "--cfg", "job", "experiment=smoke"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "chordexp.run", "--cfg", "job", "experiment=smoke"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "num_epochs: 3" in done.stdout and "sample_rate: 16000" in done.stdout
     assert not (tmp_path / "outputs").exists()
@@ -99,8 +127,12 @@ def test_each_console_command_answers_help(command, monkeypatch, capsys):
 
 def test_chordexp_train_is_python_m_chordexp_run():
     assert console_scripts()["chordexp-train"] == "chordexp.scripts:train"
-    done = subprocess.run([sys.executable, "-c", "from chordexp.scripts import train; train()", "--help"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", "from chordexp.scripts import train; train()", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert "== Configuration groups" in done.stdout and "experiment: smoke" in done.stdout
 
@@ -124,10 +156,13 @@ def test_bare_arguments_fill_the_positional_keys_in_order():
     assert (args.runs, args.descending) == ("outputs/multirun/2026-01-01/10-00-00", True)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["a", "b"], "argument 'b' is not of the form key=value"),
-    (["a", "runs=b"], "runs given twice"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["a", "b"], "argument 'b' is not of the form key=value"),
+        (["a", "runs=b"], "runs given twice"),
+    ],
+)
 def test_bare_arguments_that_do_not_fit_are_one_usage_error(argv, message):
     with pytest.raises(UsageError, match=message):
         parse_args(ReportArgs, argv, positional=("runs",))

@@ -1,6 +1,7 @@
 """Writing stays inside the folder asked for: a run's checkpoint_dir inside the run folder,
 predict's .lab files inside ``output=`` (no ``..``, no absolute path, no symbolic link
 leading out), and label files' contents never become paths."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,11 +17,23 @@ from chordexp.labfile import LabFileError, load_lab
 from chordexp.output_dirs import contained_target
 
 
-@pytest.mark.parametrize("value, inside", [
-    ("checkpoints", True), ("a/b/ckpt", True), ("./ckpt", True), ("~/ckpt", True),
-    ("/tmp/ckpt", False), ("../ckpt", False), ("a/../../ckpt", False), ("a/../b", False), (".", False),
-    ("", False), ("C:\\ckpt", False), ("..\\ckpt", False),
-])
+@pytest.mark.parametrize(
+    "value, inside",
+    [
+        ("checkpoints", True),
+        ("a/b/ckpt", True),
+        ("./ckpt", True),
+        ("~/ckpt", True),
+        ("/tmp/ckpt", False),
+        ("../ckpt", False),
+        ("a/../../ckpt", False),
+        ("a/../b", False),
+        (".", False),
+        ("", False),
+        ("C:\\ckpt", False),
+        ("..\\ckpt", False),
+    ],
+)
 def test_checkpoint_dir_must_stay_inside_the_run_folder(value, inside):
     assert stays_inside(value) is inside
 

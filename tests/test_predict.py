@@ -1,4 +1,5 @@
 """Prediction: checkpoint + audio files -> MIREX .lab files, via the API and the CLI."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -77,9 +78,18 @@ def test_cli_writes_one_lab_per_file_keeping_folders(checkpoint, tmp_path):
     (songs / "notes.txt").write_text("not audio")
     out = tmp_path / "labs"
     result = subprocess.run(
-        [sys.executable, "-m", "chordexp.predict", f"checkpoint={checkpoint}", f"input={songs}",
-         f"output={out}", "probabilities=true"],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "chordexp.predict",
+            f"checkpoint={checkpoint}",
+            f"input={songs}",
+            f"output={out}",
+            "probabilities=true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     intervals, _ = read_lab(out / "a.lab")
@@ -108,7 +118,9 @@ def test_bad_input_gives_one_line_and_exit_2(checkpoint, tmp_path, make_args, me
     (tmp_path / "bad.wav").write_bytes(b"RIFF....WAVEfmt garbage")
     result = subprocess.run(
         [sys.executable, "-m", "chordexp.predict", *make_args(tmp_path, checkpoint)],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -122,13 +134,36 @@ def test_output_names_keep_every_dot_and_the_extension_where_names_collide():
     from chordexp.output_dirs import transcription_names
 
     root = Path("/songs")
-    files = [root / name for name in ("01 - Mr. Brightside.wav", "01 - Mr. Jones.wav", "song.v1.wav", "song.v2.flac",
-                                      "a.wav", "a.flac", "a.wav.mp3", "B.wav", "b.ogg", "album/a.wav", "c")]
+    files = [
+        root / name
+        for name in (
+            "01 - Mr. Brightside.wav",
+            "01 - Mr. Jones.wav",
+            "song.v1.wav",
+            "song.v2.flac",
+            "a.wav",
+            "a.flac",
+            "a.wav.mp3",
+            "B.wav",
+            "b.ogg",
+            "album/a.wav",
+            "c",
+        )
+    ]
     names = [p.as_posix() for p in transcription_names(files, root)]
-    assert names == ["01 - Mr. Brightside.lab", "01 - Mr. Jones.lab", "song.v1.lab", "song.v2.lab",
-                     "a.wav.lab", "a.flac.lab", "a.wav.mp3.lab",  # a.wav.lab was taken: the full name
-                     "B.wav.lab", "b.ogg.lab",  # alike regardless of case
-                     "album/a.lab", "c.lab"]
+    assert names == [
+        "01 - Mr. Brightside.lab",
+        "01 - Mr. Jones.lab",
+        "song.v1.lab",
+        "song.v2.lab",
+        "a.wav.lab",
+        "a.flac.lab",
+        "a.wav.mp3.lab",  # a.wav.lab was taken: the full name
+        "B.wav.lab",
+        "b.ogg.lab",  # alike regardless of case
+        "album/a.lab",
+        "c.lab",
+    ]
     assert len(set(names)) == len(files)
     assert [p.as_posix() for p in transcription_names([root / "x.y.wav"], None)] == ["x.y.lab"]
 
@@ -140,8 +175,12 @@ def _sha(path: Path) -> str:
 
 
 def _predict(checkpoint, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "chordexp.predict", f"checkpoint={checkpoint}", *args],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "chordexp.predict", f"checkpoint={checkpoint}", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_every_input_gets_its_own_marked_lab_that_evaluate_pairs_with_its_reference(checkpoint, tmp_path):
@@ -157,8 +196,9 @@ def test_every_input_gets_its_own_marked_lab_that_evaluate_pairs_with_its_refere
     done = _predict(checkpoint, f"input={songs}", f"output={out}", "probabilities=true")
     assert done.returncode == 0, done.stderr
     labs = sorted(p.name for p in out.glob("*.lab"))
-    assert labs == sorted(["01 - Mr. Brightside.lab", "01 - Mr. Jones.lab", "song.v1.lab", "song.v2.lab",
-                           "a.wav.lab", "a.flac.lab"])
+    assert labs == sorted(
+        ["01 - Mr. Brightside.lab", "01 - Mr. Jones.lab", "song.v1.lab", "song.v2.lab", "a.wav.lab", "a.flac.lab"]
+    )
     assert (out / "a.flac.probs.npz").is_file() and (out / "song.v1.probs.npz").is_file()
     for lab in out.glob("*.lab"):
         first = lab.read_text().splitlines()[0]
@@ -194,7 +234,8 @@ def test_predict_never_replaces_a_reference_beside_the_audio(checkpoint, tmp_pat
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
         f"error: {songs / 'b.lab'} exists and is not a chordexp transcription (a reference .lab?); it is never "
-        f"replaced: choose another output= folder (nothing was written)"]
+        f"replaced: choose another output= folder (nothing was written)"
+    ]
     assert {p.name: _sha(p) for p in songs.iterdir()} == before
 
 
@@ -210,8 +251,10 @@ def test_non_finite_output_and_too_short_audio_are_errors_naming_the_file(checkp
     assert done.returncode == 2
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 3, done.stderr
-    for expected in (f"{songs / 'loud.wav'}: the model's output is not finite (NaN or inf): its samples reach 3.3e+38",
-                     f"{songs / 'one.wav'}: too short to transcribe (1 sample(s) at 16000 Hz)",
-                     f"2 file(s) under {songs} could not be transcribed"):
+    for expected in (
+        f"{songs / 'loud.wav'}: the model's output is not finite (NaN or inf): its samples reach 3.3e+38",
+        f"{songs / 'one.wav'}: too short to transcribe (1 sample(s) at 16000 Hz)",
+        f"2 file(s) under {songs} could not be transcribed",
+    ):
         assert sum(line.startswith(f"error: {expected}") for line in errors) == 1, (expected, errors)
     assert sorted(p.name for p in out.iterdir()) == ["good.lab"]

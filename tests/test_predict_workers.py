@@ -1,6 +1,7 @@
 """``predict`` over a folder with worker processes decoding ahead writes exactly what
 the one-process path writes, reports unreadable files the same way, and refuses a
 negative ``workers=`` in one line."""
+
 import subprocess
 import sys
 
@@ -27,8 +28,9 @@ def songs(tmp_path_factory):
     folder = tmp_path_factory.mktemp("songs")
     rng = np.random.default_rng(0)
     (folder / "sub").mkdir()
-    for i, (name, rate) in enumerate([("a.wav", 22050), ("b.flac", 44100), ("sub/c.wav", 44100),
-                                      ("d.wav", 22050), ("e.wav", 44100)]):
+    for i, (name, rate) in enumerate(
+        [("a.wav", 22050), ("b.flac", 44100), ("sub/c.wav", 44100), ("d.wav", 22050), ("e.wav", 44100)]
+    ):
         t = np.arange(int((2 + i) * rate)) / rate
         freqs = 220.0 * 2 ** (rng.integers(0, 12, 3) / 12)
         audio = sum(0.2 * np.sin(2 * np.pi * f * t) for f in freqs) + 0.01 * rng.standard_normal(t.size)
@@ -71,8 +73,19 @@ def test_default_workers_one_per_core_and_none_for_one_file():
 
 def test_a_negative_number_of_workers_is_refused_in_one_line(checkpoint, songs, tmp_path):
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "chordexp.predict", f"checkpoint={checkpoint}", f"input={songs}",
-                           f"output={out}", "workers=-1"], capture_output=True, text=True)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chordexp.predict",
+            f"checkpoint={checkpoint}",
+            f"input={songs}",
+            f"output={out}",
+            "workers=-1",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode != 0
     lines = [line for line in done.stderr.strip().splitlines() if line]
     assert len(lines) == 1 and "workers=-1" in lines[0], done.stderr

@@ -1,4 +1,5 @@
 """The run report: rows, CSV and curves from a real two-job sweep and hand-made run folders."""
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,9 @@ def sweep(run_cli, tmp_path_factory) -> Path:
 
 def report_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "chordexp.report", *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "chordexp.report", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=60
+    )
 
 
 def make_run(folder: Path, overrides: list, log: str = "", history: dict = None) -> Path:
@@ -51,8 +53,16 @@ def test_each_sweep_job_is_a_row_with_its_override_and_metrics(sweep):
     for row in rows:
         metrics = json.loads((sweep / row["path"] / "metrics.json").read_text())
         assert row["status"] == "finished"
-        for name in ("best_val_loss", "best_val_chord_type_acc", "best_val_root_acc",
-                     "best_val_bass_note_acc", "final_val_loss", "best_epoch", "epochs_run", "wall_time_s"):
+        for name in (
+            "best_val_loss",
+            "best_val_chord_type_acc",
+            "best_val_root_acc",
+            "best_val_bass_note_acc",
+            "final_val_loss",
+            "best_epoch",
+            "epochs_run",
+            "wall_time_s",
+        ):
             assert row[name] == metrics[name], name
         assert row["epochs_run"] == 3
 
@@ -110,18 +120,22 @@ def test_cli_prints_the_table_and_writes_csv_and_png_beside_the_runs(sweep, tmp_
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split()[:3] == ["path", "optimizer", "status"]
-    losses = [json.loads((sweep / line.split()[0] / "metrics.json").read_text())["best_val_loss"]
-              for line in lines[2:4]]
+    losses = [
+        json.loads((sweep / line.split()[0] / "metrics.json").read_text())["best_val_loss"] for line in lines[2:4]
+    ]
     assert losses == sorted(losses, reverse=True)
     assert (sweep / "report.csv").is_file() and (sweep / "report.png").read_bytes().startswith(b"\x89PNG")
 
 
-@pytest.mark.parametrize("args, message", [
-    (["runs=missing"], "runs=missing: no such folder"),
-    (["runs=empty"], "runs=empty holds no run folder"),
-    (["runs=one", "sort=bogus"], "sort=bogus is not a numeric column; valid: best_val_loss"),
-    (["sort=best_val_loss"], "missing required argument(s): runs=..."),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["runs=missing"], "runs=missing: no such folder"),
+        (["runs=empty"], "runs=empty holds no run folder"),
+        (["runs=one", "sort=bogus"], "sort=bogus is not a numeric column; valid: best_val_loss"),
+        (["sort=best_val_loss"], "missing required argument(s): runs=..."),
+    ],
+)
 def test_cli_errors_are_one_line_and_exit_2(tmp_path, args, message):
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     make_run(tmp_path / "one", ["optimizer=sgd"], log="run failed")
@@ -137,7 +151,9 @@ def test_song_mode_runs_show_their_song_scores_and_sort_by_them(tmp_path):
     songs = {"best_val_majmin": 0.81, "best_val_sevenths": 0.7, "best_val_seg": 0.9}
     for name, scale, overrides in (("a", 1.0, ["data=songs", "seed=0"]), ("b", 1.1, ["data=songs", "seed=1"])):
         run = make_run(tmp_path / name, overrides)
-        (run / "metrics.json").write_text(json.dumps({"best_val_loss": 1.0, **{k: v * scale for k, v in songs.items()}}))
+        (run / "metrics.json").write_text(
+            json.dumps({"best_val_loss": 1.0, **{k: v * scale for k, v in songs.items()}})
+        )
     make_run(tmp_path / "c", ["data=synthetic", "seed=2"])
     rows = collect_runs(tmp_path)
     assert {"best_val_majmin", "best_val_sevenths", "best_val_seg"} <= set(columns(rows))

@@ -4,6 +4,7 @@ The subprocess tests use the real command line and real signals: a run SIGKILLed
 its second epoch, or stopped by SIGTERM, and then resumed, must end with the history of
 a run that was never interrupted (deterministic mode, same seed).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +25,14 @@ from chordexp.experiment.rerun import expand_run_shortcuts, saved_run_folder
 from chordexp.experiment.run_folder import environment_differences
 
 # Long enough epochs (~0.3-1 s) to be killed between two of them; deterministic kernels.
-RESUMABLE = ["experiment=smoke", "data.train_size=96", "trainer.num_epochs=5", "trainer.deterministic=true",
-             "trainer.save_every=0", "trainer.num_threads=1"]
+RESUMABLE = [
+    "experiment=smoke",
+    "data.train_size=96",
+    "trainer.num_epochs=5",
+    "trainer.deterministic=true",
+    "trainer.save_every=0",
+    "trainer.num_threads=1",
+]
 
 
 def _sha(path: Path) -> str:
@@ -34,8 +41,14 @@ def _sha(path: Path) -> str:
 
 def _start(args: List[str], cwd: Path) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
-    return subprocess.Popen([sys.executable, "-m", "chordexp.run", *args], cwd=cwd, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "chordexp.run", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
 
 
 def _saved_epoch(last: Path) -> int:
@@ -113,8 +126,16 @@ def test_sigterm_stops_cleanly_with_the_resume_command_and_resumes_exactly(tmp_p
 
 def test_rerun_and_the_long_form_reproduce_a_run_byte_for_byte(tmp_path, uninterrupted, run_cli):
     short = run_cli([f"rerun={uninterrupted}", f"hydra.run.dir={tmp_path / 'short'}"], cwd=tmp_path)
-    long = run_cli(["--config-dir", str(uninterrupted / ".hydra"), "--config-name", "config",
-                    f"hydra.run.dir={tmp_path / 'long'}"], cwd=tmp_path)
+    long = run_cli(
+        [
+            "--config-dir",
+            str(uninterrupted / ".hydra"),
+            "--config-name",
+            "config",
+            f"hydra.run.dir={tmp_path / 'long'}",
+        ],
+        cwd=tmp_path,
+    )
     for done, name in ((short, "short"), (long, "long")):
         assert done.returncode == 0, done.stderr[-2000:]
         assert _sha(tmp_path / name / "history.json") == _sha(uninterrupted / "history.json")
@@ -142,24 +163,34 @@ def test_shortcuts_expand_to_the_saved_config(tmp_path):
     run = _make_run_folder(tmp_path / "run")
     assert expand_run_shortcuts(["seed=1"]) == ["seed=1"]
     assert expand_run_shortcuts([f"rerun={run}", "seed=3"]) == [
-        "--config-path", str(run / ".hydra"), "--config-name", "config", "seed=3"]
+        "--config-path",
+        str(run / ".hydra"),
+        "--config-name",
+        "config",
+        "seed=3",
+    ]
     resumed = expand_run_shortcuts([f"resume={run}"])
     assert resumed[4:] == [f"hydra.run.dir='{run}'", "hydra.output_subdir=.hydra/resume_1", f"++resume='{run}'"]
     (run / ".hydra" / "resume_1").mkdir()
     assert expand_run_shortcuts([f"resume={run}"])[5] == "hydra.output_subdir=.hydra/resume_2"
     assert expand_run_shortcuts(["-cd", str(run / ".hydra"), "--config-name", "config"])[:2] == [
-        "--config-path", str(run / ".hydra")]
+        "--config-path",
+        str(run / ".hydra"),
+    ]
     assert expand_run_shortcuts(["--config-dir", str(tmp_path)]) == ["--config-dir", str(tmp_path)]
     assert saved_run_folder(f"file://{run / '.hydra'}") == run and saved_run_folder(str(tmp_path)) is None
 
 
-@pytest.mark.parametrize("args, message", [
-    (["resume={missing}"], "resume={missing}: no such folder"),
-    (["rerun={plain}"], "rerun={plain}: not a run folder (no .hydra/config.yaml in {plain})"),
-    (["resume="], "resume= needs a run folder"),
-    (["resume={run}", "rerun={run}"], "give one of rerun=RUN_FOLDER or resume=RUN_FOLDER"),
-    (["-m", "resume={run}"], "resume= continues one run; it cannot be combined with -m/--multirun"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["resume={missing}"], "resume={missing}: no such folder"),
+        (["rerun={plain}"], "rerun={plain}: not a run folder (no .hydra/config.yaml in {plain})"),
+        (["resume="], "resume= needs a run folder"),
+        (["resume={run}", "rerun={run}"], "give one of rerun=RUN_FOLDER or resume=RUN_FOLDER"),
+        (["-m", "resume={run}"], "resume= continues one run; it cannot be combined with -m/--multirun"),
+    ],
+)
 def test_shortcut_errors_are_one_line(tmp_path, args, message):
     paths = dict(missing=tmp_path / "nope", plain=tmp_path, run=_make_run_folder(tmp_path / "run"))
     with pytest.raises(UsageError, match="^" + __import__("re").escape(message.format(**paths))):

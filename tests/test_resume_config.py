@@ -5,6 +5,7 @@ the batch size changes, the learning rate does not (the optimizer state brings i
 It is refused in one line before Hydra writes anything; only ``RESUMABLE_KEYS`` (e.g.
 ``trainer.num_epochs``, to train on) may change.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -64,10 +65,13 @@ def _edit_saved_config(folder: Path, old: str, new: str) -> None:
     path.write_text(re.sub(old, new, text, flags=re.MULTILINE))
 
 
-@pytest.mark.parametrize("old, new, named", [
-    (r"^  lr: .*$", "  lr: 0.5", r"optimizer\.lr \([\d.e-]+ in last\.pt, now 0\.5\)"),
-    (r"^  batch_size: 8$", "  batch_size: 4", r"data\.batch_size \(8 in last\.pt, now 4\)"),
-])
+@pytest.mark.parametrize(
+    "old, new, named",
+    [
+        (r"^  lr: .*$", "  lr: 0.5", r"optimizer\.lr \([\d.e-]+ in last\.pt, now 0\.5\)"),
+        (r"^  batch_size: 8$", "  batch_size: 4", r"data\.batch_size \(8 in last\.pt, now 4\)"),
+    ],
+)
 def test_an_edited_saved_config_is_refused_in_one_line_and_nothing_changes(run_copy, run_cli, old, new, named):
     _edit_saved_config(run_copy, old, new)
     before = _tree(run_copy)
@@ -75,9 +79,11 @@ def test_an_edited_saved_config_is_refused_in_one_line_and_nothing_changes(run_c
     assert done.returncode == 2, done.stdout[-2000:] + done.stderr[-2000:]
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
-    assert lines[0].startswith(f"error: resume={run_copy}: the config (its .hydra/config.yaml with this command's "
-                               f"overrides) differs from the one {run_copy / 'checkpoints' / 'last.pt'} was trained "
-                               f"with: ")
+    assert lines[0].startswith(
+        f"error: resume={run_copy}: the config (its .hydra/config.yaml with this command's "
+        f"overrides) differs from the one {run_copy / 'checkpoints' / 'last.pt'} was trained "
+        f"with: "
+    )
     assert re.search(named, lines[0]), lines[0]
     assert f"restore {run_copy / '.hydra' / 'config.yaml'}" in lines[0] and f"rerun={run_copy}" in lines[0]
     assert _tree(run_copy) == before  # no .hydra/resume_1, no lock, no log line, no checkpoint written
@@ -87,8 +93,9 @@ def test_an_override_that_would_be_half_applied_is_refused_too(run_copy, run_cli
     before = _tree(run_copy)
     done = run_cli([f"resume={run_copy}", "optimizer.lr=0.5", "trainer.num_epochs=3"], cwd=run_copy.parent)
     assert done.returncode == 2
-    assert re.search(r"^error: resume=\S+: the config .* optimizer\.lr \([\d.e-]+ in last\.pt, now 0\.5\); ",
-                     done.stderr), done.stderr
+    assert re.search(
+        r"^error: resume=\S+: the config .* optimizer\.lr \([\d.e-]+ in last\.pt, now 0\.5\); ", done.stderr
+    ), done.stderr
     assert "trainer.num_epochs (" not in done.stderr  # allowed to change: not named
     assert _tree(run_copy) == before
 
@@ -112,17 +119,39 @@ def test_an_edited_checkpoint_dir_does_not_hide_the_checkpoint(run_copy, run_cli
 
 # ------------------------------------------------------------------ the rule, in-process
 def test_differences_skip_the_resumable_keys_and_name_both_sides():
-    trained = {"resume": None, "seed": 0, "optimizer": {"lr": 0.001}, "trainer": {"num_epochs": 2, "device": "auto",
-               "num_threads": 0, "log_every": 1}, "data": {"batch_size": 8, "num_workers": 0}, "eval_songs": None}
-    current = {"resume": "/r", "seed": 0, "optimizer": {"lr": 0.001, "extra": 1},
-               "trainer": {"num_epochs": 9, "device": "cpu", "num_threads": 2, "log_every": 5},
-               "data": {"batch_size": 4, "num_workers": 3}, "eval_songs": "/songs"}
+    trained = {
+        "resume": None,
+        "seed": 0,
+        "optimizer": {"lr": 0.001},
+        "trainer": {"num_epochs": 2, "device": "auto", "num_threads": 0, "log_every": 1},
+        "data": {"batch_size": 8, "num_workers": 0},
+        "eval_songs": None,
+    }
+    current = {
+        "resume": "/r",
+        "seed": 0,
+        "optimizer": {"lr": 0.001, "extra": 1},
+        "trainer": {"num_epochs": 9, "device": "cpu", "num_threads": 2, "log_every": 5},
+        "data": {"batch_size": 4, "num_workers": 3},
+        "eval_songs": "/songs",
+    }
     differences = config_differences(trained, current)
     assert [key for key, *_ in differences] == ["data.batch_size", "optimizer.extra"]
     assert differences[0][1:] == (8, 4)
-    assert set(RESUMABLE_KEYS) == {"resume", "trainer.num_epochs", "trainer.device", "trainer.num_threads",
-                                   "trainer.log_every", "data.num_workers", "eval_songs", "logger", "optuna_trial",
-                                   "optimizer.fused", "data.cache_dir", "data.dataset.cache_dir"}
+    assert set(RESUMABLE_KEYS) == {
+        "resume",
+        "trainer.num_epochs",
+        "trainer.device",
+        "trainer.num_threads",
+        "trainer.log_every",
+        "data.num_workers",
+        "eval_songs",
+        "logger",
+        "optuna_trial",
+        "optimizer.fused",
+        "data.cache_dir",
+        "data.dataset.cache_dir",
+    }
     assert config_differences({"a": {"b": 1.0}, "t": True}, {"a": {"b": 1}, "t": True}) == []
     assert [k for k, *_ in config_differences({"t": True}, {"t": 1})] == ["t"]
 
@@ -130,7 +159,9 @@ def test_differences_skip_the_resumable_keys_and_name_both_sides():
 def test_the_refusal_names_the_first_three_keys_and_counts_the_rest(tmp_path):
     trained = {f"k{i}": i for i in range(5)}
     with pytest.raises(ResumeConfigError) as caught:
-        check_resume_config(tmp_path, tmp_path / "checkpoints" / "last.pt", trained, {f"k{i}": -i - 1 for i in range(5)})
+        check_resume_config(
+            tmp_path, tmp_path / "checkpoints" / "last.pt", trained, {f"k{i}": -i - 1 for i in range(5)}
+        )
     message = str(caught.value)
     assert "\n" not in message
     assert "k0 (0 in last.pt, now -1), k1 (1 in last.pt, now -2), k2 (2 in last.pt, now -3) and 2 more;" in message
@@ -195,4 +226,3 @@ def test_setting_a_new_model_argument_on_resume_is_refused(run_copy, run_cli):
     assert done.returncode == 2
     assert "model.feedforward_ratio (absent in last.pt, now 2)" in done.stderr, done.stderr
     assert _tree(run_copy) == before
-

@@ -1,4 +1,5 @@
 """The entry point: a run through the real command line fills a complete run folder."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,7 @@ from chordexp.experiment import run_folder
 from chordexp.experiment.objective import check_optimized_metric, objective
 from chordexp.experiment.task import train
 
-HISTORY_KEYS = {"train_loss", "val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc",
-                "learning_rate"}
+HISTORY_KEYS = {"train_loss", "val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc", "learning_rate"}
 
 
 def check_run_folder(folder: Path, num_epochs: int, save_every: int) -> dict:
@@ -207,14 +207,23 @@ def test_objective_returns_the_chosen_metric_and_rejects_nan():
 
 
 def test_run_metrics_reports_final_and_best_epoch():
-    history = {"train_loss": [3.0, 2.0, 1.5], "val_loss": [2.5, 2.0, 2.2], "val_chord_type_acc": [10.0, 20.0, 30.0],
-               "val_root_acc": [1.0, 2.0, 3.0], "val_bass_note_acc": [4.0, 5.0, 6.0],
-               "learning_rate": [1e-3, 1e-3, 1e-4]}
-    metrics = run_folder.run_metrics(history, best_epoch=2, best_val_loss=2.0, stopped_early=True,
-                                     wall_time_s=1.23456, num_parameters=10)
+    history = {
+        "train_loss": [3.0, 2.0, 1.5],
+        "val_loss": [2.5, 2.0, 2.2],
+        "val_chord_type_acc": [10.0, 20.0, 30.0],
+        "val_root_acc": [1.0, 2.0, 3.0],
+        "val_bass_note_acc": [4.0, 5.0, 6.0],
+        "learning_rate": [1e-3, 1e-3, 1e-4],
+    }
+    metrics = run_folder.run_metrics(
+        history, best_epoch=2, best_val_loss=2.0, stopped_early=True, wall_time_s=1.23456, num_parameters=10
+    )
     assert tuple(metrics) == run_folder.METRIC_KEYS
     assert (metrics["best_val_loss"], metrics["best_val_chord_type_acc"], metrics["final_val_chord_type_acc"]) == (
-        2.0, 20.0, 30.0)
+        2.0,
+        20.0,
+        30.0,
+    )
     assert (metrics["best_epoch"], metrics["epochs_run"], metrics["stopped_early"]) == (2, 3, True)
     assert metrics["wall_time_s"] == 1.235
 
@@ -239,8 +248,15 @@ def test_song_smoke_run_validates_by_transcription_and_ships_its_decoder(run_cli
     settings estimated from the training labels saved with the model."""
     import torch
 
-    done = run_cli(["experiment=song_smoke", "hydra.run.dir=runs/songs", "trainer.monitor=val_majmin",
-                    "optimized_metric=best_val_majmin"], cwd=tmp_path)
+    done = run_cli(
+        [
+            "experiment=song_smoke",
+            "hydra.run.dir=runs/songs",
+            "trainer.monitor=val_majmin",
+            "optimized_metric=best_val_majmin",
+        ],
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     folder = tmp_path / "runs" / "songs"
     history = json.loads((folder / "history.json").read_text())

@@ -4,6 +4,7 @@ live runs never share one, and a stale lock from a killed run does not block a r
 Every refusal is checked the hard way: each file of the folder hashed before and after
 must be byte-identical (``.hydra/``, ``run.log``, checkpoints included).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,11 @@ SMOKE = ["experiment=smoke", "trainer.num_threads=1"]
 
 def snapshot(folder: Path) -> Dict[str, str]:
     """sha256 of every file under ``folder`` (hidden ones included), by relative path."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def run(args, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -51,8 +55,16 @@ def dead_pid() -> int:
 
 
 def write_lock(folder: Path, pid: int, host: str = None) -> None:
-    (folder / LOCK_NAME).write_text(json.dumps({"pid": pid, "host": host or socket.gethostname(),
-                                                "process_start": run_lock.process_start(pid), "since": "then"}))
+    (folder / LOCK_NAME).write_text(
+        json.dumps(
+            {
+                "pid": pid,
+                "host": host or socket.gethostname(),
+                "process_start": run_lock.process_start(pid),
+                "since": "then",
+            }
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +135,9 @@ def test_a_stale_lock_is_replaced_but_a_live_or_foreign_one_is_not(tmp_path, cap
 
 def test_a_reused_pid_does_not_keep_a_lock_alive(tmp_path):
     """The lock records its process's start time: the same pid, started later, is another process."""
-    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                                  "process_start": "1", "since": "long ago"}))
+    (tmp_path / LOCK_NAME).write_text(
+        json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "process_start": "1", "since": "long ago"})
+    )
     if run_lock.process_start(os.getpid()) is None:
         pytest.skip("no /proc here")
     lock = RunLock(tmp_path)
@@ -171,9 +184,11 @@ def test_help_and_cfg_claim_nothing(tmp_path, finished):
 
 def test_a_new_run_into_a_finished_run_is_refused_and_changes_nothing(finished, tmp_path):
     before = snapshot(finished)
-    for args in ([*SMOKE, f"hydra.run.dir={finished}"],
-                 [f"rerun={finished}", f"hydra.run.dir={finished}"],
-                 ["-m", *SMOKE, "optimizer=adamw,sgd", f"hydra.sweep.dir={finished.parent}"]):
+    for args in (
+        [*SMOKE, f"hydra.run.dir={finished}"],
+        [f"rerun={finished}", f"hydra.run.dir={finished}"],
+        ["-m", *SMOKE, "optimizer=adamw,sgd", f"hydra.sweep.dir={finished.parent}"],
+    ):
         done = run(args, cwd=tmp_path)
         assert done.returncode == 2, done.stdout + done.stderr
         line = one_error_line(done)
@@ -181,8 +196,10 @@ def test_a_new_run_into_a_finished_run_is_refused_and_changes_nothing(finished, 
             assert f"hydra.sweep.dir={finished.parent} already holds a sweep or runs ({finished} (" in line
         else:
             assert line.startswith(f"error: hydra.run.dir={finished} already holds a run (.hydra/config.yaml, ")
-            assert (f"continue it with resume={finished}, redo it in a new folder with rerun={finished}, or give a "
-                    f"new folder") in line
+            assert (
+                f"continue it with resume={finished}, redo it in a new folder with rerun={finished}, or give a "
+                f"new folder"
+            ) in line
         assert snapshot(finished) == before
 
 
@@ -201,9 +218,14 @@ def test_a_second_run_into_a_running_ones_folder_is_refused_and_sigterm_removes_
     """Two runs into one folder at once: the second (a new run, or a resume) gets one line
     and changes nothing of the first, which ends on SIGTERM with its lock removed."""
     folder = tmp_path / "run"
-    first = subprocess.Popen([sys.executable, "-m", "chordexp.run", *SMOKE, "trainer.num_epochs=30", "seed=1",
-                              f"hydra.run.dir={folder}"], cwd=tmp_path, env=ff.cli_env(),
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "chordexp.run", *SMOKE, "trainer.num_epochs=30", "seed=1", f"hydra.run.dir={folder}"],
+        cwd=tmp_path,
+        env=ff.cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not (folder / "checkpoints" / "last.pt").is_file():  # it is training: locked, .hydra written

@@ -1,4 +1,5 @@
 """Per-run plots: learning curves, the chord-type confusion matrix and the run folder's plots/."""
+
 from __future__ import annotations
 
 import logging
@@ -31,9 +32,12 @@ from chordexp.training import CheckpointError, Trainer, TrainingConfig
 SR = 16000
 CLIP = SR // 4
 HISTORY = {
-    "train_loss": [3.1, 2.2, 1.6, 1.2], "val_loss": [3.0, 2.4, 2.1, 2.2],
-    "val_chord_type_acc": [10.0, 30.0, 45.0, 44.0], "val_root_acc": [20.0, 50.0, 60.0, 61.0],
-    "val_bass_note_acc": [30.0, 55.0, 70.0, 72.0], "learning_rate": [5e-4, 1e-3, 5e-4, 1e-5],
+    "train_loss": [3.1, 2.2, 1.6, 1.2],
+    "val_loss": [3.0, 2.4, 2.1, 2.2],
+    "val_chord_type_acc": [10.0, 30.0, 45.0, 44.0],
+    "val_root_acc": [20.0, 50.0, 60.0, 61.0],
+    "val_bass_note_acc": [30.0, 55.0, 70.0, 72.0],
+    "learning_rate": [5e-4, 1e-3, 5e-4, 1e-5],
 }
 
 
@@ -54,14 +58,17 @@ class ReadsLabelFromAudio(nn.Module):
 
     def forward(self, audio: Tensor) -> Dict[str, Tensor]:
         predicted = audio[:, 0].round().long()
-        return {"chord_type": nn.functional.one_hot(predicted, NUM_CHORD_TYPES).float(),
-                "root": torch.zeros(len(audio), 12), "bass_note": torch.zeros(len(audio), 12)}
+        return {
+            "chord_type": nn.functional.one_hot(predicted, NUM_CHORD_TYPES).float(),
+            "root": torch.zeros(len(audio), 12),
+            "bass_note": torch.zeros(len(audio), 12),
+        }
 
 
 def batches(pairs: List[tuple], batch_size: int):
     """(true, predicted) pairs -> batches for ReadsLabelFromAudio."""
     for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start:start + batch_size]
+        chunk = pairs[start : start + batch_size]
         audio = torch.zeros(len(chunk), 8)
         audio[:, 0] = torch.tensor([predicted for _, predicted in chunk], dtype=torch.float32)
         yield audio, {"chord_type": torch.tensor([true for true, _ in chunk])}
@@ -69,8 +76,9 @@ def batches(pairs: List[tuple], batch_size: int):
 
 def small_model() -> ChordRecognitionModel:
     torch.manual_seed(0)
-    return ChordRecognitionModel(sample_rate=SR, d_model=8, num_blocks=1, num_heads=1, channels=2,
-                                 dropout=0.0, context_seconds=CLIP / SR)
+    return ChordRecognitionModel(
+        sample_rate=SR, d_model=8, num_blocks=1, num_heads=1, channels=2, dropout=0.0, context_seconds=CLIP / SR
+    )
 
 
 def loaders(train_size: int = 8, val_size: int = 12):
@@ -135,7 +143,8 @@ def test_chord_type_confusion_rebuilds_the_checkpoint_model(tmp_path):
         model.heads["chord_type"].bias.copy_(torch.nn.functional.one_hot(torch.tensor(min7), 32) * 10.0)
     train, val = loaders()
     Trainer(model, train, val, TrainingConfig(device="cpu", checkpoint_dir=str(tmp_path))).save_checkpoint(
-        tmp_path / "min7.pt")
+        tmp_path / "min7.pt"
+    )
 
     matrix = chord_type_confusion(tmp_path / "min7.pt", val)
     counts = val_label_counts(val)
@@ -155,8 +164,9 @@ def test_confusion_plot_has_the_class_names_on_both_axes(tmp_path):
     figure = confusion_figure(matrix, CHORD_TYPES)
     ax = figure.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == list(CHORD_TYPES)
-    assert [t.get_text() for t in ax.get_yticklabels()] == [f"{name} ({n})" for name, n in
-                                                            zip(CHORD_TYPES, matrix.sum(axis=1))]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [
+        f"{name} ({n})" for name, n in zip(CHORD_TYPES, matrix.sum(axis=1))
+    ]
     assert np.allclose(ax.get_images()[0].get_array(), normalize_rows(matrix))
     assert {t.get_text() for t in ax.texts} == {"100", "36", "64"}  # row 3: 4 on the diagonal, 7 beside it
     image = read_png(plot_confusion_matrix(matrix, CHORD_TYPES, tmp_path / "confusion.png"))
@@ -178,8 +188,17 @@ def test_write_run_plots_after_a_real_training_run(tmp_path, monkeypatch):
 
     monkeypatch.setattr(run_plots, "confusion_figure", spy)
     train, val = loaders()
-    config = TrainingConfig(learning_rate=1e-3, num_epochs=2, warmup_epochs=0, scheduler="constant", device="cpu",
-                            checkpoint_dir=str(tmp_path / "checkpoints"), save_every=0, log_every=0, patience=0)
+    config = TrainingConfig(
+        learning_rate=1e-3,
+        num_epochs=2,
+        warmup_epochs=0,
+        scheduler="constant",
+        device="cpu",
+        checkpoint_dir=str(tmp_path / "checkpoints"),
+        save_every=0,
+        log_every=0,
+        patience=0,
+    )
     trainer = Trainer(small_model(), train, val, config)
     history = trainer.train()
 
@@ -187,7 +206,7 @@ def test_write_run_plots_after_a_real_training_run(tmp_path, monkeypatch):
     assert written == [tmp_path / "plots" / "learning_curves.png", tmp_path / "plots" / "confusion_chord_type.png"]
     for path in written:
         read_png(path)
-    (matrix, names), = figures
+    ((matrix, names),) = figures
     assert names == list(CHORD_TYPES)
     assert np.array_equal(matrix.sum(axis=1), val_label_counts(val))
 

@@ -1,5 +1,6 @@
 """Song-level validation equals predict + evaluate on the same files; decoder priors
 are the training labels' statistics."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ from chordexp.scoring import SONG_METRICS, evaluate_dirs
 def test_song_validation_equals_chordexp_evaluate_on_the_same_files(tmp_path):
     dataset = SyntheticSongDataset(size=2, split="val", seed=1, sample_rate=11025, clip_seconds=5.0)
     torch.manual_seed(0)
-    model = ChordRecognitionModel(sample_rate=11025, d_model=32, num_blocks=1, channels=4, context_seconds=5.0,
-                                  frame_outputs=True).eval()
+    model = ChordRecognitionModel(
+        sample_rate=11025, d_model=32, num_blocks=1, channels=4, context_seconds=5.0, frame_outputs=True
+    ).eval()
     decoder = {"self_transition": 0.9, "type_prior": list(np.full(32, 1 / 32)), "prior_weight": 0.5}
     validator = SongValidator.from_dataset(dataset, count=2, seconds=12.0, decoder=decoder)
     scores = validator(model)

@@ -1,4 +1,5 @@
 """A multirun (``-m``) through the real command line leaves one complete folder per job."""
+
 from __future__ import annotations
 
 import json
@@ -19,7 +20,9 @@ def test_two_job_sweep_leaves_a_complete_folder_per_job(run_cli, tmp_path):
         folder = sweep / str(job)
         metrics = check_run_folder(folder, num_epochs=3, save_every=2)
         assert yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) == [
-            "experiment=smoke", f"optimizer={option}"]
+            "experiment=smoke",
+            f"optimizer={option}",
+        ]
         config = OmegaConf.load(folder / ".hydra" / "config.yaml")
         assert config.optimizer._target_ == target
         assert OmegaConf.load(folder / "resolved_config.yaml").optimizer._target_ == target
@@ -31,8 +34,17 @@ def test_joblib_launcher_runs_jobs_in_parallel_with_a_share_of_the_cores_each(ru
     import os
 
     sweep = tmp_path / "sweep"
-    done = run_cli(["-m", "experiment=smoke", "optimizer=adamw,sgd", "hydra/launcher=joblib",
-                    "hydra.launcher.n_jobs=2", f"hydra.sweep.dir={sweep}"], cwd=tmp_path)
+    done = run_cli(
+        [
+            "-m",
+            "experiment=smoke",
+            "optimizer=adamw,sgd",
+            "hydra/launcher=joblib",
+            "hydra.launcher.n_jobs=2",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     threads = max(1, (os.cpu_count() or 1) // 2)
     for job in ("0", "1"):

@@ -1,4 +1,5 @@
 """TensorBoard event files written by TensorBoardCallback, read back as TensorBoard reads them."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -33,18 +34,33 @@ NUM_SAMPLES = 64
 TRAIN_SIZE, BATCH = 12, 4
 STEPS_PER_EPOCH = TRAIN_SIZE // BATCH
 EPOCH_TAGS = {
-    *(f"{split}/{loss}" for split in ("train", "val")
-      for loss in ("total_loss", "chord_type_loss", "root_loss", "bass_note_loss")),
-    "val/chord_type_acc", "val/root_acc", "val/bass_note_acc", "learning_rate", "epoch_seconds",
+    *(
+        f"{split}/{loss}"
+        for split in ("train", "val")
+        for loss in ("total_loss", "chord_type_loss", "root_loss", "bass_note_loss")
+    ),
+    "val/chord_type_acc",
+    "val/root_acc",
+    "val/bass_note_acc",
+    "learning_rate",
+    "epoch_seconds",
 }
-STEP_TAGS = {f"step/{key}" for key in ("total_loss", "chord_type_loss", "root_loss", "bass_note_loss",
-                                       "learning_rate")}
-HISTORY_OF_TAG = {"train/total_loss": "train_loss", "val/total_loss": "val_loss", "learning_rate": "learning_rate",
-                  "val/chord_type_acc": "val_chord_type_acc", "val/root_acc": "val_root_acc",
-                  "val/bass_note_acc": "val_bass_note_acc"}
-CONFIG = {"optimizer": {"_target_": "torch.optim.AdamW", "lr": 1e-3, "betas": [0.9, 0.999]},
-          "trainer": {"num_epochs": 4, "deterministic": False}, "eval_songs": None, "seed": 0,
-          "scheduler": {"options": {}}}
+STEP_TAGS = {f"step/{key}" for key in ("total_loss", "chord_type_loss", "root_loss", "bass_note_loss", "learning_rate")}
+HISTORY_OF_TAG = {
+    "train/total_loss": "train_loss",
+    "val/total_loss": "val_loss",
+    "learning_rate": "learning_rate",
+    "val/chord_type_acc": "val_chord_type_acc",
+    "val/root_acc": "val_root_acc",
+    "val/bass_note_acc": "val_bass_note_acc",
+}
+CONFIG = {
+    "optimizer": {"_target_": "torch.optim.AdamW", "lr": 1e-3, "betas": [0.9, 0.999]},
+    "trainer": {"num_epochs": 4, "deterministic": False},
+    "eval_songs": None,
+    "seed": 0,
+    "scheduler": {"options": {}},
+}
 
 
 class TinyModel(nn.Module):
@@ -53,8 +69,9 @@ class TinyModel(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.body = nn.Sequential(nn.Linear(NUM_SAMPLES, 16), nn.Tanh())
-        self.heads = nn.ModuleDict({"chord_type": nn.Linear(16, 32), "root": nn.Linear(16, 12),
-                                    "bass_note": nn.Linear(16, 12)})
+        self.heads = nn.ModuleDict(
+            {"chord_type": nn.Linear(16, 32), "root": nn.Linear(16, 12), "bass_note": nn.Linear(16, 12)}
+        )
 
     def forward(self, audio: Tensor) -> Dict[str, Tensor]:
         hidden = self.body(audio)
@@ -78,9 +95,17 @@ def make_trainer(tmp_path: Path, num_epochs: int, *callbacks: Callback, save_eve
     torch.manual_seed(0)
     train = DataLoader(DummyChordDataset(TRAIN_SIZE, num_samples=NUM_SAMPLES, split="train"), batch_size=BATCH)
     val = DataLoader(DummyChordDataset(8, num_samples=NUM_SAMPLES, split="val"), batch_size=BATCH)
-    config = TrainingConfig(learning_rate=1e-2, num_epochs=num_epochs, warmup_epochs=1, scheduler="cosine",
-                            device="cpu", checkpoint_dir=str(tmp_path / "ckpt"), save_every=save_every,
-                            log_every=1, patience=0)
+    config = TrainingConfig(
+        learning_rate=1e-2,
+        num_epochs=num_epochs,
+        warmup_epochs=1,
+        scheduler="cosine",
+        device="cpu",
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        save_every=save_every,
+        log_every=1,
+        patience=0,
+    )
     return Trainer(TinyModel(), train, val, config, callbacks=list(callbacks))
 
 
@@ -124,20 +149,36 @@ def test_config_is_written_as_hparams_with_final_and_best_metrics(tmp_path):
     content = run.PluginTagToContent("hparams")
     start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     hparams = {key: getattr(value, value.WhichOneof("kind")) for key, value in start.session_start_info.hparams.items()}
-    assert hparams == {"optimizer._target_": "torch.optim.AdamW", "optimizer.lr": 1e-3,
-                       "optimizer.betas": "[0.9, 0.999]", "trainer.num_epochs": 4.0,
-                       "trainer.deterministic": 0.0, "eval_songs": "null", "seed": 0.0,
-                       "scheduler.options": "{}"}
+    assert hparams == {
+        "optimizer._target_": "torch.optim.AdamW",
+        "optimizer.lr": 1e-3,
+        "optimizer.betas": "[0.9, 0.999]",
+        "trainer.num_epochs": 4.0,
+        "trainer.deterministic": 0.0,
+        "eval_songs": "null",
+        "seed": 0.0,
+        "scheduler.options": "{}",
+    }
 
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     metric_tags = {info.name.tag for info in experiment.metric_infos}
-    assert {"hparam/final_val_loss", "hparam/best_val_loss", "hparam/best_epoch", "hparam/epochs_run",
-            "hparam/final_val_chord_type_acc", "hparam/best_val_chord_type_acc"} <= metric_tags
+    assert {
+        "hparam/final_val_loss",
+        "hparam/best_val_loss",
+        "hparam/best_epoch",
+        "hparam/epochs_run",
+        "hparam/final_val_chord_type_acc",
+        "hparam/best_val_chord_type_acc",
+    } <= metric_tags
     best = trainer.best_epoch
-    expected = {"hparam/final_val_loss": history["val_loss"][-1], "hparam/final_train_loss": history["train_loss"][-1],
-                "hparam/best_val_loss": history["val_loss"][best - 1],
-                "hparam/best_val_root_acc": history["val_root_acc"][best - 1],
-                "hparam/best_epoch": best, "hparam/epochs_run": 3}
+    expected = {
+        "hparam/final_val_loss": history["val_loss"][-1],
+        "hparam/final_train_loss": history["train_loss"][-1],
+        "hparam/best_val_loss": history["val_loss"][best - 1],
+        "hparam/best_val_root_acc": history["val_root_acc"][best - 1],
+        "hparam/best_epoch": best,
+        "hparam/epochs_run": 3,
+    }
     for tag, value in expected.items():
         assert tag in metric_tags
         assert scalars(run, tag) == [(3, pytest.approx(value, rel=1e-6))], tag
@@ -231,19 +272,33 @@ def test_flatten_hparams_gives_dotted_tensorboard_values(compose_cfg):
 
 
 def test_hparam_values_and_epoch_tags():
-    assert [hparam_value(v) for v in (True, 3, 0.5, "x", None, (1, "a"), {"k": 1})] == \
-        [True, 3, 0.5, "x", "null", json.dumps([1, "a"]), json.dumps({"k": 1})]
+    assert [hparam_value(v) for v in (True, 3, 0.5, "x", None, (1, "a"), {"k": 1})] == [
+        True,
+        3,
+        0.5,
+        "x",
+        "null",
+        json.dumps([1, "a"]),
+        json.dumps({"k": 1}),
+    ]
     assert math.isnan(hparam_value(float("nan")))
-    assert [epoch_tag(k) for k in ("train_total_loss", "val_root_acc", "learning_rate", "epoch_seconds")] == \
-        ["train/total_loss", "val/root_acc", "learning_rate", "epoch_seconds"]
+    assert [epoch_tag(k) for k in ("train_total_loss", "val_root_acc", "learning_rate", "epoch_seconds")] == [
+        "train/total_loss",
+        "val/root_acc",
+        "learning_rate",
+        "epoch_seconds",
+    ]
 
 
 def test_the_module_imports_without_tensorboard_and_the_callback_needs_it(tmp_path, monkeypatch):
     """tensorboard is imported by the constructor only: the command line does not pay for it."""
     import chordexp.experiment.tracking
 
-    for name in [name for name in sys.modules if name.split(".")[0] == "tensorboard"
-                 or name.startswith("torch.utils.tensorboard")]:
+    for name in [
+        name
+        for name in sys.modules
+        if name.split(".")[0] == "tensorboard" or name.startswith("torch.utils.tensorboard")
+    ]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # None: any import of it fails
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)

@@ -1,5 +1,6 @@
 """A model trained for a few seconds transcribes a song of known chords: right labels,
 boundaries where the chords change, a .lab that mir_eval scores."""
+
 import numpy as np
 import pytest
 import torch
@@ -27,8 +28,14 @@ def recognizer(tmp_path_factory):
     val = InMemoryDataset(SyntheticChordDataset(200, "val", seed=1, **options))
     train_loader, val_loader = build_loaders(train, val, batch_size=32, seed=1)
     model = ChordRecognitionModel(sample_rate=SR, d_model=64, num_blocks=1, num_heads=2, channels=8, dropout=0.0)
-    config = TrainingConfig(learning_rate=3e-3, num_epochs=4, warmup_epochs=0, label_smoothing=0.0,
-                            checkpoint_dir=str(tmp_path_factory.mktemp("ckpt")), save_every=0)
+    config = TrainingConfig(
+        learning_rate=3e-3,
+        num_epochs=4,
+        warmup_epochs=0,
+        label_smoothing=0.0,
+        checkpoint_dir=str(tmp_path_factory.mktemp("ckpt")),
+        save_every=0,
+    )
     trainer = Trainer(model, train_loader, val_loader, config)
     trainer.train()
     assert trainer.history["val_chord_type_acc"][-1] > 90.0  # it did learn the clips
@@ -37,8 +44,11 @@ def recognizer(tmp_path_factory):
 
 def song_audio(seconds_per_chord: float = 2.0) -> np.ndarray:
     """The chords of SONG rendered by the plain synth (a different seed than training)."""
-    synth = ChordSynth(SyntheticChordDataset(1, sample_rate=SR, realism="plain", noise_prob=0.0).options,
-                       SR, int(seconds_per_chord * SR))
+    synth = ChordSynth(
+        SyntheticChordDataset(1, sample_rate=SR, realism="plain", noise_prob=0.0).options,
+        SR,
+        int(seconds_per_chord * SR),
+    )
     rng = np.random.default_rng(1234)
     parts = []
     for label in SONG:

@@ -1,4 +1,5 @@
 """Global tuning estimation and the front end moved by it."""
+
 from __future__ import annotations
 
 import numpy as np

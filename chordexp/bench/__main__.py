@@ -10,6 +10,7 @@ memory, gpu (default: all, in that order; gpu is skipped with one line without a
 run becomes the documented one: its JSON is copied to docs/benchmarks.json and the table of
 docs/benchmarks.md is generated from it. Progress goes to stderr, the table to stdout.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -55,8 +56,10 @@ def select(only: str) -> List[str]:
     names = [name.strip() for name in only.split(",") if name.strip()]
     unknown = [name for name in names if name not in BENCHMARKS]
     if unknown or not names:
-        raise UsageError(f"only={only!r}: unknown benchmark {unknown[0] if unknown else '(none)'!r}; "
-                         f"valid: all or a comma-separated list of {', '.join(BENCHMARKS)}")
+        raise UsageError(
+            f"only={only!r}: unknown benchmark {unknown[0] if unknown else '(none)'!r}; "
+            f"valid: all or a comma-separated list of {', '.join(BENCHMARKS)}"
+        )
     return [name for name in BENCHMARKS if name in names]
 
 
@@ -92,13 +95,21 @@ def main(argv: Optional[List[str]] = None, echo: Callable[[str], None] = print) 
         print(f"== {name}", file=sys.stderr, flush=True)
         for row in importlib.import_module(BENCHMARKS[name]).run(sizes):
             met = {None: "info", True: "met", False: "NOT met"}[row.met]
-            print(f"   {row.measure}: {row.value:.4g} {row.unit} vs {row.baseline_name} {row.baseline:.4g} "
-                  f"{row.baseline_unit}: ratio {row.ratio:.3g} ({row.ratio_of}), target {row.target_op or '-'} "
-                  f"{'' if row.target is None else f'{row.target:g}'} {met}", file=sys.stderr, flush=True)
+            print(
+                f"   {row.measure}: {row.value:.4g} {row.unit} vs {row.baseline_name} {row.baseline:.4g} "
+                f"{row.baseline_unit}: ratio {row.ratio:.3g} ({row.ratio_of}), target {row.target_op or '-'} "
+                f"{'' if row.target is None else f'{row.target:g}'} {met}",
+                file=sys.stderr,
+                flush=True,
+            )
             rows.append(row)
     machine["load_average_end"] = list(os.getloadavg())
-    settings = {"benchmarks": names, "quick": args.quick, **asdict(sizes),
-                "wall_seconds": round(time.perf_counter() - started, 1)}
+    settings = {
+        "benchmarks": names,
+        "quick": args.quick,
+        **asdict(sizes),
+        "wall_seconds": round(time.perf_counter() - started, 1),
+    }
     write_json(Path(args.output), rows, machine, settings)
     if args.docs:
         publish(Path(args.output), copy_to=DOC_JSON)

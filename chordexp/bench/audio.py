@@ -1,5 +1,6 @@
 """Audio the benchmarks run on: rendered chord clips of the realistic generator, back
 to back, so the numbers come from what the model is trained and used on."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -14,6 +14,7 @@ decoding, resampling and caching cost what real files of that length cost. Then:
 * **loader**: train excerpts per second (pitch shift on) read from the mapped cache on
   one core, against what a song-mode training step consumes on all cores (target 2x).
 """
+
 from __future__ import annotations
 
 import shutil
@@ -64,6 +65,7 @@ def write_collection(root: Path, hours: float, song_seconds: float, distinct: in
 
 def build_datasets(root: Path, cache: Path) -> float:
     """Seconds to build a run's train and val datasets over ``root`` with ``cache``."""
+
     def build() -> None:
         for split in ("train", "val"):
             FolderSongDataset(64, split=split, root=root, sample_rate=22050, cache_dir=cache)
@@ -75,17 +77,28 @@ def loader_rates(root: Path, cache: Path, excerpts: int, repeats: int) -> List[f
     dataset = FolderSongDataset(excerpts * repeats, split="train", root=root, sample_rate=22050, cache_dir=cache)
     with one_core():
         # cast: mypy cannot type a lambda that binds r as a default argument
-        return [excerpts / cpu_timed(cast(Callable[[], Any],
-                                          lambda r=r: [dataset[r * excerpts + i] for i in range(excerpts)]))
-                for r in range(repeats)]
+        return [
+            excerpts
+            / cpu_timed(cast(Callable[[], Any], lambda r=r: [dataset[r * excerpts + i] for i in range(excerpts)]))
+            for r in range(repeats)
+        ]
 
 
 def train_peak(root: Path, cache: Path, folder: Path) -> Dict[str, Any]:
     """A short song-mode run on the collection in a child process: its peak RSS."""
     folder.mkdir(parents=True, exist_ok=True)
-    overrides = ["data=folder_songs", f"data.dataset.root={root}", f"data.cache_dir={cache}",
-                 "trainer.num_epochs=2", "data.train_size=32", "data.val_size=8", "data.val_songs=1",
-                 "scheduler.warmup_epochs=0", "trainer.save_every=0", f"hydra.run.dir={folder / 'run'}"]
+    overrides = [
+        "data=folder_songs",
+        f"data.dataset.root={root}",
+        f"data.cache_dir={cache}",
+        "trainer.num_epochs=2",
+        "data.train_size=32",
+        "data.val_size=8",
+        "data.val_songs=1",
+        "scheduler.warmup_epochs=0",
+        "trainer.save_every=0",
+        f"hydra.run.dir={folder / 'run'}",
+    ]
     return run_probe("train", {"overrides": overrides}, cwd=str(folder), timeout=3600)
 
 
@@ -102,20 +115,42 @@ def run(sizes: Sizes) -> List[Row]:
             first = build_datasets(root, cache)
             echo(f"collection: second run (cache of {sum(p.stat().st_size for p in cache.glob('*.npy')) / 1e9:.2f} GB)")
             second = build_datasets(root, cache)
-            rows.append(Row(
-                benchmark="collection", measure=f"second-run start-up, {hours:g} h ({count} songs)", value=second,
-                unit="s", baseline_name="first run (decode, resample, cache)", baseline=first, baseline_unit="s",
-                ratio=ratio(second, first), ratio_of="second / first", target_op="<", target=STARTUP_TARGET,
-                note=f"first run {first / (hours * 3600) * 3600:.0f} s per hour of audio",
-                samples={"first_s": [first], "second_s": [second]}))
+            rows.append(
+                Row(
+                    benchmark="collection",
+                    measure=f"second-run start-up, {hours:g} h ({count} songs)",
+                    value=second,
+                    unit="s",
+                    baseline_name="first run (decode, resample, cache)",
+                    baseline=first,
+                    baseline_unit="s",
+                    ratio=ratio(second, first),
+                    ratio_of="second / first",
+                    target_op="<",
+                    target=STARTUP_TARGET,
+                    note=f"first run {first / (hours * 3600) * 3600:.0f} s per hour of audio",
+                    samples={"first_s": [first], "second_s": [second]},
+                )
+            )
             echo(f"collection: a short training run on {hours:g} h in a child process")
             peak = train_peak(root, cache, Path(tmp) / f"run-{hours:g}h")
             peaks[hours] = peak["peak_rss_mb"]
-            rows.append(Row(
-                benchmark="collection", measure=f"peak RSS, training on {hours:g} h", value=peak["peak_rss_mb"],
-                unit="MB", baseline_name="budget", baseline=PEAK_BUDGET_MB, baseline_unit="MB",
-                ratio=ratio(peak["peak_rss_mb"], PEAK_BUDGET_MB), ratio_of="peak / 2 GB", target_op="<", target=1.0,
-                samples={"epoch_rss_mb": peak["epoch_rss_mb"]}))
+            rows.append(
+                Row(
+                    benchmark="collection",
+                    measure=f"peak RSS, training on {hours:g} h",
+                    value=peak["peak_rss_mb"],
+                    unit="MB",
+                    baseline_name="budget",
+                    baseline=PEAK_BUDGET_MB,
+                    baseline_unit="MB",
+                    ratio=ratio(peak["peak_rss_mb"], PEAK_BUDGET_MB),
+                    ratio_of="peak / 2 GB",
+                    target_op="<",
+                    target=1.0,
+                    samples={"epoch_rss_mb": peak["epoch_rss_mb"]},
+                )
+            )
             if hours == sizes.collection_hours[-1]:
                 echo("collection: loader on one core")
                 loaded = loader_rates(root, cache, sizes.song_excerpts, sizes.repeats)
@@ -123,16 +158,38 @@ def run(sizes: Sizes) -> List[Row]:
             shutil.rmtree(cache, ignore_errors=True)
     smallest, largest = min(peaks), max(peaks)
     if largest != smallest:
-        rows.append(Row(
-            benchmark="collection", measure=f"peak RSS at {largest:g} h vs {smallest:g} h", value=peaks[largest],
-            unit="MB", baseline_name=f"at {smallest:g} h", baseline=peaks[smallest], baseline_unit="MB",
-            ratio=ratio(peaks[largest], peaks[smallest]), ratio_of="largest / smallest", target_op="<=",
-            target=SAME_PEAK, samples={"peak_rss_mb": [peaks[h] for h in sorted(peaks)]}))
+        rows.append(
+            Row(
+                benchmark="collection",
+                measure=f"peak RSS at {largest:g} h vs {smallest:g} h",
+                value=peaks[largest],
+                unit="MB",
+                baseline_name=f"at {smallest:g} h",
+                baseline=peaks[smallest],
+                baseline_unit="MB",
+                ratio=ratio(peaks[largest], peaks[smallest]),
+                ratio_of="largest / smallest",
+                target_op="<=",
+                target=SAME_PEAK,
+                samples={"peak_rss_mb": [peaks[h] for h in sorted(peaks)]},
+            )
+        )
     consumption, steps = training_consumption(sizes)
     rate = median(loaded)
-    rows.append(Row(
-        benchmark="collection", measure="loader excerpts/s from the cache (pitch shift), one core", value=rate,
-        unit="excerpts/s", baseline_name="training consumption", baseline=consumption, baseline_unit="excerpts/s",
-        ratio=ratio(rate, consumption), ratio_of="loaded / consumed", target_op=">=", target=LOADER_HEADROOM,
-        samples={"excerpts_per_s": loaded, "step_s": steps}))
+    rows.append(
+        Row(
+            benchmark="collection",
+            measure="loader excerpts/s from the cache (pitch shift), one core",
+            value=rate,
+            unit="excerpts/s",
+            baseline_name="training consumption",
+            baseline=consumption,
+            baseline_unit="excerpts/s",
+            ratio=ratio(rate, consumption),
+            ratio_of="loaded / consumed",
+            target_op=">=",
+            target=LOADER_HEADROOM,
+            samples={"excerpts_per_s": loaded, "step_s": steps},
+        )
+    )
     return rows

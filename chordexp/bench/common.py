@@ -4,6 +4,7 @@ A benchmark returns ``Row``s: its measured figure, a baseline measured in the sa
 run (or a fixed figure the target names), their ratio and the target on that ratio,
 so every line of the table reads the same way and the JSON keeps the raw samples.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -145,14 +146,16 @@ def format_table(rows: Sequence[Row]) -> str:
     for row in rows:
         target = "-" if row.target_op is None else f"{row.target_op} {row.target:g}"
         met = {None: "info", True: "yes", False: "**no**"}[row.met]
-        lines.append((
-            f"{row.benchmark}: {row.measure}",
-            _fmt(row.value, row.unit),
-            f"{row.baseline_name}: {_fmt(row.baseline, row.baseline_unit)}",
-            f"{row.ratio:.3g} ({row.ratio_of})" if math.isfinite(row.ratio) else str(row.ratio),
-            target,
-            met,
-        ))
+        lines.append(
+            (
+                f"{row.benchmark}: {row.measure}",
+                _fmt(row.value, row.unit),
+                f"{row.baseline_name}: {_fmt(row.baseline, row.baseline_unit)}",
+                f"{row.ratio:.3g} ({row.ratio_of})" if math.isfinite(row.ratio) else str(row.ratio),
+                target,
+                met,
+            )
+        )
     out = ["| " + " | ".join(cells) + " |" for cells in lines]
     out.insert(1, "|" + "|".join("---" for _ in header) + "|")
     return "\n".join(out)

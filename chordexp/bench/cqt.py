@@ -8,6 +8,7 @@ one front-end pass (its filterbank is built once, with the model) against one
 ``librosa.cqt`` call (which builds its filters every call: its normal use), in CPU
 seconds of the pinned thread.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -31,8 +32,10 @@ def _librosa():
     try:
         import librosa
     except ImportError:
-        raise UsageError("the front-end benchmark needs librosa: .venv/bin/pip install -e '.[bench]' "
-                         "(or run with only=... without frontend)") from None
+        raise UsageError(
+            "the front-end benchmark needs librosa: .venv/bin/pip install -e '.[bench]' "
+            "(or run with only=... without frontend)"
+        ) from None
     return librosa
 
 
@@ -59,8 +62,14 @@ def transforms(frontend, grid: Dict[str, float], audio: np.ndarray, librosa) -> 
 
 def reference_cqt(frontend, grid: Dict[str, float], audio: np.ndarray, librosa) -> np.ndarray:
     """librosa's CQT on the front end's bins and hop (complex, ``(bins, frames)``)."""
-    return librosa.cqt(audio, sr=frontend.sample_rate, hop_length=frontend.hop_length, fmin=grid["fmin"],
-                       n_bins=frontend.n_bins, bins_per_octave=int(grid["bins_per_octave"]))
+    return librosa.cqt(
+        audio,
+        sr=frontend.sample_rate,
+        hop_length=frontend.hop_length,
+        fmin=grid["fmin"],
+        n_bins=frontend.n_bins,
+        bins_per_octave=int(grid["bins_per_octave"]),
+    )
 
 
 def speed(frontend, grid: Dict[str, float], inputs: np.ndarray, repeats: int, librosa) -> Tuple[list, list]:
@@ -94,14 +103,33 @@ def previous_decimation(frontend, song: np.ndarray, repeats: int, seconds: float
     r = float(np.corrcoef(new[..., inner].flatten().numpy(), old[..., inner].flatten().numpy())[0, 1])
     ours_s, theirs_s = median(ours), median(theirs)
     return [
-        Row(benchmark="frontend", measure=f"{seconds:.0f} s song, multirate decimation, one core", value=ours_s,
-            unit="s", baseline_name="whole-signal FFT decimation (before)", baseline=theirs_s, baseline_unit="s",
-            ratio=ratio(theirs_s, ours_s), ratio_of="speed-up", note="the front end with each decimation",
-            samples={"ours_s": ours, "previous_s": theirs}),
-        Row(benchmark="frontend", measure=f"agreement with the previous front end ({seconds:.0f} s)", value=r,
-            unit="r", baseline_name="identical output", baseline=1.0, baseline_unit="r", ratio=r,
-            ratio_of="correlation of the outputs", target_op=">=", target=0.999,
-            note="first and last frame left out, as for the CQT"),
+        Row(
+            benchmark="frontend",
+            measure=f"{seconds:.0f} s song, multirate decimation, one core",
+            value=ours_s,
+            unit="s",
+            baseline_name="whole-signal FFT decimation (before)",
+            baseline=theirs_s,
+            baseline_unit="s",
+            ratio=ratio(theirs_s, ours_s),
+            ratio_of="speed-up",
+            note="the front end with each decimation",
+            samples={"ours_s": ours, "previous_s": theirs},
+        ),
+        Row(
+            benchmark="frontend",
+            measure=f"agreement with the previous front end ({seconds:.0f} s)",
+            value=r,
+            unit="r",
+            baseline_name="identical output",
+            baseline=1.0,
+            baseline_unit="r",
+            ratio=r,
+            ratio_of="correlation of the outputs",
+            target_op=">=",
+            target=0.999,
+            note="first and last frame left out, as for the CQT",
+        ),
     ]
 
 
@@ -115,27 +143,46 @@ def run(sizes: Sizes) -> List[Row]:
     song = rendered_audio(sizes.frontend_seconds, rate)
     clips = rendered_audio(batch_size, rate).reshape(batch_size, -1)
     seconds = len(song) / rate
-    echo(f"frontend: a batch of {batch_size} x 1 s and {seconds:.0f} s of audio, {sizes.repeats} runs each, "
-         "one core")
+    echo(f"frontend: a batch of {batch_size} x 1 s and {seconds:.0f} s of audio, {sizes.repeats} runs each, one core")
     ours, reference = transforms(frontend, grid, song, librosa)
     octave = int(grid["bins_per_octave"])
-    by_octave = [log_correlation(ours[i:i + octave], reference[i:i + octave]) for i in range(0, len(ours), octave)]
+    by_octave = [log_correlation(ours[i : i + octave], reference[i : i + octave]) for i in range(0, len(ours), octave)]
     agreement = log_correlation(ours, reference)
     rows = []
     for name, inputs in ((f"batch of {batch_size} x 1 s clips", clips), (f"{seconds:.0f} s song", song[None])):
         ours_times, reference_times = speed(frontend, grid, inputs, sizes.repeats, librosa)
         ours_s, reference_s = median(ours_times), median(reference_times)
-        rows.append(Row(
-            benchmark="frontend", measure=f"{name}, one core", value=ours_s, unit="s",
-            baseline_name=f"librosa {librosa.__version__} cqt", baseline=reference_s, baseline_unit="s",
-            ratio=ratio(reference_s, ours_s), ratio_of="speed-up", target_op=">=", target=TARGET,
-            note=f"{frontend.n_bins} bins, hop {frontend.hop_length}; librosa one call per clip",
-            samples={"ours_s": ours_times, "reference_s": reference_times}))
+        rows.append(
+            Row(
+                benchmark="frontend",
+                measure=f"{name}, one core",
+                value=ours_s,
+                unit="s",
+                baseline_name=f"librosa {librosa.__version__} cqt",
+                baseline=reference_s,
+                baseline_unit="s",
+                ratio=ratio(reference_s, ours_s),
+                ratio_of="speed-up",
+                target_op=">=",
+                target=TARGET,
+                note=f"{frontend.n_bins} bins, hop {frontend.hop_length}; librosa one call per clip",
+                samples={"ours_s": ours_times, "reference_s": reference_times},
+            )
+        )
     rows.extend(previous_decimation(frontend, song, sizes.repeats, seconds))
-    rows.append(Row(
-        benchmark="frontend", measure=f"agreement with the CQT ({seconds:.0f} s)", value=agreement, unit="r",
-        baseline_name="identical transform", baseline=1.0, baseline_unit="r", ratio=agreement,
-        ratio_of=f"correlation of log magnitudes, {FLOOR_DB:.0f} dB floor",
-        note="by octave C1..C6: " + ", ".join(f"{r:.2f}" for r in by_octave),
-        samples={"octave_r": by_octave}))
+    rows.append(
+        Row(
+            benchmark="frontend",
+            measure=f"agreement with the CQT ({seconds:.0f} s)",
+            value=agreement,
+            unit="r",
+            baseline_name="identical transform",
+            baseline=1.0,
+            baseline_unit="r",
+            ratio=agreement,
+            ratio_of=f"correlation of log magnitudes, {FLOOR_DB:.0f} dB floor",
+            note="by octave C1..C6: " + ", ".join(f"{r:.2f}" for r in by_octave),
+            samples={"octave_r": by_octave},
+        )
+    )
     return rows

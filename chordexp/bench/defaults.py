@@ -4,6 +4,7 @@ measure the model, loss, optimizer and schedule that training really uses (the Y
 defaults differ from the Python ones, e.g. dropout). The figures and baselines of the
 benchmark table are defined on 1-s clips; song mode (the default run) has none yet.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Tuple

@@ -10,6 +10,7 @@ then how fast the song-mode model transcribes a 3-minute song (x real time). Wit
 GPU it prints one line saying so and adds no rows; ``measure(device="cpu", ...)`` runs
 the same code on the CPU (the tests do, in quick mode).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -68,8 +69,11 @@ def step_figures(parts: Dict[str, Any], mode: str, device: str, steps: int, warm
         model = model.to(memory_format=torch.channels_last)
     optimizer = parts["optimizer_factory"](model.parameters())
     forward = torch.compile(model) if mode == "compile" else model
-    autocast = (torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16) if mode == "bf16"
-                else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+        if mode == "bf16"
+        else contextlib.nullcontext()
+    )
     audio, targets = _batch(model, parts["batch_size"], parts["samples"], device)
 
     def step() -> None:
@@ -92,8 +96,12 @@ def step_figures(parts: Dict[str, Any], mode: str, device: str, steps: int, warm
         _sync(device)
         times.append(time.perf_counter() - start)
     seconds = statistics.median(times)
-    return {"step_s": seconds, "samples_per_s": parts["batch_size"] / seconds,
-            "peak_bytes": float(torch.cuda.max_memory_allocated(device)) if cuda else 0.0, "times": times}
+    return {
+        "step_s": seconds,
+        "samples_per_s": parts["batch_size"] / seconds,
+        "peak_bytes": float(torch.cuda.max_memory_allocated(device)) if cuda else 0.0,
+        "times": times,
+    }
 
 
 def transcription_figures(parts: Dict[str, Any], device: str, seconds: float, repeats: int) -> Dict[str, Any]:
@@ -113,8 +121,14 @@ def transcription_figures(parts: Dict[str, Any], device: str, seconds: float, re
     return {"seconds": statistics.median(times), "x_real_time": seconds / statistics.median(times), "times": times}
 
 
-def measure(device: str, quick: bool, repeats: int, modes: Iterable[str] = MODES, tasks: Iterable[str] = TASKS,
-            song_seconds: float = 180.0) -> List[Row]:
+def measure(
+    device: str,
+    quick: bool,
+    repeats: int,
+    modes: Iterable[str] = MODES,
+    tasks: Iterable[str] = TASKS,
+    song_seconds: float = 180.0,
+) -> List[Row]:
     """The rows of this benchmark on ``device`` (any torch device: CPU in the tests)."""
     rows: List[Row] = []
     steps, warmup = (max(1, repeats), 1) if quick else (max(10, repeats), 3)
@@ -127,21 +141,42 @@ def measure(device: str, quick: bool, repeats: int, modes: Iterable[str] = MODES
             if mode == "fp32":
                 baseline = (figures["step_s"], figures["samples_per_s"])
             peak = figures["peak_bytes"] / 2**20
-            echo(f"gpu: {task} {mode}: {figures['step_s'] * 1e3:.1f} ms/step, {figures['samples_per_s']:.1f} "
-                 f"samples/s, peak {peak:.0f} MiB")
-            rows.append(Row(
-                benchmark="gpu", measure=f"{task} mode training step, {mode}, batch {parts['batch_size']}",
-                value=figures["step_s"], unit="s", baseline_name="fp32 step", baseline=baseline[0],
-                baseline_unit="s", ratio=ratio(baseline[0], figures["step_s"]), ratio_of="speed-up over fp32",
-                note=f"{figures['samples_per_s']:.1f} samples/s; peak {peak:.0f} MiB allocated ({device})",
-                samples={"step_s": figures["times"], "peak_bytes": [figures["peak_bytes"]]}))
+            echo(
+                f"gpu: {task} {mode}: {figures['step_s'] * 1e3:.1f} ms/step, {figures['samples_per_s']:.1f} "
+                f"samples/s, peak {peak:.0f} MiB"
+            )
+            rows.append(
+                Row(
+                    benchmark="gpu",
+                    measure=f"{task} mode training step, {mode}, batch {parts['batch_size']}",
+                    value=figures["step_s"],
+                    unit="s",
+                    baseline_name="fp32 step",
+                    baseline=baseline[0],
+                    baseline_unit="s",
+                    ratio=ratio(baseline[0], figures["step_s"]),
+                    ratio_of="speed-up over fp32",
+                    note=f"{figures['samples_per_s']:.1f} samples/s; peak {peak:.0f} MiB allocated ({device})",
+                    samples={"step_s": figures["times"], "peak_bytes": [figures["peak_bytes"]]},
+                )
+            )
     parts = task_parts("song", quick)
     figures = transcription_figures(parts, device, 10.0 if quick else song_seconds, max(1, repeats))
-    rows.append(Row(
-        benchmark="gpu", measure=f"transcribe {10.0 if quick else song_seconds:.0f} s (song-mode model)",
-        value=figures["seconds"], unit="s", baseline_name="real time", baseline=10.0 if quick else song_seconds,
-        baseline_unit="s", ratio=figures["x_real_time"], ratio_of="x real time",
-        note=f"analyse + decode on {device}, audio already in memory", samples={"seconds": figures["times"]}))
+    rows.append(
+        Row(
+            benchmark="gpu",
+            measure=f"transcribe {10.0 if quick else song_seconds:.0f} s (song-mode model)",
+            value=figures["seconds"],
+            unit="s",
+            baseline_name="real time",
+            baseline=10.0 if quick else song_seconds,
+            baseline_unit="s",
+            ratio=figures["x_real_time"],
+            ratio_of="x real time",
+            note=f"analyse + decode on {device}, audio already in memory",
+            samples={"seconds": figures["times"]},
+        )
+    )
     return rows
 
 

@@ -10,6 +10,7 @@ logging handler on the Trainer's end-of-epoch line) and its peak RSS at exit:
 * flat: the default model and batch on fewer clips for more epochs; growth is the RSS
   after the last epoch over the RSS after epoch 2 (epoch 1 still warms allocators).
 """
+
 from __future__ import annotations
 
 import logging
@@ -74,8 +75,10 @@ def train_run(folder: Path, clips: Optional[int], epochs: int) -> Dict[str, Any]
         overrides += [f"data.train_size={clips}", f"data.val_size={max(clips // 10, 8)}"]
     result = run_probe("train", {"overrides": overrides}, cwd=str(folder))
     if len(result["epoch_rss_mb"]) != epochs:
-        raise RuntimeError(f"expected {epochs} per-epoch RSS samples, got {len(result['epoch_rss_mb'])}: "
-                           "has the Trainer's end-of-epoch log line changed?")
+        raise RuntimeError(
+            f"expected {epochs} per-epoch RSS samples, got {len(result['epoch_rss_mb'])}: "
+            "has the Trainer's end-of-epoch log line changed?"
+        )
     return result
 
 
@@ -89,15 +92,37 @@ def run(sizes: Sizes) -> List[Row]:
     series = flat["epoch_rss_mb"]
     growth = series[-1] - series[1]
     return [
-        Row(benchmark="memory", measure=f"peak RSS, default run ({size})", value=peak["peak_rss_mb"], unit="MB",
-            baseline_name="budget", baseline=PEAK_BUDGET_MB, baseline_unit="MB",
-            ratio=ratio(peak["peak_rss_mb"], PEAK_BUDGET_MB), ratio_of="peak / 2 GB", target_op="<", target=1.0,
-            note=(f"main process; its forked render workers peak at {peak['workers_peak_rss_mb']:.0f} MB RSS, "
-                  "most of it pages shared with the parent"),
-            samples={"epoch_rss_mb": peak["epoch_rss_mb"]}),
-        Row(benchmark="memory", measure=f"RSS after epoch {len(series)} ({sizes.flat_clips} clips)",
-            value=series[-1], unit="MB", baseline_name="after epoch 2", baseline=series[1], baseline_unit="MB",
-            ratio=ratio(series[-1], series[1]), ratio_of="last / epoch 2", target_op="<=", target=GROWTH_TARGET,
+        Row(
+            benchmark="memory",
+            measure=f"peak RSS, default run ({size})",
+            value=peak["peak_rss_mb"],
+            unit="MB",
+            baseline_name="budget",
+            baseline=PEAK_BUDGET_MB,
+            baseline_unit="MB",
+            ratio=ratio(peak["peak_rss_mb"], PEAK_BUDGET_MB),
+            ratio_of="peak / 2 GB",
+            target_op="<",
+            target=1.0,
+            note=(
+                f"main process; its forked render workers peak at {peak['workers_peak_rss_mb']:.0f} MB RSS, "
+                "most of it pages shared with the parent"
+            ),
+            samples={"epoch_rss_mb": peak["epoch_rss_mb"]},
+        ),
+        Row(
+            benchmark="memory",
+            measure=f"RSS after epoch {len(series)} ({sizes.flat_clips} clips)",
+            value=series[-1],
+            unit="MB",
+            baseline_name="after epoch 2",
+            baseline=series[1],
+            baseline_unit="MB",
+            ratio=ratio(series[-1], series[1]),
+            ratio_of="last / epoch 2",
+            target_op="<=",
+            target=GROWTH_TARGET,
             note=f"growth {growth:+.1f} MB over {len(series) - 2} epochs; peak {flat['peak_rss_mb']:.0f} MB",
-            samples={"epoch_rss_mb": series}),
+            samples={"epoch_rss_mb": series},
+        ),
     ]

@@ -5,6 +5,7 @@ Nothing here but what a training step needs: forward, loss, backward, gradient
 clipping, optimizer step and scheduler step. Anything the Trainer does beyond this
 (validation, checkpoints, history, logging, metrics) is its overhead.
 """
+
 from __future__ import annotations
 
 from typing import Dict, List, Tuple
@@ -32,8 +33,9 @@ def synthetic_batches(count: int, batch_size: int, seed: int = 0) -> List[Batch]
     return batches
 
 
-def plain_step(model: nn.Module, criterion: nn.Module, optimizer: Optimizer, batch: Batch,
-               gradient_clip: float) -> Tensor:
+def plain_step(
+    model: nn.Module, criterion: nn.Module, optimizer: Optimizer, batch: Batch, gradient_clip: float
+) -> Tensor:
     """One training step; returns the (detached) total loss."""
     audio, targets = batch
     losses = criterion(model(audio), targets)
@@ -45,8 +47,16 @@ def plain_step(model: nn.Module, criterion: nn.Module, optimizer: Optimizer, bat
     return losses["total_loss"].detach()
 
 
-def plain_train(model: nn.Module, criterion: nn.Module, optimizer: Optimizer, scheduler: LRScheduler,
-                per_batch: bool, batches: List[Batch], epochs: int, gradient_clip: float) -> None:
+def plain_train(
+    model: nn.Module,
+    criterion: nn.Module,
+    optimizer: Optimizer,
+    scheduler: LRScheduler,
+    per_batch: bool,
+    batches: List[Batch],
+    epochs: int,
+    gradient_clip: float,
+) -> None:
     """``epochs`` passes over ``batches``, stepping ``scheduler`` per batch or per epoch."""
     model.train()
     for _ in range(epochs):

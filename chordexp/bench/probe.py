@@ -5,6 +5,7 @@ transcription, the peak memory of a training run); the parent starts this module
 which runs the probe ``NAME`` with the JSON arguments and prints its result as one
 line ``RESULT_PREFIX {json}`` after whatever the probe itself printed.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -23,8 +24,14 @@ PROBES = {
 }
 
 
-def run_probe(name: str, args: Mapping[str, Any], *, cwd: Optional[str] = None,
-              env: Optional[Mapping[str, str]] = None, timeout: float = 1800) -> Dict[str, Any]:
+def run_probe(
+    name: str,
+    args: Mapping[str, Any],
+    *,
+    cwd: Optional[str] = None,
+    env: Optional[Mapping[str, str]] = None,
+    timeout: float = 1800,
+) -> Dict[str, Any]:
     """Run probe ``name`` in a child Python and return its result; RuntimeError with
     the tail of its output when it fails."""
     command = [sys.executable, "-m", "chordexp.bench.probe", name, json.dumps(dict(args))]
@@ -32,7 +39,7 @@ def run_probe(name: str, args: Mapping[str, Any], *, cwd: Optional[str] = None,
     done = subprocess.run(command, cwd=cwd, env=child_env, capture_output=True, text=True, timeout=timeout)
     for line in reversed(done.stdout.splitlines()):
         if line.startswith(RESULT_PREFIX + " "):
-            return json.loads(line[len(RESULT_PREFIX) + 1:])
+            return json.loads(line[len(RESULT_PREFIX) + 1 :])
     tail = (done.stderr or done.stdout).strip().splitlines()[-15:]
     raise RuntimeError(f"probe {name} failed (exit {done.returncode}):\n" + "\n".join(tail))
 

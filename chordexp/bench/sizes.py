@@ -1,6 +1,7 @@
 """How big each benchmark is: the full run (the figures of the README) and ``quick``
 (a miniature that checks the machinery end to end in seconds; its figures mean nothing).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -31,14 +32,43 @@ class Sizes:
     folder_serial_files: int = 10  # of them, transcribed by one process as the baseline
 
 
-FULL = Sizes(repeats=5, batch_size=None, trainer_steps=60, trainer_epochs=2, rich_clips=300, plain_clips=1000,
-             consumption_steps=10, frontend_seconds=180.0, song_seconds=180.0, peak_clips=None, peak_epochs=2,
-             flat_clips=2000, flat_epochs=5)
-QUICK = Sizes(repeats=1, batch_size=4, trainer_steps=1, trainer_epochs=2, rich_clips=6, plain_clips=10,
-              consumption_steps=1, frontend_seconds=3.0, song_seconds=10.0, peak_clips=32, peak_epochs=2,
-              flat_clips=32, flat_epochs=3, song_excerpts=1, song_excerpt_seconds=2.0,
-              collection_hours=(0.01, 0.02), collection_song_seconds=20.0,
-              folder_files=3, folder_seconds=5.0, folder_serial_files=2)
+FULL = Sizes(
+    repeats=5,
+    batch_size=None,
+    trainer_steps=60,
+    trainer_epochs=2,
+    rich_clips=300,
+    plain_clips=1000,
+    consumption_steps=10,
+    frontend_seconds=180.0,
+    song_seconds=180.0,
+    peak_clips=None,
+    peak_epochs=2,
+    flat_clips=2000,
+    flat_epochs=5,
+)
+QUICK = Sizes(
+    repeats=1,
+    batch_size=4,
+    trainer_steps=1,
+    trainer_epochs=2,
+    rich_clips=6,
+    plain_clips=10,
+    consumption_steps=1,
+    frontend_seconds=3.0,
+    song_seconds=10.0,
+    peak_clips=32,
+    peak_epochs=2,
+    flat_clips=32,
+    flat_epochs=3,
+    song_excerpts=1,
+    song_excerpt_seconds=2.0,
+    collection_hours=(0.01, 0.02),
+    collection_song_seconds=20.0,
+    folder_files=3,
+    folder_seconds=5.0,
+    folder_serial_files=2,
+)
 
 
 def sizes_for(quick: bool, repeats: int = 0) -> Sizes:

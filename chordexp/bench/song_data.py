@@ -8,6 +8,7 @@ when rendering >= consumption; the target asks 2x headroom. The main job does no
 while it trains: ``data.cache=true`` renders every excerpt once and serves float16 copies
 from memory, so the second row measures what a training step really waits for.
 """
+
 from __future__ import annotations
 
 import copy
@@ -36,22 +37,24 @@ def song_components(seconds: float) -> Tuple[Any, Dict[str, Any]]:
         "model": instantiate(cfg.model, _convert_="all"),
         "criterion": instantiate(cfg.loss, _convert_="all"),
         "optimizer_factory": instantiate(cfg.optimizer, _convert_="all"),
-        "dataset": instantiate(cfg.data.dataset, size=max(int(cfg.data.batch_size), 1), split="train",
-                               _convert_="all"),
+        "dataset": instantiate(cfg.data.dataset, size=max(int(cfg.data.batch_size), 1), split="train", _convert_="all"),
     }
 
 
 def rendering_rates(dataset: Any, excerpts: int, repeats: int) -> List[float]:
     """Excerpts/s on one core, one figure per repetition (different excerpts each time:
     songs differ in parts and length of notes, so cost varies by song)."""
-    renderer = SyntheticSongDataset(excerpts * repeats, split="train", sample_rate=dataset.sample_rate,
-                                    clip_seconds=dataset.clip_seconds)
+    renderer = SyntheticSongDataset(
+        excerpts * repeats, split="train", sample_rate=dataset.sample_rate, clip_seconds=dataset.clip_seconds
+    )
     renderer[0]  # loads the SoundFont: once per worker, not per excerpt
     with one_core():
         # cast: mypy cannot type a lambda that binds r as a default argument
-        return [excerpts / cpu_timed(cast(Callable[[], Any],
-                                          lambda r=r: [renderer[r * excerpts + i] for i in range(excerpts)]))
-                for r in range(repeats)]
+        return [
+            excerpts
+            / cpu_timed(cast(Callable[[], Any], lambda r=r: [renderer[r * excerpts + i] for i in range(excerpts)]))
+            for r in range(repeats)
+        ]
 
 
 def cached_rates(batch: Any, repeats: int) -> List[float]:
@@ -67,8 +70,7 @@ def cached_rates(batch: Any, repeats: int) -> List[float]:
     cache = InMemoryDataset(Items(audio, *[targets[k] for k in keys]), num_workers=0)
     count = len(cache)
     with one_core():
-        return [50 * count / cpu_timed(lambda: [cache[i % count] for i in range(50 * count)])
-                for _ in range(repeats)]
+        return [50 * count / cpu_timed(lambda: [cache[i % count] for i in range(50 * count)]) for _ in range(repeats)]
 
 
 def training_batch(sizes: Sizes) -> Tuple[Any, Dict[str, Any], Any]:
@@ -109,13 +111,34 @@ def run(sizes: Sizes) -> List[Row]:
     render_rate, cache_rate = median(rendered), median(cached)
     step_note = f"training step {median(steps):.2f} s at batch {batch_size} x {seconds:g} s, all cores"
     return [
-        Row(benchmark="songs", measure=f"rendered excerpts/s ({seconds:g} s), one core", value=render_rate,
-            unit="excerpts/s", baseline_name="training consumption", baseline=consumption,
-            baseline_unit="excerpts/s", ratio=ratio(render_rate, consumption), ratio_of="rendered / consumed",
-            target_op=">=", target=HEADROOM, note=step_note, samples={"excerpts_per_s": rendered, "step_s": steps}),
-        Row(benchmark="songs", measure="cached excerpts/s (data.cache=true), one core", value=cache_rate,
-            unit="excerpts/s", baseline_name="training consumption", baseline=consumption,
-            baseline_unit="excerpts/s", ratio=ratio(cache_rate, consumption), ratio_of="served / consumed",
-            target_op=">=", target=HEADROOM, note="float16 in memory, 0.66 MB per 15-s excerpt",
-            samples={"excerpts_per_s": cached}),
+        Row(
+            benchmark="songs",
+            measure=f"rendered excerpts/s ({seconds:g} s), one core",
+            value=render_rate,
+            unit="excerpts/s",
+            baseline_name="training consumption",
+            baseline=consumption,
+            baseline_unit="excerpts/s",
+            ratio=ratio(render_rate, consumption),
+            ratio_of="rendered / consumed",
+            target_op=">=",
+            target=HEADROOM,
+            note=step_note,
+            samples={"excerpts_per_s": rendered, "step_s": steps},
+        ),
+        Row(
+            benchmark="songs",
+            measure="cached excerpts/s (data.cache=true), one core",
+            value=cache_rate,
+            unit="excerpts/s",
+            baseline_name="training consumption",
+            baseline=consumption,
+            baseline_unit="excerpts/s",
+            ratio=ratio(cache_rate, consumption),
+            ratio_of="served / consumed",
+            target_op=">=",
+            target=HEADROOM,
+            note="float16 in memory, 0.66 MB per 15-s excerpt",
+            samples={"excerpts_per_s": cached},
+        ),
     ]

@@ -5,6 +5,7 @@ does before its first real work) against ``python -c "import torch, hydra"``, bo
 fresh processes in an empty folder, alternated and repeated; the median of the per-pair
 ratios says what chordexp adds on top of importing torch and Hydra.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -22,20 +23,32 @@ IMPORTS = (sys.executable, "-c", "import torch, hydra")
 
 def wall_seconds(command: Sequence[str], cwd: str) -> float:
     """Wall time of ``command`` run to completion (output discarded; failure raises)."""
-    return timed(lambda: subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE))
+    return timed(
+        lambda: subprocess.run(command, cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    )
 
 
 def run(sizes: Sizes) -> List[Row]:
     with tempfile.TemporaryDirectory(prefix="chordexp-bench-") as tmp:
         echo(f"startup: {sizes.repeats} alternated runs of each command")
         wall_seconds(RUN, tmp), wall_seconds(IMPORTS, tmp)  # warm the file cache for both
-        run_times, import_times = alternate(lambda: wall_seconds(RUN, tmp), lambda: wall_seconds(IMPORTS, tmp),
-                                            sizes.repeats)
+        run_times, import_times = alternate(
+            lambda: wall_seconds(RUN, tmp), lambda: wall_seconds(IMPORTS, tmp), sizes.repeats
+        )
     run_s, import_s = median(run_times), median(import_times)
-    return [Row(
-        benchmark="startup", measure="python -m chordexp.run --cfg job", value=run_s, unit="s",
-        baseline_name="import torch, hydra", baseline=import_s, baseline_unit="s",
-        ratio=paired_ratio(run_times, import_times), ratio_of="run / imports", target_op="<=", target=TARGET,
-        samples={"run_s": run_times, "imports_s": import_times},
-    )]
+    return [
+        Row(
+            benchmark="startup",
+            measure="python -m chordexp.run --cfg job",
+            value=run_s,
+            unit="s",
+            baseline_name="import torch, hydra",
+            baseline=import_s,
+            baseline_unit="s",
+            ratio=paired_ratio(run_times, import_times),
+            ratio_of="run / imports",
+            target_op="<=",
+            target=TARGET,
+            samples={"run_s": run_times, "imports_s": import_times},
+        )
+    ]

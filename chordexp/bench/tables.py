@@ -6,6 +6,7 @@ the figures in the docs are always a run's own and never copied by hand.
 re-renders what lies between the two marker comments of ``doc`` from ``json`` (the file
 ``python -m chordexp.bench`` writes; its ``docs=true`` does both steps).
 """
+
 from __future__ import annotations
 
 import json
@@ -49,9 +50,11 @@ def rows_of(document: Mapping[str, Any]) -> List[Row]:
 
 def machine_line(machine: Mapping[str, Any]) -> str:
     """Where the figures came from, as the bench prints it above its table."""
-    return (f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} "
-            f"(threads {machine['torch_threads']}), Python {machine['python']}; load average "
-            f"{machine['load_average_start'][0]:.1f} at start, {machine['load_average_end'][0]:.1f} at end")
+    return (
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, torch {machine['torch']} "
+        f"(threads {machine['torch_threads']}), Python {machine['python']}; load average "
+        f"{machine['load_average_start'][0]:.1f} at start, {machine['load_average_end'][0]:.1f} at end"
+    )
 
 
 def targets_line(rows: Sequence[Row]) -> str:
@@ -62,12 +65,14 @@ def render(document: Mapping[str, Any]) -> str:
     """The generated part of the page: the command, the machine, the table, the tally."""
     rows = rows_of(document)
     only = ",".join(document["settings"]["benchmarks"])
-    return "\n\n".join([
-        f"`python -m chordexp.bench only={only}`, as printed:",
-        machine_line(document["machine"]),
-        format_table(rows),
-        f"{targets_line(rows)}; JSON: [benchmarks.json](benchmarks.json)",
-    ])
+    return "\n\n".join(
+        [
+            f"`python -m chordexp.bench only={only}`, as printed:",
+            machine_line(document["machine"]),
+            format_table(rows),
+            f"{targets_line(rows)}; JSON: [benchmarks.json](benchmarks.json)",
+        ]
+    )
 
 
 def with_table(page: str, block: str, where: str = "the page") -> str:

@@ -6,6 +6,7 @@ and repeated, the ratio is the median of the per-pair ratios. The Trainer runs w
 defaults: one validation batch, ``last.pt``/``best.pt`` (and periodic) checkpoints,
 history and INFO logging to a file (as in a run folder) all count as Trainer time.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,8 +51,10 @@ def spread(trainer_times: List[float], plain_times: List[float]) -> str:
     whole runs swing, and a wide spread says the median is not to be trusted."""
     pairs = [ratio(t, p) for t, p in zip(trainer_times, plain_times)]
     noisy = "NOISY (other load on the machine): " if max(pairs) > NOISY * min(pairs) else ""
-    return (f"{noisy}pair ratios {min(pairs):.3f}..{max(pairs):.3f}, "
-            f"fastest run of each {ratio(min(trainer_times), min(plain_times)):.3f}")
+    return (
+        f"{noisy}pair ratios {min(pairs):.3f}..{max(pairs):.3f}, "
+        f"fastest run of each {ratio(min(trainer_times), min(plain_times)):.3f}"
+    )
 
 
 def run(sizes: Sizes) -> List[Row]:
@@ -65,20 +68,38 @@ def run(sizes: Sizes) -> List[Row]:
         config = dataclasses.replace(config, checkpoint_dir=str(Path(tmp) / "checkpoints"))
 
         def with_trainer(steps: int = len(batches)) -> float:
-            trainer = Trainer(model=copy.deepcopy(template), train_loader=batches[:steps], val_loader=batches[:1],
-                              config=config, criterion=criterion, optimizer_factory=make_optimizer)
+            trainer = Trainer(
+                model=copy.deepcopy(template),
+                train_loader=batches[:steps],
+                val_loader=batches[:1],
+                config=config,
+                criterion=criterion,
+                optimizer_factory=make_optimizer,
+            )
             return timed(trainer.train)
 
         def plain_loop(steps: int = len(batches)) -> float:
             model = copy.deepcopy(template)
             optimizer = make_optimizer(model.parameters())
             scheduler, per_batch = create_scheduler(optimizer, config, steps)
-            return timed(lambda: plain_train(model, criterion, optimizer, scheduler, per_batch, batches[:steps],
-                                             config.num_epochs, config.gradient_clip))
+            return timed(
+                lambda: plain_train(
+                    model,
+                    criterion,
+                    optimizer,
+                    scheduler,
+                    per_batch,
+                    batches[:steps],
+                    config.num_epochs,
+                    config.gradient_clip,
+                )
+            )
 
         with run_logging(Path(tmp) / "run.log"):
-            echo(f"trainer: warm-up, then {sizes.repeats} alternated runs of "
-                 f"{config.num_epochs} x {len(batches)} steps (batch {batch_size}) each way")
+            echo(
+                f"trainer: warm-up, then {sizes.repeats} alternated runs of "
+                f"{config.num_epochs} x {len(batches)} steps (batch {batch_size}) each way"
+            )
             with_trainer(min(len(batches), 3)), plain_loop(min(len(batches), 3))  # first-call costs fall here
             trainer_times, plain_times = alternate(with_trainer, plain_loop, sizes.repeats)
 
@@ -90,15 +111,37 @@ def run(sizes: Sizes) -> List[Row]:
     default_steps = math.ceil(data.train_size / data.batch_size)
     projected = 1.0 + per_epoch / (default_steps * step_s)
     return [
-        Row(benchmark="trainer", measure=f"Trainer.train(), {steps} steps", value=trainer_s, unit="s",
-            baseline_name="plain loop", baseline=plain_s, baseline_unit="s",
-            ratio=paired_ratio(trainer_times, plain_times), ratio_of="Trainer / plain", target_op="<=",
-            target=TARGET, note=(f"{config.num_epochs} epochs x {len(batches)} steps, batch {batch_size}, default "
-                                 f"model/optimizer/scheduler; 1 validation batch per epoch; plain step "
-                                 f"{1000 * step_s:.0f} ms; {spread(trainer_times, plain_times)}"),
-            samples={"trainer_s": trainer_times, "plain_s": plain_times}),
-        Row(benchmark="trainer", measure=f"projected to the default epoch ({default_steps} steps)",
-            value=per_epoch, unit="s/epoch", baseline_name="plain epoch", baseline=default_steps * step_s,
-            baseline_unit="s", ratio=projected, ratio_of="Trainer / plain", target_op="<=", target=TARGET,
-            note="the Trainer's extra time per epoch of the row above over a default-length plain epoch"),
+        Row(
+            benchmark="trainer",
+            measure=f"Trainer.train(), {steps} steps",
+            value=trainer_s,
+            unit="s",
+            baseline_name="plain loop",
+            baseline=plain_s,
+            baseline_unit="s",
+            ratio=paired_ratio(trainer_times, plain_times),
+            ratio_of="Trainer / plain",
+            target_op="<=",
+            target=TARGET,
+            note=(
+                f"{config.num_epochs} epochs x {len(batches)} steps, batch {batch_size}, default "
+                f"model/optimizer/scheduler; 1 validation batch per epoch; plain step "
+                f"{1000 * step_s:.0f} ms; {spread(trainer_times, plain_times)}"
+            ),
+            samples={"trainer_s": trainer_times, "plain_s": plain_times},
+        ),
+        Row(
+            benchmark="trainer",
+            measure=f"projected to the default epoch ({default_steps} steps)",
+            value=per_epoch,
+            unit="s/epoch",
+            baseline_name="plain epoch",
+            baseline=default_steps * step_s,
+            baseline_unit="s",
+            ratio=projected,
+            ratio_of="Trainer / plain",
+            target_op="<=",
+            target=TARGET,
+            note="the Trainer's extra time per epoch of the row above over a default-length plain epoch",
+        ),
     ]

@@ -12,6 +12,7 @@ fresh process on (at most) 2 cores with its default decode workers, wall time fr
 loading the checkpoint to the last ``.lab``, against the same process with
 ``workers=0`` (decoding and the model in turn) on the first ``folder_serial_files``.
 """
+
 from __future__ import annotations
 
 import os
@@ -42,10 +43,20 @@ def write_checkpoint(path: Path) -> None:
     """A real training checkpoint of the default model, written by the Trainer."""
     config, parts = default_components()
     config.checkpoint_dir = str(path.parent)
-    batch = [(torch.zeros(1, parts["model"].sample_rate),
-              {key: torch.zeros(1, dtype=torch.long) for key in ("chord_type", "root", "bass_note")})]
-    Trainer(model=parts["model"], train_loader=batch, val_loader=batch, config=config,
-            criterion=parts["criterion"], optimizer_factory=parts["optimizer_factory"]).save_checkpoint(path)
+    batch = [
+        (
+            torch.zeros(1, parts["model"].sample_rate),
+            {key: torch.zeros(1, dtype=torch.long) for key in ("chord_type", "root", "bass_note")},
+        )
+    ]
+    Trainer(
+        model=parts["model"],
+        train_loader=batch,
+        val_loader=batch,
+        config=config,
+        criterion=parts["criterion"],
+        optimizer_factory=parts["optimizer_factory"],
+    ).save_checkpoint(path)
 
 
 def write_song(path: Path, seconds: float, sample_rate: int = 44100) -> float:
@@ -81,8 +92,14 @@ def folder_probe(args: Mapping[str, Any]) -> Dict[str, float]:
     torch.set_num_threads(max(1, len(cores) or int(args["cores"])))
     start = time.perf_counter()
     recognizer = ChordRecognizer.from_checkpoint(args["checkpoint"])
-    failures = transcribe_files(recognizer, Path(args["input"]), Path(args["output"]), progress=False,
-                                echo=lambda *_: None, workers=args["workers"])
+    failures = transcribe_files(
+        recognizer,
+        Path(args["input"]),
+        Path(args["output"]),
+        progress=False,
+        echo=lambda *_: None,
+        workers=args["workers"],
+    )
     return {"wall_seconds": time.perf_counter() - start, "failures": failures, "cores": len(cores)}
 
 
@@ -103,24 +120,37 @@ def folder_rows(folder: Path, checkpoint: Path, sizes: Sizes) -> List[Row]:
     duration = write_song(song, sizes.folder_seconds)
     write_folder(folder / "all", song, sizes.folder_files)
     write_folder(folder / "some", song, min(sizes.folder_serial_files, sizes.folder_files))
-    echo(f"transcribe: folder of {sizes.folder_files} x {duration:.0f} s on {FOLDER_CORES} cores "
-         f"(workers default), and {sizes.folder_serial_files} files with workers=0")
+    echo(
+        f"transcribe: folder of {sizes.folder_files} x {duration:.0f} s on {FOLDER_CORES} cores "
+        f"(workers default), and {sizes.folder_serial_files} files with workers=0"
+    )
     base = {"checkpoint": str(checkpoint), "cores": FOLDER_CORES}
-    parallel = run_probe("transcribe_folder", {**base, "input": str(folder / "all"), "output": str(folder / "p"),
-                                               "workers": None})
-    serial = run_probe("transcribe_folder", {**base, "input": str(folder / "some"), "output": str(folder / "s"),
-                                             "workers": 0})
+    parallel = run_probe(
+        "transcribe_folder", {**base, "input": str(folder / "all"), "output": str(folder / "p"), "workers": None}
+    )
+    serial = run_probe(
+        "transcribe_folder", {**base, "input": str(folder / "some"), "output": str(folder / "s"), "workers": 0}
+    )
     total = duration * sizes.folder_files
     speed = total / parallel["wall_seconds"]
     serial_speed = duration * min(sizes.folder_serial_files, sizes.folder_files) / serial["wall_seconds"]
     return [
-        Row(benchmark="transcribe", measure=f"predict on a folder of {sizes.folder_files} x {duration:.0f} s, "
-            f"{parallel['cores']} cores", value=speed, unit="x real time", baseline_name="workers=0 (one process)",
-            baseline=serial_speed, baseline_unit="x real time", ratio=speed, ratio_of="x real time",
-            target_op=">=", target=FOLDER_TARGET,
+        Row(
+            benchmark="transcribe",
+            measure=f"predict on a folder of {sizes.folder_files} x {duration:.0f} s, {parallel['cores']} cores",
+            value=speed,
+            unit="x real time",
+            baseline_name="workers=0 (one process)",
+            baseline=serial_speed,
+            baseline_unit="x real time",
+            ratio=speed,
+            ratio_of="x real time",
+            target_op=">=",
+            target=FOLDER_TARGET,
             note=f"wall {parallel['wall_seconds']:.1f} s, model load included; speed-up over workers=0 "
-                 f"{ratio(speed, serial_speed):.2f}",
-            samples={"wall_seconds": [parallel["wall_seconds"]], "serial_wall_seconds": [serial["wall_seconds"]]}),
+            f"{ratio(speed, serial_speed):.2f}",
+            samples={"wall_seconds": [parallel["wall_seconds"]], "serial_wall_seconds": [serial["wall_seconds"]]},
+        ),
     ]
 
 
@@ -130,8 +160,11 @@ def run(sizes: Sizes) -> List[Row]:
         write_checkpoint(folder / "model.pt")
         duration = write_song(folder / "song.wav", sizes.song_seconds)
         echo(f"transcribe: {duration:.0f} s song, {sizes.repeats} fresh processes on one core")
-        args = {"checkpoint": str(folder / "model.pt"), "input": str(folder / "song.wav"),
-                "output": str(folder / "labs")}
+        args = {
+            "checkpoint": str(folder / "model.pt"),
+            "input": str(folder / "song.wav"),
+            "output": str(folder / "labs"),
+        }
         results = [run_probe("transcribe", args, env=ONE_THREAD) for _ in range(sizes.repeats)]
         folder_result = folder_rows(folder, folder / "model.pt", sizes)
     seconds = [r["seconds"] for r in results]
@@ -139,15 +172,36 @@ def run(sizes: Sizes) -> List[Row]:
     walls = [r["wall_seconds"] for r in results]
     compute = median(seconds)
     song_row = Row(
-        benchmark="transcribe", measure=f"predict on a {duration:.0f} s WAV, one core, time", value=compute,
-        unit="s", baseline_name="real time", baseline=duration, baseline_unit="s", ratio=compute,
-        ratio_of="CPU seconds", target_op="<", target=SONG_TARGET_S,
+        benchmark="transcribe",
+        measure=f"predict on a {duration:.0f} s WAV, one core, time",
+        value=compute,
+        unit="s",
+        baseline_name="real time",
+        baseline=duration,
+        baseline_unit="s",
+        ratio=compute,
+        ratio_of="CPU seconds",
+        target_op="<",
+        target=SONG_TARGET_S,
         note=f"the row above as seconds; model load {median(loads):.2f} s included",
-        samples={"seconds": seconds})
-    return [Row(
-        benchmark="transcribe", measure=f"predict on a {duration:.0f} s WAV, one core", value=compute, unit="s",
-        baseline_name="real time", baseline=duration, baseline_unit="s", ratio=ratio(duration, compute),
-        ratio_of="x real time", target_op=">=", target=TARGET,
-        note=f"CPU time; model load {median(loads):.2f} s included, imports excluded; wall {median(walls):.2f} s",
-        samples={"seconds": seconds, "load_seconds": loads, "wall_seconds": walls},
-    ), song_row, *folder_result]
+        samples={"seconds": seconds},
+    )
+    return [
+        Row(
+            benchmark="transcribe",
+            measure=f"predict on a {duration:.0f} s WAV, one core",
+            value=compute,
+            unit="s",
+            baseline_name="real time",
+            baseline=duration,
+            baseline_unit="s",
+            ratio=ratio(duration, compute),
+            ratio_of="x real time",
+            target_op=">=",
+            target=TARGET,
+            note=f"CPU time; model load {median(loads):.2f} s included, imports excluded; wall {median(walls):.2f} s",
+            samples={"seconds": seconds, "load_seconds": loads, "wall_seconds": walls},
+        ),
+        song_row,
+        *folder_result,
+    ]

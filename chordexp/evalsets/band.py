@@ -16,6 +16,7 @@ compression, EQ tilt, a codec-like low-pass at 8-16 kHz, a high-pass, loudness a
 soft limiter). ``N`` covers the drums-alone count-in, drum breaks and the ringing
 end. Labels are exact: the MIDI file's own beat times under its constant tempo.
 """
+
 from __future__ import annotations
 
 import json
@@ -262,8 +263,14 @@ def plan_band_song(index: int, seed: int, split: str = "test", seconds: Optional
         if position * beat + beats * beat > target - 4 * beat and len(chords) > 3:
             break
         if sections[-1].name != section:
-            sections.append(Section(section, position, 0, "" if section == "break" else
-                                    (verse_name if section in ("intro", "verse") else chorus_name)))
+            sections.append(
+                Section(
+                    section,
+                    position,
+                    0,
+                    "" if section == "break" else (verse_name if section in ("intro", "verse") else chorus_name),
+                )
+            )
         chords.append(ChordEvent(position, beats, transpose(label, transposition)))
         position += beats
     if chords[-1].label == "N":  # never end on a break
@@ -285,8 +292,10 @@ def plan_band_song(index: int, seed: int, split: str = "test", seconds: Optional
         mode="minor" if minor else "major",
         tuning_cents=pitch_bend * 100 * BEND_RANGE / 8192,
         pitch_bend=pitch_bend,
-        progressions={"verse": f"{verse_name}: {' '.join(transpose(x, transposition) for x in verse)}",
-                      "chorus": f"{chorus_name}: {' '.join(transpose(x, transposition) for x in chorus)}"},
+        progressions={
+            "verse": f"{verse_name}: {' '.join(transpose(x, transposition) for x in verse)}",
+            "chorus": f"{chorus_name}: {' '.join(transpose(x, transposition) for x in chorus)}",
+        },
         sections=sections,
         chords=merge_repeats(chords),
         parts=_arrangement(rng, bpm),
@@ -325,8 +334,14 @@ def _vary_harmonic_rhythm(plan: List[Tuple[str, int, str, bool]], rng: np.random
             out.insert(i + 1, [dominant, k, section, False])
             i += 2
             continue
-        if (label != "N" and following[0] != "N" and beats >= 3 and following[1] < 8
-                and following[2] == section and rng.random() < 0.1):
+        if (
+            label != "N"
+            and following[0] != "N"
+            and beats >= 3
+            and following[1] < 8
+            and following[2] == section
+            and rng.random() < 0.1
+        ):
             out[i][1] -= 1
             out[i + 1][1] += 1
         i += 1
@@ -344,19 +359,30 @@ def _arrangement(rng: np.random.Generator, bpm: int) -> List[BandPart]:
     for channel, style in enumerate(styles):
         family, programs, pattern = CHORD_STYLES[style]
         sections = "all" if channel == 0 or rng.random() < 0.5 else "chorus"
-        parts.append(BandPart("chords", style, int(rng.choice(programs)), pattern, channel,
-                              round(float(rng.uniform(-9, -5)) - (1.0 if count == 3 else 0.0), 1), sections,
-                              pans[channel]))
+        parts.append(
+            BandPart(
+                "chords",
+                style,
+                int(rng.choice(programs)),
+                pattern,
+                channel,
+                round(float(rng.uniform(-9, -5)) - (1.0 if count == 3 else 0.0), 1),
+                sections,
+                pans[channel],
+            )
+        )
     if bpm < 90:
         bass_pattern = str(rng.choice(["sustain", "root_fifth", "pop"]))
     elif bpm > 130:
         bass_pattern = str(rng.choice(["eighths", "root_fifth", "octaves"]))
     else:
         bass_pattern = str(rng.choice(["eighths", "pop", "root_fifth", "octaves"]))
-    parts.append(BandPart("bass", "bass", int(rng.choice(BASS_PROGRAMS)), bass_pattern, 3,
-                          round(float(rng.uniform(-6, -2)), 1)))
-    parts.append(BandPart("melody", "lead", int(rng.choice(LEAD_PROGRAMS)), "vocal", 4, 0.0,
-                          pan=int(rng.integers(56, 73))))
+    parts.append(
+        BandPart("bass", "bass", int(rng.choice(BASS_PROGRAMS)), bass_pattern, 3, round(float(rng.uniform(-6, -2)), 1))
+    )
+    parts.append(
+        BandPart("melody", "lead", int(rng.choice(LEAD_PROGRAMS)), "vocal", 4, 0.0, pan=int(rng.integers(56, 73)))
+    )
     parts.append(BandPart("drums", "drums", 0, "kit", DRUM_CHANNEL, round(float(rng.uniform(-5, -1)), 1)))
     return parts
 
@@ -381,8 +407,15 @@ class Player:
         self.ms = TICKS_PER_BEAT / (song.tempo_us / 1000)  # ticks per millisecond
         self.notes: List[Note] = []
 
-    def play(self, on_beat: float, off_beat: float, pitch: int, velocity: float, late_ms: float = 12.0,
-             not_after: Optional[float] = None) -> None:
+    def play(
+        self,
+        on_beat: float,
+        off_beat: float,
+        pitch: int,
+        velocity: float,
+        late_ms: float = 12.0,
+        not_after: Optional[float] = None,
+    ) -> None:
         on = beats_to_ticks(on_beat) + int(self.rng.uniform(0, late_ms) * self.ms)
         off = beats_to_ticks(off_beat if not_after is None else min(off_beat, not_after))
         if off - on >= 10:
@@ -454,8 +487,11 @@ def chord_notes(song: BandSong, part: BandPart, rng: np.random.Generator) -> Lis
             for p in pitches:
                 player.play(start, end - 0.05, p, base_velocity - 10, late_ms=20)
         elif part.pattern in ("comp", "ballad"):
-            hits = [start + b + k / 2 for b in range(0, event.beats, BEATS_PER_BAR) for k in
-                    (rhythm if part.pattern == "comp" else (0, 4))]
+            hits = [
+                start + b + k / 2
+                for b in range(0, event.beats, BEATS_PER_BAR)
+                for k in (rhythm if part.pattern == "comp" else (0, 4))
+            ]
             hits = [h for h in hits if h < end] or [start]
             for i, hit in enumerate(hits):
                 off = hits[i + 1] if i + 1 < len(hits) else end
@@ -478,8 +514,14 @@ def chord_notes(song: BandSong, part: BandPart, rng: np.random.Generator) -> Lis
                 strings = shape[-4:][::-1] if up else shape
                 spread = rng.uniform(6, 18)
                 for k, p in enumerate(strings):
-                    player.play(hit + k * spread * 1e-3 / song.beat_seconds, off, p,
-                                base_velocity - (12 if up else 0) - 2 * k, late_ms=4, not_after=end)
+                    player.play(
+                        hit + k * spread * 1e-3 / song.beat_seconds,
+                        off,
+                        p,
+                        base_velocity - (12 if up else 0) - 2 * k,
+                        late_ms=4,
+                        not_after=end,
+                    )
         elif part.pattern in ("pick", "arpeggio"):
             tones = _guitar_voicing(event.label) if part.pattern == "pick" else pitches + [pitches[0] + 12]
             if part.pattern == "pick":
@@ -490,8 +532,14 @@ def chord_notes(song: BandSong, part: BandPart, rng: np.random.Generator) -> Lis
             beat, k = float(start), 0
             while beat < end - 1e-9:
                 p = tones[order[k % len(order)] % len(tones)]
-                player.play(beat, beat + 4 * step, p, base_velocity - (0 if (beat - start) % 1 == 0 else 10),
-                            late_ms=8, not_after=end)
+                player.play(
+                    beat,
+                    beat + 4 * step,
+                    p,
+                    base_velocity - (0 if (beat - start) % 1 == 0 else 10),
+                    late_ms=8,
+                    not_after=end,
+                )
                 beat += step
                 k += 1
         else:
@@ -519,8 +567,9 @@ def bass_notes(song: BandSong, part: BandPart, rng: np.random.Generator) -> List
         fifth = pitch + (root + 7 - bass) % 12
         start, end = event.start, event.start + event.beats
         if part.pattern == "sustain":
-            steps = [(0.0, float(min(event.beats, 4)), pitch)] + [(float(b), float(min(4, event.beats - b)), pitch)
-                                                                  for b in range(4, event.beats, 4)]
+            steps = [(0.0, float(min(event.beats, 4)), pitch)] + [
+                (float(b), float(min(4, event.beats - b)), pitch) for b in range(4, event.beats, 4)
+            ]
         elif part.pattern == "eighths":
             steps = [(k / 2, 0.45, pitch) for k in range(2 * event.beats)]
         elif part.pattern == "octaves":
@@ -528,12 +577,17 @@ def bass_notes(song: BandSong, part: BandPart, rng: np.random.Generator) -> List
         elif part.pattern == "root_fifth":
             steps = [(float(b), 0.9, pitch if b % 2 == 0 else fifth) for b in range(event.beats)]
         else:  # pop: 1, 2&, 3, 4 of each bar
-            steps = [(b + x, 0.9 if x != 1.5 else 0.45, pitch) for b in range(0, event.beats, 4)
-                     for x in (0, 1.5, 2, 3) if b + x < event.beats]
+            steps = [
+                (b + x, 0.9 if x != 1.5 else 0.45, pitch)
+                for b in range(0, event.beats, 4)
+                for x in (0, 1.5, 2, 3)
+                if b + x < event.beats
+            ]
         following = played[i + 1] if i + 1 < len(played) else None
         if following is not None and following.start == end and event.beats >= 2 and rng.random() < 0.5:
-            target = min((b for b in range(28, 48) if b % 12 == parse_label(following.label)[2]),
-                         key=lambda b: abs(b - pitch))
+            target = min(
+                (b for b in range(28, 48) if b % 12 == parse_label(following.label)[2]), key=lambda b: abs(b - pitch)
+            )
             candidates = [target + d for d in (-2, -1, 1, 2) if (target + d) % 12 in scale or abs(d) == 1]
             approach = int(rng.choice(candidates))
             length = 0.5 if part.pattern in ("eighths", "octaves") or rng.random() < 0.5 else 1.0
@@ -606,8 +660,16 @@ def melody_notes(song: BandSong, part: BandPart, rng: np.random.Generator) -> Li
     scale = _scale(song)
     low = int(rng.integers(57, 64))
     register = list(range(low, low + 15))
-    rhythms = ((0, 2, 4, 6), (0, 1, 2, 4, 6), (0, 2, 3, 4, 6, 7), (1, 2, 4, 5, 6), (0, 3, 4, 6), (0, 2, 4),
-               (2, 3, 4, 6), (0, 1, 2, 3, 4))
+    rhythms = (
+        (0, 2, 4, 6),
+        (0, 1, 2, 4, 6),
+        (0, 2, 3, 4, 6, 7),
+        (1, 2, 4, 5, 6),
+        (0, 3, 4, 6),
+        (0, 2, 4),
+        (2, 3, 4, 6),
+        (0, 1, 2, 3, 4),
+    )
     phrase_rhythms = [rhythms[int(rng.integers(len(rhythms)))] for _ in range(2)]
     previous = register[len(register) // 2]
     for event in song.chords:
@@ -690,8 +752,9 @@ def band_song_to_midi(song: BandSong):
             if message.type == "note_on":
                 sounding[message.note] = count + 1
                 if count:
-                    track.append(mido.Message("note_off", channel=channel, note=message.note, velocity=0,
-                                              time=tick - now))
+                    track.append(
+                        mido.Message("note_off", channel=channel, note=message.note, velocity=0, time=tick - now)
+                    )
                     now = tick
             else:
                 sounding[message.note] = count - 1
@@ -730,7 +793,7 @@ def render_stems(song: BandSong, midi, soundfont: Path, sample_rate: int, gap_se
     span = span_beats * song.beat_seconds * sample_rate
     length = int(round(span))
     audio = np.pad(audio, ((0, max(0, int(round(len(parts) * span)) + length - len(audio))), (0, 0)))
-    return [audio[int(round(k * span)):int(round(k * span)) + length] for k in range(len(parts))]
+    return [audio[int(round(k * span)) : int(round(k * span)) + length] for k in range(len(parts))]
 
 
 def _weighted_level_db(audio: np.ndarray, rate: int) -> float:
@@ -738,12 +801,12 @@ def _weighted_level_db(audio: np.ndarray, rate: int) -> float:
     bass less) over the 50 ms frames within 30 dB of its loudest."""
     spectrum = np.fft.rfft(audio.mean(axis=1))
     freqs = np.fft.rfftfreq(len(audio), 1 / rate)
-    spectrum *= freqs ** 2 / (freqs ** 2 + 100.0 ** 2)
+    spectrum *= freqs**2 / (freqs**2 + 100.0**2)
     x = np.fft.irfft(spectrum, len(audio))
     hop = int(0.05 * rate)
     frames = np.sqrt(np.mean(x[: len(x) // hop * hop].reshape(-1, hop) ** 2, axis=1)) + 1e-12
     loud = frames[frames > frames.max() * 10 ** (-30 / 20)]
-    return float(20 * np.log10(np.sqrt(np.mean(loud ** 2))))
+    return float(20 * np.log10(np.sqrt(np.mean(loud**2))))
 
 
 def mix(stems: List[np.ndarray], levels_db: Sequence[float], rate: int) -> np.ndarray:
@@ -764,7 +827,7 @@ def master(audio: np.ndarray, rate: int, settings: Dict[str, float]) -> np.ndarr
     hop, window = 256, 1024
     padded = np.pad(mono, (window // 2, window // 2 + hop))
     frames = len(mono) // hop + 1
-    power = np.array([np.mean(padded[i * hop:i * hop + window] ** 2) for i in range(frames)])
+    power = np.array([np.mean(padded[i * hop : i * hop + window] ** 2) for i in range(frames)])
     level = 10 * np.log10(power + 1e-12)
     loud = np.percentile(level[level > level.max() - 40], 90)
     threshold = loud + settings["bus_compressor_threshold_db"] * 0.5
@@ -840,10 +903,19 @@ def majmin_share(songs: Sequence[BandSong]) -> float:
 def manifest_record(song: BandSong, duration: float) -> Dict[str, object]:
     record = asdict(song)
     record.update(
-        style="band", bpm=round(60e6 / song.tempo_us, 3), duration=round(duration, 3),
-        key_name=f"{PITCH_NAMES[song.key]} {song.mode}", bend_range_semitones=BEND_RANGE,
-        sections=[dict(asdict(s), start_s=round(s.start * song.beat_seconds, 6),
-                       end_s=round((s.start + s.beats) * song.beat_seconds, 6)) for s in song.sections],
+        style="band",
+        bpm=round(60e6 / song.tempo_us, 3),
+        duration=round(duration, 3),
+        key_name=f"{PITCH_NAMES[song.key]} {song.mode}",
+        bend_range_semitones=BEND_RANGE,
+        sections=[
+            dict(
+                asdict(s),
+                start_s=round(s.start * song.beat_seconds, 6),
+                end_s=round((s.start + s.beats) * song.beat_seconds, 6),
+            )
+            for s in song.sections
+        ],
         majmin_share=round(majmin_share([song]), 3),
     )
     return record
@@ -868,8 +940,17 @@ def band_readme(songs: List[BandSong], soundfont: Path, package: Optional[str], 
     ) + licence_text(package)
 
 
-def build_band(output: Path, count: int, seed: int, split: str, seconds: Optional[float], soundfont: Path,
-               package: Optional[str], audio_format: str, sample_rate: int) -> List[BandSong]:
+def build_band(
+    output: Path,
+    count: int,
+    seed: int,
+    split: str,
+    seconds: Optional[float],
+    soundfont: Path,
+    package: Optional[str],
+    audio_format: str,
+    sample_rate: int,
+) -> List[BandSong]:
     """Plan, write MIDI and labels, render and master ``count`` band songs into ``output``."""
     songs = [plan_band_song(i, seed, split, seconds) for i in range(count)]
     manifest = []
@@ -880,9 +961,11 @@ def build_band(output: Path, count: int, seed: int, split: str, seconds: Optiona
         write_lab(output / f"{song.name}.lab", song_segments(song, duration), decimals=6)
         manifest.append(manifest_record(song, duration))
         styles = ", ".join(p.style for p in song.parts if p.role == "chords")
-        print(f"{song.name}: {duration:.1f} s, {round(60e6 / song.tempo_us)} bpm, {PITCH_NAMES[song.key]} {song.mode}, "
-              f"{song.tuning_cents:+.1f} cents, {styles}, {song.groove}, "
-              f"{song.progressions['verse'].split(':')[0]} / {song.progressions['chorus'].split(':')[0]}")
+        print(
+            f"{song.name}: {duration:.1f} s, {round(60e6 / song.tempo_us)} bpm, {PITCH_NAMES[song.key]} {song.mode}, "
+            f"{song.tuning_cents:+.1f} cents, {styles}, {song.groove}, "
+            f"{song.progressions['verse'].split(':')[0]} / {song.progressions['chorus'].split(':')[0]}"
+        )
     (output / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     (output / "README.txt").write_text(band_readme(songs, soundfont, package, seed, split))
     return songs

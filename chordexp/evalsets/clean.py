@@ -5,6 +5,7 @@ chord types, voiced in full, with 1-2 accompaniment parts, a bass on the chord's
 note, sometimes drums and a melody, and ``N`` stretches; written as General MIDI with
 ``mido`` and rendered by FluidSynth (``chordexp.evalsets.rendering``).
 """
+
 from __future__ import annotations
 
 import json
@@ -123,8 +124,15 @@ def plan_song(index: int, seed: int, progression_names: Sequence[str], split: st
     parts = []
     for channel, family in enumerate(chosen):
         programs, patterns = FAMILIES[family]
-        parts.append(Part(int(rng.choice(programs)), family, str(rng.choice(patterns)), channel,
-                          int(rng.integers(70, 100) if channel == 0 else rng.integers(55, 80))))
+        parts.append(
+            Part(
+                int(rng.choice(programs)),
+                family,
+                str(rng.choice(patterns)),
+                channel,
+                int(rng.integers(70, 100) if channel == 0 else rng.integers(55, 80)),
+            )
+        )
     return Song(
         name=f"eval{'' if split == 'test' else split}{index:02d}",
         tempo_us=tempo_us,
@@ -205,7 +213,9 @@ def harmony_notes(song: Song, part: Part, rng: np.random.Generator) -> List[Note
             beat = 0.0
             while beat < event.beats - 1e-9:
                 on = start + beats_to_ticks(beat)
-                notes.append((on, min(end, on + beats_to_ticks(2 * steps)), up_down[k % len(up_down)], vel(), part.channel))
+                notes.append(
+                    (on, min(end, on + beats_to_ticks(2 * steps)), up_down[k % len(up_down)], vel(), part.channel)
+                )
                 beat += steps
                 k += 1
         else:
@@ -248,9 +258,23 @@ def drum_notes(song: Song, rng: np.random.Generator) -> List[Note]:
                 continue
             b = beat % BEATS_PER_BAR
             kick_or_snare = 36 if b in (0, 2) else 38
-            notes.append((beats_to_ticks(beat), beats_to_ticks(beat + 0.25), kick_or_snare, int(rng.integers(80, 110)), DRUM_CHANNEL))
+            notes.append(
+                (
+                    beats_to_ticks(beat),
+                    beats_to_ticks(beat + 0.25),
+                    kick_or_snare,
+                    int(rng.integers(80, 110)),
+                    DRUM_CHANNEL,
+                )
+            )
             for half in (0, 0.5):
-                hat = (beats_to_ticks(beat + half), beats_to_ticks(beat + half + 0.25), 42, int(rng.integers(50, 80)), DRUM_CHANNEL)
+                hat = (
+                    beats_to_ticks(beat + half),
+                    beats_to_ticks(beat + half + 0.25),
+                    42,
+                    int(rng.integers(50, 80)),
+                    DRUM_CHANNEL,
+                )
                 notes.append(hat)
     notes.append((beats_to_ticks(last), beats_to_ticks(last + 1), 49, 90, DRUM_CHANNEL))
     return notes
@@ -275,7 +299,9 @@ def melody_notes(song: Song, rng: np.random.Generator, channel: int = 3) -> List
             if rng.random() > 0.25:
                 pool = tones if beat == int(beat) else passing
                 on = beats_to_ticks(event.start + beat)
-                notes.append((on, on + beats_to_ticks(length) - 10, int(rng.choice(pool)), int(rng.integers(70, 95)), channel))
+                notes.append(
+                    (on, on + beats_to_ticks(length) - 10, int(rng.choice(pool)), int(rng.integers(70, 95)), channel)
+                )
             beat += length
     return notes
 
@@ -302,8 +328,9 @@ def song_to_midi(song: Song):
     return midi
 
 
-def _note_track(name: str, program: int, channel: int, notes: List[Note], total_beats: int,
-                rng: np.random.Generator) -> mido.MidiTrack:
+def _note_track(
+    name: str, program: int, channel: int, notes: List[Note], total_beats: int, rng: np.random.Generator
+) -> mido.MidiTrack:
     track = mido.MidiTrack()
     track.append(mido.MetaMessage("track_name", name=name, time=0))
     track.append(mido.Message("program_change", channel=channel, program=program, time=0))
@@ -328,8 +355,9 @@ def readme(songs: List[Song], soundfont: Path, package: Optional[str], seed: int
     """README.txt: how the set was made, the SoundFont, and its licence (Debian copyright file)."""
     version = ""
     if package:
-        query = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
-                               capture_output=True, text=True, check=False)
+        query = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Version}", package], capture_output=True, text=True, check=False
+        )
         version = f" {query.stdout.strip()}" if query.returncode == 0 else ""
     summary = LICENCE_SUMMARIES.get(package or "", "unknown: see below")
     return (
@@ -347,8 +375,16 @@ def readme(songs: List[Song], soundfont: Path, package: Optional[str], seed: int
     ) + licence_text(package)
 
 
-def build_clean(output: Path, count: int, seed: int, split: str, soundfont: Path, package: Optional[str],
-                audio_format: str, sample_rate: int) -> List[Song]:
+def build_clean(
+    output: Path,
+    count: int,
+    seed: int,
+    split: str,
+    soundfont: Path,
+    package: Optional[str],
+    audio_format: str,
+    sample_rate: int,
+) -> List[Song]:
     """Plan, write MIDI and labels, render ``count`` clean songs into ``output``."""
     progressions = choose_progressions(count, seed, split)
     songs = [plan_song(i, seed, names, split) for i, names in enumerate(progressions)]
@@ -362,8 +398,10 @@ def build_clean(output: Path, count: int, seed: int, split: str, soundfont: Path
         record = asdict(song)
         record.update(bpm=round(60e6 / song.tempo_us, 3), duration=round(duration, 3))
         manifest.append(record)
-        print(f"{song.name}: {duration:.1f} s, {round(60e6 / song.tempo_us)} bpm, "
-              f"{', '.join(p.family for p in song.parts)}, {' + '.join(song.progressions)}")
+        print(
+            f"{song.name}: {duration:.1f} s, {round(60e6 / song.tempo_us)} bpm, "
+            f"{', '.join(p.family for p in song.parts)}, {' + '.join(song.progressions)}"
+        )
     (output / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
     (output / "README.txt").write_text(readme(songs, soundfont, package, seed, split))
     print(f"wrote {len(songs)} songs to {output} (SoundFont {soundfont})")

@@ -4,6 +4,7 @@ events and MIDI notes, voicings, transposition, the split's seeds and the refere
 Chord times are exact: they are the MIDI file's own beat times under its tempo
 (``TICKS_PER_BEAT`` ticks a beat), so the ``.lab`` a song gets needs no alignment.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -4,6 +4,7 @@
 The evaluation set is rendered by software we did not write, so a model is not scored
 on more of its own synthesiser's sound.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -45,7 +46,8 @@ LICENCE_SUMMARIES = {
 def check_tools(soundfont: Optional[str]) -> Tuple[Path, Optional[str]]:
     if shutil.which("fluidsynth") is None:
         raise RendererMissingError(
-            f"the fluidsynth command is missing; install the Debian packages: apt-get install {DEBIAN_PACKAGES}")
+            f"the fluidsynth command is missing; install the Debian packages: apt-get install {DEBIAN_PACKAGES}"
+        )
     return find_soundfont(soundfont)
 
 
@@ -111,8 +113,26 @@ def run_fluidsynth(midi_path: Path, soundfont: Path, sample_rate: int, name: str
 
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "render.wav"
-        command = ["fluidsynth", "-n", "-i", "-q", "-g", "0.5", "-r", str(sample_rate), "-O", "float",
-                   "-T", "wav", "-o", "synth.cpu-cores=1", "-F", str(raw), str(soundfont), str(midi_path)]
+        command = [
+            "fluidsynth",
+            "-n",
+            "-i",
+            "-q",
+            "-g",
+            "0.5",
+            "-r",
+            str(sample_rate),
+            "-O",
+            "float",
+            "-T",
+            "wav",
+            "-o",
+            "synth.cpu-cores=1",
+            "-F",
+            str(raw),
+            str(soundfont),
+            str(midi_path),
+        ]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0 or not raw.is_file():
             message = (result.stderr or result.stdout).strip().splitlines()

@@ -4,6 +4,7 @@ datasets, loaders, model, loss, optimizer and the experiment trackers.
 The order of construction is the order of the random draws (datasets, then a reseed,
 then the model): changing it changes the numbers a seed gives.
 """
+
 from __future__ import annotations
 
 import random
@@ -26,8 +27,9 @@ from chordexp.experiment.targets import check_targets
 from chordexp.training.distributed import DistContext, global_mean_count
 
 
-def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Optional[DistContext] = None
-                     ) -> Dict[str, Any]:
+def build_components(
+    cfg: DictConfig, config: TrainingConfig, distributed: Optional[DistContext] = None
+) -> Dict[str, Any]:
     """The Trainer's arguments, built from the ``_target_`` nodes of ``cfg``.
 
     The optimizer node is a partial (``optimizer_factory(params)``). ``_convert_="all"``
@@ -52,14 +54,20 @@ def build_components(cfg: DictConfig, config: TrainingConfig, distributed: Optio
         if song_validator is not None:
             song_validator.decoder = dict(decoder)
     train_loader, val_loader = build_loaders(
-        train_set, val_set, batch_size=config.batch_size, num_workers=num_workers, seed=config.seed,
-        distributed=distributed, pin_memory=pin_memory_for(config.device),
+        train_set,
+        val_set,
+        batch_size=config.batch_size,
+        num_workers=num_workers,
+        seed=config.seed,
+        distributed=distributed,
+        pin_memory=pin_memory_for(config.device),
     )
     seed_everything(config.seed)  # model init does not depend on what the datasets drew
     model = instantiate(cfg.model, _convert_="all")
     resuming = bool(cfg.get("resume")) and (Path(config.checkpoint_dir) / "last.pt").is_file()
-    optimizer_factory = apply_finetune(model, instantiate(cfg.optimizer, _convert_="all"), settings_of(cfg),
-                                       config.learning_rate, load=not resuming)  # a resume loads its last.pt
+    optimizer_factory = apply_finetune(
+        model, instantiate(cfg.optimizer, _convert_="all"), settings_of(cfg), config.learning_rate, load=not resuming
+    )  # a resume loads its last.pt
     mean_count = None if distributed is None else global_mean_count(distributed.world_size)
     loss_counts = {} if mean_count is None else {"chord_count": mean_count, "frame_count": mean_count}
     return {
@@ -97,8 +105,11 @@ def build_loggers(cfg: DictConfig, folder: Path) -> List[Any]:
     nodes = cfg.get("logger")
     if nodes is None:  # a config saved before the logger group (rerun=/resume= of an older run): as then
         nodes = {"tensorboard": {"_target_": "chordexp.loggers.TensorBoardLogger", "log_dir": "tensorboard"}}
-    return [instantiate(nodes[name], _partial_=True, _convert_="all")(run_folder=folder, run_config=params)
-            for name in nodes if nodes[name] is not None]
+    return [
+        instantiate(nodes[name], _partial_=True, _convert_="all")(run_folder=folder, run_config=params)
+        for name in nodes
+        if nodes[name] is not None
+    ]
 
 
 def cache_in_memory(train_set: Any, val_set: Any, num_workers: int) -> Tuple[Any, Any]:

@@ -5,6 +5,7 @@ else ``conf`` next to the package (a source tree, an editable install). Absolute
 because Hydra resolves a relative config_path against the package (``pkg://``) when
 ``chordexp.run.main`` is imported (console scripts, ``from chordexp.run import main``).
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ torch. Positional-or-keyword parameters with a literal default are the component
 settings; keyword-only parameters are runtime wiring a run supplies, not settings.
 ``tests/model/test_chord_model.py`` checks the result against ``inspect.signature``.
 """
+
 from __future__ import annotations
 
 import ast
@@ -50,8 +51,12 @@ def annotation_type(node: Optional[ast.expr]) -> Any:
         return SETTING_TYPES[node.id]
     if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id == "Optional":
         return Optional[annotation_type(node.slice)]
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr) and \
-            isinstance(node.right, ast.Constant) and node.right.value is None:
+    if (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.BitOr)
+        and isinstance(node.right, ast.Constant)
+        and node.right.value is None
+    ):
         return Optional[annotation_type(node.left)]
     raise TypeError(f"setting annotation {ast.unparse(node)!r} is not one a config can hold")
 
@@ -79,8 +84,10 @@ def constructor_schema(module: str, class_name: str, schema_name: str, base: typ
     """A dataclass subclass of ``base`` with ``_target_`` = the class and one field per
     setting of its constructor (``constructor_settings``)."""
     fields: List[Tuple[str, Any, Any]] = [("_target_", str, dataclasses.field(default=f"{module}.{class_name}"))]
-    fields += [(name, kind, dataclasses.field(default=default)) for name, kind, default in
-               constructor_settings(module, class_name)]
+    fields += [
+        (name, kind, dataclasses.field(default=default))
+        for name, kind, default in constructor_settings(module, class_name)
+    ]
     schema = dataclasses.make_dataclass(schema_name, fields, bases=(base,))
     schema.__module__ = __name__
     return schema

@@ -1,5 +1,6 @@
 """``environment.json``: how and where a run was made, and what differs from the run it
 redoes or resumes (versions, git state, device, command line, host)."""
+
 from __future__ import annotations
 
 import logging
@@ -23,14 +24,22 @@ from chordexp.training.distributed import DistContext
 log = logging.getLogger(__name__)
 
 
-def record_environment(folder: Path, *, seed: int, device: str, resume: bool,
-                       distributed: Optional[DistContext] = None, init_from: Optional[str] = None) -> Dict[str, Any]:
+def record_environment(
+    folder: Path,
+    *,
+    seed: int,
+    device: str,
+    resume: bool,
+    distributed: Optional[DistContext] = None,
+    init_from: Optional[str] = None,
+) -> Dict[str, Any]:
     """Write ``environment.json`` (and ``git_diff.patch`` for uncommitted code), warning
     about every difference from the environment of the run this one redoes or resumes.
     A resumed run keeps its original record and appends one per resume."""
     record = environment_record(seed=seed, device=device)
-    record["distributed"] = (None if distributed is None else
-                             {"world_size": distributed.world_size, "backend": distributed.backend})
+    record["distributed"] = (
+        None if distributed is None else {"world_size": distributed.world_size, "backend": distributed.backend}
+    )
     if init_from:  # finetune.init_from: the weights this run started from
         record["init_from"] = str(Path(init_from).expanduser().resolve())
     source = folder if resume else saved_run_folder(primary_config_dir())

@@ -24,6 +24,7 @@ the Trainer builds the optimizer:
   ``max_lr`` per group, read from the group's ``lr_multiplier``); a resumed run builds
   the same groups from the same config and loads their state.
 """
+
 from __future__ import annotations
 
 import logging
@@ -69,8 +70,10 @@ def check_required(cfg: Any) -> None:
     except Exception:  # a plain dict, or a config composed without the hydra node
         return
     if choice == "finetune" and not settings_of(cfg)["init_from"]:
-        raise ConfigValueError("finetune.init_from is required with experiment=finetune: "
-                               "add finetune.init_from=PATH/checkpoints/best.pt to the command line")
+        raise ConfigValueError(
+            "finetune.init_from is required with experiment=finetune: "
+            "add finetune.init_from=PATH/checkpoints/best.pt to the command line"
+        )
 
 
 def module_names(model: nn.Module) -> List[str]:
@@ -81,8 +84,9 @@ def check_module_names(model: nn.Module, names: Sequence[str], key: str) -> None
     valid = module_names(model)
     unknown = [name for name in names if name not in valid]
     if unknown:
-        raise ConfigValueError(f"{key}: unknown module {unknown[0]!r} of {type(model).__name__}; "
-                               f"valid: {', '.join(valid)}")
+        raise ConfigValueError(
+            f"{key}: unknown module {unknown[0]!r} of {type(model).__name__}; valid: {', '.join(valid)}"
+        )
 
 
 def _first(names: Sequence[str]) -> str:
@@ -99,8 +103,9 @@ def load_initial_weights(model: nn.Module, path: Any, strict: bool = True) -> Li
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
-    mismatched = [k for k, v in expected.items()
-                  if k in state and tuple(getattr(state[k], "shape", ())) != tuple(v.shape)]
+    mismatched = [
+        k for k, v in expected.items() if k in state and tuple(getattr(state[k], "shape", ())) != tuple(v.shape)
+    ]
     problems = []
     if missing:
         problems.append(f"{len(missing)} missing ({_first(missing)})")
@@ -111,15 +116,21 @@ def load_initial_weights(model: nn.Module, path: Any, strict: bool = True) -> Li
         shapes = [f"{k} {tuple(state[k].shape)} vs {tuple(expected[k].shape)}" for k in mismatched]
         problems.append(f"{len(mismatched)} of another shape ({_first(shapes)}, checkpoint vs model)")
     if problems:
-        hint = ("; only heads differ: finetune.init_strict=false re-initialises them"
-                if heads_only and not missing and not unexpected else
-                "; build the model with the checkpoint's model settings")
+        hint = (
+            "; only heads differ: finetune.init_strict=false re-initialises them"
+            if heads_only and not missing and not unexpected
+            else "; build the model with the checkpoint's model settings"
+        )
         raise CheckpointError(f"finetune.init_from={path}: does not fit this model: {'; '.join(problems)}{hint}")
     merged = {k: (expected[k] if k in mismatched else state[k]) for k in expected}
     model.load_state_dict(merged)
     if mismatched:
-        log.warning("finetune.init_from: re-initialised %d tensors of another shape than in %s: %s",
-                    len(mismatched), path, ", ".join(mismatched))
+        log.warning(
+            "finetune.init_from: re-initialised %d tensors of another shape than in %s: %s",
+            len(mismatched),
+            path,
+            ", ".join(mismatched),
+        )
     log.info("starting from the weights of %s (fresh optimizer, schedule and history)", path)
     return mismatched
 
@@ -147,8 +158,9 @@ def freeze_modules(model: nn.Module, names: Sequence[str]) -> None:
     log.info("frozen (no gradient, eval mode): %s (%s parameters)", ", ".join(names), f"{frozen:,}")
 
 
-def grouped_optimizer_factory(factory: Callable[..., Any], model: nn.Module, base_lr: float,
-                              multipliers: Mapping[str, float]) -> Callable[..., Any]:
+def grouped_optimizer_factory(
+    factory: Callable[..., Any], model: nn.Module, base_lr: float, multipliers: Mapping[str, float]
+) -> Callable[..., Any]:
     """An optimizer factory (``factory(params)``, as the Trainer calls it) that leaves
     frozen parameters out and puts each module of ``multipliers`` in its own group at
     ``base_lr * factor``; the first group holds the rest at ``base_lr``."""
@@ -164,9 +176,14 @@ def grouped_optimizer_factory(factory: Callable[..., Any], model: nn.Module, bas
             name = owner.get(id(p))
             groups[name if name in multipliers else None].append(p)
         param_groups = [
-            {"params": ps, "lr": base_lr * float(multipliers.get(name, 1.0)) if name else base_lr,
-             "lr_multiplier": float(multipliers[name]) if name else 1.0, "module": name or "rest"}
-            for name, ps in groups.items() if ps
+            {
+                "params": ps,
+                "lr": base_lr * float(multipliers.get(name, 1.0)) if name else base_lr,
+                "lr_multiplier": float(multipliers[name]) if name else 1.0,
+                "module": name or "rest",
+            }
+            for name, ps in groups.items()
+            if ps
         ]
         return factory(param_groups)
 
@@ -177,15 +194,25 @@ def check_multipliers(model: nn.Module, multipliers: Mapping[str, Any], frozen: 
     check_module_names(model, list(multipliers), "finetune.lr_multipliers")
     for name, value in multipliers.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-            raise ConfigValueError(f"finetune.lr_multipliers.{name}={value!r} must be a finite number > 0 "
-                                   f"(to stop a module learning, freeze it: finetune.freeze=[{name}])")
+            raise ConfigValueError(
+                f"finetune.lr_multipliers.{name}={value!r} must be a finite number > 0 "
+                f"(to stop a module learning, freeze it: finetune.freeze=[{name}])"
+            )
         if name in frozen:
-            raise ConfigValueError(f"finetune.lr_multipliers.{name}: {name} is frozen (finetune.freeze); "
-                                   f"a frozen module takes no learning rate")
+            raise ConfigValueError(
+                f"finetune.lr_multipliers.{name}: {name} is frozen (finetune.freeze); "
+                f"a frozen module takes no learning rate"
+            )
 
 
-def apply_finetune(model: nn.Module, optimizer_factory: Callable[..., Any], settings: Mapping[str, Any],
-                   base_lr: float, *, load: bool = True) -> Callable[..., Any]:
+def apply_finetune(
+    model: nn.Module,
+    optimizer_factory: Callable[..., Any],
+    settings: Mapping[str, Any],
+    base_lr: float,
+    *,
+    load: bool = True,
+) -> Callable[..., Any]:
     """Load ``init_from`` (when ``load``: a resumed run loads its own last.pt instead),
     freeze, and return the optimizer factory with the parameter groups."""
     freeze = list(settings.get("freeze") or [])

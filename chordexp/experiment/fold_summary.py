@@ -8,12 +8,15 @@ validation metric is summarised over the group's runs as mean ± standard deviat
 are left out of that metric's figures and the group's ``folds`` column counts the runs
 that have one.
 """
+
 from __future__ import annotations
 
 import math
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 FOLD_KEY = "data.fold"
+
+
 def finite_number(value: Any) -> Optional[float]:
     """``value`` as a finite float, or None (missing, NaN, not a number): how report and
     this summary read a table cell."""
@@ -43,8 +46,10 @@ def summarise_folds(rows: Sequence[Dict[str, Any]], metrics: Sequence[str]) -> L
     summaries = []
     for values, members in groups.items():
         label = " ".join(f"{k}={v}" for k, v in zip(others, values) if v is not None) or "all"
-        summary: Dict[str, Any] = {"group": label,
-                                   "folds": sorted({str(r.get(FOLD_KEY)) for r in members}, key=_fold_order)}
+        summary: Dict[str, Any] = {
+            "group": label,
+            "folds": sorted({str(r.get(FOLD_KEY)) for r in members}, key=_fold_order),
+        }
         counted = 0
         for name in metrics:
             numbers = [n for n in (finite_number(r.get(name)) for r in members) if n is not None]
@@ -73,8 +78,14 @@ def format_fold_table(summaries: Sequence[Dict[str, Any]], metrics: Sequence[str
     """Aligned text: a row per group, ``mean ± std`` per metric with values."""
     shown = [name for name in metrics if any(s.get(name) for s in summaries)]
     head = ["group", "folds", *shown]
-    cells = [[s["group"], str(s["n"]), *("-" if s[name] is None else f"{s[name][0]:.4f} ± {s[name][1]:.4f}"
-                                         for name in shown)] for s in summaries]
+    cells = [
+        [
+            s["group"],
+            str(s["n"]),
+            *("-" if s[name] is None else f"{s[name][0]:.4f} ± {s[name][1]:.4f}" for name in shown),
+        ]
+        for s in summaries
+    ]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(head)]
 
     def line(values: Sequence[str]) -> str:

@@ -3,6 +3,7 @@ expanded, a run folder that cannot be made refused, and what a torchrun process 
 than rank 0 adds to follow rank 0's run. Plain Python, no torch: ``--help`` and
 ``--cfg`` go through here.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,5 +1,6 @@
 """``optimized_metric``: the metrics.json value a sweeper optimises, checked before a run
 starts and read when it ends."""
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,10 @@ def check_optimized_metric(key: Optional[str]) -> None:
     """ConfigValueError for an ``optimized_metric`` that no metrics.json holds as a number."""
     if key is not None and not is_optimizable_metric(key):
         names = [name for name in METRIC_KEYS if name not in TEXT_METRIC_KEYS]
-        raise ConfigValueError(f"optimized_metric={key!r} is not a numeric metrics.json key; one of: "
-                               f"{', '.join(names)}, or best_val_<name>/final_val_<name> of a song metric")
+        raise ConfigValueError(
+            f"optimized_metric={key!r} is not a numeric metrics.json key; one of: "
+            f"{', '.join(names)}, or best_val_<name>/final_val_<name> of a song metric"
+        )
 
 
 def objective(metrics: Dict[str, Any], key: Optional[str]) -> Optional[float]:
@@ -31,8 +34,9 @@ def objective(metrics: Dict[str, Any], key: Optional[str]) -> Optional[float]:
     if key is None:
         return None
     if key not in metrics:  # a best_val_<name> the run's song validator did not give
-        raise ConfigValueError(f"optimized_metric {key} is not in this run's metrics.json; its keys: "
-                               f"{', '.join(metrics)}")
+        raise ConfigValueError(
+            f"optimized_metric {key} is not in this run's metrics.json; its keys: {', '.join(metrics)}"
+        )
     value = float(metrics[key])
     if not math.isfinite(value):
         raise DivergedRunError(f"optimized_metric {key} is {value}: the run diverged (see metrics.json)")

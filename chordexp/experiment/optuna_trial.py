@@ -11,6 +11,7 @@ keep pruners). A pruned run ends like an early-stopped one (checkpoints, history
 metrics.json, plots) and leaves ``pruned.json`` in its folder; the trial gets the user
 attribute ``pruned_at_epoch``, from which the sweeper tells the study PRUNED.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -48,8 +49,15 @@ def is_pruned(folder: Path) -> bool:
 
 def objective_now(trainer: Any, metric: str) -> float:
     """What the run would return for ``metric`` if it stopped after this epoch."""
-    metrics = run_metrics(trainer.history, best_epoch=trainer.best_epoch, best_val_loss=trainer.best_val_loss,
-                          stopped_early=False, wall_time_s=0.0, num_parameters=0, monitor=trainer.monitor)
+    metrics = run_metrics(
+        trainer.history,
+        best_epoch=trainer.best_epoch,
+        best_val_loss=trainer.best_val_loss,
+        stopped_early=False,
+        wall_time_s=0.0,
+        num_parameters=0,
+        monitor=trainer.monitor,
+    )
     value = metrics.get(metric)
     return float(value) if isinstance(value, (int, float)) else math.nan
 
@@ -70,10 +78,17 @@ class PruningCallback(Callback):
         self.trial.report(value, epoch)
         if epoch < trainer.config.num_epochs and self.trial.should_prune():
             self.trial.set_user_attr(PRUNED_ATTR, epoch)
-            write_json(self.folder / PRUNED_FILE, {"trial": self.trial.number, "epoch": epoch,
-                                                   "metric": self.metric, "value": value})
-            log.info("trial %d pruned after epoch %d (%s %.4f): the study's pruner stops it; the run ends here",
-                     self.trial.number, epoch, self.metric, value)
+            write_json(
+                self.folder / PRUNED_FILE,
+                {"trial": self.trial.number, "epoch": epoch, "metric": self.metric, "value": value},
+            )
+            log.info(
+                "trial %d pruned after epoch %d (%s %.4f): the study's pruner stops it; the run ends here",
+                self.trial.number,
+                epoch,
+                self.metric,
+                value,
+            )
             trainer.stopped_early = True  # train() ends after this epoch, as for early stopping
 
 
@@ -89,12 +104,14 @@ def trial_callbacks(trial_cfg: Optional[Mapping[str, Any]], metric: Optional[str
     study_name = trial_cfg["study_name"]
     study_id = storage.get_study_id_from_name(study_name)
     pruner = build_pruner(storage.get_study_user_attrs(study_id).get(PRUNER_ATTR))
-    study = optuna.load_study(study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler(),
-                              pruner=pruner)
+    study = optuna.load_study(
+        study_name=study_name, storage=storage, sampler=optuna.samplers.RandomSampler(), pruner=pruner
+    )
     trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, int(trial_cfg["number"]))
     if storage.get_trial(trial_id).state != optuna.trial.TrialState.RUNNING:
-        log.warning("trial %s of study %s has finished; this run reports nothing to it",
-                    trial_cfg["number"], study_name)
+        log.warning(
+            "trial %s of study %s has finished; this run reports nothing to it", trial_cfg["number"], study_name
+        )
         return []
     return [PruningCallback(optuna.trial.Trial(study, trial_id), metric, folder)]
 

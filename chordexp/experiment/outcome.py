@@ -10,6 +10,7 @@ that job (Hydra reports it after the other jobs). So is a non-finite loss
 continue it and exits with the signal's status. Other errors are bugs and log their
 traceback; so does every error with ``CHORDEXP_DEBUG=1``.
 """
+
 from __future__ import annotations
 
 import logging

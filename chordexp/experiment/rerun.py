@@ -13,6 +13,7 @@ Hydra: the argument list is rewritten before ``@hydra.main`` parses it.
   ``last.pt``. Hydra's record of the resumed session goes to ``.hydra/resume_N/`` so
   the original ``.hydra/config.yaml`` stays the run's config.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -72,8 +73,7 @@ def _check_saved_config(key: str, value: str, saved: Path) -> None:
         where = f" (line {mark.line + 1}, column {mark.column + 1}: {getattr(error, 'problem', '')})" if mark else ""
         raise UsageError(f"{key}={value}: {saved} is not valid YAML{where}; restore it, or rerun from a copy") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{key}={value}: {saved} holds no config (a YAML mapping of keys), "
-                         f"but {type(data).__name__}")
+        raise UsageError(f"{key}={value}: {saved} holds no config (a YAML mapping of keys), but {type(data).__name__}")
 
 
 def saved_run_folder(config_dir: Optional[str]) -> Optional[Path]:
@@ -107,8 +107,11 @@ def _config_dir_of_run_as_config_path(args: List[str]) -> List[str]:
 
 
 def _next_resume_number(folder: Path) -> int:
-    taken = [int(p.name.rpartition("_")[2]) for p in (folder / ".hydra").glob("resume_*")
-             if p.name.rpartition("_")[2].isdigit()]
+    taken = [
+        int(p.name.rpartition("_")[2])
+        for p in (folder / ".hydra").glob("resume_*")
+        if p.name.rpartition("_")[2].isdigit()
+    ]
     return max(taken, default=0) + 1
 
 

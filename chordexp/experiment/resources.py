@@ -3,6 +3,7 @@
 A sweep's parallel jobs (joblib launcher) and the processes of a DDP run share one
 machine; each takes its share instead of all of it, so they do not fight over cores.
 """
+
 from __future__ import annotations
 
 import logging

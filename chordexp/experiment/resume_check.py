@@ -29,6 +29,7 @@ saved run config (written through the Python API) is not compared: there is noth
 compare it with. The checkpoint is read with torch: ``chordexp.run.cli`` imports this
 module only for a resume.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -44,10 +45,20 @@ from chordexp.experiment.schemas import resolved_dict
 from chordexp.training.checkpoint import load_checkpoint_file
 
 #: Dotted keys (a key, or everything under it) that may differ on resume.
-RESUMABLE_KEYS = ("resume", "trainer.num_epochs", "trainer.device", "trainer.num_threads", "trainer.log_every",
-                  "data.num_workers", "eval_songs", "logger", "optuna_trial",
-                  "optimizer.fused",  # how fast AdamW steps; the checkpoint's optimizer state keeps its path
-                  "data.cache_dir", "data.dataset.cache_dir")  # where decoded audio is cached
+RESUMABLE_KEYS = (
+    "resume",
+    "trainer.num_epochs",
+    "trainer.device",
+    "trainer.num_threads",
+    "trainer.log_every",
+    "data.num_workers",
+    "eval_songs",
+    "logger",
+    "optuna_trial",
+    "optimizer.fused",  # how fast AdamW steps; the checkpoint's optimizer state keeps its path
+    "data.cache_dir",
+    "data.dataset.cache_dir",
+)  # where decoded audio is cached
 #: How many differing keys the refusal names before "and N more".
 SHOWN = 3
 _ABSENT = object()
@@ -86,8 +97,11 @@ def config_differences(trained: Mapping[str, Any], current: Mapping[str, Any]) -
     """``(key, value in the checkpoint, value now)`` for every dotted key outside
     RESUMABLE_KEYS whose value differs (or is on one side only), in key order."""
     old, new = flatten(trained), flatten(current)
-    return [(key, old.get(key, _ABSENT), new.get(key, _ABSENT)) for key in sorted(set(old) | set(new))
-            if not resumable(key) and not _same(old.get(key, _ABSENT), new.get(key, _ABSENT))]
+    return [
+        (key, old.get(key, _ABSENT), new.get(key, _ABSENT))
+        for key in sorted(set(old) | set(new))
+        if not resumable(key) and not _same(old.get(key, _ABSENT), new.get(key, _ABSENT))
+    ]
 
 
 def _show(value: Any) -> str:
@@ -102,18 +116,22 @@ def _show(value: Any) -> str:
 
 def refusal(folder: Path, checkpoint: Path, differences: List[Tuple[str, Any, Any]]) -> str:
     """The one line that refuses the resume of ``folder``."""
-    shown = ", ".join(f"{key} ({_show(old)} in {checkpoint.name}, now {_show(new)})"
-                      for key, old, new in differences[:SHOWN])
+    shown = ", ".join(
+        f"{key} ({_show(old)} in {checkpoint.name}, now {_show(new)})" for key, old, new in differences[:SHOWN]
+    )
     more = f" and {len(differences) - SHOWN} more" if len(differences) > SHOWN else ""
-    return (f"resume={folder}: the config (its .hydra/config.yaml with this command's overrides) differs from the one "
-            f"{checkpoint} was trained with: {shown}{more}; a resume would apply that only in part, so nothing was "
-            f"changed there. A resume may change only {', '.join(RESUMABLE_KEYS[1:])}: restore "
-            f"{folder / '.hydra' / 'config.yaml'} (or drop those overrides), or train with the new values as a new "
-            f"run with rerun={folder} [key=value ...]")
+    return (
+        f"resume={folder}: the config (its .hydra/config.yaml with this command's overrides) differs from the one "
+        f"{checkpoint} was trained with: {shown}{more}; a resume would apply that only in part, so nothing was "
+        f"changed there. A resume may change only {', '.join(RESUMABLE_KEYS[1:])}: restore "
+        f"{folder / '.hydra' / 'config.yaml'} (or drop those overrides), or train with the new values as a new "
+        f"run with rerun={folder} [key=value ...]"
+    )
 
 
-def check_resume_config(folder: Path, checkpoint: Path, trained: Optional[Mapping[str, Any]],
-                        current: Mapping[str, Any]) -> None:
+def check_resume_config(
+    folder: Path, checkpoint: Path, trained: Optional[Mapping[str, Any]], current: Mapping[str, Any]
+) -> None:
     """Raise ResumeConfigError when ``current`` (the resume's resolved config, without
     ``hydra``) differs from ``trained`` (the checkpoint's ``extra.run_config``) outside
     RESUMABLE_KEYS. ``trained`` None (no saved run config): nothing to compare."""

@@ -5,6 +5,7 @@
 ``environment.json`` that need no torch (versions, git state, differences; the record
 itself is ``chordexp.experiment.environment``'s).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,8 +34,13 @@ STANDARD_HISTORY = ("train_loss", *VAL_METRICS, "learning_rate")
 METRIC_KEYS = (
     *(f"final_{name}" for name in ("train_loss", *VAL_METRICS)),
     *(f"best_{name}" for name in VAL_METRICS),
-    "monitor", "best_monitor_value",
-    "best_epoch", "epochs_run", "stopped_early", "wall_time_s", "num_parameters",
+    "monitor",
+    "best_monitor_value",
+    "best_epoch",
+    "epochs_run",
+    "stopped_early",
+    "wall_time_s",
+    "num_parameters",
 )
 #: metrics.json keys that are not numbers: no sweeper can optimise them.
 TEXT_METRIC_KEYS = ("monitor",)
@@ -47,6 +53,7 @@ def is_optimizable_metric(key: str) -> bool:
     metrics.json, or ``best_val_<name>``/``final_val_<name>`` of a song validator's metric
     (whether the run records ``val_<name>`` is only known once it has validated)."""
     return (key in METRIC_KEYS and key not in TEXT_METRIC_KEYS) or EXTRA_METRIC_KEY.fullmatch(key) is not None
+
 
 #: Versions recorded in environment.json; tinysoundfont null: the data's SoundFont parts
 #: were played by the additive fallback (chordexp.data.soundfont.AdditiveRenderer).
@@ -70,11 +77,15 @@ def git_state(directory: Path) -> Dict[str, Any]:
     ``dirty`` means tracked files differ from the commit (untracked files such as run
     outputs do not count). Both are None when git or the repository is not there.
     """
+
     def git(*args: str) -> Optional[str]:
         try:
             done = subprocess.run(
                 ["git", "--no-optional-locks", "-C", str(directory), *args],
-                capture_output=True, text=True, timeout=10, check=True,
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=True,
             )
         except (OSError, subprocess.SubprocessError):
             return None
@@ -88,8 +99,13 @@ def git_state(directory: Path) -> Dict[str, Any]:
 def git_diff(directory: Path) -> Optional[str]:
     """``git diff HEAD`` of the checkout holding ``directory`` (tracked files), or None."""
     try:
-        done = subprocess.run(["git", "--no-optional-locks", "-C", str(directory), "diff", "HEAD", "--binary"],
-                              capture_output=True, text=True, timeout=30, check=True)
+        done = subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(directory), "diff", "HEAD", "--binary"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     return done.stdout
@@ -115,8 +131,10 @@ def environment_differences(recorded: Mapping[str, Any], current: Mapping[str, A
     if old_git.get("commit") != new_git.get("commit"):
         lines.append(f"git commit differs: recorded {old_git.get('commit')}, now {new_git.get('commit')}")
     if old_git.get("dirty") or new_git.get("dirty"):
-        lines.append(f"uncommitted changes: recorded dirty={old_git.get('dirty')}, now dirty={new_git.get('dirty')} "
-                     "(the recorded diff, if any, is git_diff.patch in the run folder)")
+        lines.append(
+            f"uncommitted changes: recorded dirty={old_git.get('dirty')}, now dirty={new_git.get('dirty')} "
+            "(the recorded diff, if any, is git_diff.patch in the run folder)"
+        )
     old_versions, new_versions = recorded.get("versions") or {}, current.get("versions") or {}
     for name in sorted(set(old_versions) | set(new_versions)):
         if old_versions.get(name) != new_versions.get(name):

@@ -35,6 +35,7 @@ Then:
   running on this host (or is now another process), it is removed with a warning.
   A lock from another host cannot be checked and blocks until removed by hand.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -71,8 +72,19 @@ RUN_RECORDS = (".hydra/config.yaml", "metrics.json", "history.json", "environmen
 SWEEP_RECORDS = ("multirun.yaml", "optimization_results.yaml")
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
 #: Hydra flags after which nothing is run (and no folder is made).
-NO_RUN_FLAGS = ("--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i", "--resolve",
-                "--shell-completion", "-sc", "--version")
+NO_RUN_FLAGS = (
+    "--cfg",
+    "-c",
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--info",
+    "-i",
+    "--resolve",
+    "--shell-completion",
+    "-sc",
+    "--version",
+)
 
 _TYPED_ARGV: Optional[List[str]] = None
 
@@ -133,7 +145,7 @@ def process_start(pid: int) -> Optional[str]:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = stat[stat.rfind(")") + 2:].split()
+    fields = stat[stat.rfind(")") + 2 :].split()
     return fields[19] if len(fields) > 19 else None
 
 
@@ -148,7 +160,7 @@ def process_alive(owner: LockOwner) -> bool:
             return True
     with contextlib.suppress(OSError):  # no /proc (not Linux): a zombie cannot be told apart
         stat = Path(f"/proc/{owner.pid}/stat").read_text()
-        if stat[stat.rfind(")") + 2:].split()[0] == "Z":
+        if stat[stat.rfind(")") + 2 :].split()[0] == "Z":
             return False
     now = process_start(owner.pid)
     return not (owner.process_start and now and now != owner.process_start)  # the pid was reused
@@ -185,13 +197,16 @@ class RunLock:
             if owner is None:
                 if not self.path.exists():
                     continue  # released meanwhile: try again
-                raise RunFolderError(f"{self.key}={self.folder} is locked by {self.path}, which cannot be read; if no "
-                                     f"run is using the folder, remove that file")
+                raise RunFolderError(
+                    f"{self.key}={self.folder} is locked by {self.path}, which cannot be read; if no "
+                    f"run is using the folder, remove that file"
+                )
             if not is_stale(owner):
                 raise self.in_use(owner)
             self._remove_stale(owner)
-        raise RunFolderError(f"{self.key}={self.folder}: could not take the lock {self.path}; another run keeps "
-                             f"taking it")
+        raise RunFolderError(
+            f"{self.key}={self.folder}: could not take the lock {self.path}; another run keeps taking it"
+        )
 
     def check_not_in_use(self) -> None:
         """RunFolderError when a live run holds the lock (before anything else is looked at)."""
@@ -203,7 +218,8 @@ class RunLock:
         return RunFolderError(
             f"{self.key}={self.folder} is in use by a running run ({owner.describe()}; lock {self.path}): two runs "
             f"in one folder would mix their files; wait for it to end or stop it, then resume={self.folder}, or "
-            f"use a new folder")
+            f"use a new folder"
+        )
 
     def release(self) -> None:
         """Remove the lock if this process holds it (a forked child never removes it)."""
@@ -217,10 +233,19 @@ class RunLock:
 
     def _create(self) -> bool:
         pid = os.getpid()
-        owner = LockOwner(pid, socket.gethostname(), process_start(pid),
-                          time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-        text = json.dumps({"pid": owner.pid, "host": owner.host, "process_start": owner.process_start,
-                           "since": owner.since, "argv": sys.argv}) + "\n"
+        owner = LockOwner(pid, socket.gethostname(), process_start(pid), time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        text = (
+            json.dumps(
+                {
+                    "pid": owner.pid,
+                    "host": owner.host,
+                    "process_start": owner.process_start,
+                    "since": owner.since,
+                    "argv": sys.argv,
+                }
+            )
+            + "\n"
+        )
         tmp = self.folder / f"{LOCK_NAME}.{pid}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -260,8 +285,10 @@ class RunLock:
             return
         taken = read_owner(aside)
         if taken is not None and (taken.pid, taken.host, taken.since) == (owner.pid, owner.host, owner.since):
-            print(f"warning: removed the stale lock {self.path} of a run that is gone ({owner.describe()})",
-                  file=sys.stderr)
+            print(
+                f"warning: removed the stale lock {self.path} of a run that is gone ({owner.describe()})",
+                file=sys.stderr,
+            )
         else:  # a fresh lock was taken meanwhile: it is not ours to remove
             with contextlib.suppress(OSError):
                 os.link(aside, self.path)
@@ -275,8 +302,10 @@ def parent_locks(folder: Path, key: str = "hydra.run.dir") -> None:
     for parent in folder.parents:
         owner = read_owner(parent / LOCK_NAME)
         if owner is not None and not is_stale(owner):
-            raise RunFolderError(f"{key}={folder} is inside {parent}, which is in use by a running sweep or "
-                                 f"run ({owner.describe()}); use a folder outside it")
+            raise RunFolderError(
+                f"{key}={folder} is inside {parent}, which is in use by a running sweep or "
+                f"run ({owner.describe()}); use a folder outside it"
+            )
 
 
 # --------------------------------------------------------------------------- the claim
@@ -362,14 +391,16 @@ class RunFolderPlan:
                 raise RunFolderError(
                     f"{key}={folder} already holds a sweep or runs ({'; '.join(held)}); a new sweep would write its "
                     f"job folders over them, so nothing was changed there: give the sweep a new folder "
-                    f"({key}=...), or continue one run with resume=<its folder>")
+                    f"({key}=...), or continue one run with resume=<its folder>"
+                )
             return
         records = run_records(folder, self.checkpoint_dir) if folder.is_dir() and not self.resume else []
         if records:
             raise RunFolderError(
                 f"{key}={folder} already holds a run ({', '.join(records)}); nothing was changed there: continue "
                 f"it with resume={folder}, redo it in a new folder with rerun={folder}, or give a new folder "
-                f"({key}=...)")
+                f"({key}=...)"
+            )
 
     def claim(self) -> RunFolderClaim:
         """Make the folder and lock it (RunFolderError when a folder above is locked, or
@@ -444,16 +475,25 @@ def _compose(args: List[str]):
     try:
         search_path = create_automatic_config_search_path(run_py, None, config_path)
         if parsed.config_dir is not None:
-            search_path.prepend(provider="command-line", path=f"file://{os.path.abspath(parsed.config_dir)}",
-                                anchor=SearchPathQuery(provider="schema"))
+            search_path.prepend(
+                provider="command-line",
+                path=f"file://{os.path.abspath(parsed.config_dir)}",
+                anchor=SearchPathQuery(provider="schema"),
+            )
         app = Hydra.create_main_hydra2(task_name="run", config_search_path=search_path)
         with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-            cfg = app.compose_config(config_name=config_name, overrides=overrides, run_mode=RunMode.MULTIRUN,
-                                     with_log_configuration=False, validate_sweep_overrides=False)
+            cfg = app.compose_config(
+                config_name=config_name,
+                overrides=overrides,
+                run_mode=RunMode.MULTIRUN,
+                with_log_configuration=False,
+                validate_sweep_overrides=False,
+            )
             multirun = bool(parsed.multirun) or cfg.hydra.mode == RunMode.MULTIRUN
             if not multirun and _has_sweep_override(overrides):  # Hydra refuses a sweep in a single run
-                app.compose_config(config_name=config_name, overrides=overrides, run_mode=RunMode.RUN,
-                                   with_log_configuration=False)
+                app.compose_config(
+                    config_name=config_name, overrides=overrides, run_mode=RunMode.RUN, with_log_configuration=False
+                )
     except Exception as error:  # noqa: BLE001
         line = composition_error_line(error)
         if line is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
@@ -470,8 +510,16 @@ class CompositionError(UsageError):
 
 
 #: Lines of Hydra's composition messages that add nothing to the first.
-_NOISE = ("full_key:", "reference_type=", "object_type=", "See https://hydra.cc", "Config search path",
-          "provider=", "Available options", "Set the environment variable HYDRA_FULL_ERROR")
+_NOISE = (
+    "full_key:",
+    "reference_type=",
+    "object_type=",
+    "See https://hydra.cc",
+    "Config search path",
+    "provider=",
+    "Available options",
+    "Set the environment variable HYDRA_FULL_ERROR",
+)
 
 
 def composition_error_line(error: BaseException) -> Optional[str]:
@@ -481,8 +529,11 @@ def composition_error_line(error: BaseException) -> Optional[str]:
         return None
 
     def lines(text: object) -> List[str]:  # an exception or its message
-        return [line.strip() for line in str(text).splitlines()
-                if line.strip() and not line.strip().startswith(_NOISE) and not line.startswith("\t")]
+        return [
+            line.strip()
+            for line in str(text).splitlines()
+            if line.strip() and not line.strip().startswith(_NOISE) and not line.startswith("\t")
+        ]
 
     if isinstance(error, MissingConfigException):
         first = lines(error)[0] if lines(error) else str(error)

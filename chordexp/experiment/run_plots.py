@@ -6,6 +6,7 @@ matrix of a checkpoint on the validation loader.
 Figures are drawn on matplotlib's Agg canvas directly (no pyplot, no display), so this
 works in sweeps, on servers and in worker processes.
 """
+
 from __future__ import annotations
 
 import logging
@@ -75,8 +76,15 @@ def learning_curves_figure(history: Mapping[str, Sequence[float]]):
     val_loss = list(history.get("val_loss") or [])
     if val_loss and np.isfinite(val_loss).any():
         best = int(np.nanargmin(np.where(np.isfinite(val_loss), val_loss, np.nan)))
-        loss_ax.plot([best + 1], [val_loss[best]], marker="*", markersize=12, linestyle="none",
-                     color="black", label=f"lowest val_loss (epoch {best + 1})")
+        loss_ax.plot(
+            [best + 1],
+            [val_loss[best]],
+            marker="*",
+            markersize=12,
+            linestyle="none",
+            color="black",
+            label=f"lowest val_loss (epoch {best + 1})",
+        )
     loss_ax.set_title("loss")
     draw(acc_ax, ACCURACY_CURVES)
     acc_ax.set_title("validation accuracy (%)")
@@ -136,15 +144,23 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str]):
     ax.set_ylabel("true (items)")
     for row, col in zip(*np.nonzero(shares >= ANNOTATE_FROM)):
         share = shares[row, col]
-        ax.text(col, row, f"{100 * share:.0f}", ha="center", va="center", fontsize=7,
-                color="white" if share > 0.6 else "black")
+        ax.text(
+            col,
+            row,
+            f"{100 * share:.0f}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if share > 0.6 else "black",
+        )
     accuracy = 100.0 * np.trace(counts) / total if total else 0.0
     ax.set_title(f"confusion, row-normalised (%): accuracy {accuracy:.1f} % over {total} items")
     return figure
 
 
-def confusion_over_loader(model: Any, loader: Iterable, num_classes: int = NUM_CHORD_TYPES,
-                          device: Device = "cpu") -> np.ndarray:
+def confusion_over_loader(
+    model: Any, loader: Iterable, num_classes: int = NUM_CHORD_TYPES, device: Device = "cpu"
+) -> np.ndarray:
     """Counts ``(C, C)`` of true ``chord_type`` (rows) against the model's argmax
     (columns) over every batch of ``loader``; the model runs in eval mode."""
     total = torch.zeros(num_classes, num_classes, dtype=torch.long)
@@ -153,8 +169,12 @@ def confusion_over_loader(model: Any, loader: Iterable, num_classes: int = NUM_C
         for audio, targets in loader:
             logits = model(audio.to(device))["chord_type"]
             mask = targets.get("mask")  # frame targets: padded frames count nowhere
-            total += compute_confusion_matrix(logits.float().cpu(), targets["chord_type"].cpu(), num_classes,
-                                              mask=None if mask is None else mask.cpu())
+            total += compute_confusion_matrix(
+                logits.float().cpu(),
+                targets["chord_type"].cpu(),
+                num_classes,
+                mask=None if mask is None else mask.cpu(),
+            )
     return total.numpy()
 
 
@@ -171,8 +191,9 @@ def chord_type_confusion(checkpoint: Path, loader: Iterable, device: Device = "c
 # --------------------------------------------------------------------------- run folder
 
 
-def write_run_plots(folder: Path, history: Mapping[str, Sequence[float]], checkpoint: Path,
-                    val_loader: Iterable, device: Device = "cpu") -> List[Path]:
+def write_run_plots(
+    folder: Path, history: Mapping[str, Sequence[float]], checkpoint: Path, val_loader: Iterable, device: Device = "cpu"
+) -> List[Path]:
     """``<folder>/plots/learning_curves.png`` and, when ``checkpoint`` exists,
     ``<folder>/plots/confusion_chord_type.png`` (else a warning); returns the paths written."""
     plots = Path(folder) / "plots"

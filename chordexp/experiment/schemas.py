@@ -8,6 +8,7 @@ merged in. Each default has one home: the model's and the loss's schemas are rea
 their constructors (``constructor_schema``), the trainer's fields from TrainingConfig, and
 conf/ holds only what the main job changes.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -232,8 +233,9 @@ class ModelConfig:
 
 
 #: The model's settings and defaults: its constructor's arguments (a new one needs nothing here).
-ChordModelConfig = constructor_schema("chordexp.model.chord_model", "ChordRecognitionModel", "ChordModelConfig",
-                                      ModelConfig)
+ChordModelConfig = constructor_schema(
+    "chordexp.model.chord_model", "ChordRecognitionModel", "ChordModelConfig", ModelConfig
+)
 
 
 @dataclass
@@ -366,11 +368,20 @@ GROUP_SCHEMAS: Dict[str, Dict[str, type]] = {
         "base_constant": ConstantSchedulerConfig,
     },
     "loss": {"base_chord_loss": ChordLossConfig},
-    "data": {"base_songs": SongsDataConfig, "base_synthetic": SyntheticDataConfig, "base_dummy": DummyDataConfig,
-             "base_folder": FolderDataConfig, "base_folder_songs": FolderSongsDataConfig},
+    "data": {
+        "base_songs": SongsDataConfig,
+        "base_synthetic": SyntheticDataConfig,
+        "base_dummy": DummyDataConfig,
+        "base_folder": FolderDataConfig,
+        "base_folder_songs": FolderSongsDataConfig,
+    },
     "model": {"base_chord_model": ChordModelConfig},
-    "logger": {"base_tensorboard_logger": TensorBoardLoggerConfig, "base_csv_logger": CSVLoggerConfig,
-               "base_mlflow_logger": MLflowLoggerConfig, "base_wandb_logger": WandbLoggerConfig},
+    "logger": {
+        "base_tensorboard_logger": TensorBoardLoggerConfig,
+        "base_csv_logger": CSVLoggerConfig,
+        "base_mlflow_logger": MLflowLoggerConfig,
+        "base_wandb_logger": WandbLoggerConfig,
+    },
 }
 
 

@@ -4,6 +4,7 @@ the decoder settings saved with the model.
 Kept out of ``run.py`` so the run stays orchestration; everything here is plain Python
 over a composed config.
 """
+
 from __future__ import annotations
 
 import logging
@@ -23,15 +24,23 @@ def check_frame_grid(dataset: Any, cfg: Any) -> None:
     """The dataset labels the frames the model will output: same hop, same rate."""
     grid = getattr(dataset, "grid", None)
     if grid is None:
-        raise ConfigValueError(f"data.sequence=true needs a dataset with frame targets (a song dataset); "
-                               f"{type(dataset).__name__} gives one label per clip")
+        raise ConfigValueError(
+            f"data.sequence=true needs a dataset with frame targets (a song dataset); "
+            f"{type(dataset).__name__} gives one label per clip"
+        )
     model = cfg.model
-    expected = FrameGrid.for_model(int(model.sample_rate), fmin=float(model.fmin), n_octaves=int(model.n_octaves),
-                                   bins_per_octave=int(model.bins_per_octave))
+    expected = FrameGrid.for_model(
+        int(model.sample_rate),
+        fmin=float(model.fmin),
+        n_octaves=int(model.n_octaves),
+        bins_per_octave=int(model.bins_per_octave),
+    )
     if (grid.sample_rate, grid.hop_length) != (expected.sample_rate, expected.hop_length):
-        raise ConfigValueError(f"model frames (rate {expected.sample_rate} Hz, hop {expected.hop_length}) differ from "
-                               f"the dataset's labels (rate {grid.sample_rate} Hz, hop {grid.hop_length}); "
-                               f"keep model.sample_rate=${{data.sample_rate}} and the default front end")
+        raise ConfigValueError(
+            f"model frames (rate {expected.sample_rate} Hz, hop {expected.hop_length}) differ from "
+            f"the dataset's labels (rate {grid.sample_rate} Hz, hop {grid.hop_length}); "
+            f"keep model.sample_rate=${{data.sample_rate}} and the default front end"
+        )
 
 
 def build_song_validator(val_set: Any, cfg: Any) -> Optional[Any]:
@@ -40,8 +49,10 @@ def build_song_validator(val_set: Any, cfg: Any) -> Optional[Any]:
     if count <= 0:
         return None
     if not hasattr(val_set, "song"):
-        raise ConfigValueError(f"data.val_songs={count} needs a dataset that renders whole songs; "
-                               f"{type(val_set).__name__} does not (set data.val_songs=0)")
+        raise ConfigValueError(
+            f"data.val_songs={count} needs a dataset that renders whole songs; "
+            f"{type(val_set).__name__} does not (set data.val_songs=0)"
+        )
     songs = getattr(val_set, "songs", None)  # a folder of real songs: as many as the split holds
     count = min(count, len(songs)) if songs is not None else count
     seconds = float(cfg.data.get("val_song_seconds", 45.0))
@@ -61,9 +72,12 @@ def decoder_settings(train_set: Any, cfg: Any) -> Dict[str, Any]:
         priors["self_transition"] = float(chosen["self_transition"])
     priors["prior_weight"] = float(chosen.get("prior_weight", 0.0) or 0.0)
     priors["estimate_tuning"] = bool(chosen.get("estimate_tuning", False))
-    log.info("decoder: self_transition %.4f (%s), prior_weight %.2f", priors["self_transition"],
-             "set" if chosen.get("self_transition") is not None else "from the training labels",
-             priors["prior_weight"])
+    log.info(
+        "decoder: self_transition %.4f (%s), prior_weight %.2f",
+        priors["self_transition"],
+        "set" if chosen.get("self_transition") is not None else "from the training labels",
+        priors["prior_weight"],
+    )
     return priors
 
 

@@ -8,6 +8,7 @@ of the schemas in ``chordexp.experiment.schemas``; ``allow_any_target=true`` at 
 of the config lifts the limit for your own classes. Hydra's own node (``hydra.*``:
 launchers, sweepers) is Hydra's business and is not checked.
 """
+
 from __future__ import annotations
 
 import ast
@@ -89,4 +90,5 @@ def check_targets(cfg: Any) -> None:
                 f"{key}={target!r} is not one of chordexp's components (the optimizers torch.optim.AdamW/Adam/SGD, "
                 f"ChordRecognitionModel, ChordRecognitionLoss, the datasets of chordexp.data and the trackers of "
                 f"chordexp.loggers); "
-                f"to instantiate your own class, add {OPT_IN_KEY}=true")
+                f"to instantiate your own class, add {OPT_IN_KEY}=true"
+            )

@@ -4,6 +4,7 @@
 ``hydra.runtime.output_dir`` names the run folder. The error and exit policy around
 it is ``chordexp.experiment.outcome``'s.
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,8 +66,10 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     if distributed is not None:
         config.device = rank_device(config.device, distributed.local_rank)
         if config.batch_size % distributed.world_size:
-            raise ConfigValueError(f"data.batch_size={config.batch_size} is the global batch and must divide by "
-                                   f"the {distributed.world_size} processes of this run")
+            raise ConfigValueError(
+                f"data.batch_size={config.batch_size} is the global batch and must divide by "
+                f"the {distributed.world_size} processes of this run"
+            )
     components = build_components(cfg, config, distributed)
     decoder = components.pop("decoder", None)
     run_config = resolved_dict(cfg)
@@ -79,12 +82,23 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
     if resume:
         resume_from_last(trainer, Path(config.checkpoint_dir) / "last.pt", folder)
     if main_rank:
-        record_environment(folder, seed=config.seed, device=str(trainer.device), resume=resume,
-                           distributed=distributed, init_from=settings_of(cfg)["init_from"])
+        record_environment(
+            folder,
+            seed=config.seed,
+            device=str(trainer.device),
+            resume=resume,
+            distributed=distributed,
+            init_from=settings_of(cfg)["init_from"],
+        )
     num_parameters = count_parameters(trainer.model)
-    log.info("training %s parameters on %s for %d epochs; run folder %s%s",
-             f"{num_parameters:,}", trainer.device, config.num_epochs, folder,
-             f"; DDP over {distributed.world_size} processes ({distributed.backend})" if distributed else "")
+    log.info(
+        "training %s parameters on %s for %d epochs; run folder %s%s",
+        f"{num_parameters:,}",
+        trainer.device,
+        config.num_epochs,
+        folder,
+        f"; DDP over {distributed.world_size} processes ({distributed.backend})" if distributed else "",
+    )
 
     try:
         with stop_on_signals(trainer):
@@ -96,8 +110,13 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
         trainer.export_history(folder / "history.json")
     if not main_rank:
         return {}
-    write_run_plots(folder, history, Path(config.checkpoint_dir) / "best.pt",
-                    whole_val_loader(components["val_loader"], config.batch_size), trainer.device)
+    write_run_plots(
+        folder,
+        history,
+        Path(config.checkpoint_dir) / "best.pt",
+        whole_val_loader(components["val_loader"], config.batch_size),
+        trainer.device,
+    )
     wall_time_s = time.perf_counter() - start
     metrics = run_folder.run_metrics(
         history,
@@ -109,8 +128,14 @@ def train(cfg: DictConfig) -> Dict[str, Any]:
         monitor=trainer.monitor,
     )
     run_folder.write_json(folder / "metrics.json", metrics)
-    log.info("best %s %.4f at epoch %d of %d (%.1f s)", metrics["monitor"], metrics["best_monitor_value"],
-             metrics["best_epoch"], metrics["epochs_run"], wall_time_s)
+    log.info(
+        "best %s %.4f at epoch %d of %d (%.1f s)",
+        metrics["monitor"],
+        metrics["best_monitor_value"],
+        metrics["best_epoch"],
+        metrics["epochs_run"],
+        wall_time_s,
+    )
     if cfg.eval_songs:
         evaluate_songs(Path(config.checkpoint_dir) / "best.pt", Path(cfg.eval_songs), folder)
     finish_loggers(loggers, folder)  # after metrics.json and the plots: the trackers upload them

@@ -20,6 +20,7 @@ batches count on different axes, so each axis gets its own folder and marker:
 tensorboard is imported when the callback is built, never when this module is imported,
 so the command line stays fast.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,7 @@ def epoch_tag(key: str) -> str:
     ``val_root_acc`` -> ``val/root_acc``; ``learning_rate``, ``epoch_seconds`` stay."""
     for split in ("train", "val"):
         if key.startswith(split + "_"):
-            return f"{split}/{key[len(split) + 1:]}"
+            return f"{split}/{key[len(split) + 1 :]}"
     return key
 
 
@@ -109,8 +110,11 @@ def wait_past_event_files(folder: Path, max_wait: float = 2.0) -> None:
     reopened within the same second (a quick resume, a second ``train()``) first waits
     for the next second. Clock jumps longer than ``max_wait`` are not waited for.
     """
-    seconds = [int(part) for part in (p.name.split(".")[3] for p in Path(folder).glob("events.out.tfevents.*"))
-               if part.isdigit()]
+    seconds = [
+        int(part)
+        for part in (p.name.split(".")[3] for p in Path(folder).glob("events.out.tfevents.*"))
+        if part.isdigit()
+    ]
     if seconds:
         delay = max(seconds) + 1 - time.time()
         if 0 < delay <= max_wait:
@@ -179,7 +183,8 @@ class TensorBoardCallback(Callback):
             wait_past_event_files(folder)
         self._epoch_writer = self._writer_class(str(self.log_dir / "epoch"), purge_step=done + 1)
         self._step_writer = self._writer_class(
-            str(self.log_dir / "step"), purge_step=done * trainer.steps_per_epoch + 1)
+            str(self.log_dir / "step"), purge_step=done * trainer.steps_per_epoch + 1
+        )
 
     def _write_hparams(self, trainer: "Trainer") -> None:
         """The config and summary metrics for TensorBoard's HParams tab, in ``epoch/`` at

@@ -6,6 +6,7 @@ tuning estimate, silence gate, HMM decoding) around the exported graph instead o
 PyTorch model, with the decoder settings stored in the file. So the ``.lab`` files
 are those of the PyTorch path, and the file is all that is needed.
 """
+
 from __future__ import annotations
 
 import zipfile
@@ -62,13 +63,16 @@ class OnnxModel:
             raise ExportError(f"checkpoint {path}: not a readable ONNX model ({first_line(error)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
         if meta is None:
-            raise ExportError(f"checkpoint {path}: an ONNX model without chordexp's metadata (not written by "
-                              f"chordexp.export)")
+            raise ExportError(
+                f"checkpoint {path}: an ONNX model without chordexp's metadata (not written by chordexp.export)"
+            )
         self.metadata = parse_metadata(path, meta)
 
     def __call__(self, audio: np.ndarray, cents: float) -> Dict[str, np.ndarray]:
-        outputs = self.session.run(None, {"audio": audio[None].astype(np.float32, copy=False),
-                                          "tuning_cents": np.asarray(cents, dtype=np.float32)})
+        outputs = self.session.run(
+            None,
+            {"audio": audio[None].astype(np.float32, copy=False), "tuning_cents": np.asarray(cents, dtype=np.float32)},
+        )
         return {name: out[0] for name, out in zip(self.metadata["outputs"], outputs)}
 
 
@@ -82,8 +86,9 @@ class TorchScriptModel:
         except Exception as error:  # torch raises RuntimeError/ValueError for foreign files
             raise ExportError(f"checkpoint {path}: not a readable TorchScript model ({first_line(error)})") from None
         if not extra[EXTRA_FILE]:
-            raise ExportError(f"checkpoint {path}: a TorchScript model without chordexp's metadata (not written by "
-                              f"chordexp.export)")
+            raise ExportError(
+                f"checkpoint {path}: a TorchScript model without chordexp's metadata (not written by chordexp.export)"
+            )
         self.metadata = parse_metadata(path, extra[EXTRA_FILE])
         self.device = device
 
@@ -97,8 +102,15 @@ class TorchScriptModel:
 class ExportedRecognizer(ChordRecognizer):
     """``ChordRecognizer`` with an exported graph in place of the PyTorch model."""
 
-    def __init__(self, exported, self_transition: float = 0.95, silence_db: float | None = 30.0,
-                 type_prior=None, prior_weight: float = 0.0, estimate_tuning: bool = False) -> None:
+    def __init__(
+        self,
+        exported,
+        self_transition: float = 0.95,
+        silence_db: float | None = 30.0,
+        type_prior=None,
+        prior_weight: float = 0.0,
+        estimate_tuning: bool = False,
+    ) -> None:
         meta = exported.metadata
         self.exported = exported
         self.model = None
@@ -121,15 +133,23 @@ class ExportedRecognizer(ChordRecognizer):
     def tuned_posteriors(self, audio: np.ndarray, cents: float) -> Dict[str, np.ndarray]:
         shortest = int(self.exported.metadata.get("min_samples", 1))
         if len(audio) < shortest:
-            raise AudioError(f"{len(audio)} sample(s) at {self.sample_rate} Hz: shorter than the exported model "
-                             f"takes ({shortest} samples, {shortest / self.sample_rate:.2f} s); nothing written for it")
+            raise AudioError(
+                f"{len(audio)} sample(s) at {self.sample_rate} Hz: shorter than the exported model "
+                f"takes ({shortest} samples, {shortest / self.sample_rate:.2f} s); nothing written for it"
+            )
         logits = self.exported(np.asarray(audio, dtype=np.float32), cents)
         return {k: torch.log_softmax(torch.from_numpy(v).float(), dim=-1).numpy() for k, v in logits.items()}
 
 
-def load_recognizer(path: str | Path, backend: str, self_transition: Optional[float] = None,
-                    device: str = "cpu", silence_db: float | None = 30.0, prior_weight: Optional[float] = None,
-                    estimate_tuning: Optional[bool] = None) -> ExportedRecognizer:
+def load_recognizer(
+    path: str | Path,
+    backend: str,
+    self_transition: Optional[float] = None,
+    device: str = "cpu",
+    silence_db: float | None = 30.0,
+    prior_weight: Optional[float] = None,
+    estimate_tuning: Optional[bool] = None,
+) -> ExportedRecognizer:
     """An :class:`ExportedRecognizer` for the file at ``path``; settings left None come
     from the decoder settings stored in the file."""
     path = Path(path)
@@ -145,7 +165,8 @@ def load_recognizer(path: str | Path, backend: str, self_transition: Optional[fl
     return ExportedRecognizer(
         exported,
         self_transition=float(saved.get("self_transition", 0.95)) if self_transition is None else self_transition,
-        silence_db=silence_db, type_prior=saved.get("type_prior"),
+        silence_db=silence_db,
+        type_prior=saved.get("type_prior"),
         prior_weight=float(saved.get("prior_weight", 0.0)) if prior_weight is None else prior_weight,
         estimate_tuning=bool(saved.get("estimate_tuning", False)) if estimate_tuning is None else estimate_tuning,
     )

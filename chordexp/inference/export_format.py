@@ -5,6 +5,7 @@ and reading it back.
 :data:`METADATA_KEY`, the TorchScript extra file :data:`EXTRA_FILE`);
 ``chordexp.inference.backends`` reads it to rebuild the recogniser around the graph.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,6 +32,8 @@ def parse_metadata(path: Path, text: str) -> Dict[str, Any]:
     except ValueError:
         raise ExportError(f"checkpoint {path}: its chordexp metadata is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format_version") != FORMAT_VERSION:
-        raise ExportError(f"checkpoint {path}: chordexp metadata of an unknown format version "
-                          f"({meta.get('format_version') if isinstance(meta, dict) else None!r}); re-export it")
+        raise ExportError(
+            f"checkpoint {path}: chordexp metadata of an unknown format version "
+            f"({meta.get('format_version') if isinstance(meta, dict) else None!r}); re-export it"
+        )
     return meta

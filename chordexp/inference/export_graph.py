@@ -19,6 +19,7 @@ tensor operations only, so one exported file serves every length and tuning:
 
 Resampling and the tuning estimate stay outside (numpy/soxr in ``chordexp.inference.recognizer``).
 """
+
 from __future__ import annotations
 
 import math
@@ -50,10 +51,12 @@ class PortableChordModel(nn.Module):
         fe = model.frontend
         inner_rate = fe.sample_rate / fe.decimation
         n_freqs = fe.n_fft // 2 + 1
-        self.register_buffer("fft_freqs", torch.linspace(0.0, inner_rate / 2, n_freqs, dtype=torch.float64),
-                             persistent=False)
-        self.register_buffer("octave_steps", torch.arange(-1, fe.n_bins + 1, dtype=torch.float64)
-                             / fe.bins_per_octave, persistent=False)
+        self.register_buffer(
+            "fft_freqs", torch.linspace(0.0, inner_rate / 2, n_freqs, dtype=torch.float64), persistent=False
+        )
+        self.register_buffer(
+            "octave_steps", torch.arange(-1, fe.n_bins + 1, dtype=torch.float64) / fe.bins_per_octave, persistent=False
+        )
         self.bin_hz = inner_rate / fe.n_fft
         low_real, low_imag = decimation_matrices(fe.decimator)
         self.register_buffer("low_real", low_real, persistent=False)
@@ -82,8 +85,9 @@ class PortableChordModel(nn.Module):
         """``LogFrequencySpectrogram.forward`` with the filters of ``filterbank(cents)``."""
         fe = self.model.frontend
         audio = self.decimate(audio.float())
-        spec = torch.stft(audio, fe.n_fft, fe.inner_hop, window=fe.window, center=True,
-                          pad_mode="constant", return_complex=True)
+        spec = torch.stft(
+            audio, fe.n_fft, fe.inner_hop, window=fe.window, center=True, pad_mode="constant", return_complex=True
+        )
         mag = spec.abs()
         bank, mask = self.filterbank(cents)
         # the front end averages the energy over the bins it keeps: scaled so the mean

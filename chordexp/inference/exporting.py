@@ -5,6 +5,7 @@ and tuning in one file); the decoder settings and everything else inference need
 in beside it as the description of ``chordexp.inference.export_format``. The file
 format is described in ``python -m chordexp.export --help`` and docs/export.md.
 """
+
 from __future__ import annotations
 
 import io
@@ -84,9 +85,15 @@ def onnx_bytes(model, metadata: Dict[str, Any]) -> bytes:
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            portable, example_inputs(model), dynamo=True, optimize=False, opset_version=ONNX_OPSET,
-            input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-            dynamic_shapes=({1: samples}, None), verbose=False,
+            portable,
+            example_inputs(model),
+            dynamo=True,
+            optimize=False,
+            opset_version=ONNX_OPSET,
+            input_names=list(INPUT_NAMES),
+            output_names=list(OUTPUT_NAMES),
+            dynamic_shapes=({1: samples}, None),
+            verbose=False,
         )
     assert program is not None  # dynamo=True returns the ONNXProgram
     proto = program.model_proto

@@ -8,6 +8,7 @@ results back in the files' order, so what is written does not depend on the numb
 workers. A file that cannot be read comes back as its ``AudioError`` (the caller
 reports it and goes on), not as an exception in a worker.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,8 +55,12 @@ def _keep(item):
     return item  # no collation: numpy arrays and errors pass through as they are
 
 
-def decoded_files(files: Sequence[Path], sample_rate: int, workers: Optional[int] = None,
-                  analyse: Optional[Callable[[np.ndarray], Any]] = None) -> Iterator[Decoded]:
+def decoded_files(
+    files: Sequence[Path],
+    sample_rate: int,
+    workers: Optional[int] = None,
+    analyse: Optional[Callable[[np.ndarray], Any]] = None,
+) -> Iterator[Decoded]:
     """``(path, (float32 mono samples at sample_rate, analyse(samples) or None), or the
     AudioError)`` for each file, in order; ``workers`` processes work ahead (None:
     ``default_workers``; 0: here, one file at a time, and ``analyse`` is not called: the
@@ -68,8 +73,15 @@ def decoded_files(files: Sequence[Path], sample_rate: int, workers: Optional[int
             yield files[index], dataset[index][1]
         return
     # a DataLoader takes any map-style dataset; _Files does not subclass torch's Dataset
-    loader = DataLoader(cast("Dataset[Tuple[int, Any]]", dataset), batch_size=None, shuffle=False,
-                        num_workers=workers, collate_fn=_keep, prefetch_factor=2, worker_init_fn=single_thread_worker,
-                        multiprocessing_context=worker_context())
+    loader = DataLoader(
+        cast("Dataset[Tuple[int, Any]]", dataset),
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_keep,
+        prefetch_factor=2,
+        worker_init_fn=single_thread_worker,
+        multiprocessing_context=worker_context(),
+    )
     for index, result in loader:
         yield files[index], result

@@ -5,6 +5,7 @@ resampling to the model's rate, an optional tuning estimate, the model's frame
 posteriors, a silence gate and the HMM decoder (``chordexp.decode``). ``analyse`` and
 ``decode`` are its two halves, so decoder settings can be compared on one analysis.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,9 +35,16 @@ class Transcription:
 class ChordRecognizer:
     """A trained model plus the decoder that turns its frames into chord segments."""
 
-    def __init__(self, model, self_transition: float = 0.95, device: str = "cpu",
-                 silence_db: float | None = 30.0, type_prior: Optional[Sequence[float]] = None,
-                 prior_weight: float = 0.0, estimate_tuning: bool = False) -> None:
+    def __init__(
+        self,
+        model,
+        self_transition: float = 0.95,
+        device: str = "cpu",
+        silence_db: float | None = 30.0,
+        type_prior: Optional[Sequence[float]] = None,
+        prior_weight: float = 0.0,
+        estimate_tuning: bool = False,
+    ) -> None:
         self.model = model.to(device).eval()
         self.device = device
         self.self_transition = self_transition
@@ -51,9 +59,15 @@ class ChordRecognizer:
         self.estimate_tuning = bool(estimate_tuning)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, self_transition: Optional[float] = None, device: str = "cpu",
-                        silence_db: float | None = 30.0, prior_weight: Optional[float] = None,
-                        estimate_tuning: Optional[bool] = None) -> "ChordRecognizer":
+    def from_checkpoint(
+        cls,
+        path: str | Path,
+        self_transition: Optional[float] = None,
+        device: str = "cpu",
+        silence_db: float | None = 30.0,
+        prior_weight: Optional[float] = None,
+        estimate_tuning: Optional[bool] = None,
+    ) -> "ChordRecognizer":
         """Load a training checkpoint (``weights_only``: no code runs) and rebuild its model.
 
         ``self_transition``, ``prior_weight`` and ``estimate_tuning`` default to the
@@ -71,13 +85,15 @@ class ChordRecognizer:
         check_model_state(path, model, state["model"])
         model.load_state_dict(state["model"])
         saved = (state.get("extra") or {}).get("decoder") or {}
-        return cls(model, device=device, silence_db=silence_db,
-                   self_transition=float(saved.get("self_transition", 0.95)) if self_transition is None
-                   else self_transition,
-                   type_prior=saved.get("type_prior"),
-                   prior_weight=float(saved.get("prior_weight", 0.0)) if prior_weight is None else prior_weight,
-                   estimate_tuning=bool(saved.get("estimate_tuning", False)) if estimate_tuning is None
-                   else estimate_tuning)
+        return cls(
+            model,
+            device=device,
+            silence_db=silence_db,
+            self_transition=float(saved.get("self_transition", 0.95)) if self_transition is None else self_transition,
+            type_prior=saved.get("type_prior"),
+            prior_weight=float(saved.get("prior_weight", 0.0)) if prior_weight is None else prior_weight,
+            estimate_tuning=bool(saved.get("estimate_tuning", False)) if estimate_tuning is None else estimate_tuning,
+        )
 
     def frame_posteriors(self, audio: np.ndarray) -> Dict[str, np.ndarray]:
         """Mono audio at the model's rate -> per-frame log-posteriors of the three heads."""
@@ -118,8 +134,9 @@ class ChordRecognizer:
             silent = levels < levels.max() - self.silence_db
         return Analysis(logp, len(audio) / self.sample_rate, silent, cents)
 
-    def decode(self, analysis: "Analysis", self_transition: Optional[float] = None,
-               prior_weight: Optional[float] = None) -> Transcription:
+    def decode(
+        self, analysis: "Analysis", self_transition: Optional[float] = None, prior_weight: Optional[float] = None
+    ) -> Transcription:
         """Viterbi over an analysis, with this recogniser's settings unless given."""
         logp, frame_rate = analysis.log_posteriors, self.frame_rate
         weight = self.prior_weight if prior_weight is None else prior_weight
@@ -127,8 +144,13 @@ class ChordRecognizer:
         if self.type_log_prior is not None and weight:
             type_logp = type_logp - weight * self.type_log_prior
         segments = decode_segments(
-            type_logp, logp["root"], logp["bass_note"], frame_rate, analysis.duration,
-            self.self_transition if self_transition is None else self_transition, analysis.silent,
+            type_logp,
+            logp["root"],
+            logp["bass_note"],
+            frame_rate,
+            analysis.duration,
+            self.self_transition if self_transition is None else self_transition,
+            analysis.silent,
         )
         times = np.arange(len(logp["root"])) / frame_rate
         return Transcription(segments, times, {k: np.exp(v) for k, v in logp.items()})
@@ -150,7 +172,7 @@ def frame_levels_db(audio: np.ndarray, hop: int, n_frames: int) -> np.ndarray:
     (sums of squares in float32 by ``einsum``: 4x faster than float64, within 1e-5 dB)."""
     padded = np.zeros(n_frames * hop, dtype=np.float32)
     take = max(0, min(audio.size, n_frames * hop - hop // 2))
-    padded[hop // 2: hop // 2 + take] = audio[:take]
+    padded[hop // 2 : hop // 2 + take] = audio[:take]
     frames = padded.reshape(n_frames, hop)
     return 10.0 * np.log10(np.einsum("ij,ij->i", frames, frames).astype(np.float64) / hop + 1e-12)
 
@@ -160,6 +182,7 @@ def check_finite_weights(recognizer: ChordRecognizer, checkpoint: str) -> None:
     transcription into N or NaN)."""
     for name, tensor in recognizer.model.state_dict().items():
         if torch.is_floating_point(tensor) and not bool(torch.isfinite(tensor).all()):
-            raise CheckpointError(f"checkpoint {checkpoint}: weight {name} holds NaN or inf values; the model cannot "
-                                  f"transcribe with it (a diverged run? use an earlier checkpoint)")
-
+            raise CheckpointError(
+                f"checkpoint {checkpoint}: weight {name} holds NaN or inf values; the model cannot "
+                f"transcribe with it (a diverged run? use an earlier checkpoint)"
+            )

@@ -7,6 +7,7 @@ files (the same recogniser, ``chordexp.scoring``), on songs held in memory, so t
 history's ``val_majmin`` equals ``chordexp.evaluate``'s figure for the same audio and
 references.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Optional, Sequence, Tuple
@@ -24,8 +25,9 @@ class SongValidator:
     """``validator(model) -> {metric: pooled score}`` over ``songs`` (audio at
     ``sample_rate``, reference labels). Decoder settings as ``ChordRecognizer``'s."""
 
-    def __init__(self, songs: Sequence[Tuple[np.ndarray, Labels]], sample_rate: int,
-                 decoder: Optional[Dict[str, object]] = None) -> None:
+    def __init__(
+        self, songs: Sequence[Tuple[np.ndarray, Labels]], sample_rate: int, decoder: Optional[Dict[str, object]] = None
+    ) -> None:
         if not songs:
             raise ConfigValueError("SongValidator needs at least one song")
         self.songs = list(songs)
@@ -33,8 +35,9 @@ class SongValidator:
         self.decoder = dict(decoder or {})
 
     @classmethod
-    def from_dataset(cls, dataset, count: int, seconds: float,
-                     decoder: Optional[Dict[str, object]] = None) -> "SongValidator":
+    def from_dataset(
+        cls, dataset, count: int, seconds: float, decoder: Optional[Dict[str, object]] = None
+    ) -> "SongValidator":
         """``count`` whole songs of ``seconds`` from a song dataset (``dataset.song(i, seconds)``)."""
         songs = []
         for index in range(count):

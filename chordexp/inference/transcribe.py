@@ -4,6 +4,7 @@ Names, refusals and the first-line mark are ``chordexp.output_dirs``' and
 ``chordexp.labfile``'s (the rule is in ``python -m chordexp.predict --help``); reading
 and the model run ahead in worker processes (``chordexp.inference.prefetch``).
 """
+
 from __future__ import annotations
 
 import sys
@@ -46,8 +47,12 @@ def transcribe_files(
     # the model runs in the (forked) workers only for torch on the CPU: CUDA and other
     # runtimes' thread pools do not survive a fork
     in_workers = type(recognizer) is ChordRecognizer and str(recognizer.device) == "cpu"
-    decoded = decoded_files([path for path, _ in planned], recognizer.sample_rate, workers,
-                            analyse=_Analyser(recognizer) if in_workers else None)
+    decoded = decoded_files(
+        [path for path, _ in planned],
+        recognizer.sample_rate,
+        workers,
+        analyse=_Analyser(recognizer) if in_workers else None,
+    )
     for (path, target), (_, item) in zip(bar, decoded):
         bar.set_postfix_str(path.name)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -55,8 +60,11 @@ def transcribe_files(
             if isinstance(item, AudioError):  # could not be read or resampled (in a worker)
                 raise item
             audio, analysis = item
-            transcription = (recognizer.transcribe(audio, recognizer.sample_rate) if analysis is None
-                             else recognizer.decode(analysis))
+            transcription = (
+                recognizer.transcribe(audio, recognizer.sample_rate)
+                if analysis is None
+                else recognizer.decode(analysis)
+            )
             segments = checked_segments(path, audio, transcription, recognizer.sample_rate)
         except AudioError as error:
             if len(files) == 1:
@@ -82,21 +90,25 @@ class _Analyser:
         return self.recognizer.analyse(audio, self.recognizer.sample_rate)
 
 
-def checked_segments(path: Path, audio: np.ndarray, transcription: Transcription,
-                     sample_rate: int) -> List[Segment]:
+def checked_segments(path: Path, audio: np.ndarray, transcription: Transcription, sample_rate: int) -> List[Segment]:
     """The segments to write for ``path``; AudioError (naming the file) where the model's
     output is not finite (NaN weights, samples far outside [-1, 1]) instead of an all-N
     transcription, or where the audio is too short to give one interval of a millisecond."""
     if not all(np.isfinite(p).all() for p in transcription.probabilities.values()):
         peak = float(np.max(np.abs(audio))) if audio.size else 0.0
-        cause = (f"its samples reach {peak:.3g}, far outside [-1, 1]" if peak > 1e3 or not np.isfinite(peak)
-                 else "the checkpoint's weights may be NaN or inf")
+        cause = (
+            f"its samples reach {peak:.3g}, far outside [-1, 1]"
+            if peak > 1e3 or not np.isfinite(peak)
+            else "the checkpoint's weights may be NaN or inf"
+        )
         raise AudioError(f"{path}: the model's output is not finite (NaN or inf): {cause}; nothing written for it")
     # a .lab holds milliseconds: intervals that round to nothing are dropped (the others still meet)
     segments = [s for s in transcription.segments if round(s[1], 3) > round(s[0], 3)]
     if not segments:
-        raise AudioError(f"{path}: too short to transcribe ({audio.size} sample(s) at {sample_rate} Hz): a .lab "
-                         f"interval needs at least a millisecond; nothing written for it")
+        raise AudioError(
+            f"{path}: too short to transcribe ({audio.size} sample(s) at {sample_rate} Hz): a .lab "
+            f"interval needs at least a millisecond; nothing written for it"
+        )
     return segments
 
 

@@ -6,6 +6,7 @@ continues the same tracker run without repeating points. The heavy libraries (ml
 wandb) are imported when training starts; a missing one fails at construction, before
 anything is written, with the ``pip install`` to run. See docs/tracking.md.
 """
+
 from chordexp.loggers.base import RunLogger, finish_loggers
 from chordexp.loggers.csv_file import CSVLogger
 from chordexp.loggers.mlflow_run import MLflowLogger

@@ -1,4 +1,5 @@
 """What every tracker shares: the end-of-run hook, the library check, the state file."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,8 +16,14 @@ from chordexp.training.callbacks import Callback
 log = logging.getLogger("chordexp.loggers")
 
 #: Run artefacts a tracker uploads when the run ends, relative to the run folder (globs).
-ARTIFACTS = ("resolved_config.yaml", "metrics.json", "history.json", "song_metrics.json", "environment.json",
-             "plots/*.png")
+ARTIFACTS = (
+    "resolved_config.yaml",
+    "metrics.json",
+    "history.json",
+    "song_metrics.json",
+    "environment.json",
+    "plots/*.png",
+)
 
 
 class RunLogger(Callback):
@@ -47,16 +54,19 @@ def require(module: str, tracker: str, extra: str) -> None:
     except (ImportError, ValueError):  # a parent package missing, or a module entry of None
         found = False
     if not found:
-        raise ConfigValueError(f"logger.{tracker} needs the {module} package, which is not installed: "
-                               f"pip install 'chordexp[{extra}]' (or choose other trackers: logger=[tensorboard])")
+        raise ConfigValueError(
+            f"logger.{tracker} needs the {module} package, which is not installed: "
+            f"pip install 'chordexp[{extra}]' (or choose other trackers: logger=[tensorboard])"
+        )
 
 
 def inside(run_folder: Path, relative: str, key: str) -> Path:
     """``run_folder / relative``, refusing a path that leaves the run folder (``key`` names it):
     a tracker must not write over another run's files."""
     if not stays_inside(relative):
-        raise ConfigValueError(f"{key}={relative!r} must be a relative path inside the run folder "
-                               f"(no absolute path, no '..')")
+        raise ConfigValueError(
+            f"{key}={relative!r} must be a relative path inside the run folder (no absolute path, no '..')"
+        )
     return Path(run_folder) / relative
 
 
@@ -72,8 +82,11 @@ def numeric_summary(run_folder: Path) -> Dict[str, float]:
     if not path.is_file():
         return {}
     metrics = json.loads(path.read_text())
-    return {key: float(value) for key, value in metrics.items()
-            if isinstance(value, (int, float)) and not isinstance(value, bool)}
+    return {
+        key: float(value)
+        for key, value in metrics.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    }
 
 
 def read_state(path: Path) -> Optional[Dict[str, Any]]:

@@ -5,6 +5,7 @@ keeps every finished epoch, and a resume drops rows after the epoch it resumes f
 before appending, so no epoch appears twice. A metric that appears later (or only in
 some epochs) gets its column; earlier rows leave it empty.
 """
+
 from __future__ import annotations
 
 import csv

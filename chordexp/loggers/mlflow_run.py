@@ -12,6 +12,7 @@ artefacts (config, metrics, history, plots). The run id is kept in
 epochs after the last one it holds, so no step appears twice. Uses the MlflowClient
 API (no global active run), so several runs in one process do not mix.
 """
+
 from __future__ import annotations
 
 import time
@@ -35,9 +36,15 @@ def default_tracking_uri(run_folder: Path) -> str:
 
 
 class MLflowLogger(RunLogger):
-    def __init__(self, run_folder: Path, run_config: Mapping[str, Any], tracking_uri: Optional[str] = None,
-                 experiment_name: str = "chordexp", run_name: Optional[str] = None,
-                 log_artifacts: bool = True) -> None:
+    def __init__(
+        self,
+        run_folder: Path,
+        run_config: Mapping[str, Any],
+        tracking_uri: Optional[str] = None,
+        experiment_name: str = "chordexp",
+        run_name: Optional[str] = None,
+        log_artifacts: bool = True,
+    ) -> None:
         sqlite = (tracking_uri or "sqlite:").startswith("sqlite:")  # also the default store
         for module in ("mlflow", "sqlalchemy", "alembic") if sqlite else ("mlflow",):
             require(module, "mlflow", "mlflow")  # mlflow-skinny's sqlite store needs SQLAlchemy and alembic
@@ -66,8 +73,9 @@ class MLflowLogger(RunLogger):
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self.client.log_batch(self.run_id, metrics=[Metric(key, float(value), now, epoch)
-                                                    for key, value in metrics.items()])
+        self.client.log_batch(
+            self.run_id, metrics=[Metric(key, float(value), now, epoch) for key, value in metrics.items()]
+        )
         self.last_logged = epoch
 
     def finish(self, run_folder: Path, failed: bool = False) -> None:
@@ -79,8 +87,9 @@ class MLflowLogger(RunLogger):
         if summary:
             now = int(time.time() * 1000)
             step = int(summary.get("epochs_run", self.last_logged))
-            self.client.log_batch(self.run_id, metrics=[Metric(f"summary/{key}", value, now, step)
-                                                        for key, value in summary.items()])
+            self.client.log_batch(
+                self.run_id, metrics=[Metric(f"summary/{key}", value, now, step) for key, value in summary.items()]
+            )
         if self.log_artifacts:
             for path in artifact_paths(run_folder):
                 folder = path.parent.relative_to(run_folder).as_posix()
@@ -111,11 +120,15 @@ class MLflowLogger(RunLogger):
         else:
             location = (self.run_folder / "mlartifacts").resolve().as_uri() if self.local_store else None
             experiment_id = self.client.create_experiment(self.experiment_name, artifact_location=location)
-        run = self.client.create_run(experiment_id, run_name=self.run_name,
-                                     tags={"chordexp.experiment.run_folder": str(self.run_folder.resolve())})
+        run = self.client.create_run(
+            experiment_id,
+            run_name=self.run_name,
+            tags={"chordexp.experiment.run_folder": str(self.run_folder.resolve())},
+        )
         self.run_id = run.info.run_id
-        write_state(state_path, {"run_id": self.run_id, "experiment_id": experiment_id,
-                                 "tracking_uri": self.tracking_uri})
+        write_state(
+            state_path, {"run_id": self.run_id, "experiment_id": experiment_id, "tracking_uri": self.tracking_uri}
+        )
 
     def _last_step(self) -> int:
         """The last epoch the reopened run holds (0: none)."""
@@ -133,4 +146,4 @@ class MLflowLogger(RunLogger):
         held = self.client.get_run(self.run_id).data.params
         new: List[Param] = [Param(key, value) for key, value in self.params.items() if key not in held]
         for start in range(0, len(new), BATCH):
-            self.client.log_batch(self.run_id, params=new[start:start + BATCH])
+            self.client.log_batch(self.run_id, params=new[start : start + BATCH])

@@ -1,4 +1,5 @@
 """``logger=tensorboard``: the TensorBoardCallback of ``chordexp.experiment.tracking`` under the run folder."""
+
 from __future__ import annotations
 
 from pathlib import Path

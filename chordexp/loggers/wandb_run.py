@@ -10,6 +10,7 @@ The run id is kept in ``<run folder>/wandb_run.json`` with the last epoch logged
 resumed run continues the same run (``resume="allow"``) and logs only later epochs,
 so no step appears twice.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -35,9 +36,17 @@ def new_run_id() -> str:
 
 
 class WandbLogger(RunLogger):
-    def __init__(self, run_folder: Path, run_config: Mapping[str, Any], mode: str = "offline",
-                 project: str = "chordexp", entity: Optional[str] = None, name: Optional[str] = None,
-                 tags: Optional[List[str]] = None, log_artifacts: bool = True) -> None:
+    def __init__(
+        self,
+        run_folder: Path,
+        run_config: Mapping[str, Any],
+        mode: str = "offline",
+        project: str = "chordexp",
+        entity: Optional[str] = None,
+        name: Optional[str] = None,
+        tags: Optional[List[str]] = None,
+        log_artifacts: bool = True,
+    ) -> None:
         if mode not in MODES:
             raise ConfigValueError(f"logger.wandb.mode={mode!r} must be one of {', '.join(MODES)}")
         require("wandb", "wandb", "wandb")
@@ -88,8 +97,15 @@ class WandbLogger(RunLogger):
         self.state = read_state(state_path) or {"id": new_run_id(), "last_epoch": 0}
         try:
             self.run = wandb.init(
-                mode=cast(Mode, self.mode), dir=str(self.run_folder), project=self.project, entity=self.entity,
-                name=self.name, tags=self.tags, id=self.state["id"], resume="allow", config=self.config,
+                mode=cast(Mode, self.mode),
+                dir=str(self.run_folder),
+                project=self.project,
+                entity=self.entity,
+                name=self.name,
+                tags=self.tags,
+                id=self.state["id"],
+                resume="allow",
+                config=self.config,
                 settings=wandb.Settings(console="off", x_disable_stats=True, silent=True),
             )
         except wandb.Error as err:  # not logged in (online), a bad entity: the run cannot start

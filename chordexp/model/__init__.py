@@ -1,4 +1,5 @@
 """Model, loss and audio front end."""
+
 from chordexp.model.chord_model import ChordRecognitionModel, count_parameters
 from chordexp.model.frontend import LogFrequencySpectrogram
 from chordexp.model.loss import ChordRecognitionLoss

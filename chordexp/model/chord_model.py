@@ -15,6 +15,7 @@ Clip logits are the mean of the frame logits (the heads are linear, so this equa
 classifying the mean frame embedding); ``forward_frames`` gives the per-frame logits
 a song transcriber decodes.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -96,8 +97,13 @@ class ChordRecognitionModel(nn.Module):
         )
         self.position = nn.Conv1d(d_model, d_model, kernel_size=3, padding=1, groups=d_model)
         layer = nn.TransformerEncoderLayer(
-            d_model, num_heads, dim_feedforward=feedforward_ratio * d_model, dropout=dropout,
-            activation="gelu", batch_first=True, norm_first=True,
+            d_model,
+            num_heads,
+            dim_feedforward=feedforward_ratio * d_model,
+            dropout=dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
         )
         self.encoder = nn.TransformerEncoder(layer, num_blocks, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(d_model)
@@ -132,13 +138,13 @@ class ChordRecognitionModel(nn.Module):
         starts = list(range(0, t - window + 1, hop))
         if starts[-1] != t - window:
             starts.append(t - window)
-        windows = torch.stack([x[:, s:s + window] for s in starts], dim=1)  # (B, W, window, d)
+        windows = torch.stack([x[:, s : s + window] for s in starts], dim=1)  # (B, W, window, d)
         encoded = self.encoder(windows.reshape(-1, window, d)).reshape(b, len(starts), window, d)
         total = x.new_zeros(b, t, d)
         count = x.new_zeros(1, t, 1)
         for i, s in enumerate(starts):
-            total[:, s:s + window] += encoded[:, i]
-            count[:, s:s + window] += 1
+            total[:, s : s + window] += encoded[:, i]
+            count[:, s : s + window] += 1
         return total / count
 
     def forward_frames(self, audio: Tensor, window_frames: int | None = None) -> Dict[str, Tensor]:

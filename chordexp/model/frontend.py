@@ -9,6 +9,7 @@ makes the FFTs 8x shorter at 44.1 kHz; it is a proper anti-alias FIR computed bl
 (``chordexp.model.multirate``), so its cost grows linearly with the length of a song.
 It is plain tensor code, so it runs on CPU and GPU alike and inside the model.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -24,6 +25,7 @@ from chordexp.model.multirate import Decimator
 #: the decimation filter stays flat this far above the top filter: a recording's tuning
 #: (``tuned``, at most half a semitone) moves the filters up to there
 TUNING_MARGIN = 2.0 ** (1 / 24)
+
 
 def log_frequency_filterbank(
     sample_rate: float, n_fft: int, fmin: float, n_octaves: int, bins_per_octave: int
@@ -156,8 +158,13 @@ class LogFrequencySpectrogram(nn.Module):
     def forward(self, audio: Tensor) -> Tensor:
         audio = self.decimate(audio.float())
         spec = torch.stft(
-            audio, self.n_fft, self.inner_hop, window=self.window, center=True,
-            pad_mode="constant", return_complex=True,
+            audio,
+            self.n_fft,
+            self.inner_hop,
+            window=self.window,
+            center=True,
+            pad_mode="constant",
+            return_complex=True,
         )  # (B, n_fft // 2 + 1, frames)
         used = self.filterbank.shape[0]
         mag = spec[:, :used].abs()

@@ -1,4 +1,5 @@
 """Multi-task chord loss: chord type, root and bass, each a cross-entropy."""
+
 from __future__ import annotations
 
 import copy
@@ -64,11 +65,10 @@ class ChordRecognitionLoss(nn.Module):
         counted.chord_count = counted.frame_count = count
         return counted
 
-    def _masked_ce(self, logits: Tensor, target: Tensor, has_chord: Tensor,
-                   count_hook: Optional[Callable[[Tensor], Tensor]] = None) -> Tensor:
-        per_item = F.cross_entropy(
-            logits.float(), target, label_smoothing=self.label_smoothing, reduction="none"
-        )
+    def _masked_ce(
+        self, logits: Tensor, target: Tensor, has_chord: Tensor, count_hook: Optional[Callable[[Tensor], Tensor]] = None
+    ) -> Tensor:
+        per_item = F.cross_entropy(logits.float(), target, label_smoothing=self.label_smoothing, reduction="none")
         weight = has_chord.to(per_item.dtype)
         count = weight.sum() if count_hook is None else count_hook(weight.sum().detach())
         return (per_item * weight).sum() / count.clamp_min(1.0)
@@ -92,24 +92,27 @@ class ChordRecognitionLoss(nn.Module):
         for task in ("chord_type", "root", "bass_note"):
             logits, labels = outputs[task], targets[task]
             if logits.shape[:-1] != shape or labels.shape != shape:
-                raise ValueError(f"{task}: frame logits {tuple(logits.shape)} and labels {tuple(labels.shape)} do "
-                                 f"not match the targets' (B, T) = {tuple(shape)}")
+                raise ValueError(
+                    f"{task}: frame logits {tuple(logits.shape)} and labels {tuple(labels.shape)} do "
+                    f"not match the targets' (B, T) = {tuple(shape)}"
+                )
             # padded frames may hold any label (even -1): they are read as class 0 and weighted 0
             flat[task] = torch.where(valid, labels.reshape(-1), torch.zeros_like(labels.reshape(-1)))
         has_chord = valid & (flat["chord_type"] != NO_CHORD)
-        chord_type_loss = self._masked_ce(outputs["chord_type"].reshape(valid.numel(), -1), flat["chord_type"],
-                                          valid, self.frame_count)
-        root_loss = self._masked_ce(outputs["root"].reshape(valid.numel(), -1), flat["root"], has_chord,
-                                    self.chord_count)
-        bass_note_loss = self._masked_ce(outputs["bass_note"].reshape(valid.numel(), -1), flat["bass_note"],
-                                         has_chord, self.chord_count)
+        chord_type_loss = self._masked_ce(
+            outputs["chord_type"].reshape(valid.numel(), -1), flat["chord_type"], valid, self.frame_count
+        )
+        root_loss = self._masked_ce(
+            outputs["root"].reshape(valid.numel(), -1), flat["root"], has_chord, self.chord_count
+        )
+        bass_note_loss = self._masked_ce(
+            outputs["bass_note"].reshape(valid.numel(), -1), flat["bass_note"], has_chord, self.chord_count
+        )
         return self._combine(chord_type_loss, root_loss, bass_note_loss)
 
     def _combine(self, chord_type_loss: Tensor, root_loss: Tensor, bass_note_loss: Tensor) -> Dict[str, Tensor]:
         total = (
-            self.chord_type_weight * chord_type_loss
-            + self.root_weight * root_loss
-            + self.bass_weight * bass_note_loss
+            self.chord_type_weight * chord_type_loss + self.root_weight * root_loss + self.bass_weight * bass_note_loss
         )
         return {
             "total_loss": total,

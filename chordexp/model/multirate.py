@@ -15,6 +15,7 @@ with length, and the same numbers come out for any length. (A cascade of half-ba
 FIRs, one octave per stage, was measured too: ``conv1d`` with one channel is slower
 on CPU than either FFT method.)
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,9 @@ def kaiser_lowpass(factor: int, sample_rate: float, passband: float, stopband_db
     output's Nyquist frequency ``sample_rate / (2 * factor)``."""
     nyquist_out = sample_rate / (2 * factor)
     if not 0 < passband < nyquist_out:
-        raise ValueError(f"passband {passband:.0f} Hz must lie below the decimated Nyquist frequency "
-                         f"{nyquist_out:.0f} Hz")
+        raise ValueError(
+            f"passband {passband:.0f} Hz must lie below the decimated Nyquist frequency {nyquist_out:.0f} Hz"
+        )
     width = 2 * math.pi * (nyquist_out - passband) / sample_rate  # transition, radians per sample
     taps = math.ceil((stopband_db - 7.95) / (2.285 * width)) + 1  # Kaiser's estimate
     half = factor * math.ceil(taps / (2 * factor))
@@ -41,7 +43,8 @@ def kaiser_lowpass(factor: int, sample_rate: float, passband: float, stopband_db
     n = torch.arange(-half, half + 1, dtype=torch.float64)
     sinc = torch.special.sinc(2 * cutoff * n) * 2 * cutoff
     window = torch.special.i0(beta * torch.sqrt(torch.clamp(1 - (n / half) ** 2, min=0.0))) / torch.special.i0(
-        torch.tensor(beta, dtype=torch.float64))
+        torch.tensor(beta, dtype=torch.float64)
+    )
     h = sinc * window
     return h / h.sum()
 
@@ -66,12 +69,13 @@ class Decimator(nn.Module):
         self.block = max(block, 2 ** math.ceil(math.log2(8 * self.half_taps)))  # overlap at most 1/4 of a block
         self.step = self.block - 2 * self.half_taps  # input samples each block adds, a multiple of factor
         circular = torch.zeros(self.block, dtype=torch.float64)
-        circular[: self.half_taps + 1] = h[self.half_taps:]
-        circular[-self.half_taps:] = h[: self.half_taps]  # zero phase: centred on sample 0
+        circular[: self.half_taps + 1] = h[self.half_taps :]
+        circular[-self.half_taps :] = h[: self.half_taps]  # zero phase: centred on sample 0
         keep = self.block // (2 * factor) + 1  # bins up to the new Nyquist frequency
         # the inverse FFT at the low rate divides by block / factor instead of block
-        self.register_buffer("response", (torch.fft.rfft(circular)[:keep] / factor).to(torch.complex64),
-                             persistent=False)
+        self.register_buffer(
+            "response", (torch.fft.rfft(circular)[:keep] / factor).to(torch.complex64), persistent=False
+        )
 
     def output_length(self, n: int) -> int:
         return (n - 1) // self.factor + 1
@@ -89,7 +93,7 @@ class Decimator(nn.Module):
         spectrum = torch.fft.rfft(frames, dim=-1)[..., : self.response.shape[0]] * self.response
         low = torch.fft.irfft(spectrum, n=self.block // self.factor, dim=-1)
         first = self.half_taps // self.factor  # the outputs whose filter lies inside the block
-        return low[..., first: first + per_block].reshape(*audio.shape[:-1], -1)[..., :n_out]
+        return low[..., first : first + per_block].reshape(*audio.shape[:-1], -1)[..., :n_out]
 
 
 def fft_decimate(audio: Tensor, factor: int) -> Tensor:

@@ -1,4 +1,5 @@
 """Training: the Trainer engine, LR schedulers, metrics and checkpoint files."""
+
 from chordexp.config import TrainingConfig
 from chordexp.training.callbacks import Callback
 from chordexp.training.checkpoint import CheckpointError
@@ -11,6 +12,14 @@ from chordexp.training.metrics import (
 from chordexp.training.trainer import NonFiniteLossError, Trainer, TrainingInterrupted
 
 __all__ = [
-    "Trainer", "TrainingConfig", "Callback", "MetricsTracker", "CheckpointError", "NonFiniteLossError", "TrainingInterrupted",
-    "compute_topk_accuracy", "compute_confusion_matrix", "compute_per_class_metrics",
+    "Trainer",
+    "TrainingConfig",
+    "Callback",
+    "MetricsTracker",
+    "CheckpointError",
+    "NonFiniteLossError",
+    "TrainingInterrupted",
+    "compute_topk_accuracy",
+    "compute_confusion_matrix",
+    "compute_per_class_metrics",
 ]

@@ -6,6 +6,7 @@ device-side assert that ends the process) without saying which key or item. The
 trainer checks each batch on the CPU, before it moves to the device, so the check costs
 microseconds and never waits for a GPU.
 """
+
 from __future__ import annotations
 
 from typing import Mapping
@@ -43,12 +44,19 @@ def check_target_ranges(targets: Mapping[str, Tensor], where: str = "a batch fro
         bad = (value < 0) | (value >= classes)
         if mask is not None:
             if mask.shape != value.shape:
-                raise TargetRangeError(f"{where}: target mask has shape {tuple(mask.shape)} but {key} has "
-                                 f"{tuple(value.shape)}; a frame mask must match the frame labels")
+                raise TargetRangeError(
+                    f"{where}: target mask has shape {tuple(mask.shape)} but {key} has "
+                    f"{tuple(value.shape)}; a frame mask must match the frame labels"
+                )
             bad &= mask.bool()
         if bool(bad.any()):
             position = int(bad.flatten().nonzero()[0])
-            at = (f"item {position}" if value.dim() < 2 else
-                  f"item {position // value.shape[-1]}, frame {position % value.shape[-1]}")
-            raise TargetRangeError(f"{where}: target {key}={int(value.flatten()[position])} ({at} of the batch) "
-                             f"is outside 0..{classes - 1}; check the dataset's labels")
+            at = (
+                f"item {position}"
+                if value.dim() < 2
+                else f"item {position // value.shape[-1]}, frame {position % value.shape[-1]}"
+            )
+            raise TargetRangeError(
+                f"{where}: target {key}={int(value.flatten()[position])} ({at} of the batch) "
+                f"is outside 0..{classes - 1}; check the dataset's labels"
+            )

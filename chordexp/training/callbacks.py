@@ -8,6 +8,7 @@ Each hook gets the calling ``chordexp.training.trainer.Trainer`` as ``trainer``;
 typed ``Any`` because the trainer module imports this one (a callback that reads the
 trainer's state may annotate its own hooks with ``Trainer``).
 """
+
 from __future__ import annotations
 
 from typing import Any, Mapping

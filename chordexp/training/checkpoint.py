@@ -5,6 +5,7 @@ that loads with ``torch.load(path, weights_only=True)``. It is written to a temp
 file in the target folder, fsynced and renamed over the target (``chordexp.atomic``), so a
 crash or a full disk never leaves a half-written checkpoint in place of a good one.
 """
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,18 @@ PathLike = Union[str, os.PathLike]
 
 FORMAT_VERSION = 1
 #: Keys every training checkpoint has (see ``Trainer.save_checkpoint``).
-REQUIRED_KEYS = ("format_version", "model", "optimizer", "scheduler", "history",
-                 "best_val_loss", "epoch", "epochs_without_improvement", "config", "rng")
+REQUIRED_KEYS = (
+    "format_version",
+    "model",
+    "optimizer",
+    "scheduler",
+    "history",
+    "best_val_loss",
+    "epoch",
+    "epochs_without_improvement",
+    "config",
+    "rng",
+)
 
 
 class CheckpointError(UserError, ValueError):
@@ -54,12 +65,15 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str,
     except Exception as exc:  # torch raises many types for truncated/garbage files
         refused = refused_object(exc)
         if refused:
-            raise CheckpointError(f"checkpoint {path}: refused: it holds Python objects beyond tensors and plain "
-                                  f"containers ({refused}), and unpickling those could run code; nothing of it "
-                                  f"was executed") from None
+            raise CheckpointError(
+                f"checkpoint {path}: refused: it holds Python objects beyond tensors and plain "
+                f"containers ({refused}), and unpickling those could run code; nothing of it "
+                f"was executed"
+            ) from None
         detail = (str(exc).strip().splitlines() or [""])[0][:160]
-        raise CheckpointError(f"checkpoint {path}: not a readable torch checkpoint, truncated or corrupt "
-                              f"({type(exc).__name__}: {detail})") from exc
+        raise CheckpointError(
+            f"checkpoint {path}: not a readable torch checkpoint, truncated or corrupt ({type(exc).__name__}: {detail})"
+        ) from exc
     if not isinstance(state, dict):
         raise CheckpointError(f"checkpoint {path}: not a chordexp training checkpoint (holds a {type(state).__name__})")
     missing = [key for key in REQUIRED_KEYS if key not in state]
@@ -108,8 +122,13 @@ def capture_rng_state() -> Dict[str, Any]:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"name": str(np_name), "keys": torch.from_numpy(np_keys.astype(np.int64)),
-                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "cached_gaussian": float(np_gauss)},
+        "numpy": {
+            "name": str(np_name),
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "cached_gaussian": float(np_gauss),
+        },
         "python": {"version": py_version, "internal": list(py_internal), "gauss_next": py_gauss},
     }
 
@@ -122,8 +141,15 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
         count = min(len(cuda_states), torch.cuda.device_count())
         torch.cuda.set_rng_state_all([s.cpu() for s in cuda_states[:count]])
     np_state = state["numpy"]
-    np.random.set_state((np_state["name"], np_state["keys"].numpy().astype(np.uint32),
-                         np_state["pos"], np_state["has_gauss"], np_state["cached_gaussian"]))
+    np.random.set_state(
+        (
+            np_state["name"],
+            np_state["keys"].numpy().astype(np.uint32),
+            np_state["pos"],
+            np_state["has_gauss"],
+            np_state["cached_gaussian"],
+        )
+    )
     py_state = state["python"]
     random.setstate((py_state["version"], tuple(py_state["internal"]), py_state["gauss_next"]))
 

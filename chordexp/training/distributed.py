@@ -17,6 +17,7 @@ Why it is built this way:
 
 Without ``torchrun`` (no ``WORLD_SIZE`` > 1 in the environment) nothing here is used.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -108,6 +109,7 @@ def global_mean_count(world_size: int) -> Callable[[Tensor], Tensor]:
     """The loss's ``reduce_count`` under DDP: this rank's count -> (global count / world
     size), so the gradients DDP averages are those of the global batch's mean, even when
     ranks hold different numbers of chords or valid frames."""
+
     def reduce(count: Tensor) -> Tensor:
         return sum_across(count.clone()) / world_size
 
@@ -182,4 +184,3 @@ def global_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
             module.__class__ = GlobalBatchNorm2d
             module.group = group
     return model
-

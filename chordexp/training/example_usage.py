@@ -7,6 +7,7 @@ random labels (nothing to learn: this shows the mechanics, not accuracy), writes
 checkpoints and ``history.json`` into a temporary folder, resumes from ``last.pt`` to
 show the round trip, and prints the history and a few metrics.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,7 @@ def main() -> Dict[str, List[float]]:
 
     # Initialize model (small settings so the example runs in seconds on a CPU)
     model = ChordRecognitionModel(sample_rate=SAMPLE_RATE, d_model=32, num_blocks=1)
-    criterion = ChordRecognitionLoss(chord_type_weight=1.0, root_weight=1.0, bass_weight=0.5,
-                                     label_smoothing=0.1)
+    criterion = ChordRecognitionLoss(chord_type_weight=1.0, root_weight=1.0, bass_weight=0.5, label_smoothing=0.1)
 
     # Prepare data loaders
     train_loader = DataLoader(random_chord_dataset(32, seed=1), batch_size=8, shuffle=True, collate_fn=collate)
@@ -68,16 +68,22 @@ def main() -> Dict[str, List[float]]:
             save_every=1,
             log_every=2,
         )
-        trainer = Trainer(model=model, train_loader=train_loader, val_loader=val_loader,
-                          config=config, criterion=criterion)
+        trainer = Trainer(
+            model=model, train_loader=train_loader, val_loader=val_loader, config=config, criterion=criterion
+        )
 
         # Train, then save the history
         history = trainer.train()
         trainer.export_history(os.path.join(run_dir, "history.json"))
 
         # Resume: a fresh trainer picks up exactly where this one stopped
-        resumed = Trainer(ChordRecognitionModel(sample_rate=SAMPLE_RATE, d_model=32, num_blocks=1),
-                          train_loader, val_loader, config=config, criterion=criterion)
+        resumed = Trainer(
+            ChordRecognitionModel(sample_rate=SAMPLE_RATE, d_model=32, num_blocks=1),
+            train_loader,
+            val_loader,
+            config=config,
+            criterion=criterion,
+        )
         resumed.load_checkpoint(os.path.join(config.checkpoint_dir, "last.pt"))
         assert resumed.history == history and resumed.current_epoch == config.num_epochs
 
@@ -91,10 +97,12 @@ def main() -> Dict[str, List[float]]:
 
         print("files:", sorted(os.listdir(config.checkpoint_dir)), "+ history.json")
         print("history:", json.dumps({k: [float(f"{v:.4g}") for v in vs] for k, vs in history.items()}))
-        print(f"best val_loss {trainer.best_val_loss:.4f} at epoch {trainer.best_epoch}; "
-              f"chord_type top-1 {compute_topk_accuracy(logits, labels, k=1):.1f}% "
-              f"top-5 {compute_topk_accuracy(logits, labels, k=5):.1f}%; "
-              f"classes seen {int((per_class['support'] > 0).sum())}/{NUM_CHORD_TYPES}")
+        print(
+            f"best val_loss {trainer.best_val_loss:.4f} at epoch {trainer.best_epoch}; "
+            f"chord_type top-1 {compute_topk_accuracy(logits, labels, k=1):.1f}% "
+            f"top-5 {compute_topk_accuracy(logits, labels, k=5):.1f}%; "
+            f"classes seen {int((per_class['support'] > 0).sum())}/{NUM_CHORD_TYPES}"
+        )
     return history
 
 

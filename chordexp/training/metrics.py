@@ -8,6 +8,7 @@ Song mode: frame logits ``(B, T, C)`` and frame targets ``(B, T)`` with an optio
 mask ``(B, T)`` (True = a real frame). Every valid frame counts as one item, as if the
 valid frames were flattened into ``(N, C)`` / ``(N,)``; padded frames count nowhere.
 """
+
 from __future__ import annotations
 
 from typing import Callable, Dict, Mapping, Optional, Tuple, Union
@@ -84,16 +85,16 @@ class MetricsTracker:
         valid = valid_frames(targets)
         if weight is None:
             weight = valid.sum() if is_frame_targets(targets) else batch_size
-        losses = torch.stack([
-            torch.as_tensor(loss_dict[key], device=device).detach().float().reshape(())
-            for key in LOSS_KEYS
-        ])
+        losses = torch.stack(
+            [torch.as_tensor(loss_dict[key], device=device).detach().float().reshape(()) for key in LOSS_KEYS]
+        )
         self._loss_sums += losses * weight
         self._weight += weight
         has_chord = valid & (targets["chord_type"] != NO_CHORD)
         hits = [outputs[task].argmax(dim=-1) == targets[task] for task in TASKS]
-        self._correct += torch.stack([(hits[0] & valid).sum(), (hits[1] & has_chord).sum(),
-                                      (hits[2] & has_chord).sum()])
+        self._correct += torch.stack(
+            [(hits[0] & valid).sum(), (hits[1] & has_chord).sum(), (hits[2] & has_chord).sum()]
+        )
         num_chords = has_chord.sum()
         self._counted += torch.stack([valid.sum(), num_chords, num_chords])
         self._num_items += batch_size
@@ -108,14 +109,20 @@ class MetricsTracker:
             self._counted = torch.zeros(len(TASKS), dtype=torch.long)
         assert self._weight is not None and self._correct is not None and self._counted is not None
         device = self._loss_sums.device
-        packed = torch.cat([self._loss_sums.double(), self._correct.double(), self._counted.double(),
-                            self._weight.double().reshape(1).to(device),
-                            torch.tensor([float(self._num_items)], dtype=torch.float64, device=device)])
+        packed = torch.cat(
+            [
+                self._loss_sums.double(),
+                self._correct.double(),
+                self._counted.double(),
+                self._weight.double().reshape(1).to(device),
+                torch.tensor([float(self._num_items)], dtype=torch.float64, device=device),
+            ]
+        )
         packed = sum_(packed)
         n_loss, n_task = len(LOSS_KEYS), len(TASKS)
         self._loss_sums = packed[:n_loss].float()
-        self._correct = packed[n_loss:n_loss + n_task].round().long()
-        self._counted = packed[n_loss + n_task:n_loss + 2 * n_task].round().long()
+        self._correct = packed[n_loss : n_loss + n_task].round().long()
+        self._counted = packed[n_loss + n_task : n_loss + 2 * n_task].round().long()
         self._weight = packed[-2].clone()
         self._num_items = int(packed[-1].item())
 
@@ -124,8 +131,9 @@ class MetricsTracker:
         if self._loss_sums is None or self._num_items == 0:
             return {key: 0.0 for key in METRIC_KEYS}
         assert self._weight is not None and self._correct is not None and self._counted is not None
-        values = torch.cat([self._loss_sums.double(), self._correct.double(), self._counted.double(),
-                            self._weight.double().reshape(1)]).tolist()
+        values = torch.cat(
+            [self._loss_sums.double(), self._correct.double(), self._counted.double(), self._weight.double().reshape(1)]
+        ).tolist()
         losses, correct, counted, weight = values[:4], values[4:7], values[7:10], values[10]
         metrics = {key: total / weight if weight else 0.0 for key, total in zip(LOSS_KEYS, losses)}
         for task, hit, count in zip(TASKS, correct, counted):
@@ -143,8 +151,10 @@ class MetricsTracker:
 def _flatten(logits: Tensor, targets: Tensor, mask: Optional[Tensor], name: str) -> Tuple[Tensor, Tensor]:
     """``(N, C)`` / ``(N,)`` from clip or frame inputs, keeping only ``mask``'s True items."""
     if logits.dim() not in (2, 3) or targets.shape != logits.shape[:-1]:
-        raise ValueError(f"{name}: need logits (N, C) or (B, T, C) with targets of their leading shape, got "
-                         f"{tuple(logits.shape)} and {tuple(targets.shape)}")
+        raise ValueError(
+            f"{name}: need logits (N, C) or (B, T, C) with targets of their leading shape, got "
+            f"{tuple(logits.shape)} and {tuple(targets.shape)}"
+        )
     flat_logits, flat_targets = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
     if mask is None:
         return flat_logits, flat_targets
@@ -158,8 +168,7 @@ def compute_topk_accuracy(logits: Tensor, targets: Tensor, k: int = 1, *, mask: 
     """Percentage of items whose target is among the ``k`` highest logits; 0.0 if empty.
     Frame inputs ``(B, T, C)`` / ``(B, T)`` count each frame where ``mask`` is True."""
     if logits.dim() not in (2, 3) or not 1 <= k <= logits.shape[-1]:
-        raise ValueError(f"need logits (N, C) or (B, T, C) and 1 <= k <= C, got shape {tuple(logits.shape)} "
-                         f"and k={k}")
+        raise ValueError(f"need logits (N, C) or (B, T, C) and 1 <= k <= C, got shape {tuple(logits.shape)} and k={k}")
     logits, targets = _flatten(logits, targets, mask, "compute_topk_accuracy")
     if targets.numel() == 0:
         return 0.0
@@ -168,8 +177,9 @@ def compute_topk_accuracy(logits: Tensor, targets: Tensor, k: int = 1, *, mask: 
     return 100.0 * hits.float().mean().item()
 
 
-def compute_confusion_matrix(logits: Tensor, targets: Tensor, num_classes: Optional[int] = None, *,
-                             mask: Optional[Tensor] = None) -> Tensor:
+def compute_confusion_matrix(
+    logits: Tensor, targets: Tensor, num_classes: Optional[int] = None, *, mask: Optional[Tensor] = None
+) -> Tensor:
     """Counts ``(C, C)`` (long): row = true class, column = predicted (argmax) class.
 
     ``num_classes`` defaults to ``logits.shape[-1]``; it may be larger, never smaller.

@@ -25,6 +25,7 @@ Notation: ``lr`` = ``config.learning_rate``, ``E`` = ``config.num_epochs``, ``e`
   after the last one (the trainer steps after every optimizer step) keeps the final
   lr instead of extrapolating past it, as plain OneCycleLR would.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,16 +42,20 @@ from chordexp.errors import ConfigValueError
 SCHEDULER_OPTIONS: Dict[str, Tuple[str, ...]] = {
     "cosine": ("min_lr_ratio",),
     "onecycle": (
-        "div_factor", "final_div_factor", "base_momentum", "max_momentum",
-        "pct_start", "anneal_strategy", "cycle_momentum", "three_phase",
+        "div_factor",
+        "final_div_factor",
+        "base_momentum",
+        "max_momentum",
+        "pct_start",
+        "anneal_strategy",
+        "cycle_momentum",
+        "three_phase",
     ),
     "constant": (),
 }
 
 
-def create_scheduler(
-    optimizer: Optimizer, config: TrainingConfig, steps_per_epoch: int
-) -> Tuple[LRScheduler, bool]:
+def create_scheduler(optimizer: Optimizer, config: TrainingConfig, steps_per_epoch: int) -> Tuple[LRScheduler, bool]:
     """Build ``config.scheduler`` for ``optimizer``; returns ``(scheduler, per_batch)``.
 
     ``steps_per_epoch`` is the number of batches per epoch (``len(train_loader)``);
@@ -100,8 +105,9 @@ def _warmup_cosine_factor(num_epochs: int, warmup_epochs: int, min_lr_ratio: flo
     return factor
 
 
-def _onecycle(optimizer: Optimizer, config: TrainingConfig, steps_per_epoch: int,
-              options: Dict[str, Any]) -> OneCycleLR:
+def _onecycle(
+    optimizer: Optimizer, config: TrainingConfig, steps_per_epoch: int, options: Dict[str, Any]
+) -> OneCycleLR:
     optimizer_steps = math.ceil(steps_per_epoch / max(1, config.grad_accum_steps))
     if optimizer_steps < 1:
         raise ConfigValueError(f"onecycle needs at least one batch per epoch, got steps_per_epoch={steps_per_epoch}")
@@ -115,8 +121,7 @@ def _onecycle(optimizer: Optimizer, config: TrainingConfig, steps_per_epoch: int
     }
     # one peak per param group: finetune.lr_multipliers gives groups their own factor of the lr
     max_lr = [config.learning_rate * float(group.get("lr_multiplier", 1.0)) for group in optimizer.param_groups]
-    return HoldingOneCycleLR(optimizer, max_lr=max_lr,
-                             total_steps=epochs * optimizer_steps, **kwargs)
+    return HoldingOneCycleLR(optimizer, max_lr=max_lr, total_steps=epochs * optimizer_steps, **kwargs)
 
 
 class HoldingOneCycleLR(OneCycleLR):

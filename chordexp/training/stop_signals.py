@@ -6,6 +6,7 @@ so the run ends with intact checkpoints and history and can be resumed. A second
 signal exits at once with status 128 + the signal's number: the user insists, and the
 checkpoints on disk are whole anyway because every write is atomic.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -11,6 +11,7 @@ frame; ``chordexp.data.frames``) and logits ``(B, T, num_classes)``. Losses and
 accuracies are then means over valid frames, and epoch averages weight each batch by its
 number of valid frames.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -67,8 +68,7 @@ OptimizerFactory = Callable[[Iterable[nn.Parameter]], Optimizer]
 #: of whole transcribed songs), recorded in the history as ``val_<name>``.
 SongValidator = Callable[[nn.Module], Mapping[str, float]]
 
-HISTORY_KEYS = ("train_loss", "val_loss", "val_chord_type_acc", "val_root_acc",
-                "val_bass_note_acc", "learning_rate")
+HISTORY_KEYS = ("train_loss", "val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc", "learning_rate")
 #: What ``config.monitor`` may name without a song validator (with one, also ``val_<name>``).
 MONITORS = tuple(key for key in HISTORY_KEYS if key.startswith("val_"))
 #: Song-validator names that would collide with the loader metrics (or, as val_<name>, with val_loss).
@@ -168,9 +168,10 @@ class Trainer:
         self.monitor = self.config.monitor
         self.monitor_mode = monitor_direction(self.monitor, self.config.monitor_mode)
         if self.monitor not in MONITORS and (song_validator is None or not str(self.monitor).startswith("val_")):
-            raise ConfigValueError(f"monitor={self.monitor!r} is not a validation metric; valid: {', '.join(MONITORS)}"
-                                   + ("" if song_validator is not None else
-                                      " (val_<name> needs a song_validator that returns <name>)"))
+            raise ConfigValueError(
+                f"monitor={self.monitor!r} is not a validation metric; valid: {', '.join(MONITORS)}"
+                + ("" if song_validator is not None else " (val_<name> needs a song_validator that returns <name>)")
+            )
         self._monitor_checked = song_validator is None  # with one, checked at the first validation
         self.device = resolve_device(self.config.device)
         if self.config.deterministic:
@@ -192,20 +193,24 @@ class Trainer:
         # under DDP the loss's means are those of the global batch (its counts summed over ranks)
         mean_count = None if distributed is None else global_mean_count(distributed.world_size)
         if criterion is None:
-            criterion = ChordRecognitionLoss(label_smoothing=self.config.label_smoothing,
-                                             chord_count=mean_count, frame_count=mean_count)
-        elif (mean_count is not None and isinstance(criterion, ChordRecognitionLoss)
-              and criterion.chord_count is None and criterion.frame_count is None):
+            criterion = ChordRecognitionLoss(
+                label_smoothing=self.config.label_smoothing, chord_count=mean_count, frame_count=mean_count
+            )
+        elif (
+            mean_count is not None
+            and isinstance(criterion, ChordRecognitionLoss)
+            and criterion.chord_count is None
+            and criterion.frame_count is None
+        ):
             criterion = criterion.with_counts(mean_count)  # built without them: a copy that has them
         self.criterion = criterion.to(self.device) if isinstance(criterion, nn.Module) else criterion
         if optimizer_factory is None:
             self.optimizer: Optimizer = torch.optim.AdamW(
-                self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay,
-                fused=True)  # the fastest path, as conf/optimizer/adamw.yaml
+                self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay, fused=True
+            )  # the fastest path, as conf/optimizer/adamw.yaml
         else:
             self.optimizer = optimizer_factory(self.model.parameters())
-        self.scheduler, self.scheduler_per_batch = create_scheduler(
-            self.optimizer, self.config, self.steps_per_epoch)
+        self.scheduler, self.scheduler_per_batch = create_scheduler(self.optimizer, self.config, self.steps_per_epoch)
         self.amp_dtype = MIXED_PRECISION[self.config.mixed_precision]
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.config.mixed_precision == "fp16")
         self.checkpoint_dir = Path(self.config.checkpoint_dir)
@@ -243,16 +248,28 @@ class Trainer:
                 val_metrics = self.validate()
                 self._end_epoch(train_metrics, val_metrics, time.perf_counter() - start)
                 if self.stop_reason is not None and self.current_epoch < num_epochs:
-                    raise TrainingInterrupted(f"{self.stop_reason} after epoch {self.current_epoch}, "
-                                              f"saved in {self.checkpoint_dir / 'last.pt'}", self.stop_reason)
+                    raise TrainingInterrupted(
+                        f"{self.stop_reason} after epoch {self.current_epoch}, "
+                        f"saved in {self.checkpoint_dir / 'last.pt'}",
+                        self.stop_reason,
+                    )
                 if self.stopped_early:
                     if 0 < self.config.patience <= self.epochs_without_improvement:
-                        logger.info("early stopping after epoch %d: no %s improvement for %d epochs "
-                                    "(best %.4f at epoch %d)", self.current_epoch, self.monitor,
-                                    self.epochs_without_improvement, self.best_monitor_value, self.best_epoch)
+                        logger.info(
+                            "early stopping after epoch %d: no %s improvement for %d epochs (best %.4f at epoch %d)",
+                            self.current_epoch,
+                            self.monitor,
+                            self.epochs_without_improvement,
+                            self.best_monitor_value,
+                            self.best_epoch,
+                        )
                     else:  # a callback ended the run (an Optuna pruner): it said why
-                        logger.info("stopping after epoch %d: a callback ended the run (best %.4f at epoch %d)",
-                                    self.current_epoch, self.best_monitor_value, self.best_epoch)
+                        logger.info(
+                            "stopping after epoch %d: a callback ended the run (best %.4f at epoch %d)",
+                            self.current_epoch,
+                            self.best_monitor_value,
+                            self.best_epoch,
+                        )
                     break
         finally:
             for callback in self.callbacks:
@@ -325,7 +342,9 @@ class Trainer:
             if self._stop_agreed():
                 raise TrainingInterrupted(
                     f"{self.stop_reason} during epoch {epoch} (batch {i + 1}/{num_batches}): the partial epoch is "
-                    f"dropped; {self.checkpoint_dir / 'last.pt'} holds epoch {self.current_epoch}", self.stop_reason)
+                    f"dropped; {self.checkpoint_dir / 'last.pt'} holds epoch {self.current_epoch}",
+                    self.stop_reason,
+                )
         self._raise_if_nonfinite(first_bad_batch, epoch)
         if scaling:
             self._log_scaler_skips(epoch)
@@ -355,8 +374,12 @@ class Trainer:
             finite = not any_across(not finite, self.device)  # every rank skips the same steps
         if not finite:
             self.skipped_steps += 1
-            logger.warning("non-finite loss or gradient at epoch %d, batch %d: optimizer step skipped "
-                           "(%d skipped so far)", epoch, batch, self.skipped_steps)
+            logger.warning(
+                "non-finite loss or gradient at epoch %d, batch %d: optimizer step skipped (%d skipped so far)",
+                epoch,
+                batch,
+                self.skipped_steps,
+            )
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.update()
             return None
@@ -408,8 +431,9 @@ class Trainer:
             if self.distributed is not None:
                 unabsorbed = any_across(unabsorbed, self.device)
             if unabsorbed:
-                self._skip_step(epoch, batch, f"gradient overflow with the fp16 GradScaler's scale below "
-                                f"{MIN_LOSS_SCALE:g}")
+                self._skip_step(
+                    epoch, batch, f"gradient overflow with the fp16 GradScaler's scale below {MIN_LOSS_SCALE:g}"
+                )
                 self.scaler.update(new_scale=float(MIN_LOSS_SCALE))
                 return None
         self._scaler_skips += (overflow & loss_ok).to(self._scaler_skips.dtype)  # a NaN loss is not the scaler's
@@ -428,8 +452,13 @@ class Trainer:
 
     def _skip_step(self, epoch: int, batch: int, why: str) -> None:
         self.skipped_steps += 1
-        logger.warning("%s at epoch %d, batch %d: optimizer step skipped (%d skipped so far)",
-                       why, epoch, batch, self.skipped_steps)
+        logger.warning(
+            "%s at epoch %d, batch %d: optimizer step skipped (%d skipped so far)",
+            why,
+            epoch,
+            batch,
+            self.skipped_steps,
+        )
         self.optimizer.zero_grad(set_to_none=True)
 
     def _log_scaler_skips(self, epoch: int) -> None:
@@ -437,9 +466,14 @@ class Trainer:
         count = int(self._scaler_skips.item())
         if count:
             self.scaler_skipped_steps += count
-            logger.info("epoch %d: the fp16 GradScaler skipped %d optimizer step(s) with overflowing gradients "
-                        "(%d in total); scale now %g", epoch, count, self.scaler_skipped_steps,
-                        self.scaler.get_scale())
+            logger.info(
+                "epoch %d: the fp16 GradScaler skipped %d optimizer step(s) with overflowing gradients "
+                "(%d in total); scale now %g",
+                epoch,
+                count,
+                self.scaler_skipped_steps,
+                self.scaler.get_scale(),
+            )
 
     def _grad_sync(self, sync: bool) -> contextlib.AbstractContextManager:
         """DDP averages gradients only on a group's last backward (``no_sync`` before)."""
@@ -517,13 +551,16 @@ class Trainer:
     def _call_song_validator(self) -> Dict[str, float]:
         result = self.song_validator(self.model)  # type: ignore[misc]
         if not isinstance(result, Mapping):
-            raise ConfigValueError(f"song_validator returned {type(result).__name__}, not a dict of metric name -> "
-                                   f"number")
+            raise ConfigValueError(
+                f"song_validator returned {type(result).__name__}, not a dict of metric name -> number"
+            )
         metrics: Dict[str, float] = {}
         for name, value in result.items():
             if not isinstance(name, str) or not name or name in RESERVED_SONG_METRICS:
-                raise ConfigValueError(f"song_validator metric name {name!r} is not allowed: it must be a non-empty "
-                                       f"string other than {', '.join(sorted(RESERVED_SONG_METRICS))}")
+                raise ConfigValueError(
+                    f"song_validator metric name {name!r} is not allowed: it must be a non-empty "
+                    f"string other than {', '.join(sorted(RESERVED_SONG_METRICS))}"
+                )
             try:
                 metrics[name] = float(value)
             except (TypeError, ValueError, RuntimeError):
@@ -534,14 +571,19 @@ class Trainer:
     def _end_epoch(self, train_metrics: Dict[str, float], val_metrics: Dict[str, float], seconds: float) -> None:
         """Update early stopping, record history, write checkpoints, log one line."""
         val_loss = val_metrics["total_loss"]
-        row = {"train_loss": train_metrics["total_loss"], "val_loss": val_loss,
-               **{f"val_{task}_acc": val_metrics[f"{task}_acc"] for task in TASKS},
-               "learning_rate": train_metrics["learning_rate"]}
+        row = {
+            "train_loss": train_metrics["total_loss"],
+            "val_loss": val_loss,
+            **{f"val_{task}_acc": val_metrics[f"{task}_acc"] for task in TASKS},
+            "learning_rate": train_metrics["learning_rate"],
+        }
         extra = {f"val_{name}": float(value) for name, value in val_metrics.items() if name not in METRIC_KEYS}
         if not self._monitor_checked:  # the first validation tells which names exist
             names = [key for key in (*row, *extra) if key.startswith("val_")]
             if self.monitor not in names:
-                raise ConfigValueError(f"monitor={self.monitor!r} is not a validation metric; valid: {', '.join(names)}")
+                raise ConfigValueError(
+                    f"monitor={self.monitor!r} is not a validation metric; valid: {', '.join(names)}"
+                )
             self._monitor_checked = True
         value = float({**row, **extra}.get(self.monitor, math.nan))  # NaN (a missing value) never improves
         if self.monitor_mode == "min":
@@ -567,10 +609,19 @@ class Trainer:
         self._save_epoch_checkpoints(improved)
         logger.info(
             "epoch %d/%d train_loss %.4f val_loss %.4f acc chord_type %.2f%% root %.2f%% bass_note %.2f%%%s "
-            "lr %.3e %.1fs%s", self.current_epoch, self.config.num_epochs, train_metrics["total_loss"],
-            val_loss, val_metrics["chord_type_acc"], val_metrics["root_acc"], val_metrics["bass_note_acc"],
+            "lr %.3e %.1fs%s",
+            self.current_epoch,
+            self.config.num_epochs,
+            train_metrics["total_loss"],
+            val_loss,
+            val_metrics["chord_type_acc"],
+            val_metrics["root_acc"],
+            val_metrics["bass_note_acc"],
             "".join(f" {key} {value:.4f}" for key, value in extra.items()),
-            train_metrics["learning_rate"], seconds, " (best)" if improved else "")
+            train_metrics["learning_rate"],
+            seconds,
+            " (best)" if improved else "",
+        )
         if self.callbacks:
             metrics = {f"train_{key}": float(train_metrics[key]) for key in LOSS_KEYS}
             metrics.update((f"val_{key}", float(value)) for key, value in val_metrics.items())
@@ -596,8 +647,15 @@ class Trainer:
     def _log_step(self, epoch: int, batch: int, losses: Mapping[str, Tensor]) -> None:
         values = {key: float(losses[key].detach()) for key in LOSS_KEYS}
         values["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
-        logger.info("epoch %d/%d batch %d/%d loss %.4f lr %.3e", epoch, self.config.num_epochs,
-                    batch, self.steps_per_epoch, values["total_loss"], values["learning_rate"])
+        logger.info(
+            "epoch %d/%d batch %d/%d loss %.4f lr %.3e",
+            epoch,
+            self.config.num_epochs,
+            batch,
+            self.steps_per_epoch,
+            values["total_loss"],
+            values["learning_rate"],
+        )
         step = (epoch - 1) * self.steps_per_epoch + batch
         for callback in self.callbacks:
             callback.on_step(self, step, values)
@@ -608,12 +666,17 @@ class Trainer:
             torch.distributed.all_reduce(first_bad_batch, op=torch.distributed.ReduceOp.MAX)
         bad = int(first_bad_batch.item())
         if bad > 0:
-            fp16 = (f" (fp16: the loss itself, or gradients that overflow with the GradScaler's scale below "
-                    f"{MIN_LOSS_SCALE:g})" if self.scaler.is_enabled() else "")
+            fp16 = (
+                f" (fp16: the loss itself, or gradients that overflow with the GradScaler's scale below "
+                f"{MIN_LOSS_SCALE:g})"
+                if self.scaler.is_enabled()
+                else ""
+            )
             raise NonFiniteLossError(
                 f"non-finite training loss or gradient at epoch {epoch}, batch {bad}{fp16}; no checkpoint was written "
                 f"for this epoch (those in {self.checkpoint_dir} are intact); try a lower learning_rate or check the "
-                f"data")
+                f"data"
+            )
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -683,8 +746,9 @@ class Trainer:
                 self.scaler.load_state_dict(state["scaler"])
             history = state["history"]
             self.history = {key: [float(v) for v in history.get(key, [])] for key in HISTORY_KEYS}
-            self.history.update((key, [float(v) for v in values]) for key, values in history.items()
-                                if key not in HISTORY_KEYS)  # song metrics (val_<name>)
+            self.history.update(
+                (key, [float(v) for v in values]) for key, values in history.items() if key not in HISTORY_KEYS
+            )  # song metrics (val_<name>)
             self.best_val_loss = float(state["best_val_loss"])
             # checkpoints from before the monitor existed monitored val_loss
             self.best_monitor_value = float(state.get("best_monitor_value", self.best_val_loss))
@@ -702,34 +766,49 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise CheckpointError(f"checkpoint {path}: cannot restore the training state ({reason})") from exc
-        logger.info("resumed from %s after epoch %d (best %s %.4f at epoch %d)",
-                    path, self.current_epoch, self.monitor, self.best_monitor_value, self.best_epoch)
+        logger.info(
+            "resumed from %s after epoch %d (best %s %.4f at epoch %d)",
+            path,
+            self.current_epoch,
+            self.monitor,
+            self.best_monitor_value,
+            self.best_epoch,
+        )
 
     def _loader_generators(self) -> Dict[str, torch.Generator]:
         """The train loader's own random generators (shuffle order, worker seeds): saved
         and restored with the checkpoint so a resumed run draws the epochs' orders the
         uninterrupted run would have drawn."""
         owners: Dict[str, Any] = {"sampler": getattr(self.train_loader, "sampler", None), "loader": self.train_loader}
-        return {name: owner.generator for name, owner in owners.items()
-                if isinstance(getattr(owner, "generator", None), torch.Generator)}
+        return {
+            name: owner.generator
+            for name, owner in owners.items()
+            if isinstance(getattr(owner, "generator", None), torch.Generator)
+        }
 
     def _check_same_optimization(self, path: PathLike, state: Mapping[str, Any]) -> None:
         """Optimizer and scheduler state only mean something to the same kinds."""
         saved_config = state["config"] if isinstance(state["config"], Mapping) else {}
-        saved = (state.get("optimizer_class", type(self.optimizer).__name__),
-                 saved_config.get("scheduler", self.config.scheduler))
+        saved = (
+            state.get("optimizer_class", type(self.optimizer).__name__),
+            saved_config.get("scheduler", self.config.scheduler),
+        )
         current = (type(self.optimizer).__name__, self.config.scheduler)
         if saved != current:
-            raise CheckpointError(f"checkpoint {path}: saved with optimizer {saved[0]} and scheduler {saved[1]!r}, "
-                                  f"this trainer uses {current[0]} and {current[1]!r}; resume with the same ones")
+            raise CheckpointError(
+                f"checkpoint {path}: saved with optimizer {saved[0]} and scheduler {saved[1]!r}, "
+                f"this trainer uses {current[0]} and {current[1]!r}; resume with the same ones"
+            )
 
     def _check_same_monitor(self, path: PathLike, state: Mapping[str, Any]) -> None:
         """best.pt, best_epoch and the patience count so far were chosen by the saved
         run's monitor; continuing them under another one would mix two criteria."""
         saved = (state.get("monitor", "val_loss"), state.get("monitor_mode", "min"))
         if saved != (self.monitor, self.monitor_mode):
-            raise CheckpointError(f"checkpoint {path}: saved monitoring {saved[0]} ({saved[1]}), this trainer monitors "
-                                  f"{self.monitor} ({self.monitor_mode}); resume with the same monitor")
+            raise CheckpointError(
+                f"checkpoint {path}: saved monitoring {saved[0]} ({saved[1]}), this trainer monitors "
+                f"{self.monitor} ({self.monitor_mode}); resume with the same monitor"
+            )
 
     def export_history(self, path: PathLike) -> None:
         """Write ``history`` as JSON (one list per key); under DDP only on rank 0."""

@@ -3,6 +3,7 @@
 Hydra imports every module of a ``hydra_plugins`` package when it starts, so none of
 them imports optuna at module level: a plain run or ``--help`` does not pay for it.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

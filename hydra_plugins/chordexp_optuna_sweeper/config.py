@@ -4,6 +4,7 @@ pruner options (``hydra/sweeper/sampler: tpe|cmaes|random``,
 
 No ``from __future__ import annotations`` here: Hydra's scan runs this module before it
 is in sys.modules, where dataclasses cannot resolve string annotations."""
+
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -95,14 +96,21 @@ class ChordexpOptunaSweeperConf:
 
 
 SAMPLERS = {"tpe": TPESamplerConfig, "cmaes": CmaEsSamplerConfig, "random": RandomSamplerConfig}
-PRUNERS = {"median": MedianPrunerConfig, "successive_halving": SuccessiveHalvingPrunerConfig,
-           "hyperband": HyperbandPrunerConfig, "threshold": ThresholdPrunerConfig, "none": NopPrunerConfig}
+PRUNERS = {
+    "median": MedianPrunerConfig,
+    "successive_halving": SuccessiveHalvingPrunerConfig,
+    "hyperband": HyperbandPrunerConfig,
+    "threshold": ThresholdPrunerConfig,
+    "none": NopPrunerConfig,
+}
 
 _store = ConfigStore.instance()
 _store.store(group="hydra/sweeper", name="chordexp_optuna", node=ChordexpOptunaSweeperConf, provider="chordexp")
 for _name, _node in SAMPLERS.items():
-    _store.store(group="hydra/sweeper/sampler", name=_name, node=_node, package="hydra.sweeper.sampler",
-                 provider="chordexp")
+    _store.store(
+        group="hydra/sweeper/sampler", name=_name, node=_node, package="hydra.sweeper.sampler", provider="chordexp"
+    )
 for _name, _node in PRUNERS.items():
-    _store.store(group="hydra/sweeper/pruner", name=_name, node=_node, package="hydra.sweeper.pruner",
-                 provider="chordexp")
+    _store.store(
+        group="hydra/sweeper/pruner", name=_name, node=_node, package="hydra.sweeper.pruner", provider="chordexp"
+    )

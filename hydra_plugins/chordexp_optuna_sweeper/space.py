@@ -3,6 +3,7 @@ distributions, in the spelling of hydra-optuna-sweeper: ``choice(a, b)`` is
 categorical, ``interval(lo, hi)`` a uniform float (``tag(log, interval(...))``
 log-uniform; Hydra reads its ends as floats), ``range(start, stop[, step])`` the
 integers (or float steps) from start below stop; a plain value is fixed for every trial."""
+
 from __future__ import annotations
 
 from typing import Any, Dict, List, Sequence, Tuple
@@ -49,11 +50,14 @@ def distribution_of(override: Any) -> Any:
     if override.is_interval_sweep():
         log = "log" in value.tags
         if not value.start < value.end or (log and value.start <= 0):
-            raise SearchSpaceError(f"hydra.sweeper.params.{key}: {override.input_line} needs "
-                                   f"{'0 < ' if log else ''}start < end")
+            raise SearchSpaceError(
+                f"hydra.sweeper.params.{key}: {override.input_line} needs {'0 < ' if log else ''}start < end"
+            )
         return FloatDistribution(float(value.start), float(value.end), log=log)
-    raise SearchSpaceError(f"hydra.sweeper.params.{key}: {override.input_line} is not a search space "
-                           f"Optuna can sample; use choice(...), interval(...), tag(log, interval(...)) or range(...)")
+    raise SearchSpaceError(
+        f"hydra.sweeper.params.{key}: {override.input_line} is not a search space "
+        f"Optuna can sample; use choice(...), interval(...), tag(log, interval(...)) or range(...)"
+    )
 
 
 def _choices(override: Any, key: str) -> List[Any]:
@@ -64,4 +68,3 @@ def _choices(override: Any, key: str) -> List[Any]:
         if not isinstance(choice, (str, int, float, bool, type(None))):
             raise SearchSpaceError(f"hydra.sweeper.params.{key}: choice {choice!r} is not a str, number, bool or null")
     return choices
-

@@ -9,6 +9,7 @@ on; one the pruner stopped is PRUNED. ``n_trials`` is the size of the finished s
 run the same command with the same storage and the study resumes, trials left running
 by a killed sweep are FAILed and their parameters queued again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -37,8 +38,18 @@ class SweepError(ValueError):
 
 
 class ChordexpOptunaSweeper(Sweeper):
-    def __init__(self, sampler: Any, pruner: Any, direction: Optional[str], study_name: str, storage: Optional[str],
-                 n_trials: int, n_jobs: int, max_failure_rate: float, params: Optional[DictConfig]) -> None:
+    def __init__(
+        self,
+        sampler: Any,
+        pruner: Any,
+        direction: Optional[str],
+        study_name: str,
+        storage: Optional[str],
+        n_trials: int,
+        n_jobs: int,
+        max_failure_rate: float,
+        params: Optional[DictConfig],
+    ) -> None:
         self.sampler = sampler
         self.pruner = pruner
         self.direction = direction
@@ -55,8 +66,9 @@ class ChordexpOptunaSweeper(Sweeper):
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         self.config = config
         self.hydra_context = hydra_context
-        self.launcher = Plugins.instance().instantiate_launcher(config=config, hydra_context=hydra_context,
-                                                                task_function=task_function)
+        self.launcher = Plugins.instance().instantiate_launcher(
+            config=config, hydra_context=hydra_context, task_function=task_function
+        )
 
     # ------------------------------------------------------------------ settings
     def _check_settings(self) -> Direction:
@@ -64,8 +76,9 @@ class ChordexpOptunaSweeper(Sweeper):
         from chordexp.experiment.optuna_trial import direction_for
 
         if self.n_trials < 1 or self.n_jobs < 1:
-            raise SweepError(f"hydra.sweeper.n_trials={self.n_trials} and hydra.sweeper.n_jobs={self.n_jobs} "
-                             f"must be >= 1")
+            raise SweepError(
+                f"hydra.sweeper.n_trials={self.n_trials} and hydra.sweeper.n_jobs={self.n_jobs} must be >= 1"
+            )
         if not 0.0 <= self.max_failure_rate <= 1.0:
             raise SweepError(f"hydra.sweeper.max_failure_rate={self.max_failure_rate} must be in [0, 1]")
         if self.direction is None:
@@ -75,8 +88,10 @@ class ChordexpOptunaSweeper(Sweeper):
             except ValueError as error:
                 raise SweepError(str(error)) from None
         if self.direction not in DIRECTIONS:
-            raise SweepError(f"hydra.sweeper.direction={self.direction!r}: one of minimize, maximize, or null "
-                             f"(follows optimized_metric)")
+            raise SweepError(
+                f"hydra.sweeper.direction={self.direction!r}: one of minimize, maximize, or null "
+                f"(follows optimized_metric)"
+            )
         return cast(Direction, str(self.direction))  # checked against DIRECTIONS above
 
     def storage_url(self) -> str:
@@ -89,8 +104,8 @@ class ChordexpOptunaSweeper(Sweeper):
             return f"sqlite:///{sweep_dir / 'optuna.db'}"
         url = str(self.storage)
         prefix = "sqlite:///"
-        if url.startswith(prefix) and not url[len(prefix):].startswith(("/", ":memory:")) and url != prefix:
-            return prefix + os.path.abspath(url[len(prefix):])
+        if url.startswith(prefix) and not url[len(prefix) :].startswith(("/", ":memory:")) and url != prefix:
+            return prefix + os.path.abspath(url[len(prefix) :])
         return url
 
     # ------------------------------------------------------------------ the study
@@ -117,20 +132,36 @@ class ChordexpOptunaSweeper(Sweeper):
         preset = [f"{key}={value}" for key, value in params.items()]
         space, fixed = parse_search_space([*preset, *arguments])
         if not space:
-            raise SweepError("hydra.sweeper.params holds no choice(...), interval(...) or range(...): "
-                             "nothing to search")
+            raise SweepError(
+                "hydra.sweeper.params holds no choice(...), interval(...) or range(...): nothing to search"
+            )
         storage = self.storage_url()
-        study = optuna.create_study(study_name=self.study_name, storage=storage, sampler=self.sampler,
-                                    pruner=self.pruner, direction=direction, load_if_exists=True)
+        study = optuna.create_study(
+            study_name=self.study_name,
+            storage=storage,
+            sampler=self.sampler,
+            pruner=self.pruner,
+            direction=direction,
+            load_if_exists=True,
+        )
         if study.direction.name.lower() != direction:
-            raise SweepError(f"hydra.sweeper.direction: study {self.study_name} in {storage} was made to "
-                             f"{study.direction.name.lower()}, not {direction}; give another study_name")
+            raise SweepError(
+                f"hydra.sweeper.direction: study {self.study_name} in {storage} was made to "
+                f"{study.direction.name.lower()}, not {direction}; give another study_name"
+            )
         self._reseed_for_resume(study)
         pruner_config = OmegaConf.to_container(self.config.hydra.sweeper.pruner, resolve=True)
         study.set_user_attr(PRUNER_ATTR, pruner_config)
         requeue_unfinished(study)
-        log.info("study %s in %s: %s %s; sampler %s, pruner %s", self.study_name, storage, direction,
-                 self.config.get("optimized_metric"), type(self.sampler).__name__, type(self.pruner).__name__)
+        log.info(
+            "study %s in %s: %s %s; sampler %s, pruner %s",
+            self.study_name,
+            storage,
+            direction,
+            self.config.get("optimized_metric"),
+            type(self.sampler).__name__,
+            type(self.pruner).__name__,
+        )
         job_keys = [f"optuna_trial.storage={quoted(storage)}", f"optuna_trial.study_name={quoted(self.study_name)}"]
 
         finished = finished_count(study)
@@ -139,8 +170,10 @@ class ChordexpOptunaSweeper(Sweeper):
             log.info("resuming: %d of %d trials done, %d to go", finished, self.n_trials, max(to_go, 0))
         while to_go > 0:
             trials = [study.ask() for _ in range(min(self.n_jobs, to_go))]
-            overrides = [trial_overrides(trial, space, fixed) + [*job_keys, f"optuna_trial.number={trial.number}"]
-                         for trial in trials]
+            overrides = [
+                trial_overrides(trial, space, fixed) + [*job_keys, f"optuna_trial.number={trial.number}"]
+                for trial in trials
+            ]
             try:
                 returns = self._launch(trials, overrides)
             except KeyboardInterrupt:
@@ -152,11 +185,15 @@ class ChordexpOptunaSweeper(Sweeper):
                 failures += outcome == "failed"
                 interrupted = interrupted or (outcome if outcome.startswith("interrupted") else None)
             if interrupted:
-                raise SystemExit(f"sweep stopped ({interrupted}); to resume the study, run the same command with "
-                                 f"hydra.sweeper.storage={storage} and a new hydra.sweep.dir")
+                raise SystemExit(
+                    f"sweep stopped ({interrupted}); to resume the study, run the same command with "
+                    f"hydra.sweeper.storage={storage} and a new hydra.sweep.dir"
+                )
             if failures / len(returns) > self.max_failure_rate:
-                raise SweepError(f"{failures} of {len(returns)} trials failed, more than "
-                                 f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: the sweep stops")
+                raise SweepError(
+                    f"{failures} of {len(returns)} trials failed, more than "
+                    f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: the sweep stops"
+                )
             to_go -= len(trials)
         return self._write_results(study, storage)
 
@@ -178,8 +215,11 @@ class ChordexpOptunaSweeper(Sweeper):
         first = trials[0].number
         if [t.number for t in trials] == list(range(first, first + len(trials))):
             return list(self.launcher.launch(overrides, initial_job_idx=first))
-        return [ret for trial, job in zip(trials, overrides)
-                for ret in self.launcher.launch([job], initial_job_idx=trial.number)]
+        return [
+            ret
+            for trial, job in zip(trials, overrides)
+            for ret in self.launcher.launch([job], initial_job_idx=trial.number)
+        ]
 
     def _tell(self, study: Any, trial: Any, ret: Any) -> str:
         """Tell the study how the job ended: ``complete``, ``pruned``, ``failed`` or ``interrupted ...``."""
@@ -221,14 +261,23 @@ class ChordexpOptunaSweeper(Sweeper):
 
         assert self.config is not None  # set by setup()
         states = [t.state for t in study.get_trials(deepcopy=False)]
-        counts = {name.lower(): states.count(getattr(optuna.trial.TrialState, name))
-                  for name in ("COMPLETE", "PRUNED", "FAIL")}
+        counts = {
+            name.lower(): states.count(getattr(optuna.trial.TrialState, name))
+            for name in ("COMPLETE", "PRUNED", "FAIL")
+        }
         complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
         best = study.best_trial if complete else None
-        results = {"name": "optuna", "study_name": self.study_name, "storage": storage,
-                   "direction": study.direction.name.lower(), "optimized_metric": self.config.get("optimized_metric"),
-                   "best_trial": best.number if best else None, "best_params": best.params if best else None,
-                   "best_value": best.value if best else None, "trials": counts}
+        results = {
+            "name": "optuna",
+            "study_name": self.study_name,
+            "storage": storage,
+            "direction": study.direction.name.lower(),
+            "optimized_metric": self.config.get("optimized_metric"),
+            "best_trial": best.number if best else None,
+            "best_params": best.params if best else None,
+            "best_value": best.value if best else None,
+            "trials": counts,
+        }
         if best:
             log.info("best trial %d: %s %s", best.number, best.value, best.params)
         else:
@@ -276,7 +325,8 @@ def requeue_unfinished(study: Any) -> None:
 
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for trial in running:
-        log.warning("trial %d was left running by a stopped sweep: marked FAIL, its parameters queued again",
-                    trial.number)
+        log.warning(
+            "trial %d was left running by a stopped sweep: marked FAIL, its parameters queued again", trial.number
+        )
         study.tell(trial.number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
         study.enqueue_trial(dict(trial.params), user_attrs={RETRY_ATTR: trial.number})

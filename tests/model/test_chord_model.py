@@ -1,4 +1,5 @@
 """ChordRecognitionModel: the batch contract, frame outputs, and that it can learn."""
+
 import dataclasses
 import inspect
 import typing
@@ -18,9 +19,7 @@ def small_model(**kw):
 def test_default_model_outputs_the_three_heads():
     model = ChordRecognitionModel().eval()
     out = model(torch.randn(2, 44100))
-    assert {k: tuple(v.shape) for k, v in out.items()} == {
-        "chord_type": (2, 32), "root": (2, 12), "bass_note": (2, 12)
-    }
+    assert {k: tuple(v.shape) for k, v in out.items()} == {"chord_type": (2, 32), "root": (2, 12), "bass_note": (2, 12)}
     assert 0.9e6 < count_parameters(model) < 1.4e6
 
 
@@ -93,12 +92,16 @@ def test_hparams_rebuild_an_identical_model():
 def _settings(cls: type) -> dict:
     """``{name: (type, default)}`` of the positional-or-keyword parameters of ``cls``."""
     hints = typing.get_type_hints(cls.__init__)
-    return {p.name: (hints[p.name], p.default) for p in inspect.signature(cls).parameters.values()
-            if p.kind is p.POSITIONAL_OR_KEYWORD}
+    return {
+        p.name: (hints[p.name], p.default)
+        for p in inspect.signature(cls).parameters.values()
+        if p.kind is p.POSITIONAL_OR_KEYWORD
+    }
 
 
-@pytest.mark.parametrize("cls,schema", [(ChordRecognitionModel, ChordModelConfig),
-                                        (ChordRecognitionLoss, ChordLossConfig)])
+@pytest.mark.parametrize(
+    "cls,schema", [(ChordRecognitionModel, ChordModelConfig), (ChordRecognitionLoss, ChordLossConfig)]
+)
 def test_the_config_schema_is_read_from_the_constructor(cls, schema):
     """The schema conf/ is checked against is derived from the constructor's source (so
     composing a config never imports torch): it must say what the signature says."""

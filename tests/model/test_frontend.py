@@ -1,4 +1,5 @@
 """The log-frequency front end puts tones where music theory says they are."""
+
 import math
 
 import pytest

@@ -2,6 +2,7 @@
 the transform the models were trained with: it is a true FIR decimation (the same
 numbers as a direct convolution), it stops what would alias, and the front end's output
 agrees with the earlier whole-signal FFT decimation (correlation >= 0.999)."""
+
 import math
 
 import pytest
@@ -23,7 +24,9 @@ def test_blockwise_decimation_equals_a_direct_fir_convolution(length):
     x = torch.randn(2, length)
     decimator = Decimator(8, 44100, 2200.0)
     h = kaiser_lowpass(8, 44100, 2200.0).float()
-    direct = F.conv1d(F.pad(x, (decimator.half_taps, decimator.half_taps))[:, None], h.flip(0)[None, None], stride=8)[:, 0]
+    direct = F.conv1d(F.pad(x, (decimator.half_taps, decimator.half_taps))[:, None], h.flip(0)[None, None], stride=8)[
+        :, 0
+    ]
     out = decimator(x)
     assert out.shape == (2, (length - 1) // 8 + 1)
     torch.testing.assert_close(out, direct, atol=1e-4, rtol=0)  # cropping drops the -80 dB stop band's aliases

@@ -1,4 +1,5 @@
 """ChordRecognitionLoss: weighted sum of three cross-entropies, N masks root and bass."""
+
 import math
 
 import pytest
@@ -11,8 +12,11 @@ from chordexp.model.loss import ChordRecognitionLoss
 def logits_and_targets():
     torch.manual_seed(0)
     outputs = {"chord_type": torch.randn(4, 32), "root": torch.randn(4, 12), "bass_note": torch.randn(4, 12)}
-    targets = {"chord_type": torch.tensor([1, 0, 5, 9]), "root": torch.tensor([3, 7, 0, 11]),
-               "bass_note": torch.tensor([3, 2, 4, 11])}
+    targets = {
+        "chord_type": torch.tensor([1, 0, 5, 9]),
+        "root": torch.tensor([3, 7, 0, 11]),
+        "bass_note": torch.tensor([3, 2, 4, 11]),
+    }
     return outputs, targets
 
 
@@ -57,10 +61,12 @@ def frame_case():
     """Batch of 2 sequences of T=5 frames: item 0 has 4 valid frames, item 1 has 2 (rest padding)."""
     torch.manual_seed(1)
     outputs = {"chord_type": torch.randn(2, 5, 32), "root": torch.randn(2, 5, 12), "bass_note": torch.randn(2, 5, 12)}
-    targets = {"chord_type": torch.tensor([[1, 0, 5, 5, 0], [9, 0, 0, 0, 0]]),
-               "root": torch.tensor([[3, 7, 0, 0, 0], [11, 4, 0, 0, 0]]),
-               "bass_note": torch.tensor([[3, 2, 4, 4, 0], [11, 1, 0, 0, 0]]),
-               "mask": torch.tensor([[True, True, True, True, False], [True, True, False, False, False]])}
+    targets = {
+        "chord_type": torch.tensor([[1, 0, 5, 5, 0], [9, 0, 0, 0, 0]]),
+        "root": torch.tensor([[3, 7, 0, 0, 0], [11, 4, 0, 0, 0]]),
+        "bass_note": torch.tensor([[3, 2, 4, 4, 0], [11, 1, 0, 0, 0]]),
+        "mask": torch.tensor([[True, True, True, True, False], [True, True, False, False, False]]),
+    }
     return outputs, targets
 
 
@@ -83,8 +89,10 @@ def test_frame_loss_equals_cross_entropy_over_the_flattened_valid_frames():
     assert torch.isclose(result["bass_note_loss"], bass)
     assert torch.isclose(result["total_loss"], 2.0 * ct + 0.5 * root + 0.25 * bass)
     # frame-weighted: item 0's four frames count twice as much as item 1's two (not a mean of item means)
-    per_item = [F.cross_entropy(outputs["chord_type"][0, :4], targets["chord_type"][0, :4]),
-                F.cross_entropy(outputs["chord_type"][1, :2], targets["chord_type"][1, :2])]
+    per_item = [
+        F.cross_entropy(outputs["chord_type"][0, :4], targets["chord_type"][0, :4]),
+        F.cross_entropy(outputs["chord_type"][1, :2], targets["chord_type"][1, :2]),
+    ]
     assert torch.isclose(result["chord_type_loss"], (4 * per_item[0] + 2 * per_item[1]) / 6)
 
 
@@ -154,8 +162,10 @@ def test_count_hooks_make_rank_losses_average_to_the_global_batch_loss():
     hooked = ChordRecognitionLoss(label_smoothing=0.1)
     hooked.frame_count = lambda count: valid.sum().float() / 2  # rank 0: 4 valid frames, rank 1: 2
     hooked.chord_count = lambda count: chords.sum().float() / 2  # rank 0: 3 chord frames, rank 1: 1
-    ranks = [hooked({k: v[r:r + 1] for k, v in leaves.items()}, {k: v[r:r + 1] for k, v in targets.items()})
-             for r in range(2)]
+    ranks = [
+        hooked({k: v[r : r + 1] for k, v in leaves.items()}, {k: v[r : r + 1] for k, v in targets.items()})
+        for r in range(2)
+    ]
     for key in whole:
         assert torch.isclose((ranks[0][key] + ranks[1][key]) / 2, whole[key]), key
     ((ranks[0]["total_loss"] + ranks[1]["total_loss"]) / 2).backward()

@@ -5,6 +5,7 @@ batch-dependent layers, so the tests do not depend on ``ChordRecognitionModel``.
 Toy labels are readable from the audio: chord_type = 1 + argmax of samples 0..6,
 root = argmax of samples 8..11, bass = argmax of samples 12..15; every 4th item is N.
 """
+
 from __future__ import annotations
 
 from typing import Any, Callable, Dict, Tuple
@@ -26,9 +27,13 @@ class TinyChordModel(nn.Module):
     def __init__(self, num_samples: int = NUM_SAMPLES, hidden: int = 48, dropout: float = 0.0) -> None:
         super().__init__()
         self.body = nn.Sequential(nn.Dropout(dropout), nn.Linear(num_samples, hidden), nn.Tanh())
-        self.heads = nn.ModuleDict({
-            "chord_type": nn.Linear(hidden, 32), "root": nn.Linear(hidden, 12), "bass_note": nn.Linear(hidden, 12),
-        })
+        self.heads = nn.ModuleDict(
+            {
+                "chord_type": nn.Linear(hidden, 32),
+                "root": nn.Linear(hidden, 12),
+                "bass_note": nn.Linear(hidden, 12),
+            }
+        )
         self.last_hidden_dtype: torch.dtype = torch.float32
 
     def forward(self, audio: Tensor) -> Dict[str, Tensor]:
@@ -70,8 +75,15 @@ def make_config(tmp_path) -> Callable[..., TrainingConfig]:
 
     def make(**overrides: Any) -> TrainingConfig:
         fields: Dict[str, Any] = dict(
-            learning_rate=1e-2, num_epochs=2, warmup_epochs=0, scheduler="constant", device="cpu",
-            checkpoint_dir=str(tmp_path / "ckpt"), save_every=0, log_every=0, patience=0,
+            learning_rate=1e-2,
+            num_epochs=2,
+            warmup_epochs=0,
+            scheduler="constant",
+            device="cpu",
+            checkpoint_dir=str(tmp_path / "ckpt"),
+            save_every=0,
+            log_every=0,
+            patience=0,
         )
         fields.update(overrides)
         return TrainingConfig(**fields)
@@ -88,14 +100,24 @@ def make_trainer(make_config) -> Callable[..., Trainer]:
     point would.
     """
 
-    def make(seed: int = 0, train_size: int = 16, val_size: int = 8, batch_size: int = 4,
-             shuffle: bool = False, dropout: float = 0.0, with_no_chord: bool = True,
-             model: nn.Module = None, optimizer_factory=None, **config: Any) -> Trainer:
+    def make(
+        seed: int = 0,
+        train_size: int = 16,
+        val_size: int = 8,
+        batch_size: int = 4,
+        shuffle: bool = False,
+        dropout: float = 0.0,
+        with_no_chord: bool = True,
+        model: nn.Module = None,
+        optimizer_factory=None,
+        **config: Any,
+    ) -> Trainer:
         torch.manual_seed(seed)
         if model is None:
             model = TinyChordModel(dropout=dropout)
-        train = DataLoader(ToyChordDataset(train_size, seed=1, with_no_chord=with_no_chord),
-                           batch_size=batch_size, shuffle=shuffle)
+        train = DataLoader(
+            ToyChordDataset(train_size, seed=1, with_no_chord=with_no_chord), batch_size=batch_size, shuffle=shuffle
+        )
         val = DataLoader(ToyChordDataset(val_size, seed=2), batch_size=batch_size)
         return Trainer(model, train, val, make_config(**config), optimizer_factory=optimizer_factory)
 

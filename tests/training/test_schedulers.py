@@ -1,4 +1,5 @@
 """LR schedules against hand-computed values of the formulas in schedulers.py."""
+
 from __future__ import annotations
 
 from typing import List, Tuple
@@ -90,9 +91,13 @@ def test_onecycle_lr_and_beta1_follow_linear_one_cycle():
 
 def test_onecycle_counts_optimizer_steps_with_grad_accumulation_and_takes_options():
     opt = _optimizer("adamw")
-    cfg = _config(scheduler="onecycle", num_epochs=2, warmup_epochs=0, grad_accum_steps=3,
-                  scheduler_options={"div_factor": 10.0, "final_div_factor": 100.0,
-                                     "base_momentum": 0.8, "max_momentum": 0.9})
+    cfg = _config(
+        scheduler="onecycle",
+        num_epochs=2,
+        warmup_epochs=0,
+        grad_accum_steps=3,
+        scheduler_options={"div_factor": 10.0, "final_div_factor": 100.0, "base_momentum": 0.8, "max_momentum": 0.9},
+    )
     sched, _ = create_scheduler(opt, cfg, 10)  # ceil(10 / 3) = 4 optimizer steps per epoch
     assert sched.total_steps == 8
     lrs, betas = _run(opt, sched, 8)  # pct_start 0.3 -> peak at step 1.4

@@ -1,4 +1,5 @@
 """A model trained briefly in song mode finds the chord changes of a known song."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -47,17 +48,27 @@ class Crops(Dataset):
         starts, ends, triples = zip(*self.segments)
         times = self.grid.times(self.grid.num_frames(self.n)) + offset
         targets = frame_targets(starts, ends, triples, times, valid_until=offset + self.n / RATE)
-        return torch.from_numpy(self.audio[self.offsets[i]:self.offsets[i] + self.n].astype(np.float32)), targets
+        return torch.from_numpy(self.audio[self.offsets[i] : self.offsets[i] + self.n].astype(np.float32)), targets
 
 
 def test_a_briefly_trained_song_model_finds_the_chord_changes_within_a_quarter_second(tmp_path, one_torch_thread):
     torch.manual_seed(0)
     audio, segments = known_song()
-    model = ChordRecognitionModel(sample_rate=RATE, d_model=48, num_blocks=1, num_heads=4, channels=8,
-                                  context_seconds=5.0, frame_outputs=True)
+    model = ChordRecognitionModel(
+        sample_rate=RATE, d_model=48, num_blocks=1, num_heads=4, channels=8, context_seconds=5.0, frame_outputs=True
+    )
     crops = Crops(audio, segments, count=24)
-    config = TrainingConfig(learning_rate=3e-3, num_epochs=12, warmup_epochs=1, batch_size=8, device="cpu",
-                            checkpoint_dir=str(tmp_path / "ckpt"), log_every=0, save_every=0, label_smoothing=0.0)
+    config = TrainingConfig(
+        learning_rate=3e-3,
+        num_epochs=12,
+        warmup_epochs=1,
+        batch_size=8,
+        device="cpu",
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        log_every=0,
+        save_every=0,
+        label_smoothing=0.0,
+    )
     trainer = Trainer(model, DataLoader(crops, batch_size=8, shuffle=True), DataLoader(crops, batch_size=8), config)
     trainer.train()
     found = ChordRecognizer(model.eval(), self_transition=0.9, silence_db=None).transcribe(audio, RATE).segments

@@ -1,4 +1,5 @@
 """The training loop: keys, learning, accumulation, precision, early stopping, errors."""
+
 from __future__ import annotations
 
 import json
@@ -15,10 +16,16 @@ from chordexp.config import TrainingConfig
 from chordexp.training import NonFiniteLossError, Trainer
 from chordexp.training.trainer import resolve_device
 
-HISTORY_KEYS = ["train_loss", "val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc",
-                "learning_rate"]
-VAL_KEYS = ["total_loss", "chord_type_loss", "root_loss", "bass_note_loss", "chord_type_acc", "root_acc",
-            "bass_note_acc"]
+HISTORY_KEYS = ["train_loss", "val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc", "learning_rate"]
+VAL_KEYS = [
+    "total_loss",
+    "chord_type_loss",
+    "root_loss",
+    "bass_note_loss",
+    "chord_type_acc",
+    "root_acc",
+    "bass_note_acc",
+]
 
 
 def _weights(model: nn.Module) -> Dict[str, Tensor]:
@@ -32,6 +39,7 @@ def test_public_imports_and_defaults(make_trainer):
         compute_per_class_metrics,
         compute_topk_accuracy,
     )
+
     trainer = make_trainer()
     assert isinstance(trainer.optimizer, torch.optim.AdamW)
     assert trainer.optimizer.param_groups[0]["weight_decay"] == 0.01
@@ -41,8 +49,13 @@ def test_public_imports_and_defaults(make_trainer):
 
 def test_metric_and_history_keys_are_exact(make_trainer, tmp_path):
     trainer = make_trainer(num_epochs=2)
-    assert list(trainer.train_epoch()) == ["total_loss", "chord_type_loss", "root_loss", "bass_note_loss",
-                                           "learning_rate"]
+    assert list(trainer.train_epoch()) == [
+        "total_loss",
+        "chord_type_loss",
+        "root_loss",
+        "bass_note_loss",
+        "learning_rate",
+    ]
     assert list(trainer.validate()) == VAL_KEYS
     trainer = make_trainer(num_epochs=2)
     history = trainer.train()
@@ -53,8 +66,9 @@ def test_metric_and_history_keys_are_exact(make_trainer, tmp_path):
 
 
 def test_loss_goes_down_on_a_learnable_toy_problem(make_trainer):
-    trainer = make_trainer(train_size=512, val_size=128, batch_size=32, num_epochs=6, learning_rate=2e-2,
-                           scheduler="cosine", shuffle=True)
+    trainer = make_trainer(
+        train_size=512, val_size=128, batch_size=32, num_epochs=6, learning_rate=2e-2, scheduler="cosine", shuffle=True
+    )
     history = trainer.train()
     assert history["train_loss"][-1] < 0.6 * history["train_loss"][0]
     assert history["val_loss"][-1] < 0.9 * history["val_loss"][0]
@@ -73,15 +87,20 @@ class _OracleModel(nn.Module):
 
     def forward(self, audio: Tensor) -> Dict[str, Tensor]:
         sizes = {"chord_type": 32, "root": 12, "bass_note": 12}
-        return {task: F.one_hot(audio[:, i].long(), n).float() * 10 + self.unused
-                for i, (task, n) in enumerate(sizes.items())}
+        return {
+            task: F.one_hot(audio[:, i].long(), n).float() * 10 + self.unused
+            for i, (task, n) in enumerate(sizes.items())
+        }
 
 
 def test_validate_applies_the_no_chord_rule_to_root_and_bass(make_config):
     predicted = torch.tensor([[0, 5, 1], [1, 3, 3], [3, 0, 4], [5, 7, 2]], dtype=torch.float)
     audio = F.pad(predicted, (0, 5))
-    targets = {"chord_type": torch.tensor([0, 1, 2, 0]), "root": torch.tensor([5, 3, 4, 7]),
-               "bass_note": torch.tensor([0, 3, 4, 1])}
+    targets = {
+        "chord_type": torch.tensor([0, 1, 2, 0]),
+        "root": torch.tensor([5, 3, 4, 7]),
+        "bass_note": torch.tensor([0, 3, 4, 1]),
+    }
     dataset = [(audio[i], {k: v[i] for k, v in targets.items()}) for i in range(4)]
     loader = DataLoader(dataset, batch_size=2)
     metrics = Trainer(_OracleModel(), loader, loader, make_config()).validate()
@@ -92,12 +111,22 @@ def test_validate_applies_the_no_chord_rule_to_root_and_bass(make_config):
 
 @pytest.mark.parametrize("train_size", [16, 12])  # 12: the last accumulation group has one batch
 def test_grad_accumulation_matches_one_big_batch(make_trainer, toy_dataset, train_size):
-    big = make_trainer(train_size=train_size, batch_size=8, with_no_chord=False, num_epochs=2,
-                       scheduler="onecycle", warmup_epochs=1)
-    big.train_loader = DataLoader(toy_dataset(train_size, seed=1, with_no_chord=False),
-                                  batch_sampler=[list(range(0, 8)), list(range(8, train_size))])
-    accum = make_trainer(train_size=train_size, batch_size=4, with_no_chord=False, num_epochs=2,
-                         scheduler="onecycle", warmup_epochs=1, grad_accum_steps=2)
+    big = make_trainer(
+        train_size=train_size, batch_size=8, with_no_chord=False, num_epochs=2, scheduler="onecycle", warmup_epochs=1
+    )
+    big.train_loader = DataLoader(
+        toy_dataset(train_size, seed=1, with_no_chord=False),
+        batch_sampler=[list(range(0, 8)), list(range(8, train_size))],
+    )
+    accum = make_trainer(
+        train_size=train_size,
+        batch_size=4,
+        with_no_chord=False,
+        num_epochs=2,
+        scheduler="onecycle",
+        warmup_epochs=1,
+        grad_accum_steps=2,
+    )
     big_history, accum_history = big.train(), accum.train()
     assert accum.scheduler.total_steps == 4  # 2 optimizer steps per epoch
     for key, value in _weights(big.model).items():
@@ -107,9 +136,16 @@ def test_grad_accumulation_matches_one_big_batch(make_trainer, toy_dataset, trai
 
 
 def test_optimizer_factory_and_onecycle_end_at_min_lr(make_trainer):
-    trainer = make_trainer(num_epochs=2, scheduler="onecycle", warmup_epochs=1, train_size=20, batch_size=4,
-                           grad_accum_steps=2, learning_rate=1.0,
-                           optimizer_factory=lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9))
+    trainer = make_trainer(
+        num_epochs=2,
+        scheduler="onecycle",
+        warmup_epochs=1,
+        train_size=20,
+        batch_size=4,
+        grad_accum_steps=2,
+        learning_rate=1.0,
+        optimizer_factory=lambda p: torch.optim.SGD(p, lr=0.5, momentum=0.9),
+    )
     trainer.train()
     assert isinstance(trainer.optimizer, torch.optim.SGD)
     assert trainer.scheduler.total_steps == 6  # 2 epochs x ceil(5 batches / 2)

@@ -1,4 +1,5 @@
 """Checkpoint files, weights_only loading, exact resume and clear errors."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,8 +45,20 @@ def test_checkpoint_is_plain_data_loadable_with_weights_only(make_trainer, tmp_p
     trainer.model.hparams = {"num_samples": 64, "hidden": 48}  # constructor arguments, as the real model has
     trainer.train()
     state = torch.load(tmp_path / "ckpt" / "last.pt", map_location="cpu", weights_only=True)
-    assert {"model", "optimizer", "scheduler", "scaler", "history", "best_val_loss", "best_epoch", "epoch",
-            "epochs_without_improvement", "config", "rng", "extra"} <= set(state)
+    assert {
+        "model",
+        "optimizer",
+        "scheduler",
+        "scaler",
+        "history",
+        "best_val_loss",
+        "best_epoch",
+        "epoch",
+        "epochs_without_improvement",
+        "config",
+        "rng",
+        "extra",
+    } <= set(state)
     assert state["config"] == dataclasses.asdict(trainer.config)
     assert set(state["rng"]) == {"torch", "cuda", "numpy", "python"}
     assert state["history"] == trainer.history and state["extra"] == {"model": {"d_model": 32}}
@@ -55,8 +68,9 @@ def test_checkpoint_is_plain_data_loadable_with_weights_only(make_trainer, tmp_p
 
 @pytest.mark.parametrize("scheduler", ["cosine", "onecycle"])
 def test_resume_after_crash_reproduces_the_uninterrupted_run(make_trainer, tmp_path, monkeypatch, scheduler):
-    settings = dict(num_epochs=4, shuffle=True, dropout=0.1, scheduler=scheduler, warmup_epochs=1,
-                    grad_accum_steps=2, train_size=20)
+    settings = dict(
+        num_epochs=4, shuffle=True, dropout=0.1, scheduler=scheduler, warmup_epochs=1, grad_accum_steps=2, train_size=20
+    )
     full = make_trainer(**settings, checkpoint_dir=str(tmp_path / "full"))
     full_history = full.train()
 
@@ -133,8 +147,9 @@ def test_bad_checkpoints_raise_one_line_errors_naming_the_path(make_trainer, tin
     _assert_one_line_error(trainer, other, "not a chordexp training checkpoint")
 
     onecycle = make_trainer(num_epochs=1, scheduler="onecycle")
-    _assert_one_line_error(onecycle, good, "saved with optimizer AdamW and scheduler 'constant', this trainer "
-                                           "uses AdamW and 'onecycle'")
+    _assert_one_line_error(
+        onecycle, good, "saved with optimizer AdamW and scheduler 'constant', this trainer uses AdamW and 'onecycle'"
+    )
     sgd = make_trainer(num_epochs=1, optimizer_factory=lambda p: torch.optim.SGD(p, lr=0.1))
     _assert_one_line_error(sgd, good, "saved with optimizer AdamW .* uses SGD")
 

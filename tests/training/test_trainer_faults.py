@@ -1,4 +1,5 @@
 """Faults inside the loop: non-finite losses/gradients (skip or stop) and stop requests."""
+
 from __future__ import annotations
 
 import math
@@ -27,14 +28,25 @@ def test_skip_mode_skips_the_bad_step_counts_it_and_keeps_weights_finite(make_tr
 
 def test_skip_mode_leaves_out_exactly_the_bad_batch(make_trainer):
     """The epoch's train loss equals the mean over the good batches alone."""
-    trainer = make_trainer(num_epochs=1, batch_size=4, train_size=16, on_nonfinite="skip",
-                           optimizer_factory=lambda params: torch.optim.SGD(params, lr=0.0))
+    trainer = make_trainer(
+        num_epochs=1,
+        batch_size=4,
+        train_size=16,
+        on_nonfinite="skip",
+        optimizer_factory=lambda params: torch.optim.SGD(params, lr=0.0),
+    )
     dataset = trainer.train_loader.dataset
     with torch.no_grad():
-        expected = sum(
-            trainer.criterion(trainer.model(dataset.audio[start:start + 4]),
-                              {k: v[start:start + 4] for k, v in dataset.targets.items()})["total_loss"].item()
-            for start in (0, 4, 12)) / 3
+        expected = (
+            sum(
+                trainer.criterion(
+                    trainer.model(dataset.audio[start : start + 4]),
+                    {k: v[start : start + 4] for k, v in dataset.targets.items()},
+                )["total_loss"].item()
+                for start in (0, 4, 12)
+            )
+            / 3
+        )
     dataset.audio[8:12] = float("nan")
     assert trainer.train_epoch()["total_loss"] == pytest.approx(expected, rel=1e-5)
 
@@ -79,8 +91,9 @@ def test_callbacks_see_steps_epochs_and_the_end(make_trainer):
     assert kinds == ["start", "step", "step", "epoch", "step", "step", "epoch", "end"]
     steps = [event[1] for event in recorder.events if event[0] == "step"]
     assert steps == [2, 4, 6, 8]  # global batch counts
-    assert recorder.events[1][3] == sorted(["total_loss", "chord_type_loss", "root_loss", "bass_note_loss",
-                                            "learning_rate"])
+    assert recorder.events[1][3] == sorted(
+        ["total_loss", "chord_type_loss", "root_loss", "bass_note_loss", "learning_rate"]
+    )
     epochs = [event for event in recorder.events if event[0] == "epoch"]
     assert [e[2] for e in epochs] == history["val_loss"] and [e[3] for e in epochs] == history["train_loss"]
 

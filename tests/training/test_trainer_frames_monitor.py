@@ -4,6 +4,7 @@ Frame batches: audio ``(B, T * FEATURES)`` read as ``T`` frames of ``FEATURES`` 
 targets ``(B, T)`` per task plus ``mask``. Padded frames carry label -1, which no loss,
 metric or range check may read.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,10 +25,16 @@ from chordexp.training import Callback, CheckpointError, Trainer
 from chordexp.training.batch_checks import check_target_ranges
 
 T, FEATURES = 6, 8
-HISTORY_KEYS = ["train_loss", "val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc",
-                "learning_rate"]
-VAL_KEYS = ["total_loss", "chord_type_loss", "root_loss", "bass_note_loss", "chord_type_acc", "root_acc",
-            "bass_note_acc"]
+HISTORY_KEYS = ["train_loss", "val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc", "learning_rate"]
+VAL_KEYS = [
+    "total_loss",
+    "chord_type_loss",
+    "root_loss",
+    "bass_note_loss",
+    "chord_type_acc",
+    "root_acc",
+    "bass_note_acc",
+]
 
 
 class TinyFrameModel(nn.Module):
@@ -36,8 +43,9 @@ class TinyFrameModel(nn.Module):
     def __init__(self, hidden: int = 32) -> None:
         super().__init__()
         self.body = nn.Sequential(nn.Linear(FEATURES, hidden), nn.Tanh())
-        self.heads = nn.ModuleDict({"chord_type": nn.Linear(hidden, 32), "root": nn.Linear(hidden, 12),
-                                    "bass_note": nn.Linear(hidden, 12)})
+        self.heads = nn.ModuleDict(
+            {"chord_type": nn.Linear(hidden, 32), "root": nn.Linear(hidden, 12), "bass_note": nn.Linear(hidden, 12)}
+        )
 
     def forward(self, audio: Tensor) -> Dict[str, Tensor]:
         hidden = self.body(audio.reshape(audio.shape[0], -1, FEATURES))
@@ -54,8 +62,11 @@ class ToyFrameDataset(Dataset):
         self.mask = torch.arange(T)[None, :] < (T - torch.arange(size) % 3)[:, None]
         chord_type = 1 + feats[..., :4].argmax(dim=-1)
         chord_type[:, ::3] = 0
-        self.targets = {"chord_type": chord_type, "root": feats[..., 4:8].argmax(dim=-1),
-                        "bass_note": feats[..., :4].argmax(dim=-1)}
+        self.targets = {
+            "chord_type": chord_type,
+            "root": feats[..., 4:8].argmax(dim=-1),
+            "bass_note": feats[..., :4].argmax(dim=-1),
+        }
         for labels in self.targets.values():
             labels[~self.mask] = -1  # padding: never a class
         self.targets["mask"] = self.mask
@@ -69,8 +80,17 @@ class ToyFrameDataset(Dataset):
 
 
 def _config(tmp_path, **overrides) -> TrainingConfig:
-    fields = dict(learning_rate=2e-2, num_epochs=2, warmup_epochs=0, scheduler="constant", device="cpu",
-                  checkpoint_dir=str(tmp_path / "ckpt"), save_every=0, log_every=0, patience=0)
+    fields = dict(
+        learning_rate=2e-2,
+        num_epochs=2,
+        warmup_epochs=0,
+        scheduler="constant",
+        device="cpu",
+        checkpoint_dir=str(tmp_path / "ckpt"),
+        save_every=0,
+        log_every=0,
+        patience=0,
+    )
     fields.update(overrides)
     return TrainingConfig(**fields)
 
@@ -82,8 +102,7 @@ def _frame_trainer(tmp_path, train_size=24, val_size=9, batch_size=4, seed=0, **
     model = TinyFrameModel()
     train = DataLoader(ToyFrameDataset(train_size, seed=1), batch_size=batch_size)
     val = DataLoader(ToyFrameDataset(val_size, seed=2), batch_size=batch_size)
-    return Trainer(model, train, val, _config(tmp_path, **kwargs), song_validator=song_validator,
-                   callbacks=callbacks)
+    return Trainer(model, train, val, _config(tmp_path, **kwargs), song_validator=song_validator, callbacks=callbacks)
 
 
 @pytest.fixture(autouse=True)
@@ -123,12 +142,15 @@ def test_frame_losses_of_an_epoch_are_means_over_all_its_valid_frames(tmp_path):
 
 
 def test_train_loss_of_frame_batches_is_weighted_by_valid_frames(tmp_path):
-    trainer = _frame_trainer(tmp_path, train_size=9, batch_size=4, num_epochs=1,
-                             learning_rate=1e-12)  # no real change of the weights
+    trainer = _frame_trainer(
+        tmp_path, train_size=9, batch_size=4, num_epochs=1, learning_rate=1e-12
+    )  # no real change of the weights
     batches = [(audio, targets) for audio, targets in trainer.train_loader]
     with torch.no_grad():
-        per_batch = [(trainer.criterion(trainer.model(audio), targets)["total_loss"].item(),
-                      int(targets["mask"].sum())) for audio, targets in batches]
+        per_batch = [
+            (trainer.criterion(trainer.model(audio), targets)["total_loss"].item(), int(targets["mask"].sum()))
+            for audio, targets in batches
+        ]
     metrics = trainer.train_epoch()
     expected = sum(loss * frames for loss, frames in per_batch) / sum(frames for _, frames in per_batch)
     assert [frames for _, frames in per_batch] == [21, 20, 4]  # items 0-3, 4-7 and 8 (6 - i % 3 frames each)
@@ -144,18 +166,23 @@ class _OracleFrames(nn.Module):
 
     def forward(self, audio: Tensor) -> Dict[str, Tensor]:
         frames = audio.reshape(audio.shape[0], -1, 3).long()
-        return {task: F.one_hot(frames[..., i], n).float() * 10 + self.unused
-                for i, (task, n) in enumerate({"chord_type": 32, "root": 12, "bass_note": 12}.items())}
+        return {
+            task: F.one_hot(frames[..., i], n).float() * 10 + self.unused
+            for i, (task, n) in enumerate({"chord_type": 32, "root": 12, "bass_note": 12}.items())
+        }
 
 
 def test_validate_counts_valid_frames_and_applies_the_no_chord_rule(tmp_path):
     # item 0: 3 valid frames of 4; item 1: 2 valid frames. Predictions / labels by frame:
-    predicted = torch.tensor([[[0, 5, 1], [1, 3, 3], [3, 0, 1], [7, 7, 7]],
-                              [[2, 2, 2], [5, 1, 2], [0, 0, 0], [0, 0, 0]]])
-    targets = {"chord_type": torch.tensor([[0, 1, 2, 7], [2, 0, -1, -1]]),  # (0,3): a padded "hit"
-               "root": torch.tensor([[5, 3, 4, 7], [9, 1, -1, -1]]),
-               "bass_note": torch.tensor([[0, 3, 4, 7], [2, 2, -1, -1]]),
-               "mask": torch.tensor([[True, True, True, False], [True, True, False, False]])}
+    predicted = torch.tensor(
+        [[[0, 5, 1], [1, 3, 3], [3, 0, 1], [7, 7, 7]], [[2, 2, 2], [5, 1, 2], [0, 0, 0], [0, 0, 0]]]
+    )
+    targets = {
+        "chord_type": torch.tensor([[0, 1, 2, 7], [2, 0, -1, -1]]),  # (0,3): a padded "hit"
+        "root": torch.tensor([[5, 3, 4, 7], [9, 1, -1, -1]]),
+        "bass_note": torch.tensor([[0, 3, 4, 7], [2, 2, -1, -1]]),
+        "mask": torch.tensor([[True, True, True, False], [True, True, False, False]]),
+    }
     audio = predicted.reshape(2, 12).float()
     dataset = [(audio[i], {k: v[i] for k, v in targets.items()}) for i in range(2)]
     loader = DataLoader(dataset, batch_size=1)  # two batches: 3 and 2 valid frames
@@ -166,9 +193,12 @@ def test_validate_counts_valid_frames_and_applies_the_no_chord_rule(tmp_path):
 
 
 def test_range_check_reads_valid_frames_only_and_names_item_and_frame(tmp_path):
-    targets = {"chord_type": torch.tensor([[1, 2, -1], [3, 40, 0]]), "root": torch.zeros(2, 3, dtype=torch.long),
-               "bass_note": torch.zeros(2, 3, dtype=torch.long),
-               "mask": torch.tensor([[True, True, False], [True, True, True]])}
+    targets = {
+        "chord_type": torch.tensor([[1, 2, -1], [3, 40, 0]]),
+        "root": torch.zeros(2, 3, dtype=torch.long),
+        "bass_note": torch.zeros(2, 3, dtype=torch.long),
+        "mask": torch.tensor([[True, True, False], [True, True, True]]),
+    }
     with pytest.raises(ValueError, match=r"target chord_type=40 \(item 1, frame 1 of the batch\)"):
         check_target_ranges(targets)
     targets["mask"][1, 1] = False  # now 40 is padding: not read
@@ -251,8 +281,14 @@ def test_a_validator_result_that_cannot_be_a_metric_is_refused(tmp_path):
 # ----------------------------------------------------------------------- monitor
 def test_monitoring_a_song_metric_picks_best_pt_and_stops_by_it(tmp_path):
     majmin = [0.5, 0.7, 0.7005, 0.65, 0.9]  # 0.7005 is not > 0.7 + min_delta
-    trainer = _frame_trainer(tmp_path, num_epochs=5, patience=2, min_delta=0.001, monitor="val_majmin",
-                             song_validator=_scripted(majmin=majmin))
+    trainer = _frame_trainer(
+        tmp_path,
+        num_epochs=5,
+        patience=2,
+        min_delta=0.001,
+        monitor="val_majmin",
+        song_validator=_scripted(majmin=majmin),
+    )
     assert trainer.monitor_mode == "max"  # auto: no "loss" in the name
     history = trainer.train()
     assert history["val_majmin"] == [0.5, 0.7, 0.7005, 0.65]
@@ -266,15 +302,17 @@ def test_monitor_of_a_loader_metric_and_an_explicit_mode(tmp_path, monkeypatch):
     trainer = _frame_trainer(tmp_path, num_epochs=4, monitor="val_root_acc", patience=2)
     accs = iter([10.0, 30.0, 20.0, 25.0])
     losses = iter([1.0, 2.0, 0.5, 0.7])
-    monkeypatch.setattr(trainer, "validate", lambda: {**{k: 0.0 for k in VAL_KEYS}, "total_loss": next(losses),
-                                                      "root_acc": next(accs)})
+    monkeypatch.setattr(
+        trainer, "validate", lambda: {**{k: 0.0 for k in VAL_KEYS}, "total_loss": next(losses), "root_acc": next(accs)}
+    )
     trainer.train()
     assert (trainer.best_epoch, trainer.best_monitor_value, trainer.best_val_loss) == (2, 30.0, 0.5)
     assert trainer.stopped_early and trainer.current_epoch == 4
     minimise = _frame_trainer(tmp_path, num_epochs=3, monitor="val_root_acc", monitor_mode="min")
     accs = iter([10.0, 5.0, 7.0])
-    monkeypatch.setattr(minimise, "validate", lambda: {**{k: 0.0 for k in VAL_KEYS}, "total_loss": 1.0,
-                                                       "root_acc": next(accs)})
+    monkeypatch.setattr(
+        minimise, "validate", lambda: {**{k: 0.0 for k in VAL_KEYS}, "total_loss": 1.0, "root_acc": next(accs)}
+    )
     minimise.train()
     assert (minimise.best_epoch, minimise.best_monitor_value) == (2, 5.0)
 
@@ -289,14 +327,20 @@ def test_default_monitor_keeps_the_val_loss_rule(tmp_path, monkeypatch):
 
 
 def test_a_bad_monitor_is_one_clear_error(tmp_path):
-    with pytest.raises(ValueError, match=r"monitor='val_majmin' is not a validation metric; valid: val_loss, "
-                                         r"val_chord_type_acc, val_root_acc, val_bass_note_acc \(val_<name> needs"):
+    with pytest.raises(
+        ValueError,
+        match=r"monitor='val_majmin' is not a validation metric; valid: val_loss, "
+        r"val_chord_type_acc, val_root_acc, val_bass_note_acc \(val_<name> needs",
+    ):
         _frame_trainer(tmp_path, monitor="val_majmin")
     with pytest.raises(ValueError, match="unknown monitor_mode 'up'; valid: auto, min, max"):
         _frame_trainer(tmp_path, monitor_mode="up")
     trainer = _frame_trainer(tmp_path, monitor="val_majmn", song_validator=lambda model: {"majmin": 0.5})
-    with pytest.raises(ValueError, match=r"monitor='val_majmn' is not a validation metric; valid: val_loss, "
-                                         r"val_chord_type_acc, val_root_acc, val_bass_note_acc, val_majmin$"):
+    with pytest.raises(
+        ValueError,
+        match=r"monitor='val_majmn' is not a validation metric; valid: val_loss, "
+        r"val_chord_type_acc, val_root_acc, val_bass_note_acc, val_majmin$",
+    ):
         trainer.train()
     assert trainer.history["val_loss"] == []  # nothing recorded for the epoch
     assert not (tmp_path / "ckpt" / "last.pt").exists()
@@ -307,8 +351,10 @@ def _song_accuracy(model: nn.Module) -> Dict[str, float]:
     songs = ToyFrameDataset(5, seed=9)
     outputs = model(songs.audio)
     valid = songs.mask
-    return {name: float((outputs[task].argmax(-1) == songs.targets[task])[valid].float().mean())
-            for name, task in (("majmin", "chord_type"), ("root", "root"))}
+    return {
+        name: float((outputs[task].argmax(-1) == songs.targets[task])[valid].float().mean())
+        for name, task in (("majmin", "chord_type"), ("root", "root"))
+    }
 
 
 def test_resume_with_song_metrics_and_their_monitor_reproduces_the_uninterrupted_run(tmp_path):
@@ -322,9 +368,12 @@ def test_resume_with_song_metrics_and_their_monitor_reproduces_the_uninterrupted
     assert resumed.history == first.history and resumed.best_monitor_value == first.best_monitor_value
     history = resumed.train()
     assert history == full_history and list(history)[-2:] == ["val_majmin", "val_root"]
-    assert (resumed.best_epoch, resumed.best_monitor_value, resumed.best_val_loss,
-            resumed.epochs_without_improvement) == (full.best_epoch, full.best_monitor_value, full.best_val_loss,
-                                                    full.epochs_without_improvement)
+    assert (
+        resumed.best_epoch,
+        resumed.best_monitor_value,
+        resumed.best_val_loss,
+        resumed.epochs_without_improvement,
+    ) == (full.best_epoch, full.best_monitor_value, full.best_val_loss, full.epochs_without_improvement)
     for key, value in full.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[key], value, rtol=0, atol=0)
 
@@ -334,8 +383,11 @@ def test_resume_under_another_monitor_is_refused_and_old_checkpoints_mean_val_lo
     trainer.train()
     last = tmp_path / "ckpt" / "last.pt"
     other = _frame_trainer(tmp_path, num_epochs=2, monitor="val_root_acc")
-    with pytest.raises(CheckpointError, match=r"saved monitoring val_loss \(min\), this trainer monitors "
-                                              r"val_root_acc \(max\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"saved monitoring val_loss \(min\), this trainer monitors "
+        r"val_root_acc \(max\)",
+    ):
         other.load_checkpoint(last)
     state = torch.load(last, weights_only=True)
     for key in ("monitor", "monitor_mode", "best_monitor_value"):  # a checkpoint from before the monitor
@@ -351,6 +403,7 @@ def _ddp_validator(rank: int):
     def validator(model: nn.Module) -> Dict[str, float]:
         assert rank == 0, "the song validator runs on rank 0 only"
         return _song_accuracy(model)
+
     return validator
 
 
@@ -374,13 +427,24 @@ def _train_frames(checkpoint_dir: str, distributed, validator) -> Dict[str, obje
 
     torch.manual_seed(0)
     model = TinyFrameModel()
-    train, val = build_loaders(ToyFrameDataset(24, seed=1), ToyFrameDataset(8, seed=2), batch_size=4, seed=3,
-                               distributed=distributed)
-    config = TrainingConfig(learning_rate=2e-2, num_epochs=2, warmup_epochs=0, scheduler="constant", device="cpu",
-                            checkpoint_dir=checkpoint_dir, save_every=0, log_every=0, patience=0,
-                            monitor="val_majmin")
-    trainer = Trainer(model, train, val, config, criterion=ChordRecognitionLoss(), distributed=distributed,
-                      song_validator=validator)
+    train, val = build_loaders(
+        ToyFrameDataset(24, seed=1), ToyFrameDataset(8, seed=2), batch_size=4, seed=3, distributed=distributed
+    )
+    config = TrainingConfig(
+        learning_rate=2e-2,
+        num_epochs=2,
+        warmup_epochs=0,
+        scheduler="constant",
+        device="cpu",
+        checkpoint_dir=checkpoint_dir,
+        save_every=0,
+        log_every=0,
+        patience=0,
+        monitor="val_majmin",
+    )
+    trainer = Trainer(
+        model, train, val, config, criterion=ChordRecognitionLoss(), distributed=distributed, song_validator=validator
+    )
     history = trainer.train()
     return {"history": history, "model": trainer.model.state_dict(), "best_epoch": trainer.best_epoch}
 

@@ -1,4 +1,5 @@
 """MetricsTracker and the metric functions against hand-computed values."""
+
 from __future__ import annotations
 
 import pytest
@@ -19,15 +20,25 @@ def _logits(predicted, num_classes):
 
 
 def _losses(total, ct=0.0, root=0.0, bass=0.0):
-    return {"total_loss": torch.tensor(total), "chord_type_loss": torch.tensor(ct),
-            "root_loss": torch.tensor(root), "bass_note_loss": torch.tensor(bass)}
+    return {
+        "total_loss": torch.tensor(total),
+        "chord_type_loss": torch.tensor(ct),
+        "root_loss": torch.tensor(root),
+        "bass_note_loss": torch.tensor(bass),
+    }
 
 
 def test_tracker_counts_root_and_bass_only_where_there_is_a_chord():
-    targets = {"chord_type": torch.tensor([0, 1, 2, 0]), "root": torch.tensor([5, 3, 4, 7]),
-               "bass_note": torch.tensor([0, 3, 4, 1])}
-    outputs = {"chord_type": _logits([0, 1, 3, 5], 32), "root": _logits([5, 3, 0, 7], 12),
-               "bass_note": _logits([1, 3, 4, 2], 12)}
+    targets = {
+        "chord_type": torch.tensor([0, 1, 2, 0]),
+        "root": torch.tensor([5, 3, 4, 7]),
+        "bass_note": torch.tensor([0, 3, 4, 1]),
+    }
+    outputs = {
+        "chord_type": _logits([0, 1, 3, 5], 32),
+        "root": _logits([5, 3, 0, 7], 12),
+        "bass_note": _logits([1, 3, 4, 2], 12),
+    }
     tracker = MetricsTracker()
     tracker.update(_losses(1.0), outputs, targets, batch_size=4)
     metrics = tracker.get_metrics()
@@ -44,8 +55,9 @@ def test_tracker_weights_losses_by_batch_size_and_resets():
     out4 = {k: torch.cat([v, v]) for k, v in out2.items()}
     tgt4 = {k: torch.cat([v, v]) for k, v in tgt2.items()}
     tracker.update(_losses(1.0, 0.5, 0.25, 2.0), out4, tgt4, batch_size=4)
-    tracker.update({"total_loss": 4.0, "chord_type_loss": 2.0, "root_loss": 1.0, "bass_note_loss": 0.5},
-                   out2, tgt2, batch_size=2)
+    tracker.update(
+        {"total_loss": 4.0, "chord_type_loss": 2.0, "root_loss": 1.0, "bass_note_loss": 0.5}, out2, tgt2, batch_size=2
+    )
     m = tracker.get_metrics()
     assert m["total_loss"] == pytest.approx((4 * 1.0 + 2 * 4.0) / 6)
     assert m["chord_type_loss"] == pytest.approx((4 * 0.5 + 2 * 2.0) / 6)
@@ -59,8 +71,11 @@ def test_tracker_weights_losses_by_batch_size_and_resets():
 
 def test_tracker_root_accuracy_is_zero_when_every_item_is_no_chord():
     tracker = MetricsTracker()
-    targets = {"chord_type": torch.zeros(2, dtype=torch.long), "root": torch.zeros(2, dtype=torch.long),
-               "bass_note": torch.zeros(2, dtype=torch.long)}
+    targets = {
+        "chord_type": torch.zeros(2, dtype=torch.long),
+        "root": torch.zeros(2, dtype=torch.long),
+        "bass_note": torch.zeros(2, dtype=torch.long),
+    }
     outputs = {"chord_type": _logits([0, 0], 32), "root": _logits([0, 0], 12), "bass_note": _logits([0, 0], 12)}
     tracker.update(_losses(0.1), outputs, targets, 2)
     m = tracker.get_metrics()
@@ -102,13 +117,17 @@ def test_per_class_precision_recall_f1_support():
 # ----------------------------------------------------------------- frame targets (song mode)
 def _frame_batch():
     """(B, T) = (2, 4); item 0 has 3 valid frames, item 1 has 2. Padded labels are garbage."""
-    targets = {"chord_type": torch.tensor([[0, 1, 2, 31], [3, 0, -1, -1]]),
-               "root": torch.tensor([[5, 3, 4, 99], [7, 1, -1, -1]]),
-               "bass_note": torch.tensor([[0, 3, 4, 99], [7, 2, -1, -1]]),
-               "mask": torch.tensor([[True, True, True, False], [True, True, False, False]])}
-    outputs = {"chord_type": _logits([[0, 1, 3, 31], [3, 5, 0, 0]], 32),  # right: (0,0) (0,1) (1,0); wrong (0,2) (1,1)
-               "root": _logits([[0, 3, 0, 0], [7, 1, 0, 0]], 12),  # chord frames (0,1) (0,2) (1,0): 2 of 3 right
-               "bass_note": _logits([[1, 3, 4, 0], [0, 2, 0, 0]], 12)}  # chord frames: (0,1) (0,2) right, (1,0) wrong
+    targets = {
+        "chord_type": torch.tensor([[0, 1, 2, 31], [3, 0, -1, -1]]),
+        "root": torch.tensor([[5, 3, 4, 99], [7, 1, -1, -1]]),
+        "bass_note": torch.tensor([[0, 3, 4, 99], [7, 2, -1, -1]]),
+        "mask": torch.tensor([[True, True, True, False], [True, True, False, False]]),
+    }
+    outputs = {
+        "chord_type": _logits([[0, 1, 3, 31], [3, 5, 0, 0]], 32),  # right: (0,0) (0,1) (1,0); wrong (0,2) (1,1)
+        "root": _logits([[0, 3, 0, 0], [7, 1, 0, 0]], 12),  # chord frames (0,1) (0,2) (1,0): 2 of 3 right
+        "bass_note": _logits([[1, 3, 4, 0], [0, 2, 0, 0]], 12),
+    }  # chord frames: (0,1) (0,2) right, (1,0) wrong
     return outputs, targets
 
 
@@ -145,15 +164,20 @@ def test_tracker_without_a_mask_counts_every_frame_like_flattened_clips():
     targets = {k: v.clamp(0, 11) for k, v in targets.items() if k != "mask"}  # every frame valid
     frames, clips = MetricsTracker(), MetricsTracker()
     frames.update(_losses(2.0), outputs, targets, batch_size=2)
-    clips.update(_losses(2.0), {k: v.reshape(8, -1) for k, v in outputs.items()},
-                 {k: v.reshape(8) for k, v in targets.items()}, batch_size=8)
+    clips.update(
+        _losses(2.0),
+        {k: v.reshape(8, -1) for k, v in outputs.items()},
+        {k: v.reshape(8) for k, v in targets.items()},
+        batch_size=8,
+    )
     assert frames.get_metrics() == pytest.approx(clips.get_metrics())
 
 
 def test_sum_across_ranks_of_frame_trackers_equals_one_tracker_over_both_batches():
     outputs, targets = _frame_batch()
-    halves = [({k: v[r:r + 1] for k, v in outputs.items()}, {k: v[r:r + 1] for k, v in targets.items()})
-              for r in range(2)]
+    halves = [
+        ({k: v[r : r + 1] for k, v in outputs.items()}, {k: v[r : r + 1] for k, v in targets.items()}) for r in range(2)
+    ]
     losses = [_losses(1.0, 0.5, 0.2, 0.1), _losses(3.0, 1.5, 0.6, 0.3)]
     ranks = [MetricsTracker(), MetricsTracker()]
     packed = []
