@@ -8,6 +8,7 @@ start fast. Errors are one line naming the key, raised as ``UsageError``.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from typing import Sequence, Type, TypeVar
@@ -83,6 +84,10 @@ def exiting(main):
     return entry
 
 
+#: A command whose reader closed the pipe ends as one killed by SIGPIPE would: 128 + 13.
+SIGPIPE_STATUS = 141
+
+
 def main_guard(main, usage: str) -> None:
     """Run ``main(argv)``; turn errors of the input or the environment (bad arguments,
     missing, corrupt or unwritable files, checkpoints that do not fit, a full disk:
@@ -92,11 +97,15 @@ def main_guard(main, usage: str) -> None:
     Set ``CHORDEXP_DEBUG=1`` to see the full traceback instead.
     """
     argv = sys.argv[1:]
-    if any(a in ("-h", "--help") for a in argv):
-        print(usage)
-        raise SystemExit(0)
     try:
+        if any(a in ("-h", "--help") for a in argv):
+            print(usage)
+            sys.stdout.flush()
+            raise SystemExit(0)
         main(argv)
+    except BrokenPipeError:  # the reader left (``--help | head``): stop quietly, as SIGPIPE would
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the exit's flush has nowhere to fail
+        raise SystemExit(SIGPIPE_STATUS) from None
     except (ValueError, OSError, RuntimeError) as error:
         if debug_requested() or not (isinstance(error, UsageError) or is_user_error(error)):
             raise

@@ -14,7 +14,8 @@ from __future__ import annotations
 import importlib
 import os
 import re
-from typing import ClassVar
+import signal
+from typing import ClassVar, Optional
 
 DEBUG_ENV = "CHORDEXP_DEBUG"
 
@@ -38,6 +39,25 @@ class UserError(ChordexpError):
 
     #: The class name leads the one line (``NonFiniteLossError: ...``): what logs and searches look for.
     name_in_line: ClassVar[bool] = False
+
+
+class TrainingInterrupted(ChordexpError, RuntimeError):
+    """``request_stop`` was called (e.g. by a signal): training stopped at a safe point,
+    with ``last.pt`` holding the last completed epoch. ``reason`` is what was passed to
+    ``request_stop`` (a signal's name such as ``'SIGTERM'``). Not the user's error: the
+    run is resumable, and ends with :func:`signal_exit_status`."""
+
+    def __init__(self, message: str, reason: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def signal_exit_status(signal_name: Optional[str]) -> int:
+    """The conventional shell status of a process ended by ``signal_name`` (else 1)."""
+    try:
+        return 128 + int(signal.Signals[signal_name]) if signal_name else 1
+    except KeyError:
+        return 1
 
 
 class UsageError(UserError, ValueError):

@@ -26,10 +26,23 @@ make_discoverable()  # before Hydra scans its plugins (hparams_search=optuna): a
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="config")
 def main(cfg: DictConfig) -> Optional[float]:
-    """Hydra's task: train as ``cfg`` says; the experiment layer is imported here, once."""
-    from chordexp.experiment.outcome import run_task
+    """Hydra's task: the values checked, then the experiment layer imported (once) and the
+    run trained, all under one error policy (``RunEnding``); a bad value answers before
+    torch loads."""
+    from chordexp.experiment.launch import under_torchrun
+    from chordexp.experiment.outcome import RunEnding, run_dir
+    from chordexp.experiment.preflight import checked_training_config
 
-    return run_task(cfg)
+    if under_torchrun():  # rank 0 tells the other ranks, waiting in cli, its run folder
+        from chordexp.training.distributed import announce_run_folder
+
+        announce_run_folder(run_dir())
+    with RunEnding(cfg) as ending:
+        checked_training_config(cfg)
+        from chordexp.experiment.task import train
+
+        ending.finish(train(cfg))
+    return ending.value
 
 
 def cli() -> None:

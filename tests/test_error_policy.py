@@ -62,17 +62,16 @@ def test_our_value_errors_are_the_users_and_a_librarys_are_bugs():
 
 @pytest.fixture
 def failing_run(smoke_cfg, monkeypatch):
-    """``failing_run(error, mode)``: ``run_task`` of a run whose ``train`` raises ``error``."""
+    """``failing_run(error, mode)``: a run whose training raises ``error``, ended under
+    ``RunEnding`` (the policy ``chordexp.run.main`` runs every run under)."""
 
     def start(error: BaseException, mode: RunMode = RunMode.RUN):
-        def train(cfg):
-            raise error
-
-        monkeypatch.setattr(run_module, "train", train)
         with read_write(smoke_cfg.hydra), open_dict(smoke_cfg):
             smoke_cfg.hydra.mode = mode
         run_module.HydraConfig.instance().set_config(smoke_cfg)
-        return run_module.run_task(smoke_cfg)
+        with run_module.RunEnding(smoke_cfg) as ending:
+            raise error
+        return ending.value
 
     return start
 

@@ -178,3 +178,18 @@ def test_report_takes_the_runs_folder_as_a_bare_argument(tmp_path, monkeypatch, 
     scripts.report()
     assert (tmp_path / "sweep" / "report.csv").read_text().splitlines()[1].startswith("0,")
     assert "wrote" in capsys.readouterr().out
+
+
+def test_help_into_a_closed_pipe_stops_quietly():
+    """``chordexp-predict --help | head -3``: the reader leaves before the usage is written;
+    the command ends as SIGPIPE would (141) without a traceback."""
+    import subprocess
+    import sys
+
+    child = subprocess.Popen(
+        [sys.executable, "-m", "chordexp.predict", "--help"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    child.stdout.close()  # before the interpreter has started: every write meets a closed pipe
+    stderr = child.stderr.read().decode()
+    assert child.wait(timeout=60) == 141
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr

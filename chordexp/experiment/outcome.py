@@ -9,57 +9,83 @@ that job (Hydra reports it after the other jobs). So is a non-finite loss
 (``NonFiniteLossError: ... at epoch E, batch B``). A stopped run (a signal) says how to
 continue it and exits with the signal's status. Other errors are bugs and log their
 traceback; so does every error with ``CHORDEXP_DEBUG=1``.
+
+Light on purpose (no torch): ``chordexp.run.main`` enters :class:`RunEnding` before the
+experiment layer loads, so a bad value is refused at once, under the same policy.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Optional
+from types import TracebackType
+from typing import Any, Dict, Literal, Optional, Type
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
 
-from chordexp.errors import ConfigValueError, debug_requested, is_user_error, one_line
+from chordexp.errors import (
+    ConfigValueError,
+    TrainingInterrupted,
+    debug_requested,
+    is_user_error,
+    one_line,
+    signal_exit_status,
+)
 from chordexp.experiment.objective import objective
-from chordexp.experiment.task import run_dir, train
-from chordexp.training.distributed import broadcast_object, current_context, launched_by_torchrun
-from chordexp.training.stop_signals import exit_status
-from chordexp.training.trainer import TrainingInterrupted
 
 log = logging.getLogger(__name__)
 
 
-def run_task(cfg: DictConfig) -> Optional[float]:
-    """``train(cfg)``, then its ``optimized_metric``; whatever happens, log the failure,
-    say where the run folder is and close the log files."""
-    folder = run_dir()
-    announce_run_folder(folder)
-    try:
-        metrics = train(cfg)
-        return objective(metrics, cfg.optimized_metric) if metrics else None  # {}: a DDP rank other than 0
-    except ConfigValueError as err:
-        log.error("invalid config: %s", err)
-        if HydraConfig.get().mode == RunMode.RUN:
-            raise SystemExit(2) from None
-        raise
-    except TrainingInterrupted as err:
-        log.error("stopped: %s; continue with: python -m chordexp.run resume=%s", err, folder)
-        if HydraConfig.get().mode == RunMode.RUN:
-            raise SystemExit(exit_status(err.reason)) from None
-        raise
-    except KeyboardInterrupt:
-        log.error("interrupted; continue with: python -m chordexp.run resume=%s", folder)
-        raise
-    except Exception as err:
-        report_failure(err)
-        if HydraConfig.get().mode == RunMode.RUN and is_user_error(err) and not debug_requested():
-            raise SystemExit(2) from None  # bad input or environment: 2, as every entry point
-        raise
-    finally:
-        log.info("run folder: %s", folder)
-        close_log_files()
+def run_dir() -> Path:
+    """The run folder Hydra chose (``hydra.run.dir``, or a sweep's job folder)."""
+    return Path(HydraConfig.get().runtime.output_dir)
+
+
+class RunEnding:
+    """``with RunEnding(cfg) as ending: ... ending.finish(metrics)``: whatever happens in the
+    block, log the failure as the policy above says, say where the run folder is and
+    close the log files. ``ending.value`` is the ``optimized_metric`` for a sweeper."""
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.folder = run_dir()
+        self.value: Optional[float] = None
+
+    def __enter__(self) -> "RunEnding":
+        return self
+
+    def finish(self, metrics: Dict[str, Any]) -> None:
+        """The run's metrics.json content -> ``value`` (``{}``: a DDP rank other than 0)."""
+        self.value = objective(metrics, self.cfg.optimized_metric) if metrics else None
+
+    def __exit__(
+        self, kind: Optional[Type[BaseException]], err: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> Literal[False]:
+        try:
+            if err is not None:
+                self._report(err)
+            return False  # the error goes on (a sweep's job fails), unless _report exited
+        finally:
+            log.info("run folder: %s", self.folder)
+            close_log_files()
+
+    def _report(self, err: BaseException) -> None:
+        single_run = HydraConfig.get().mode == RunMode.RUN
+        if isinstance(err, ConfigValueError):
+            log.error("invalid config: %s", err)
+            if single_run:
+                raise SystemExit(2) from None
+        elif isinstance(err, TrainingInterrupted):
+            log.error("stopped: %s; continue with: python -m chordexp.run resume=%s", err, self.folder)
+            if single_run:
+                raise SystemExit(signal_exit_status(err.reason)) from None
+        elif isinstance(err, KeyboardInterrupt):
+            log.error("interrupted; continue with: python -m chordexp.run resume=%s", self.folder)
+        elif isinstance(err, Exception):
+            report_failure(err)
+            if single_run and is_user_error(err) and not debug_requested():
+                raise SystemExit(2) from None  # bad input or environment: 2, as every entry point
 
 
 def report_failure(err: BaseException) -> None:
@@ -68,15 +94,7 @@ def report_failure(err: BaseException) -> None:
     if is_user_error(err) and not debug_requested():
         log.error("run failed: %s", one_line(err))
     else:
-        log.exception("run failed: %s", one_line(err))
-
-
-def announce_run_folder(folder: Path) -> None:
-    """Under DDP rank 0 tells the other ranks (waiting in ``chordexp.run.cli``) its run folder."""
-    if launched_by_torchrun():
-        context = current_context()
-        if context is not None and context.is_main:
-            broadcast_object(str(folder))
+        log.error("run failed: %s", one_line(err), exc_info=err)
 
 
 def close_log_files() -> None:

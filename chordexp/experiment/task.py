@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 from typing import Any, Dict
 
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from chordexp.errors import ConfigValueError
@@ -21,12 +20,13 @@ from chordexp.experiment.components import build_components, build_loggers, whol
 from chordexp.experiment.environment import record_environment
 from chordexp.experiment.finetune import check_required as check_finetune_required
 from chordexp.experiment.finetune import settings_of
-from chordexp.experiment.objective import check_optimized_metric
 from chordexp.experiment.optuna_trial import trial_callbacks
+from chordexp.experiment.outcome import run_dir
+from chordexp.experiment.preflight import checked_training_config
 from chordexp.experiment.resources import rank_device, set_threads
 from chordexp.experiment.resume_check import check_resume_config
 from chordexp.experiment.run_plots import write_run_plots
-from chordexp.experiment.schemas import resolved_dict, to_training_config
+from chordexp.experiment.schemas import resolved_dict
 from chordexp.inference.recognizer import ChordRecognizer
 from chordexp.inference.transcribe import transcribe_files
 from chordexp.loggers import finish_loggers
@@ -39,17 +39,11 @@ from chordexp.training.stop_signals import stop_on_signals
 log = logging.getLogger(__name__)
 
 
-def run_dir() -> Path:
-    """The run folder Hydra chose (``hydra.run.dir``, or a sweep's job folder)."""
-    return Path(HydraConfig.get().runtime.output_dir)
-
-
 def train(cfg: DictConfig) -> Dict[str, Any]:
     """Train one model as ``cfg`` says, fill the run folder, return metrics.json's content
     (``{}`` on a DDP rank other than 0, which writes nothing)."""
     start = time.perf_counter()
-    config = to_training_config(cfg)  # validates values before anything is built
-    check_optimized_metric(cfg.optimized_metric)
+    config = checked_training_config(cfg)  # before anything is built
     check_finetune_required(cfg)
     folder = run_dir()
     config.checkpoint_dir = str(folder / config.checkpoint_dir)  # validated: relative, inside the folder

@@ -99,6 +99,13 @@ def broadcast_object(value: Any, src: int = 0) -> Any:
     return box[0]
 
 
+def announce_run_folder(folder: Any) -> None:
+    """Rank 0 sends its run folder to the other ranks (they wait for it in ``chordexp.run.cli``)."""
+    context = current_context()
+    if context is not None and context.is_main:
+        broadcast_object(str(folder))
+
+
 def sum_across(tensor: Tensor) -> Tensor:
     """In-place sum over all ranks (metric sums, item counts)."""
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)

@@ -14,21 +14,13 @@ import logging
 import os
 import signal
 import threading
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Tuple
 
 from chordexp.training.trainer import Trainer
 
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS: Tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
-
-
-def exit_status(signal_name: Optional[str]) -> int:
-    """The conventional shell status of a process ended by ``signal_name`` (else 1)."""
-    try:
-        return 128 + int(signal.Signals[signal_name]) if signal_name else 1
-    except KeyError:
-        return 1
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from chordexp.config import MIXED_PRECISION_MODES, TrainingConfig, check_training_config
 from chordexp.device import resolve_device
-from chordexp.errors import ConfigValueError, UserError
+from chordexp.errors import ConfigValueError, TrainingInterrupted, UserError
 from chordexp.model.loss import ChordRecognitionLoss
 from chordexp.training.batch_checks import check_target_ranges
 from chordexp.training.callbacks import Callback
@@ -86,16 +86,6 @@ class NonFiniteLossError(UserError, FloatingPointError):
     """The training loss or gradient became NaN or infinite; nothing was saved from that epoch."""
 
     name_in_line = True
-
-
-class TrainingInterrupted(RuntimeError):
-    """``request_stop`` was called (e.g. by a signal): training stopped at a safe point,
-    with ``last.pt`` holding the last completed epoch. ``reason`` is what was passed to
-    ``request_stop`` (a signal's name such as ``'SIGTERM'``)."""
-
-    def __init__(self, message: str, reason: Optional[str] = None) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 def monitor_direction(monitor: str, mode: str) -> str:
