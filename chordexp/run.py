@@ -2,9 +2,9 @@
 
 ``cli`` rewrites the arguments and claims the run folder before Hydra starts
 (``chordexp.experiment.launch``, ``chordexp.experiment.run_lock``); ``main`` lets Hydra
-compose ``conf/config.yaml`` with the overrides and runs the training task
-(``chordexp.experiment.outcome.run_task``), returning ``optimized_metric`` for sweepers
-(``-m``). Only Hydra, OmegaConf and light modules load at module level, so ``--help``
+compose ``conf/config.yaml`` with the overrides, checks the values and runs the training
+task under one error policy (``chordexp.experiment.outcome.RunEnding``), returning
+``optimized_metric`` for sweepers (``-m``). Only Hydra, OmegaConf and light modules load at module level, so ``--help``
 and ``--cfg job`` answer at once; torch and the experiment layer load inside ``main``.
 """
 
@@ -74,7 +74,7 @@ def cli() -> None:
     if distributed is not None and not distributed.is_main:
         if launch.answers_only(sys.argv[1:]):
             return  # rank 0 answers; it never reaches the broadcast the others would wait for
-        sys.argv += launch.following_rank_zero(process_group.broadcast_object(None))  # sent from run_task
+        sys.argv += launch.following_rank_zero(process_group.broadcast_object(None))  # sent from main
     if claim is not None:
         sys.argv[1:] = claim.argv  # the folder checked and locked is the one Hydra writes
     try:
