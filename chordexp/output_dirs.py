@@ -35,6 +35,7 @@ NO_FOLDER_FLAGS = (
     "--resolve",
     "--shell-completion",
     "-sc",
+    "--version",
 )
 
 

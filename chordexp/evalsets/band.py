@@ -37,6 +37,7 @@ from chordexp.evalsets.material import (
     MINOR_PROGRESSIONS,
     PROGRESSIONS,
     TICKS_PER_BEAT,
+    BeatTimeline,
     ChordEvent,
     Note,
     beats_to_ticks,
@@ -137,7 +138,7 @@ class Section:
 
 
 @dataclass
-class BandSong:
+class BandSong(BeatTimeline):
     name: str
     split: str
     tempo_us: int
@@ -154,14 +155,6 @@ class BandSong:
     mastering: Dict[str, float]
     tail_beats: int = 4
     seed: List[int] = field(default_factory=list)
-
-    @property
-    def beat_seconds(self) -> float:
-        return self.tempo_us / 1e6
-
-    @property
-    def total_beats(self) -> int:
-        return self.chords[-1].start + self.chords[-1].beats + self.tail_beats
 
     def part(self, role: str) -> BandPart:
         return next(p for p in self.parts if p.role == role)

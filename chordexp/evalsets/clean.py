@@ -23,6 +23,7 @@ from chordexp.evalsets.material import (
     MINOR_PROGRESSIONS,
     PROGRESSIONS,
     TICKS_PER_BEAT,
+    BeatTimeline,
     ChordEvent,
     Note,
     bass_pitch,
@@ -58,7 +59,7 @@ class Part:
 
 
 @dataclass
-class Song:
+class Song(BeatTimeline):
     name: str
     tempo_us: int  # microseconds per beat, as in the MIDI file
     key: int
@@ -71,14 +72,6 @@ class Song:
     melody_program: Optional[int]
     tail_beats: int = 4  # N after the last chord: release tails and reverb
     seed: List[int] = field(default_factory=list)
-
-    @property
-    def beat_seconds(self) -> float:
-        return self.tempo_us / 1e6
-
-    @property
-    def total_beats(self) -> int:
-        return self.chords[-1].start + self.chords[-1].beats + self.tail_beats
 
 
 def plan_song(index: int, seed: int, progression_names: Sequence[str], split: str = "test") -> Song:

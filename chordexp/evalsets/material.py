@@ -133,3 +133,20 @@ def song_segments(song: TimedSong, duration: Optional[float] = None) -> List[Seg
     if end > last_end:
         segments.append((last_end, end, "N"))
     return [(s, min(e, end), label) for s, e, label in segments if s < end]
+
+
+class BeatTimeline:
+    """Timing every song of the set shares (a mixin of the clean and band song
+    dataclasses): ``tempo_us`` per beat, chords placed in beats, a tail after the last."""
+
+    tempo_us: int
+    chords: List[ChordEvent]
+    tail_beats: int
+
+    @property
+    def beat_seconds(self) -> float:
+        return self.tempo_us / 1e6
+
+    @property
+    def total_beats(self) -> int:
+        return self.chords[-1].start + self.chords[-1].beats + self.tail_beats

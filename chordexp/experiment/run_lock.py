@@ -64,6 +64,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 from chordexp.errors import UsageError
 from chordexp.experiment.conf_dir import CONF_DIR
+from chordexp.experiment.schemas import register_configs
+from chordexp.output_dirs import NO_FOLDER_FLAGS
 
 LOCK_NAME = ".chordexp.lock"
 #: Files whose presence means a folder holds a run (besides a non-empty checkpoint folder).
@@ -71,20 +73,6 @@ RUN_RECORDS = (".hydra/config.yaml", "metrics.json", "history.json", "environmen
 #: Files whose presence means a folder holds a sweep.
 SWEEP_RECORDS = ("multirun.yaml", "optimization_results.yaml")
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
-#: Hydra flags after which nothing is run (and no folder is made).
-NO_RUN_FLAGS = (
-    "--cfg",
-    "-c",
-    "--help",
-    "-h",
-    "--hydra-help",
-    "--info",
-    "-i",
-    "--resolve",
-    "--shell-completion",
-    "-sc",
-    "--version",
-)
 
 _TYPED_ARGV: Optional[List[str]] = None
 
@@ -439,7 +427,7 @@ def plan_run_folder(argv: Sequence[str]) -> Optional[RunFolderPlan]:
     checkpoint with torch, which a plain run need not load this early).
     """
     args = list(argv)
-    if any(arg.partition("=")[0] in NO_RUN_FLAGS for arg in args):
+    if any(arg.partition("=")[0] in NO_FOLDER_FLAGS for arg in args):
         return None
     composed = _compose(args)
     if composed is None:
@@ -472,6 +460,7 @@ def _compose(args: List[str]):
     if GlobalHydra.instance().is_initialized():
         return None  # inside another Hydra app (a test): leave it alone
     overrides = list(parsed.overrides)
+    register_configs()  # the schemas the config's defaults name (python -m chordexp.run has stored them already)
     try:
         search_path = create_automatic_config_search_path(run_py, None, config_path)
         if parsed.config_dir is not None:
