@@ -15,6 +15,7 @@ entry: a killed writer leaves a ``.tmp`` (removed by the next writer of that ent
 never a half-written ``.npy``. An entry whose size does not match its header (a disk
 that lied, a truncated copy) is decoded again.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -129,8 +130,9 @@ def _map(entry: Path) -> Optional[np.ndarray]:
         log.warning("audio cache: %s is not a whole entry (%s); decoding again", entry.name, error)
         return None
     if mapped.dtype != np.float32 or mapped.ndim != 1:
-        log.warning("audio cache: %s holds %s %s, not mono float32; decoding again", entry.name,
-                    mapped.dtype, mapped.shape)
+        log.warning(
+            "audio cache: %s holds %s %s, not mono float32; decoding again", entry.name, mapped.dtype, mapped.shape
+        )
         return None
     return mapped
 
@@ -168,7 +170,7 @@ class MappedAudio:
 
     def peak(self, chunk: int = 1 << 20) -> float:
         """max |sample|, read in chunks (no copy of the whole song)."""
-        return max((float(np.max(np.abs(self[i:i + chunk]))) for i in range(0, len(self), chunk)), default=0.0)
+        return max((float(np.max(np.abs(self[i : i + chunk]))) for i in range(0, len(self), chunk)), default=0.0)
 
     def __repr__(self) -> str:
         return f"MappedAudio({self.entry.name}, {self.shape[0]} samples)"

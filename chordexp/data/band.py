@@ -9,6 +9,7 @@ SoundFont notes (the training SoundFont, TimGM6mb: evaluation uses another rende
 and another font), rendered separately so the mix can set each part's level.
 All randomness comes from the generator passed in.
 """
+
 from __future__ import annotations
 
 import math
@@ -18,15 +19,23 @@ import numpy as np
 
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NO_CHORD
 from chordexp.data.harmony import SongPlan
-from chordexp.data.soundfont import BASS_PROGRAMS, CHORD_PROGRAMS, MELODY_PROGRAMS, Note, shared_renderer, tilt
+from chordexp.data.soundfont import BASS_PROGRAMS, CHORD_PROGRAMS, MELODY_PROGRAMS, Note, shared_renderer
 
 STYLE_PROGRAMS = {
-    "block": CHORD_PROGRAMS["organ"] + CHORD_PROGRAMS["strings"] + CHORD_PROGRAMS["synth"] + CHORD_PROGRAMS["brass"]
-    + CHORD_PROGRAMS["reed"] + CHORD_PROGRAMS["piano"][:3],
-    "comp": CHORD_PROGRAMS["piano"] + CHORD_PROGRAMS["chromatic"] + CHORD_PROGRAMS["organ"][:4]
+    "block": CHORD_PROGRAMS["organ"]
+    + CHORD_PROGRAMS["strings"]
+    + CHORD_PROGRAMS["synth"]
+    + CHORD_PROGRAMS["brass"]
+    + CHORD_PROGRAMS["reed"]
+    + CHORD_PROGRAMS["piano"][:3],
+    "comp": CHORD_PROGRAMS["piano"]
+    + CHORD_PROGRAMS["chromatic"]
+    + CHORD_PROGRAMS["organ"][:4]
     + CHORD_PROGRAMS["guitar"],
     "strum": CHORD_PROGRAMS["guitar"],
-    "arpeggio": CHORD_PROGRAMS["piano"] + CHORD_PROGRAMS["guitar"] + CHORD_PROGRAMS["chromatic"]
+    "arpeggio": CHORD_PROGRAMS["piano"]
+    + CHORD_PROGRAMS["guitar"]
+    + CHORD_PROGRAMS["chromatic"]
     + CHORD_PROGRAMS["synth"][:3],
 }
 STYLES = tuple(STYLE_PROGRAMS)
@@ -93,17 +102,24 @@ class BandRenderer:
     def _play(self, notes: Sequence[Note], n: int) -> np.ndarray:
         return shared_renderer(self.soundfont, self.sr).render(notes, n)
 
-    def _chord_part(self, rng: np.random.Generator, style: str, spans: Sequence[Span], plan: SongPlan,
-                    centre: float) -> List[Note]:
+    def _chord_part(
+        self, rng: np.random.Generator, style: str, spans: Sequence[Span], plan: SongPlan, centre: float
+    ) -> List[Note]:
         programs = STYLE_PROGRAMS[style]
         program = int(programs[int(rng.integers(len(programs)))])
         beat, bar = plan.beat_seconds, plan.beat_seconds * plan.beats_per_bar
         velocity = rng.uniform(0.45, 0.9)
         jitter = rng.uniform(0.0, 0.015)
-        comp_pattern = [p for p in (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
-                        if p < plan.beats_per_bar and rng.random() < (0.8 if p % 1 == 0 else 0.35)] or [0.0]
-        strum_pattern = [(p, rng.random() < 0.5 and p % 1 != 0) for p in np.arange(0, plan.beats_per_bar, 0.5)
-                         if p == 0 or rng.random() < 0.6]
+        comp_pattern = [
+            p
+            for p in (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5)
+            if p < plan.beats_per_bar and rng.random() < (0.8 if p % 1 == 0 else 0.35)
+        ] or [0.0]
+        strum_pattern = [
+            (p, rng.random() < 0.5 and p % 1 != 0)
+            for p in np.arange(0, plan.beats_per_bar, 0.5)
+            if p == 0 or rng.random() < 0.6
+        ]
         arp_step = 0.5 if rng.random() < 0.6 else 0.25
         notes: List[Note] = []
         for start, end, chord in spans:
@@ -133,8 +149,15 @@ class BandRenderer:
                         spread = rng.uniform(0.006, 0.03) if style == "strum" else 0.0
                         accent = 1.0 if position % 1 == 0 else 0.8
                         for k, key in enumerate(order):
-                            notes.append(Note(key, _vel(rng, velocity * accent), t + k * spread + rng.uniform(0, jitter),
-                                              program, max(hold, 0.05)))
+                            notes.append(
+                                Note(
+                                    key,
+                                    _vel(rng, velocity * accent),
+                                    t + k * spread + rng.uniform(0, jitter),
+                                    program,
+                                    max(hold, 0.05),
+                                )
+                            )
                 if len(notes) == before:  # a chord too short for the pattern's hits: strike it once
                     for key in voicing:
                         notes.append(Note(key, _vel(rng, velocity), start, program, (end - start) * 0.95))
@@ -143,8 +166,15 @@ class BandRenderer:
                 t, k = start, 0
                 while t < end - 1e-6:
                     ring = min(end - t, beat * arp_step * rng.uniform(1.0, 3.0))
-                    notes.append(Note(order[k % len(order)], _vel(rng, velocity), t + rng.uniform(0, jitter),
-                                      program, max(ring, 0.05)))
+                    notes.append(
+                        Note(
+                            order[k % len(order)],
+                            _vel(rng, velocity),
+                            t + rng.uniform(0, jitter),
+                            program,
+                            max(ring, 0.05),
+                        )
+                    )
                     t += beat * arp_step
                     k += 1
         return notes
@@ -166,8 +196,13 @@ class BandRenderer:
             key = _nearest(chord[2], previous, 28, 52)
             previous = key
             fifth = key + 7 if key + 7 <= 55 else key - 5
-            step = {"whole": end - start, "beats": beat, "eighths": beat / 2, "root_fifth": beat * 2,
-                    "syncopated": beat * 1.5}[str(pattern)]
+            step = {
+                "whole": end - start,
+                "beats": beat,
+                "eighths": beat / 2,
+                "root_fifth": beat * 2,
+                "syncopated": beat * 1.5,
+            }[str(pattern)]
             t, k = start, 0
             while t < end - 1e-6:
                 hold = min(step, end - t) * rng.uniform(0.6, 0.98)
@@ -247,11 +282,16 @@ class BandRenderer:
                     t += length
                     continue
                 if strong:
-                    pitch = min((p for p in range(pitch - 6, pitch + 7) if p % 12 in tones),
-                                key=lambda p: abs(p - pitch) + abs(p - centre) * 0.2, default=pitch)
+                    pitch = min(
+                        (p for p in range(pitch - 6, pitch + 7) if p % 12 in tones),
+                        key=lambda p: abs(p - pitch) + abs(p - centre) * 0.2,
+                        default=pitch,
+                    )
                 else:  # a step along the scale: often a non-chord tone
                     direction = 1 if rng.random() < 0.5 + (centre - pitch) * 0.05 else -1
-                    candidates = [p for p in range(pitch + direction, pitch + 3 * direction, direction) if p % 12 in scale]
+                    candidates = [
+                        p for p in range(pitch + direction, pitch + 3 * direction, direction) if p % 12 in scale
+                    ]
                     pitch = candidates[0] if candidates else pitch + direction
                 notes.append(Note(pitch, _vel(rng, velocity), t, program, min(length, end - t) * rng.uniform(0.7, 1.0)))
                 t += length
@@ -281,7 +321,7 @@ def additive_play(rng: np.random.Generator, notes: Sequence[Note], n: int, sr: i
     slope = rng.uniform(0.6, 2.5)
     even = rng.uniform(0.1, 1.0)
     partials = np.arange(1, max_partials + 1)
-    base_amps = partials ** -slope * np.where(partials % 2 == 0, even, 1.0) * 10 ** (rng.normal(0, 3, max_partials) / 20)
+    base_amps = partials**-slope * np.where(partials % 2 == 0, even, 1.0) * 10 ** (rng.normal(0, 3, max_partials) / 20)
     phase = np.arange(size) / size
     decaying = style in ("comp", "strum", "arpeggio") or rng.random() < 0.3
     attack = rng.uniform(0.002, 0.01) if decaying else rng.uniform(0.02, 0.3)
@@ -312,70 +352,5 @@ def additive_play(rng: np.random.Generator, notes: Sequence[Note], n: int, sr: i
         if decaying:
             env = env * np.exp(-6.91 * t / decay_s)
         env = env * np.clip((hold + release - t) / release, 0.0, 1.0)
-        out[start:start + length] += table[index] * env.astype(np.float32) * np.float32(note.velocity)
+        out[start : start + length] += table[index] * env.astype(np.float32) * np.float32(note.velocity)
     return out
-
-
-# ------------------------------------------------------------------ mastering
-def master(rng: np.random.Generator, mix: np.ndarray, sr: int, reverb_noise: np.ndarray) -> np.ndarray:
-    """What a production adds: room reverb, EQ, band limits (as lossy codecs and small
-    speakers do), bus compression, a little noise; then a random level."""
-    out = mix.astype(np.float32)
-    n = len(out)
-    if rng.random() < 0.6:
-        rt60 = rng.uniform(0.3, 2.0)
-        length = min(int(rt60 * sr), n, len(reverb_noise))
-        t = np.arange(length, dtype=np.float32) / np.float32(sr)
-        response = reverb_noise[:length] * np.exp(np.float32(-6.91 / rt60) * t)
-        size = 1 << int(math.ceil(math.log2(n + length)))
-        wet = np.fft.irfft(np.fft.rfft(out, size) * np.fft.rfft(response, size), size)[:n].astype(np.float32)
-        out = out + wet * np.float32(rng.uniform(0.1, 0.6) * _rms(out) / (_rms(wet) + 1e-12))
-    if rng.random() < 0.6:
-        out = tilt(out, sr, rng.uniform(-2.5, 2.5))
-    if rng.random() < 0.5:
-        out = band_limit(out, sr, low_hz=rng.uniform(30.0, 150.0) if rng.random() < 0.5 else None,
-                         high_hz=rng.uniform(3000.0, sr / 2) if rng.random() < 0.6 else None)
-    if rng.random() < 0.7:
-        out = compress(out, sr, threshold_db=rng.uniform(-30.0, -12.0), ratio=rng.uniform(2.0, 8.0))
-    if rng.random() < 0.5:
-        out = out + rng.normal(0.0, _rms(out) * 10 ** (-rng.uniform(25.0, 50.0) / 20), n).astype(np.float32)
-    out *= np.float32(10 ** (rng.uniform(-28.0, -10.0) / 20) / (_rms(out) + 1e-12))
-    peak = float(np.abs(out).max(initial=0.0))
-    if peak > 0.99:  # a limiter's job: soft-clip the peaks
-        out = np.tanh(out / np.float32(peak / 1.2)).astype(np.float32) * np.float32(0.99 / math.tanh(1.2))
-    return out.astype(np.float32)
-
-
-def _rms(x: np.ndarray) -> float:
-    return math.sqrt(float(np.dot(x, x)) / max(len(x), 1))
-
-
-def band_limit(audio: np.ndarray, sr: int, low_hz: Optional[float], high_hz: Optional[float]) -> np.ndarray:
-    """High-pass below ``low_hz`` and low-pass above ``high_hz`` (smooth 2nd-order-like slopes)."""
-    if low_hz is None and high_hz is None:
-        return audio
-    spectrum = np.fft.rfft(audio)
-    freqs = np.fft.rfftfreq(len(audio), 1.0 / sr)
-    gain = np.ones_like(freqs)
-    if low_hz is not None:
-        gain *= 1.0 / (1.0 + (low_hz / np.maximum(freqs, 1e-3)) ** 4)
-    if high_hz is not None:
-        gain *= 1.0 / (1.0 + (freqs / high_hz) ** 8)
-    return np.fft.irfft(spectrum * gain, n=len(audio)).astype(np.float32)
-
-
-def compress(audio: np.ndarray, sr: int, threshold_db: float, ratio: float) -> np.ndarray:
-    """A bus compressor: gain from a smoothed RMS envelope (10 ms hops), above the
-    threshold reduced by ``ratio``, with make-up gain."""
-    hop = max(1, int(0.01 * sr))
-    frames = len(audio) // hop + 1
-    padded = np.pad(audio, (0, frames * hop - len(audio)))
-    level = np.sqrt(np.mean(padded.reshape(frames, hop) ** 2, axis=1) + 1e-12)
-    kernel = np.ones(5) / 5
-    level = np.convolve(level, kernel, mode="same")
-    level_db = 20 * np.log10(level + 1e-12) - 20 * np.log10(np.max(level) + 1e-12)
-    over = np.maximum(level_db - threshold_db, 0.0)
-    gain_db = -over * (1.0 - 1.0 / ratio)
-    gain = 10 ** (gain_db / 20)
-    gain_samples = np.interp(np.arange(len(audio)), np.arange(frames) * hop + hop / 2, gain)
-    return (audio * gain_samples).astype(np.float32)

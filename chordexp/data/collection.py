@@ -18,6 +18,7 @@ One place for what both folder datasets (``data=folder``, ``data=folder_songs``)
   ``group_depth=N`` keeps songs sharing their first ``N`` folders (an artist, an album)
   in one split.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -65,8 +66,11 @@ class Entry:
 # ---------------------------------------------------------------------- discovery
 def find_audio(root: Path) -> List[Path]:
     """Audio files under ``root``, recursively, sorted; hidden files and folders skipped."""
-    return sorted(p for p in root.rglob("*")
-                  if is_audio_file(p) and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if is_audio_file(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
 
 
 def annotation_root(annotations: Optional[str | Path]) -> Optional[Path]:
@@ -85,8 +89,10 @@ def discover(root: Path, annotations: Optional[Path] = None) -> List[Entry]:
     for audio in find_audio(root):
         relative = audio.relative_to(root)
         base = (annotations / relative if annotations is not None else audio).with_suffix("")
-        found = next((base.with_name(base.name + s) for s in ANNOTATION_SUFFIXES
-                      if base.with_name(base.name + s).is_file()), None)
+        found = next(
+            (base.with_name(base.name + s) for s in ANNOTATION_SUFFIXES if base.with_name(base.name + s).is_file()),
+            None,
+        )
         entries.append(Entry(relative.as_posix(), audio, found, base))
     return entries
 
@@ -111,9 +117,12 @@ def load_intervals(path: Path) -> Tuple[np.ndarray, List[str], List[int]]:
 
 def overlaps(path: Path, intervals: np.ndarray, rows: Sequence[int]) -> List[str]:
     """One line per interval that starts before the previous one ends (beyond rounding)."""
-    return [f"{path}:{rows[i]}: starts at {intervals[i, 0]:g} s, before the previous interval ends "
-            f"({intervals[i - 1, 1]:g} s); intervals must not overlap"
-            for i in range(1, len(intervals)) if intervals[i, 0] < intervals[i - 1, 1] - OVERLAP_TOLERANCE_S]
+    return [
+        f"{path}:{rows[i]}: starts at {intervals[i, 0]:g} s, before the previous interval ends "
+        f"({intervals[i - 1, 1]:g} s); intervals must not overlap"
+        for i in range(1, len(intervals))
+        if intervals[i, 0] < intervals[i - 1, 1] - OVERLAP_TOLERANCE_S
+    ]
 
 
 def read_lab(path: Path) -> Tuple[np.ndarray, List[str], List[int]]:
@@ -138,8 +147,9 @@ def read_jams(path: Path) -> Tuple[np.ndarray, List[str], List[int]]:
     found = [a for a in jam.annotations if a.namespace in JAMS_NAMESPACES]
     if not found:
         held = sorted({a.namespace for a in jam.annotations}) or ["none"]
-        raise SongError(f"{path}: no annotation of namespace {' or '.join(JAMS_NAMESPACES)} "
-                        f"(it holds: {', '.join(held)})")
+        raise SongError(
+            f"{path}: no annotation of namespace {' or '.join(JAMS_NAMESPACES)} (it holds: {', '.join(held)})"
+        )
     intervals, values = found[0].to_interval_values()
     intervals = np.asarray(intervals, dtype=np.float64).reshape(-1, 2)
     labels = [str(v) for v in values]
@@ -158,8 +168,9 @@ def _import_jams(path: Path):
     try:
         import jams
     except ImportError:
-        raise SongError(f"{path}: reading JAMS files needs the jams package: pip install 'chordexp[jams]' "
-                        f"(or pip install jams)") from None
+        raise SongError(
+            f"{path}: reading JAMS files needs the jams package: pip install 'chordexp[jams]' (or pip install jams)"
+        ) from None
     return jams
 
 
@@ -167,7 +178,7 @@ def _import_jams(path: Path):
 def split_hash(seed: int, key: str) -> float:
     """A stable pseudo-random number in [0, 1) for a song or group (same on every machine)."""
     digest = hashlib.blake2b(f"{seed}\0{key}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2.0 ** 64
+    return int.from_bytes(digest, "big") / 2.0**64
 
 
 def group_key(song_id: str, group_depth: int) -> str:
@@ -184,9 +195,17 @@ def fold_of(key: str, seed: int, num_folds: int) -> int:
     return min(int(split_hash(seed, key) * num_folds), num_folds - 1)
 
 
-def assign_splits(song_ids: Sequence[str], seed: int, val_fraction: float = 0.1, *, num_folds: int = 0,
-                  fold: int = 0, group_depth: int = 0, split_file: Optional[Path] = None,
-                  annotated: Optional[Sequence[str]] = None) -> Dict[str, str]:
+def assign_splits(
+    song_ids: Sequence[str],
+    seed: int,
+    val_fraction: float = 0.1,
+    *,
+    num_folds: int = 0,
+    fold: int = 0,
+    group_depth: int = 0,
+    split_file: Optional[Path] = None,
+    annotated: Optional[Sequence[str]] = None,
+) -> Dict[str, str]:
     """song id -> ``"train"``, ``"val"`` (or ``"excluded"`` by a split file).
 
     - ``split_file``: the file decides (:func:`read_split_file`).
@@ -202,8 +221,10 @@ def assign_splits(song_ids: Sequence[str], seed: int, val_fraction: float = 0.1,
         split = {song: ("val" if fold_of(keys[song], seed, num_folds) == fold else "train") for song in song_ids}
         for side in SPLITS:
             if song_ids and side not in split.values():
-                raise ConfigValueError(f"fold {fold} of {num_folds} leaves the {side} split empty "
-                                 f"({len(set(keys.values()))} songs or groups in all): use fewer folds (data.num_folds)")
+                raise ConfigValueError(
+                    f"fold {fold} of {num_folds} leaves the {side} split empty "
+                    f"({len(set(keys.values()))} songs or groups in all): use fewer folds (data.num_folds)"
+                )
         return split
     u = {song: split_hash(seed, keys[song]) for song in song_ids}
     split = {song: ("val" if u[song] < val_fraction else "train") for song in song_ids}
@@ -245,8 +266,14 @@ def read_split_file(path: Path, song_ids: Sequence[str]) -> Dict[str, str]:
             raise CollectionError(f"{path}:{number}: want 'train SONG_ID' or 'val SONG_ID', got {line!r}")
         song = by_name.get(name) or (stems[name][0] if len(stems.get(name, ())) == 1 else None)
         if song is None:
-            what = "names several audio files" if len(stems.get(name, ())) > 1 else "is not an audio file of the collection"
-            raise CollectionError(f"{path}:{number}: {name!r} {what} (song ids are paths relative to data.dataset.root)")
+            what = (
+                "names several audio files"
+                if len(stems.get(name, ())) > 1
+                else "is not an audio file of the collection"
+            )
+            raise CollectionError(
+                f"{path}:{number}: {name!r} {what} (song ids are paths relative to data.dataset.root)"
+            )
         if song in seen:
             raise CollectionError(f"{path}:{number}: {name!r} is listed already on line {seen[song]}")
         seen[song] = number

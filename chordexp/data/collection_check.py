@@ -5,6 +5,7 @@ with what is wrong tallied and reported as text.
 The same discovery and label mapping as training (``chordexp.data.collection``,
 ``chordexp.data.labels``), so what the check reports is what training would meet.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -53,8 +54,13 @@ class CollectionReport:
         return len(self.undecodable) + len(self.unreadable) + len(self.overlaps)
 
 
-def check_collection(root: str | Path, annotations: Optional[str | Path] = None, unknown_chords: str = "map",
-                     end_tolerance: float = 5.0, gap_tolerance: float = 0.1) -> CollectionReport:
+def check_collection(
+    root: str | Path,
+    annotations: Optional[str | Path] = None,
+    unknown_chords: str = "map",
+    end_tolerance: float = 5.0,
+    gap_tolerance: float = 0.1,
+) -> CollectionReport:
     """Read every song under ``root`` (one at a time) and tally what is wrong with it."""
     if unknown_chords not in UNKNOWN_CHORD_MODES:
         raise UsageError(f"unknown_chords={unknown_chords} must be one of {', '.join(UNKNOWN_CHORD_MODES)}")
@@ -94,8 +100,10 @@ def check_collection(root: str | Path, annotations: Optional[str | Path] = None,
         previous_end = 0.0
         for (start, end), label, row in zip(intervals, labels, rows):
             if start - previous_end > gap_tolerance:
-                report.gaps.append(f"{entry.annotation}:{row}: {start - previous_end:.2f} s without a label "
-                                   f"({previous_end:g}..{start:g} s)")
+                report.gaps.append(
+                    f"{entry.annotation}:{row}: {start - previous_end:.2f} s without a label "
+                    f"({previous_end:g}..{start:g} s)"
+                )
             previous_end = max(previous_end, end)
             triple, outcome = classify_label(label, unknown_chords)
             if outcome == "mapped" and triple is not None:
@@ -104,8 +112,10 @@ def check_collection(root: str | Path, annotations: Optional[str | Path] = None,
                 report.skipped[label] += 1
             report.type_seconds["skipped" if triple is None else CHORD_TYPES[triple[1]]] += end - start
         if duration is not None and abs(previous_end - duration) > end_tolerance:
-            report.end_mismatch.append(f"{entry.annotation}: labels end at {previous_end:.2f} s, the audio at "
-                                       f"{duration:.2f} s ({previous_end - duration:+.2f} s)")
+            report.end_mismatch.append(
+                f"{entry.annotation}: labels end at {previous_end:.2f} s, the audio at "
+                f"{duration:.2f} s ({previous_end - duration:+.2f} s)"
+            )
     return report
 
 
@@ -113,19 +123,25 @@ def orphan_annotations(folder: Path, entries: list) -> List[str]:
     """``.lab`` / ``.jams`` files under ``folder`` that no audio file pairs with (a name that
     differs between the audio and the annotation tree), hidden ones skipped."""
     claimed = {entry.expected for entry in entries}
-    return [f"{path}: no audio file pairs with it" for path in sorted(folder.rglob("*"))
-            if path.suffix.lower() in ANNOTATION_SUFFIXES and path.is_file()
-            and not any(part.startswith(".") for part in path.relative_to(folder).parts)
-            and path.with_suffix("") not in claimed]
+    return [
+        f"{path}: no audio file pairs with it"
+        for path in sorted(folder.rglob("*"))
+        if path.suffix.lower() in ANNOTATION_SUFFIXES
+        and path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+        and path.with_suffix("") not in claimed
+    ]
 
 
 def format_report(report: CollectionReport) -> str:
     """The report as text: a summary, then one section per kind of finding."""
     where = "beside the audio" if report.annotations is None else str(report.annotations)
-    lines = [f"collection: {report.root} (annotations: {where})",
-             f"songs: {report.songs} audio files, {report.annotated} annotated, "
-             f"{len(report.unannotated)} without annotation",
-             f"hours: {report.seconds / 3600:.3f} ({report.seconds:.1f} s of audio that decodes)"]
+    lines = [
+        f"collection: {report.root} (annotations: {where})",
+        f"songs: {report.songs} audio files, {report.annotated} annotated, "
+        f"{len(report.unannotated)} without annotation",
+        f"hours: {report.seconds / 3600:.3f} ({report.seconds:.1f} s of audio that decodes)",
+    ]
 
     def section(title: str, items: List[str], level: str) -> None:
         if not items:
@@ -148,8 +164,10 @@ def format_report(report: CollectionReport) -> str:
     total = sum(report.type_seconds.values())
     if total > 0:
         lines.append("duration per chord type:")
-        lines.extend(f"  {name:<10} {seconds:10.1f} s  {100 * seconds / total:5.1f}%"
-                     for name, seconds in report.type_seconds.most_common())
+        lines.extend(
+            f"  {name:<10} {seconds:10.1f} s  {100 * seconds / total:5.1f}%"
+            for name, seconds in report.type_seconds.most_common()
+        )
     warnings = len(report.gaps) + len(report.unannotated) + len(report.orphans) + len(report.end_mismatch)
     lines.append(f"{report.errors} error(s), {warnings} warning(s)")
     return "\n".join(lines)

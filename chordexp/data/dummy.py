@@ -3,6 +3,7 @@
 It exercises the whole pipeline at almost no cost and learns nothing. Items are a
 pure function of ``(seed, split, index)``, like the synthetic dataset's.
 """
+
 from __future__ import annotations
 
 from typing import Dict, Tuple

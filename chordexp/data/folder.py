@@ -28,6 +28,7 @@ label`` lines, Harte labels; or JAMS) beside it or at the same relative path und
   covers at least ``min_label_fraction`` of the window (songs are thus weighted by
   their usable duration); the label is the chord covering most of the window.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,8 +41,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from chordexp.audio_files import AUDIO_SUFFIXES
 from chordexp.audio import AudioError, load_audio, resample
+from chordexp.audio_files import AUDIO_SUFFIXES
 from chordexp.chords import NO_CHORD, NUM_PITCH_CLASSES
 from chordexp.data import collection
 from chordexp.data.audio_cache import AudioCache, MappedAudio, default_cache_dir
@@ -88,15 +89,30 @@ class FolderChordDataset(Dataset):
     ``bass_note`` (N: all 0). See the module docstring for split, windows and checks.
     """
 
-    def __init__(self, size: int, split: str = "train", seed: int = 0, root: str | Path = "???",
-                 sample_rate: int = 44100, clip_seconds: float = 1.0, val_fraction: float = 0.1,
-                 on_error: str = "skip", unknown_chords: str = "map", pitch_shift: int = 6,
-                 min_label_fraction: float = 0.5, annotations: str | Path | None = None, num_folds: int = 0,
-                 fold: int = 0, split_file: str | Path | None = None, group_depth: int = 0,
-                 cache_dir: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        split: str = "train",
+        seed: int = 0,
+        root: str | Path = "???",
+        sample_rate: int = 44100,
+        clip_seconds: float = 1.0,
+        val_fraction: float = 0.1,
+        on_error: str = "skip",
+        unknown_chords: str = "map",
+        pitch_shift: int = 6,
+        min_label_fraction: float = 0.5,
+        annotations: str | Path | None = None,
+        num_folds: int = 0,
+        fold: int = 0,
+        split_file: str | Path | None = None,
+        group_depth: int = 0,
+        cache_dir: str | Path | None = None,
+    ) -> None:
         check_common(size, seed)
-        _check_args(split, sample_rate, clip_seconds, val_fraction, on_error, unknown_chords,
-                    pitch_shift, min_label_fraction)
+        _check_args(
+            split, sample_rate, clip_seconds, val_fraction, on_error, unknown_chords, pitch_shift, min_label_fraction
+        )
         problem = collection.check_split_options(num_folds, fold, group_depth, split_file)
         if problem:
             raise ConfigValueError(f"{type(self).__name__}: {problem}")
@@ -104,8 +120,11 @@ class FolderChordDataset(Dataset):
         self.root = _check_root(root)
         self.annotations = collection.annotation_root(annotations)
         self.split_options: Dict[str, Any] = {
-            "num_folds": int(num_folds), "fold": int(fold), "group_depth": int(group_depth),
-            "split_file": None if split_file in (None, "") else Path(split_file).expanduser()}
+            "num_folds": int(num_folds),
+            "fold": int(fold),
+            "group_depth": int(group_depth),
+            "split_file": None if split_file in (None, "") else Path(split_file).expanduser(),
+        }
         self.sample_rate = int(sample_rate)
         self.num_samples = int(round(clip_seconds * sample_rate))
         self.on_error, self.unknown_chords = on_error, unknown_chords
@@ -115,10 +134,17 @@ class FolderChordDataset(Dataset):
         self.counts = LabelCounts()
         self.audio_cache = audio_cache_at(cache_dir)
         self.songs: List[Song] = self._load_split(val_fraction)
-        self._starts = {k: [valid_starts(s.segments, s.duration, self._read_length(k) / self.sample_rate,
-                                         self.min_label_fraction) for s in self.songs] for k in self.shifts}
-        self._song_weights = {k: np.cumsum([spans[:, 1].sum() - spans[:, 0].sum() for spans in starts])
-                              for k, starts in self._starts.items()}
+        self._starts = {
+            k: [
+                valid_starts(s.segments, s.duration, self._read_length(k) / self.sample_rate, self.min_label_fraction)
+                for s in self.songs
+            ]
+            for k in self.shifts
+        }
+        self._song_weights = {
+            k: np.cumsum([spans[:, 1].sum() - spans[:, 0].sum() for spans in starts])
+            for k, starts in self._starts.items()
+        }
         self._log_summary()
 
     # ------------------------------------------------------------------ items
@@ -136,7 +162,7 @@ class FolderChordDataset(Dataset):
         song = self.songs[window.song]
         n_read = self._read_length(window.shift)
         first = max(0, min(int(round(window.start * self.sample_rate)), song.audio.shape[0] - n_read))
-        audio = song.audio[first:first + n_read]
+        audio = song.audio[first : first + n_read]
         if n_read != self.num_samples:  # speed change by 2**(k/12): pitch up k semitones
             audio = fit_length(resample(audio, n_read, self.num_samples), self.num_samples)
         else:
@@ -183,13 +209,22 @@ class FolderChordDataset(Dataset):
         entries = collection.discover(self.root, self.annotations)
         if not entries:
             raise CollectionError(f"data folder {self.root} holds no audio files ({' '.join(AUDIO_SUFFIXES)})")
-        split = collection.assign_splits([e.song_id for e in entries], self.seed, val_fraction,
-                                         annotated=[e.song_id for e in entries if e.annotation is not None],
-                                         **self.split_options)
+        split = collection.assign_splits(
+            [e.song_id for e in entries],
+            self.seed,
+            val_fraction,
+            annotated=[e.song_id for e in entries if e.annotation is not None],
+            **self.split_options,
+        )
         mine = [e for e in entries if split[e.song_id] == self.split]
         longest = self._read_length(max(self.shifts)) / self.sample_rate
-        log.info("reading the %d songs of the %s split under %s (%d audio files in all)",
-                 len(mine), self.split, self.root, len(entries))
+        log.info(
+            "reading the %d songs of the %s split under %s (%d audio files in all)",
+            len(mine),
+            self.split,
+            self.root,
+            len(entries),
+        )
         songs = []
         for entry in mine:
             try:
@@ -199,8 +234,10 @@ class FolderChordDataset(Dataset):
                     raise error from None
                 log.warning("skipping %s", error)
         if not songs:
-            raise CollectionError(f"data folder {self.root}: no usable songs in the {self.split} split "
-                             f"({len(mine)} of {len(entries)} audio files are {self.split}; see the warnings above)")
+            raise CollectionError(
+                f"data folder {self.root}: no usable songs in the {self.split} split "
+                f"({len(mine)} of {len(entries)} audio files are {self.split}; see the warnings above)"
+            )
         return songs
 
     def _load_song(self, entry: Entry, longest: float) -> Song:
@@ -222,8 +259,10 @@ class FolderChordDataset(Dataset):
         duration = audio.shape[0] / self.sample_rate
         last = int(np.argmax(intervals[:, 1]))
         if intervals[last, 1] > duration + LABEL_OVERRUN_S:
-            raise SongError(f"{lab}:{rows[last]}: labels run to {intervals[last, 1]:.2f} s but {path.name} "
-                            f"lasts {duration:.2f} s (wrong annotation, or truncated audio?)")
+            raise SongError(
+                f"{lab}:{rows[last]}: labels run to {intervals[last, 1]:.2f} s but {path.name} "
+                f"lasts {duration:.2f} s (wrong annotation, or truncated audio?)"
+            )
         counts = LabelCounts()
         segments, triples = self._map_labels(np.minimum(intervals, duration), labels, counts)
         self._check_usable(path, segments, duration, longest)
@@ -233,11 +272,14 @@ class FolderChordDataset(Dataset):
     def _check_usable(self, path: Path, segments: np.ndarray, duration: float, longest: float) -> None:
         """SongError unless some window can be labelled (clip mode: one chord covers enough of it)."""
         if not valid_starts(segments, duration, longest, self.min_label_fraction).size:
-            raise SongError(f"{path}: no {longest:.2f}-s window in which one usable chord covers "
-                            f">= {self.min_label_fraction:g} of it (song too short, or labels all X?)")
+            raise SongError(
+                f"{path}: no {longest:.2f}-s window in which one usable chord covers "
+                f">= {self.min_label_fraction:g} of it (song too short, or labels all X?)"
+            )
 
-    def _map_labels(self, intervals: np.ndarray, labels: Sequence[str],
-                    counts: LabelCounts) -> Tuple[np.ndarray, np.ndarray]:
+    def _map_labels(
+        self, intervals: np.ndarray, labels: Sequence[str], counts: LabelCounts
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """Usable segments ``(m, 2)`` and their triples ``(m, 3)``; equal neighbours merged."""
         segments: List[List[float]] = []
         triples: List[Triple] = []
@@ -251,21 +293,36 @@ class FolderChordDataset(Dataset):
             else:
                 segments.append([start, end])
                 triples.append(triple)
-        return (np.asarray(segments, dtype=np.float64).reshape(-1, 2),
-                np.asarray(triples, dtype=np.int64).reshape(-1, 3))
+        return (
+            np.asarray(segments, dtype=np.float64).reshape(-1, 2),
+            np.asarray(triples, dtype=np.int64).reshape(-1, 3),
+        )
 
     def _log_summary(self) -> None:
         seconds = sum(s.audio.shape[0] for s in self.songs) / self.sample_rate
         megabytes = sum(s.audio.nbytes for s in self.songs) / 1e6
-        held = (f"mapped from the audio cache {self.audio_cache.folder}" if self.audio_cache is not None
-                else f"{megabytes:.1f} MB float32 in memory")
-        log.info("%s split of %s: %d songs, %.1f s of audio at %d Hz (%s); labels: %s",
-                 self.split, self.root, len(self.songs), seconds, self.sample_rate, held, self.counts.summary())
+        held = (
+            f"mapped from the audio cache {self.audio_cache.folder}"
+            if self.audio_cache is not None
+            else f"{megabytes:.1f} MB float32 in memory"
+        )
+        log.info(
+            "%s split of %s: %d songs, %.1f s of audio at %d Hz (%s); labels: %s",
+            self.split,
+            self.root,
+            len(self.songs),
+            seconds,
+            self.sample_rate,
+            held,
+            self.counts.summary(),
+        )
 
     def __repr__(self) -> str:
-        return (f"FolderChordDataset(size={self.size}, split={self.split!r}, seed={self.seed}, root='{self.root}', "
-                f"songs={len(self.songs)}, sample_rate={self.sample_rate}, num_samples={self.num_samples}, "
-                f"pitch_shift={max(self.shifts)})")
+        return (
+            f"FolderChordDataset(size={self.size}, split={self.split!r}, seed={self.seed}, root='{self.root}', "
+            f"songs={len(self.songs)}, sample_rate={self.sample_rate}, num_samples={self.num_samples}, "
+            f"pitch_shift={max(self.shifts)})"
+        )
 
 
 # ---------------------------------------------------------------------- helpers
@@ -327,31 +384,57 @@ def fit_length(audio: np.ndarray, num_samples: int) -> np.ndarray:
 
 def _check_root(root: str | Path) -> Path:
     if root is None or str(root) == "???":
-        raise ConfigValueError("data folder not set: pass data.dataset.root=/path/to/songs (FolderChordDataset(root=...))")
+        raise ConfigValueError(
+            "data folder not set: pass data.dataset.root=/path/to/songs (FolderChordDataset(root=...))"
+        )
     path = Path(root).expanduser()
     if not path.is_dir():
         raise ConfigValueError(f"data folder {path}: no such directory (data.dataset.root)")
     return path.resolve()
 
 
-def _check_args(split: str, sample_rate: int, clip_seconds: float, val_fraction: float, on_error: str,
-                unknown_chords: str, pitch_shift: int, min_label_fraction: float) -> None:
+def _check_args(
+    split: str,
+    sample_rate: int,
+    clip_seconds: float,
+    val_fraction: float,
+    on_error: str,
+    unknown_chords: str,
+    pitch_shift: int,
+    min_label_fraction: float,
+) -> None:
     def number(value: object) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
 
     checks = [
         ("split", split, split in FOLDER_SPLITS, f"must be one of {FOLDER_SPLITS}"),
-        ("sample_rate", sample_rate, is_int(sample_rate) and 8000 <= sample_rate <= 192000,
-         "must be an integer in 8000..192000 Hz"),
+        (
+            "sample_rate",
+            sample_rate,
+            is_int(sample_rate) and 8000 <= sample_rate <= 192000,
+            "must be an integer in 8000..192000 Hz",
+        ),
         ("clip_seconds", clip_seconds, number(clip_seconds) and 0.1 <= clip_seconds <= 60.0, "must be in 0.1..60 s"),
         ("val_fraction", val_fraction, number(val_fraction) and 0.0 < val_fraction < 1.0, "must be in (0, 1)"),
         ("on_error", on_error, on_error in ON_ERROR_MODES, f"must be one of {ON_ERROR_MODES}"),
-        ("unknown_chords", unknown_chords, unknown_chords in UNKNOWN_CHORD_MODES,
-         f"must be one of {UNKNOWN_CHORD_MODES}"),
-        ("pitch_shift", pitch_shift, is_int(pitch_shift) and 0 <= pitch_shift <= 12,
-         "must be an integer in 0..12 semitones"),
-        ("min_label_fraction", min_label_fraction, number(min_label_fraction) and 0.0 < min_label_fraction <= 1.0,
-         "must be in (0, 1]"),
+        (
+            "unknown_chords",
+            unknown_chords,
+            unknown_chords in UNKNOWN_CHORD_MODES,
+            f"must be one of {UNKNOWN_CHORD_MODES}",
+        ),
+        (
+            "pitch_shift",
+            pitch_shift,
+            is_int(pitch_shift) and 0 <= pitch_shift <= 12,
+            "must be an integer in 0..12 semitones",
+        ),
+        (
+            "min_label_fraction",
+            min_label_fraction,
+            number(min_label_fraction) and 0.0 < min_label_fraction <= 1.0,
+            "must be in (0, 1]",
+        ),
     ]
     for name, value, ok, requirement in checks:
         if not ok:

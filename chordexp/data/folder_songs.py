@@ -10,6 +10,7 @@ out rather than called ``N``. Train excerpts are pitch-shifted by ``-pitch_shift
 pitch_shift`` semitones (a speed change: the frame times scale with it, root and bass
 move with the pitch); each item is a pure function of ``(seed, split, index)``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,8 +49,9 @@ class FolderSongDataset(FolderChordDataset):
         """Item ``index``'s song, start (seconds of the song) and shift, without reading audio."""
         rng = item_rng(self.seed, FOLDER_TAG, _SEQUENCE_TAG, self._split_id, check_index(index, self.size))
         shift = int(rng.integers(-max(self.shifts), max(self.shifts) + 1))
-        song = min(int(np.searchsorted(self._durations, rng.random() * self._durations[-1], side="right")),
-                   len(self.songs) - 1)
+        song = min(
+            int(np.searchsorted(self._durations, rng.random() * self._durations[-1], side="right")), len(self.songs) - 1
+        )
         length = self._read_length(shift) / self.sample_rate
         start = float(rng.uniform(0.0, max(self.songs[song].duration - length, 0.0)))
         return song, start, shift
@@ -65,7 +67,7 @@ class FolderSongDataset(FolderChordDataset):
         song = self.songs[song_index]
         n_read = self._read_length(shift)
         first = int(round(start * self.sample_rate))
-        audio = song.audio[first:first + n_read]
+        audio = song.audio[first : first + n_read]
         real = len(audio)  # a song shorter than the excerpt: the rest is padding
         audio = np.pad(audio, (0, n_read - real)) if real < n_read else audio.copy()
         if n_read != self.num_samples:  # speed change by 2**(k/12): pitch up k semitones
@@ -77,8 +79,9 @@ class FolderSongDataset(FolderChordDataset):
         labels[chord, 0] = (labels[chord, 0] + shift) % NUM_PITCH_CLASSES
         labels[chord, 2] = (labels[chord, 2] + shift) % NUM_PITCH_CLASSES
         triples = [(int(c), int(r), int(b)) for r, c, b in labels]
-        targets = frame_targets(song.segments[:, 0], song.segments[:, 1], triples, times,
-                                valid_until=start + real / self.sample_rate)
+        targets = frame_targets(
+            song.segments[:, 0], song.segments[:, 1], triples, times, valid_until=start + real / self.sample_rate
+        )
         covered = np.zeros(len(times), dtype=bool)  # frames in skipped stretches are not N: mask them
         for seg_start, seg_end in song.segments:
             covered |= (times >= seg_start) & (times < seg_end)
@@ -92,10 +95,10 @@ class FolderSongDataset(FolderChordDataset):
     def song(self, index: int, seconds: float = 0.0) -> RenderedSong:
         """Validation song ``index`` whole (``seconds`` is ignored: real songs are whole)."""
         song = self.songs[index % len(self.songs)]
-        segments = [(float(a), float(b), (int(c), int(r), int(bs))) for (a, b), (r, c, bs)
-                    in zip(song.segments, song.labels)]
+        segments = [
+            (float(a), float(b), (int(c), int(r), int(bs))) for (a, b), (r, c, bs) in zip(song.segments, song.labels)
+        ]
         return RenderedSong(np.asarray(song.audio, dtype=np.float32), segments, 0.0)
 
     def __repr__(self) -> str:
         return super().__repr__().replace("FolderChordDataset", "FolderSongDataset", 1)
-

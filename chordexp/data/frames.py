@@ -11,6 +11,7 @@ length) are masked out.
 Sequence targets are a dict of ``(T,)`` tensors: ``chord_type``, ``root``,
 ``bass_note`` (long) and ``mask`` (bool, True = a real frame to train and score on).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,11 +36,22 @@ class FrameGrid:
     inner_hop: int
 
     @classmethod
-    def for_model(cls, sample_rate: int, fmin: float = 32.70, n_octaves: int = 6, bins_per_octave: int = 36,
-                  frames_per_second: float = 10.77) -> "FrameGrid":
+    def for_model(
+        cls,
+        sample_rate: int,
+        fmin: float = 32.70,
+        n_octaves: int = 6,
+        bins_per_octave: int = 36,
+        frames_per_second: float = 10.77,
+    ) -> "FrameGrid":
         """The grid of a ``ChordRecognitionModel`` built with these front-end arguments."""
-        front = LogFrequencySpectrogram(sample_rate=sample_rate, fmin=fmin, n_octaves=n_octaves,
-                                        bins_per_octave=bins_per_octave, frames_per_second=frames_per_second)
+        front = LogFrequencySpectrogram(
+            sample_rate=sample_rate,
+            fmin=fmin,
+            n_octaves=n_octaves,
+            bins_per_octave=bins_per_octave,
+            frames_per_second=frames_per_second,
+        )
         return cls(int(sample_rate), int(front.hop_length), int(front.decimation), int(front.inner_hop))
 
     @property
@@ -55,8 +67,13 @@ class FrameGrid:
         return np.arange(num_frames) * (self.hop_length / self.sample_rate)
 
 
-def frame_targets(starts: Union[Sequence[float], np.ndarray], ends: Union[Sequence[float], np.ndarray],
-                  triples: Sequence[Triple], times: np.ndarray, valid_until: float) -> Dict[str, torch.Tensor]:
+def frame_targets(
+    starts: Union[Sequence[float], np.ndarray],
+    ends: Union[Sequence[float], np.ndarray],
+    triples: Sequence[Triple],
+    times: np.ndarray,
+    valid_until: float,
+) -> Dict[str, torch.Tensor]:
     """Labels at ``times`` (s) from segments ``[starts[i], ends[i])`` labelled ``triples[i]``.
 
     A time covered by no segment is ``N``; a time at or after ``valid_until`` (the end of

@@ -5,6 +5,7 @@ process, with the worker's traceback as text), so the datasets here wrap any fai
 an item in :class:`ItemLoadError` carrying the dataset, the index and, where there is
 one, the file. ``IndexError`` passes through untouched: it is how iteration ends.
 """
+
 from __future__ import annotations
 
 from typing import Optional
@@ -23,5 +24,8 @@ def item_error(dataset: object, index: int, error: BaseException, source: Option
     if source:
         where += f" from {source}"
     reason = (str(error).strip().splitlines() or [""])[0]
-    return ItemLoadError(f"{where} failed to load: {type(error).__name__}: {reason}" if reason
-                         else f"{where} failed to load: {type(error).__name__}")
+    return ItemLoadError(
+        f"{where} failed to load: {type(error).__name__}: {reason}"
+        if reason
+        else f"{where} failed to load: {type(error).__name__}"
+    )

@@ -7,6 +7,7 @@ DataLoader worker makes the same item. Each kind of dataset has its own ``tag`` 
 one place so that no two collide), which keeps its streams apart from every other user
 of ``SeedSequence([seed, ...])``.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict, Tuple

@@ -24,6 +24,7 @@ None where the time it covers cannot be used for training:
 
 :class:`LabelCounts` tallies the outcomes (labels and seconds) for one report line.
 """
+
 from __future__ import annotations
 
 from collections import Counter
@@ -40,7 +41,8 @@ OUTCOMES = ("exact", "mapped", "skipped")
 #: Each non-N vocabulary type's tones as pitch classes above the root (extensions folded).
 _TYPE_TONES: Tuple[Tuple[int, str, FrozenSet[int]], ...] = tuple(
     (index, name, frozenset(i % 12 for i in CHORD_INTERVALS[name]))
-    for index, name in enumerate(CHORD_TYPES) if index != NO_CHORD
+    for index, name in enumerate(CHORD_TYPES)
+    if index != NO_CHORD
 )
 
 
@@ -70,6 +72,7 @@ def map_label(label: str, unknown_chords: str = "map") -> Optional[Triple]:
 
 def nearest_type(tones: FrozenSet[int], quality: str = "") -> int:
     """The vocabulary chord type (index) closest to ``tones`` (pitch classes above the root)."""
+
     def rank(entry: Tuple[int, str, FrozenSet[int]]) -> Tuple[float, int, int, int]:
         index, name, type_tones = entry
         jaccard = len(tones & type_tones) / len(tones | type_tones)

@@ -5,6 +5,7 @@ the same for any ``num_workers`` (a DataLoader also draws worker seeds from its
 generator, and persistent workers draw them only once). Datasets here seed themselves
 per item, so worker seeds do not change the data.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -29,9 +30,15 @@ class Shard(Protocol):
     def world_size(self) -> int: ...
 
 
-def build_loaders(train_dataset: Dataset, val_dataset: Dataset, batch_size: int, num_workers: int = 0,
-                  seed: int = 0, pin_memory: bool = False,
-                  distributed: Optional[Shard] = None) -> Tuple[DataLoader, DataLoader]:
+def build_loaders(
+    train_dataset: Dataset,
+    val_dataset: Dataset,
+    batch_size: int,
+    num_workers: int = 0,
+    seed: int = 0,
+    pin_memory: bool = False,
+    distributed: Optional[Shard] = None,
+) -> Tuple[DataLoader, DataLoader]:
     """``(train_loader, val_loader)``: train shuffled (a new order each epoch, fixed by
     ``seed``), val in order; batches are ``(audio (B, num_samples), {key: (B,)})``.
 
@@ -52,8 +59,9 @@ def build_loaders(train_dataset: Dataset, val_dataset: Dataset, batch_size: int,
     else:
         world, rank = distributed.world_size, distributed.rank
         if batch_size % world:
-            raise ConfigValueError(f"batch_size={batch_size} is the global batch and must divide by the "
-                             f"{world} processes of this run")
+            raise ConfigValueError(
+                f"batch_size={batch_size} is the global batch and must divide by the {world} processes of this run"
+            )
         batch_size //= world
         train_sampler = ShardedRandomSampler(train_items, shuffle_gen, rank, world)
         val_sampler = ShardedSequentialSampler(val_items, rank, world)

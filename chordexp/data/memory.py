@@ -6,6 +6,7 @@ every item once (in parallel worker processes), stores the audio as float16 (2 b
 sample: 1 s at 44.1 kHz is 88 kB) and serves the same items afterwards. Items are the
 wrapped dataset's own, so results do not depend on whether the cache is on.
 """
+
 from __future__ import annotations
 
 import logging
@@ -27,8 +28,13 @@ class InMemoryDataset(Dataset):
 
     def __init__(self, dataset: Dataset, num_workers: int = 0, batch_size: int = 64) -> None:
         started = time.perf_counter()
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                            multiprocessing_context=worker_context() if num_workers > 0 else None)
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=False,
+            num_workers=num_workers,
+            multiprocessing_context=worker_context() if num_workers > 0 else None,
+        )
         self.audio = torch.empty(0, dtype=torch.float16)
         self.targets: Dict[str, torch.Tensor] = {}
         filled = 0
@@ -36,15 +42,19 @@ class InMemoryDataset(Dataset):
             if filled == 0:  # allocate once: no second copy of the whole set in memory
                 self.audio = torch.empty((len(cast(Sized, dataset)), *audio.shape[1:]), dtype=torch.float16)
                 # per-item targets of any shape: scalars, or (T,) frame labels and bool masks
-                self.targets = {key: torch.empty((len(cast(Sized, dataset)), *value.shape[1:]), dtype=value.dtype)
-                                for key, value in targets.items()}
-            self.audio[filled:filled + len(audio)] = audio
+                self.targets = {
+                    key: torch.empty((len(cast(Sized, dataset)), *value.shape[1:]), dtype=value.dtype)
+                    for key, value in targets.items()
+                }
+            self.audio[filled : filled + len(audio)] = audio
             for key, value in targets.items():
-                self.targets[key][filled:filled + len(audio)] = value
+                self.targets[key][filled : filled + len(audio)] = value
             filled += len(audio)
         log.info(
             "rendered %d clips into memory (%.0f MB) in %.1f s",
-            len(self.audio), self.audio.numel() * 2 / 1e6, time.perf_counter() - started,
+            len(self.audio),
+            self.audio.numel() * 2 / 1e6,
+            time.perf_counter() - started,
         )
 
     def __len__(self) -> int:

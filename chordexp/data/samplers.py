@@ -2,6 +2,7 @@
 ``chordexp.training.distributed`` for why: every rank draws the permutation a single
 process would and takes its share of every batch). Plain torch; no process group needed.
 """
+
 from __future__ import annotations
 
 from typing import Iterator, Sized
@@ -25,7 +26,7 @@ class ShardedRandomSampler(RandomSampler):
     def __iter__(self) -> Iterator[int]:
         order = list(super().__iter__())
         order += order[: (-len(order)) % self.world_size]
-        return iter(order[self.rank::self.world_size])
+        return iter(order[self.rank :: self.world_size])
 
     def __len__(self) -> int:
         return -(-len(self.data_source) // self.world_size)

@@ -10,6 +10,7 @@ worker renders the same audio, and the splits are disjoint streams.
 Item: ``(audio float32 (num_samples,), targets)`` with frame targets (see
 ``chordexp.data.frames``): one label per model frame, read from the score.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,11 +22,12 @@ import torch
 from torch.utils.data import Dataset
 
 from chordexp.chords import format_label
-from chordexp.data.band import BandRenderer, master
+from chordexp.data.band import BandRenderer
 from chordexp.data.frames import FrameGrid, frame_targets
 from chordexp.data.harmony import plan_song
 from chordexp.data.item_errors import item_error
 from chordexp.data.items import SONG_TAG, SPLITS, check_common, check_index, is_int, item_rng
+from chordexp.data.production import master
 from chordexp.errors import ConfigValueError
 
 _WHOLE_SONG = 1  # a second stream per split for whole songs (validation by transcription)
@@ -47,8 +49,9 @@ class RenderedSong:
 
     def labelled(self) -> List[Segment]:
         """The timeline as Harte-labelled segments (contiguous from 0: the plan has no gaps)."""
-        return [(start, end, format_label(root, chord_type, bass))
-                for start, end, (chord_type, root, bass) in self.segments]
+        return [
+            (start, end, format_label(root, chord_type, bass)) for start, end, (chord_type, root, bass) in self.segments
+        ]
 
 
 class SyntheticSongDataset(Dataset):
@@ -63,9 +66,17 @@ class SyntheticSongDataset(Dataset):
 
     sequence = True  # items carry frame targets
 
-    def __init__(self, size: int, split: str = "train", seed: int = 0, sample_rate: int = 22050,
-                 clip_seconds: float = 15.0, tuning_cents: float = 50.0, n_prob: float = 0.5,
-                 soundfont: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        size: int,
+        split: str = "train",
+        seed: int = 0,
+        sample_rate: int = 22050,
+        clip_seconds: float = 15.0,
+        tuning_cents: float = 50.0,
+        n_prob: float = 0.5,
+        soundfont: Optional[str] = None,
+    ) -> None:
         check_common(size, seed)
         if split not in SPLITS:
             raise ConfigValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -119,7 +130,7 @@ class SyntheticSongDataset(Dataset):
         mix = self._band.render(rng, plan, nominal)
         mix = master(rng, mix, sr, rng.standard_normal(int(2.0 * sr)).astype(np.float32))
         first = int(offset * sr)
-        piece = mix[first:first + int(math.ceil(seconds * ratio * sr)) + 2]
+        piece = mix[first : first + int(math.ceil(seconds * ratio * sr)) + 2]
         audio = _fit(_retune(piece, sr, ratio), int(round(seconds * sr)))
         segments = []
         for start, end, triple in plan.segments():
@@ -129,8 +140,10 @@ class SyntheticSongDataset(Dataset):
         return RenderedSong(audio, segments, cents)
 
     def __repr__(self) -> str:
-        return (f"SyntheticSongDataset(size={self.size}, split={self.split!r}, seed={self.seed}, "
-                f"sample_rate={self.sample_rate}, clip_seconds={self.clip_seconds})")
+        return (
+            f"SyntheticSongDataset(size={self.size}, split={self.split!r}, seed={self.seed}, "
+            f"sample_rate={self.sample_rate}, clip_seconds={self.clip_seconds})"
+        )
 
 
 def _retune(audio: np.ndarray, sample_rate: int, ratio: float) -> np.ndarray:
@@ -149,5 +162,9 @@ def _fit(audio: np.ndarray, num_samples: int) -> np.ndarray:
 
 
 def _finite_in(value: object, low: float, high: float) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
         and low <= value <= high
+    )

@@ -9,6 +9,7 @@ plays it. Both are installed by the project's set-up (``make install``);
 live playback (without tinysoundfont, as after a plain ``pip install``, the default
 font falls back to :class:`AdditiveRenderer`, with a warning). Evaluation must use a *different* SoundFont (see ``chordexp.evalset``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -154,6 +155,7 @@ class SoundFontRenderer:
             self._font.render(memoryview(block).cast("B"))  # type: ignore[arg-type]
             out[start:stop] = block
 
+
 class AdditiveRenderer:
     """Stands in for the default SoundFont when ``tinysoundfont`` is not installed (a plain
     ``pip install chordexp``: its ``pyaudio`` dependency does not build without the
@@ -190,13 +192,14 @@ class AdditiveRenderer:
         else:
             f0 = 440.0 * 2 ** ((note.key - 69) / 12)
             brightness = 1.0 + note.program % 8 / 4  # programs differ in how fast the partials fall
-            tone = sum(np.sin(2 * np.pi * h * f0 * t) / h ** brightness
-                       for h in range(1, 9) if h * f0 < self.sample_rate / 2).astype(np.float32)
+            tone = sum(
+                np.sin(2 * np.pi * h * f0 * t) / h**brightness for h in range(1, 9) if h * f0 < self.sample_rate / 2
+            ).astype(np.float32)
             tone *= np.exp(-(1.0 + note.program % 5 / 2) * t)
         edge = min(length, int(0.005 * self.sample_rate))  # 5 ms in and out: no clicks
         ramp = np.linspace(0.0, 1.0, edge, dtype=np.float32)
         tone[:edge] *= ramp
-        tone[length - edge:] *= ramp[::-1]
+        tone[length - edge :] *= ramp[::-1]
         return tone
 
 
@@ -219,12 +222,10 @@ def shared_renderer(path: Optional[str] = None, sample_rate: int = 44100) -> "So
         logging.getLogger(__name__).warning(
             "tinysoundfont is not installed: the SoundFont instruments of the training data are played by "
             "a plain additive synth instead (poorer data); install the player with "
-            "`pip install --no-deps tinysoundfont==0.3.7` (docs/install.md)")
+            "`pip install --no-deps tinysoundfont==0.3.7` (docs/install.md)"
+        )
         return AdditiveRenderer(sample_rate)
     return SoundFontRenderer(path, sample_rate)
-
-
-
 
 
 class SampledChordPlayer:
@@ -265,7 +266,7 @@ class SampledChordPlayer:
             notes += self._melody(rng, midi, (self.n + int(pre_roll * sr)) / sr)
         total = self.n + int(pre_roll * sr)
         release = rng.uniform(0.1, 0.4) * self.n / sr if rng.random() < o.release_prob else 0.0
-        audio = shared_renderer(self._soundfont, sr).render(notes, total, release=release)[total - self.n:]
+        audio = shared_renderer(self._soundfont, sr).render(notes, total, release=release)[total - self.n :]
         if o.eq_tilt_db > 0 and rng.random() < 0.5:
             audio = tilt(audio, sr, rng.uniform(-o.eq_tilt_db, o.eq_tilt_db))
         return np.ascontiguousarray(audio, dtype=np.float32)

@@ -10,6 +10,7 @@ Every random choice comes from the ``numpy.random.Generator`` passed in, so a cl
 pure function of that generator's seed. The only other randomness is a fixed bank of
 coloured noise, built once per process from a constant seed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,11 +80,27 @@ class SynthOptions:
 
 #: ``realism='plain'``: the defaults it changes (explicit options still win).
 PLAIN_PRESET: Dict[str, Any] = dict(
-    families=("pluck", "organ"), max_partials=12, brightness_decay=False,
-    inharmonicity_prob=0.0, detune_prob=0.0, vibrato_prob=0.0, tremolo_prob=0.0, strum_prob=0.0,
-    arpeggio_prob=0.0, repeat_prob=0.0, release_prob=0.0, bass_instrument_prob=0.0,
-    eq_tilt_db=0.0, band_limit_prob=0.0, attack_noise_prob=0.0, saturation_prob=0.0, percussion_prob=0.0,
-    soundfont_prob=0.0, melody_prob=0.0, reverb_prob=0.0, change_prob=0.0,
+    families=("pluck", "organ"),
+    max_partials=12,
+    brightness_decay=False,
+    inharmonicity_prob=0.0,
+    detune_prob=0.0,
+    vibrato_prob=0.0,
+    tremolo_prob=0.0,
+    strum_prob=0.0,
+    arpeggio_prob=0.0,
+    repeat_prob=0.0,
+    release_prob=0.0,
+    bass_instrument_prob=0.0,
+    eq_tilt_db=0.0,
+    band_limit_prob=0.0,
+    attack_noise_prob=0.0,
+    saturation_prob=0.0,
+    percussion_prob=0.0,
+    soundfont_prob=0.0,
+    melody_prob=0.0,
+    reverb_prob=0.0,
+    change_prob=0.0,
 )
 
 
@@ -123,25 +140,46 @@ def _is_number(value: Any, kind: type = float) -> bool:
 
 
 def _validate(o: SynthOptions) -> None:
-    probs = ("inversion_prob", "doubling_prob", "inharmonicity_prob", "detune_prob", "vibrato_prob", "tremolo_prob",
-             "strum_prob", "arpeggio_prob", "repeat_prob", "release_prob", "bass_instrument_prob",
-             "band_limit_prob", "attack_noise_prob", "saturation_prob", "noise_prob", "percussion_prob",
-             "soundfont_prob", "melody_prob", "reverb_prob", "change_prob")
+    probs = (
+        "inversion_prob",
+        "doubling_prob",
+        "inharmonicity_prob",
+        "detune_prob",
+        "vibrato_prob",
+        "tremolo_prob",
+        "strum_prob",
+        "arpeggio_prob",
+        "repeat_prob",
+        "release_prob",
+        "bass_instrument_prob",
+        "band_limit_prob",
+        "attack_noise_prob",
+        "saturation_prob",
+        "noise_prob",
+        "percussion_prob",
+        "soundfont_prob",
+        "melody_prob",
+        "reverb_prob",
+        "change_prob",
+    )
     for name in probs:
         value = getattr(o, name)
         if not _is_number(value) or not 0.0 <= value <= 1.0:
             raise ConfigValueError(f"{name} must be a probability in [0, 1], got {value!r}")
     for name, kind in (("max_notes", int), ("max_partials", int), ("tuning_cents", float), ("eq_tilt_db", float)):
         if not _is_number(getattr(o, name), kind):
-            raise ConfigValueError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {getattr(o, name)!r}")
+            raise ConfigValueError(
+                f"{name} must be {'an integer' if kind is int else 'a number'}, got {getattr(o, name)!r}"
+            )
     if not isinstance(o.brightness_decay, bool):
         raise ConfigValueError(f"brightness_decay must be true or false, got {o.brightness_decay!r}")
     if o.strum_prob + o.arpeggio_prob > 1.0:
         raise ConfigValueError(f"strum_prob + arpeggio_prob must be <= 1, got {o.strum_prob + o.arpeggio_prob}")
     for name, kind in (("bass_range", int), ("spread", int), ("snr_db", float), ("level_db", float)):
         pair = getattr(o, name)
-        if not (isinstance(pair, tuple) and len(pair) == 2 and all(_is_number(x, kind) for x in pair)
-                and pair[0] <= pair[1]):
+        if not (
+            isinstance(pair, tuple) and len(pair) == 2 and all(_is_number(x, kind) for x in pair) and pair[0] <= pair[1]
+        ):
             noun = "integers" if kind is int else "numbers"
             raise ConfigValueError(f"{name} must be a (low, high) pair of {noun} with low <= high, got {pair!r}")
     if not (12 <= o.bass_range[0] and o.bass_range[1] - o.bass_range[0] >= 11 and o.bass_range[1] <= 72):
@@ -165,7 +203,9 @@ def _validate(o: SynthOptions) -> None:
     if o.chord_type_weights is not None:
         w = o.chord_type_weights
         if len(w) != NUM_CHORD_TYPES or any(not _is_number(x) or x < 0 for x in w) or sum(w) <= 0:
-            raise ConfigValueError(f"chord_type_weights must be {NUM_CHORD_TYPES} non-negative numbers with a positive sum")
+            raise ConfigValueError(
+                f"chord_type_weights must be {NUM_CHORD_TYPES} non-negative numbers with a positive sum"
+            )
 
 
 def _check_names(name: str, values: Tuple[str, ...], allowed: Tuple[str, ...]) -> None:
@@ -208,8 +248,11 @@ class ChordSynth:
         self.o = options
         self.sr = float(sample_rate)
         self.n = int(num_samples)
-        weights = np.ones(NUM_CHORD_TYPES) if options.chord_type_weights is None else np.asarray(
-            options.chord_type_weights, np.float64)
+        weights = (
+            np.ones(NUM_CHORD_TYPES)
+            if options.chord_type_weights is None
+            else np.asarray(options.chord_type_weights, np.float64)
+        )
         self._cdf = np.cumsum(weights) / weights.sum()
         self._grid = np.arange(-(-self.n // _HOP) + 1) * (_HOP / self.sr)  # clip-level gain grid (s)
         self._ramp = (np.arange(_HOP, dtype=np.float32) / _HOP)[None, :]
@@ -265,14 +308,14 @@ class ChordSynth:
         ramp = np.linspace(0.0, 1.0, fade, dtype=np.float32)
         out = np.empty_like(labelled)
         if rng.random() < 0.5:  # the change comes in: neighbour's end, then the labelled chord's start
-            out[:n_other] = neighbour[self.n - n_other:]
+            out[:n_other] = neighbour[self.n - n_other :]
             out[n_other:] = labelled[: self.n - n_other]
-            out[n_other - fade:n_other] = out[n_other - fade:n_other] * (1 - ramp) + labelled[:fade] * ramp
+            out[n_other - fade : n_other] = out[n_other - fade : n_other] * (1 - ramp) + labelled[:fade] * ramp
         else:  # the labelled chord, then the next one starts
             split = self.n - n_other
             out[:split] = labelled[:split]
             out[split:] = neighbour[:n_other]
-            out[split:split + fade] = labelled[split:split + fade] * (1 - ramp) + neighbour[:fade] * ramp
+            out[split : split + fade] = labelled[split : split + fade] * (1 - ramp) + neighbour[:fade] * ramp
         return out
 
     def _chord(self, rng: np.random.Generator, chord_type: int, root: int, bass: int) -> np.ndarray:
@@ -295,8 +338,9 @@ class ChordSynth:
             out = self._vibrato(rng, out)
         return self._finish(rng, out, main.family in _DECAYING, (onsets.min() + strikes) * self.sr)
 
-    def _finish(self, rng: np.random.Generator, out: np.ndarray, decaying: bool,
-                strikes_at: Optional[np.ndarray]) -> np.ndarray:
+    def _finish(
+        self, rng: np.random.Generator, out: np.ndarray, decaying: bool, strikes_at: Optional[np.ndarray]
+    ) -> np.ndarray:
         """What a recording adds to the instrument: drive, level, pick noise, drums, noise."""
         o = self.o
         if rng.random() < o.saturation_prob:
@@ -322,7 +366,7 @@ class ChordSynth:
         noise = _noise_bank(self._bank_len)[0]
         offset = int(rng.integers(0, self._bank_len - length))
         t = np.arange(length, dtype=np.float32) / np.float32(self.sr)
-        response = noise[offset:offset + length] * np.exp(np.float32(-6.91 / rt60) * t)
+        response = noise[offset : offset + length] * np.exp(np.float32(-6.91 / rt60) * t)
         size = 1 << int(math.ceil(math.log2(self.n + length)))
         wet = np.fft.irfft(np.fft.rfft(dry, size) * np.fft.rfft(response, size), size)[: self.n]
         dry_rms = math.sqrt(float(np.dot(dry, dry)) / self.n) + 1e-12
@@ -339,8 +383,9 @@ class ChordSynth:
         return level
 
     # ------------------------------------------------------------- timbre
-    def _partials(self, rng: np.random.Generator, f0: np.ndarray, insts: Sequence["_Instrument"],
-                  velocity_db: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    def _partials(
+        self, rng: np.random.Generator, f0: np.ndarray, insts: Sequence["_Instrument"], velocity_db: np.ndarray
+    ) -> Tuple[np.ndarray, np.ndarray]:
         """Partial amplitudes and stretch factors, each (notes, max_partials).
 
         A note's level is its velocity plus what the clip's EQ does to it (clipped to
@@ -412,8 +457,16 @@ class ChordSynth:
         return t0 + offsets, strikes
 
     # ------------------------------------------------------------- voices
-    def _render_voices(self, rng: np.random.Generator, f0: np.ndarray, amps: np.ndarray, stretch: np.ndarray,
-                       insts: Sequence["_Instrument"], onsets: np.ndarray, strikes: np.ndarray) -> np.ndarray:
+    def _render_voices(
+        self,
+        rng: np.random.Generator,
+        f0: np.ndarray,
+        amps: np.ndarray,
+        stretch: np.ndarray,
+        insts: Sequence["_Instrument"],
+        onsets: np.ndarray,
+        strikes: np.ndarray,
+    ) -> np.ndarray:
         """Sum of every voice (a note, or one band of its partials) under its envelope."""
         voice_rows, index, env_params = [], [], []
         for i, inst in enumerate(insts):
@@ -529,7 +582,7 @@ class ChordSynth:
             env = self._envelope(p, -hi, self.n + hi - lo, strikes)
             for s in dict.fromkeys(shifts[members].tolist()):
                 group = [v for v in members if shifts[v] == s]
-                window = env[hi - s: hi - s + self.n]
+                window = env[hi - s : hi - s + self.n]
                 if len(group) == 1:
                     _tile_into(out, loops[group[0]], window)
                     continue
@@ -564,8 +617,8 @@ class ChordSynth:
         a, b = rng.integers(_NOISE_COLOURS, size=2)
         oa, ob = rng.integers(0, self._bank_len - self.n, size=2)
         mix = rng.uniform(0.0, 0.5 * np.pi)
-        out = bank[a, oa:oa + self.n] * np.float32(rms * math.cos(mix))
-        out += bank[b, ob:ob + self.n] * np.float32(rms * math.sin(mix))
+        out = bank[a, oa : oa + self.n] * np.float32(rms * math.cos(mix))
+        out += bank[b, ob : ob + self.n] * np.float32(rms * math.sin(mix))
         return out
 
     def _add_percussion(self, rng: np.random.Generator, out: np.ndarray, level: float, count: int) -> None:
@@ -581,7 +634,7 @@ class ChordSynth:
         colour, offset = int(rng.integers(_NOISE_COLOURS)), int(rng.integers(0, self._bank_len - size))
         decay = np.exp(np.arange(size, dtype=np.float32) * np.float32(-1.0 / (rng.uniform(0.1, 0.4) * length)))
         decay *= np.float32(level)
-        out[start:start + size] += bank[colour, offset:offset + size] * decay
+        out[start : start + size] += bank[colour, offset : offset + size] * decay
 
     def _no_chord(self, rng: np.random.Generator) -> np.ndarray:
         """Noise, drum hits, (near) silence or crackle/wind: never a pitch."""
@@ -729,5 +782,10 @@ def _draw_instrument(rng: np.random.Generator, o: SynthOptions, clip_s: float) -
         inharmonicity=_log_uniform(rng, 1e-5, 6e-4) if string_like and rng.random() < o.inharmonicity_prob else 0.0,
         split=int(rng.integers(2, 5)) if band_split else 0,
         band_ratio=rng.uniform(1.5, 5.0) if band_split else 1.0,
-        attack=float(attack), shape=shape, sustain=float(sustain), w1=float(w1), r1=float(r1), r2=float(r2),
+        attack=float(attack),
+        shape=shape,
+        sustain=float(sustain),
+        w1=float(w1),
+        r1=float(r1),
+        r2=float(r2),
     )

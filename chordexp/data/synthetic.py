@@ -5,6 +5,7 @@ Item ``i`` is a pure function of ``(seed, split, i)``: its generator is seeded f
 state, so any process or DataLoader worker renders bit-identical audio, and the splits are
 disjoint streams.
 """
+
 from __future__ import annotations
 
 from typing import Any, Dict
@@ -28,8 +29,16 @@ class SyntheticChordDataset(Dataset):
     every field of ``SynthOptions`` can be passed as a keyword (see ``synth.py``).
     """
 
-    def __init__(self, size: int, split: str = "train", seed: int = 0, sample_rate: int = 44100,
-                 clip_seconds: float = 1.0, realism: str = "rich", **options: Any) -> None:
+    def __init__(
+        self,
+        size: int,
+        split: str = "train",
+        seed: int = 0,
+        sample_rate: int = 44100,
+        clip_seconds: float = 1.0,
+        realism: str = "rich",
+        **options: Any,
+    ) -> None:
         check_common(size, seed)
         if split not in SPLITS:
             raise ConfigValueError(f"split must be one of {SPLITS}, got {split!r}")
@@ -63,5 +72,7 @@ class SyntheticChordDataset(Dataset):
         return {"chord_type": chord_type, "root": root, "bass_note": bass_note}
 
     def __repr__(self) -> str:
-        return (f"SyntheticChordDataset(size={self.size}, split={self.split!r}, seed={self.seed}, "
-                f"sample_rate={self.sample_rate}, num_samples={self.num_samples}, realism={self.options.realism!r})")
+        return (
+            f"SyntheticChordDataset(size={self.size}, split={self.split!r}, seed={self.seed}, "
+            f"sample_rate={self.sample_rate}, num_samples={self.num_samples}, realism={self.options.realism!r})"
+        )

@@ -1,5 +1,6 @@
 """AudioCache: decoded once, mapped afterwards; keyed by path, size, mtime and rate; never
 read half-written."""
+
 from __future__ import annotations
 
 import os
@@ -156,14 +157,43 @@ def test_two_ddp_ranks_map_one_cache_and_a_later_run_decodes_nothing(tmp_path, r
             soundfile.write(str(path), sine_song(spec), RATE)
             path.with_suffix(".lab").write_text("".join(f"{s} {e} {label}\n" for s, e, label, _ in spec))
     cache = tmp_path / "cache"
-    settings = ["data=folder_songs", f"data.dataset.root={root}", f"data.cache_dir={cache}", f"data.sample_rate={RATE}",
-                "data.clip_seconds=4.0", "model=small", "data.train_size=8", "data.val_size=4", "data.batch_size=4",
-                "data.val_songs=1", "data.dataset.val_fraction=0.5", "trainer.num_epochs=2", "scheduler.warmup_epochs=0",
-                "trainer.save_every=0", "trainer.deterministic=true", "logger=[]"]
+    settings = [
+        "data=folder_songs",
+        f"data.dataset.root={root}",
+        f"data.cache_dir={cache}",
+        f"data.sample_rate={RATE}",
+        "data.clip_seconds=4.0",
+        "model=small",
+        "data.train_size=8",
+        "data.val_size=4",
+        "data.batch_size=4",
+        "data.val_songs=1",
+        "data.dataset.val_fraction=0.5",
+        "trainer.num_epochs=2",
+        "scheduler.warmup_epochs=0",
+        "trainer.save_every=0",
+        "trainer.deterministic=true",
+        "logger=[]",
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          "-m", "chordexp.run", *settings, f"hydra.run.dir={tmp_path / 'ddp'}"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "chordexp.run",
+            *settings,
+            f"hydra.run.dir={tmp_path / 'ddp'}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert ddp.returncode == 0, (ddp.stdout + ddp.stderr)[-3000:]
     entries = sorted(cache.glob("*.npy"))
     assert len(entries) == 2 * len(SONGS) and not list(cache.glob("*.tmp"))

@@ -1,4 +1,5 @@
 """Collections as researchers keep them: parallel annotation trees, JAMS, folds, split lists, groups."""
+
 from __future__ import annotations
 
 import logging
@@ -77,7 +78,11 @@ def test_the_parallel_tree_pairs_audio_and_annotations_by_relative_path(tree):
     entries = discover(audio, ann)
     assert [e.song_id for e in entries] == ["album1/s1.wav", "album1/s2.wav", "album2/s3.wav", "album2/s4.wav"]
     assert [e.annotation.relative_to(ann).as_posix() for e in entries] == [
-        "album1/s1.lab", "album1/s2.jams", "album2/s3.lab", "album2/s4.jams"]
+        "album1/s1.lab",
+        "album1/s2.jams",
+        "album2/s3.lab",
+        "album2/s4.jams",
+    ]
     assert all(e.annotation is None for e in discover(audio))  # nothing beside the audio
 
 
@@ -96,12 +101,15 @@ def test_jams_reads_like_the_same_lab(tmp_path):
         assert labels == lab[1] and rows == [1, 2]
 
 
-@pytest.mark.parametrize("case,pattern", [
-    ("overlap", r"b\.jams:2: starts at 1 s, before the previous interval ends \(2 s\)"),
-    ("badlabel", r"b\.jams:2: 'H:maj' is not a chord label"),
-    ("namespace", r"b\.jams: no annotation of namespace chord or chord_harte \(it holds: beat\)"),
-    ("notjson", r"b\.jams: not a readable JAMS file"),
-])
+@pytest.mark.parametrize(
+    "case,pattern",
+    [
+        ("overlap", r"b\.jams:2: starts at 1 s, before the previous interval ends \(2 s\)"),
+        ("badlabel", r"b\.jams:2: 'H:maj' is not a chord label"),
+        ("namespace", r"b\.jams: no annotation of namespace chord or chord_harte \(it holds: beat\)"),
+        ("notjson", r"b\.jams: not a readable JAMS file"),
+    ],
+)
 def test_a_bad_jams_is_one_line_naming_the_file(tmp_path, case, pattern):
     path = tmp_path / "b.jams"
     if case == "overlap":
@@ -129,8 +137,9 @@ IDS = [f"artist{a}/album{b}/song{s}.wav" for a in range(12) for b in range(2) fo
 
 
 def test_folds_are_disjoint_and_cover_every_song():
-    folds = [{song for song, side in assign_splits(IDS, 3, num_folds=5, fold=i).items() if side == "val"}
-             for i in range(5)]
+    folds = [
+        {song for song, side in assign_splits(IDS, 3, num_folds=5, fold=i).items() if side == "val"} for i in range(5)
+    ]
     assert all(folds)
     assert set().union(*folds) == set(IDS) and sum(map(len, folds)) == len(IDS)
     for i in range(5):  # each run trains on everything but its fold
@@ -180,11 +189,14 @@ def test_a_split_file_decides_and_unlisted_songs_are_left_out(tmp_path):
     assert read_split_file(path, ids) == {"x/one.wav": "train", "x/two.flac": "val", "three.wav": "excluded"}
 
 
-@pytest.mark.parametrize("text,pattern", [
-    ("test a.wav\n", r"split\.txt:1: want 'train SONG_ID' or 'val SONG_ID', got 'test a\.wav'"),
-    ("train a.wav\nval zzz.wav\n", r"split\.txt:2: 'zzz\.wav' is not an audio file of the collection"),
-    ("train a.wav\nval a\n", r"split\.txt:2: 'a' is listed already on line 1"),
-])
+@pytest.mark.parametrize(
+    "text,pattern",
+    [
+        ("test a.wav\n", r"split\.txt:1: want 'train SONG_ID' or 'val SONG_ID', got 'test a\.wav'"),
+        ("train a.wav\nval zzz.wav\n", r"split\.txt:2: 'zzz\.wav' is not an audio file of the collection"),
+        ("train a.wav\nval a\n", r"split\.txt:2: 'a' is listed already on line 1"),
+    ],
+)
 def test_a_bad_split_file_names_file_and_line(tmp_path, text, pattern):
     (tmp_path / "split.txt").write_text(text)
     with pytest.raises(ValueError, match=pattern):
@@ -206,7 +218,11 @@ def test_both_folder_datasets_read_the_parallel_tree_and_jams_with_folds(tree, c
         val = make(cls, audio, "val", annotations=ann, num_folds=2, fold=fold)
         assert set(train.song_paths).isdisjoint(val.song_paths)
         assert sorted(train.song_paths + val.song_paths) == [
-            "album1/s1.wav", "album1/s2.wav", "album2/s3.wav", "album2/s4.wav"]
+            "album1/s1.wav",
+            "album1/s2.wav",
+            "album2/s3.wav",
+            "album2/s4.wav",
+        ]
         seen += val.song_paths
     assert sorted(seen) == sorted(set(seen)) and len(seen) == 4  # each song is val in exactly one fold
     songs = {s.audio_path.name: s for s in train.songs + val.songs}
@@ -238,13 +254,19 @@ def test_a_song_without_annotation_in_the_tree_is_skipped_naming_where(tree, cap
     assert f"no .lab or .jams annotation in {ann / 'album1'} (expected s1.lab or s1.jams)" in line
 
 
-@pytest.mark.parametrize("kw,pattern", [
-    ({"num_folds": 1}, r"num_folds must be 0 .* or an integer >= 2, got 1"),
-    ({"num_folds": 5, "fold": 5}, r"fold must be an integer in 0\.\.4 \(num_folds=5\), got 5"),
-    ({"group_depth": -1}, r"group_depth must be an integer >= 0, got -1"),
-    ({"num_folds": 2, "split_file": "s.txt"}, r"split_file and num_folds=2 both choose the split: give one of them"),
-    ({"annotations": "/nonexistent/ann"}, r"annotation folder /nonexistent/ann: no such directory"),
-])
+@pytest.mark.parametrize(
+    "kw,pattern",
+    [
+        ({"num_folds": 1}, r"num_folds must be 0 .* or an integer >= 2, got 1"),
+        ({"num_folds": 5, "fold": 5}, r"fold must be an integer in 0\.\.4 \(num_folds=5\), got 5"),
+        ({"group_depth": -1}, r"group_depth must be an integer >= 0, got -1"),
+        (
+            {"num_folds": 2, "split_file": "s.txt"},
+            r"split_file and num_folds=2 both choose the split: give one of them",
+        ),
+        ({"annotations": "/nonexistent/ann"}, r"annotation folder /nonexistent/ann: no such directory"),
+    ],
+)
 def test_bad_collection_options_are_one_line(tree, kw, pattern):
     with pytest.raises(ValueError, match=pattern):
         make(FolderChordDataset, tree[0], "train", **kw)
@@ -256,9 +278,17 @@ def test_data_fold_on_the_command_line_reaches_the_dataset(compose_cfg, tree):
     audio, ann = tree
     held_out = []
     for fold in range(2):
-        cfg = compose_cfg("data=folder", f"data.dataset.root={audio}", f"data.dataset.annotations={ann}",
-                          "data.num_folds=2", f"data.fold={fold}", "data.sample_rate=8000", "data.train_size=4",
-                          "data.val_size=2", "data.dataset.pitch_shift=0")
+        cfg = compose_cfg(
+            "data=folder",
+            f"data.dataset.root={audio}",
+            f"data.dataset.annotations={ann}",
+            "data.num_folds=2",
+            f"data.fold={fold}",
+            "data.sample_rate=8000",
+            "data.train_size=4",
+            "data.val_size=2",
+            "data.dataset.pitch_shift=0",
+        )
         assert (cfg.data.dataset.num_folds, cfg.data.dataset.fold) == (2, fold)
         train_set, val_set = build_datasets(cfg)
         assert set(train_set.song_paths).isdisjoint(val_set.song_paths)

@@ -1,4 +1,5 @@
 """build_loaders: batch format, seeded order, workers that change nothing."""
+
 from __future__ import annotations
 
 import pytest
@@ -49,10 +50,14 @@ def test_two_workers_give_the_same_batches_as_none():
                 assert all(torch.equal(ta[k], tb[k]) for k in ta)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(batch_size=0), "batch_size"), (dict(batch_size=-2), "batch_size"),
-    (dict(batch_size=4, num_workers=-1), "num_workers"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size=-2), "batch_size"),
+        (dict(batch_size=4, num_workers=-1), "num_workers"),
+    ],
+)
 def test_bad_batch_size_or_worker_count_raise_value_error(kwargs, match):
     data = DummyChordDataset(4, num_samples=8)
     with pytest.raises(ValueError, match=match):

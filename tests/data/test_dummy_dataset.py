@@ -1,4 +1,5 @@
 """DummyChordDataset: deterministic Gaussian noise with valid random labels."""
+
 from __future__ import annotations
 
 import pytest
@@ -28,10 +29,15 @@ def test_items_have_the_framework_format_and_valid_labels():
     assert len({int(ds[i][1]["chord_type"]) for i in range(len(ds))}) > 20
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(size=0), "size"), (dict(size=2, num_samples=0), "num_samples"),
-    (dict(size=2, seed=-1), "seed"), (dict(size=2, split="x"), "split"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(size=0), "size"),
+        (dict(size=2, num_samples=0), "num_samples"),
+        (dict(size=2, seed=-1), "seed"),
+        (dict(size=2, split="x"), "split"),
+    ],
+)
 def test_bad_arguments_raise_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DummyChordDataset(**kwargs)

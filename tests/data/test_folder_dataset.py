@@ -3,6 +3,7 @@
 The songs are sums of harmonic tones of known chords written with soundfile, so every
 window's label can be checked against the pitches that actually sound in it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,8 +32,7 @@ SONGS: Dict[str, Tuple[int, int, Spec]] = {
     "pop/one.wav": (44100, 1, [(0, 2, "C:maj"), (2, 4, "A:min"), (4, 5, "N")]),
     "pop/two.flac": (22050, 2, [(0, 3, "G:maj"), (3, 6, "F:maj/3"), (6, 8, "E:min")]),
     "three.wav": (22050, 1, [(0, 1.5, "N"), (1.5, 4.5, "D:min7"), (4.5, 7, "Bb:maj")]),
-    "jazz/four.wav": (44100, 1, [(0, 2, "Eb:maj"), (2, 3, "X"), (3, 5, "C:maj(11)"),
-                                 (5, 7, "F:(1,3,5,b7,9)")]),
+    "jazz/four.wav": (44100, 1, [(0, 2, "Eb:maj"), (2, 3, "X"), (3, 5, "C:maj(11)"), (5, 7, "F:(1,3,5,b7,9)")]),
 }
 #: What each label sounds as (pitch classes) and means: label -> (root, type, bass).
 SOUNDING = {"X": "Ab:aug", "C:maj(11)": "C:maj", "F:(1,3,5,b7,9)": "F:9"}
@@ -144,7 +144,7 @@ def truth(dataset: FolderChordDataset, index: int) -> str:
 
 def silent_share(audio: np.ndarray, frame: int = 160) -> float:
     frames = audio[: len(audio) // frame * frame].reshape(-1, frame)
-    return float(np.mean(np.sqrt(np.mean(frames ** 2, axis=1)) < 1e-4))
+    return float(np.mean(np.sqrt(np.mean(frames**2, axis=1)) < 1e-4))
 
 
 def labels(targets) -> Tuple[int, int, int]:
@@ -295,8 +295,17 @@ def test_a_song_shorter_than_a_window_is_skipped(tmp_path, caplog):
     assert sum("short.wav" in r.getMessage() and "window" in r.getMessage() for r in caplog.records) == 1
 
 
-@pytest.mark.parametrize("bad", [dict(split="test"), dict(val_fraction=0.0), dict(on_error="ignore"),
-                                 dict(unknown_chords="guess"), dict(pitch_shift=-1), dict(min_label_fraction=0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(split="test"),
+        dict(val_fraction=0.0),
+        dict(on_error="ignore"),
+        dict(unknown_chords="guess"),
+        dict(pitch_shift=-1),
+        dict(min_label_fraction=0),
+    ],
+)
 def test_bad_arguments_fail_naming_the_argument(songs, bad):
     name = next(iter(bad))
     with pytest.raises(ValueError, match=name):
@@ -304,21 +313,24 @@ def test_bad_arguments_fail_naming_the_argument(songs, bad):
 
 
 # ------------------------------------------------------------------ label mapping
-@pytest.mark.parametrize("label,expected,outcome", [
-    ("C:maj", "C:maj", "exact"),
-    ("G:min7/b3", "G:min7/b3", "exact"),
-    ("Bb:maj(9)", "Bb:maj(9)", "exact"),
-    ("N", "N", "exact"),
-    ("C:maj(11)", "C:maj", "mapped"),  # {1,3,5,4}: maj and sus4 tie at 3/4, maj is earlier
-    ("C:(1,3,5,b7,9)", "C:9", "mapped"),  # exactly the 9 chord's tones
-    ("C:min(b13)", "C:min", "mapped"),  # {1,b3,5,b6}: min 3/4 beats min6 3/5
-    ("C:sus4(9)", "C:sus4", "mapped"),  # sus2 and sus4 tie at 3/4: the label's quality wins
-    ("C:maj(11)/b7", "C:maj/b7", "mapped"),  # the bass is kept, and not counted as a tone
-    ("D:(1,b3)", "D:min", "mapped"),  # min and dim tie at 2/3 with 3 tones: vocabulary order
-    ("A:(1,3,#5,b7,b9)", "A:aug(b7)", "mapped"),  # aug(b7) 4/5 beats 7(b9) 4/6
-    ("E:7(b13)", "E:7", "mapped"),
-    ("F#:(1,5)", "F#:5", "mapped"),
-])
+@pytest.mark.parametrize(
+    "label,expected,outcome",
+    [
+        ("C:maj", "C:maj", "exact"),
+        ("G:min7/b3", "G:min7/b3", "exact"),
+        ("Bb:maj(9)", "Bb:maj(9)", "exact"),
+        ("N", "N", "exact"),
+        ("C:maj(11)", "C:maj", "mapped"),  # {1,3,5,4}: maj and sus4 tie at 3/4, maj is earlier
+        ("C:(1,3,5,b7,9)", "C:9", "mapped"),  # exactly the 9 chord's tones
+        ("C:min(b13)", "C:min", "mapped"),  # {1,b3,5,b6}: min 3/4 beats min6 3/5
+        ("C:sus4(9)", "C:sus4", "mapped"),  # sus2 and sus4 tie at 3/4: the label's quality wins
+        ("C:maj(11)/b7", "C:maj/b7", "mapped"),  # the bass is kept, and not counted as a tone
+        ("D:(1,b3)", "D:min", "mapped"),  # min and dim tie at 2/3 with 3 tones: vocabulary order
+        ("A:(1,3,#5,b7,b9)", "A:aug(b7)", "mapped"),  # aug(b7) 4/5 beats 7(b9) 4/6
+        ("E:7(b13)", "E:7", "mapped"),
+        ("F#:(1,5)", "F#:5", "mapped"),
+    ],
+)
 def test_labels_map_onto_the_vocabulary_by_the_documented_rule(label, expected, outcome):
     triple, got = classify_label(label)
     assert got == outcome and format_label(*triple) == expected

@@ -1,5 +1,6 @@
 """``data=folder_songs``: frame labels read from .lab files, pitch shift moving labels
 and frame times together, short songs and skipped labels masked out."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,12 @@ from chordexp.experiment.components import build_datasets
 RATE = 11025
 #: (start, end, label, MIDI notes); the second song has an X stretch and is shorter than an excerpt
 SONGS = {
-    "a/first.wav": [(0, 4, "C:maj", (48, 60, 64, 67)), (4, 8, "A:min", (45, 57, 60, 64)),
-                    (8, 12, "F:maj/3", (45, 60, 65, 69)), (12, 16, "G:7", (43, 59, 62, 65))],
+    "a/first.wav": [
+        (0, 4, "C:maj", (48, 60, 64, 67)),
+        (4, 8, "A:min", (45, 57, 60, 64)),
+        (8, 12, "F:maj/3", (45, 60, 65, 69)),
+        (12, 16, "G:7", (43, 59, 62, 65)),
+    ],
     "b/second.wav": [(0, 2, "N", ()), (2, 4, "X", (50, 62)), (4, 7, "D:min", (50, 62, 65, 69))],
 }
 
@@ -56,8 +61,9 @@ def expected_label(spec, t: float, shift: int):
 
 
 def test_frame_labels_follow_the_lab_file_through_pitch_shifts(songs):
-    dataset = FolderSongDataset(size=24, split="train", seed=0, root=songs, sample_rate=RATE, clip_seconds=5.0,
-                                val_fraction=0.01, pitch_shift=3)
+    dataset = FolderSongDataset(
+        size=24, split="train", seed=0, root=songs, sample_rate=RATE, clip_seconds=5.0, val_fraction=0.01, pitch_shift=3
+    )
     times = dataset.grid.times(dataset.grid.num_frames(dataset.num_samples))
     shifts = set()
     for index in range(len(dataset)):
@@ -80,8 +86,9 @@ def test_frame_labels_follow_the_lab_file_through_pitch_shifts(songs):
 
 
 def test_validation_songs_are_whole_songs_with_their_labels(songs):
-    dataset = FolderSongDataset(size=4, split="val", seed=0, root=songs, sample_rate=RATE, clip_seconds=5.0,
-                                val_fraction=0.5)
+    dataset = FolderSongDataset(
+        size=4, split="val", seed=0, root=songs, sample_rate=RATE, clip_seconds=5.0, val_fraction=0.5
+    )
     song = dataset.song(0)
     assert len(song.audio) == dataset.songs[0].audio.shape[0]
     labels = [label for _, _, label in song.labelled()]
@@ -90,8 +97,13 @@ def test_validation_songs_are_whole_songs_with_their_labels(songs):
 
 
 def test_the_config_option_builds_song_mode_datasets(compose_cfg, songs):
-    cfg = compose_cfg("data=folder_songs", f"data.dataset.root={songs}", "data.train_size=4", "data.val_size=2",
-                      "data.dataset.val_fraction=0.5")
+    cfg = compose_cfg(
+        "data=folder_songs",
+        f"data.dataset.root={songs}",
+        "data.train_size=4",
+        "data.val_size=2",
+        "data.dataset.val_fraction=0.5",
+    )
     assert cfg.data.sequence and cfg.model.frame_outputs
     train_set, val_set = build_datasets(cfg)
     audio, targets = train_set[0]

@@ -1,4 +1,5 @@
 """InMemoryDataset: the same items as the dataset it renders, from memory."""
+
 import torch
 
 from chordexp.data import InMemoryDataset, SyntheticChordDataset
@@ -18,8 +19,10 @@ def test_cached_items_equal_the_rendered_ones_to_float16_precision():
 
 def test_rendering_in_worker_processes_gives_the_same_cache():
     source = SyntheticChordDataset(6, seed=4, sample_rate=16000, clip_seconds=0.25, realism="plain")
-    assert torch.equal(InMemoryDataset(source, num_workers=2, batch_size=2).audio,
-                       InMemoryDataset(source, num_workers=0, batch_size=4).audio)
+    assert torch.equal(
+        InMemoryDataset(source, num_workers=2, batch_size=2).audio,
+        InMemoryDataset(source, num_workers=0, batch_size=4).audio,
+    )
 
 
 class _FrameItems(torch.utils.data.Dataset):
@@ -31,8 +34,12 @@ class _FrameItems(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         audio = torch.arange(8, dtype=torch.float32) * 0.25 + i  # exact in float16
         frames = torch.arange(5)
-        return audio, {"chord_type": (frames + i) % 32, "root": (frames * i) % 12,
-                       "bass_note": torch.full((5,), i % 12), "mask": frames < 5 - i}
+        return audio, {
+            "chord_type": (frames + i) % 32,
+            "root": (frames * i) % 12,
+            "bass_note": torch.full((5,), i % 12),
+            "mask": frames < 5 - i,
+        }
 
 
 def test_frame_targets_and_masks_are_stored_per_item_with_their_dtype():

@@ -1,5 +1,6 @@
 """SyntheticSongDataset: deterministic excerpts, frame labels that follow the score,
 a realistic harmonic language, one-line errors."""
+
 from __future__ import annotations
 
 import collections
@@ -80,7 +81,7 @@ def test_whole_songs_cover_their_duration_with_labels():
     assert labelled[0][0] == 0.0 and abs(labelled[-1][1] - 20.0) < 1e-9
     assert all(a[1] == pytest.approx(b[0]) for a, b in zip(labelled, labelled[1:]))
     assert abs(song.tuning_cents) <= 50.0
-    assert not np.array_equal(song.audio[:11025 * 6], dataset[0][0].numpy())  # songs are their own stream
+    assert not np.array_equal(song.audio[: 11025 * 6], dataset[0][0].numpy())  # songs are their own stream
 
 
 def test_progressions_speak_a_pop_harmonic_language():
@@ -104,14 +105,17 @@ def test_progressions_speak_a_pop_harmonic_language():
     assert 0.01 < share["N"] < 0.1
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(clip_seconds=0.5), "clip_seconds"),
-    (dict(clip_seconds=float("nan")), "clip_seconds"),
-    (dict(tuning_cents=-1.0), "tuning_cents"),
-    (dict(n_prob=2.0), "n_prob"),
-    (dict(split="dev"), "split"),
-    (dict(sample_rate=1000), "sample_rate"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(clip_seconds=0.5), "clip_seconds"),
+        (dict(clip_seconds=float("nan")), "clip_seconds"),
+        (dict(tuning_cents=-1.0), "tuning_cents"),
+        (dict(n_prob=2.0), "n_prob"),
+        (dict(split="dev"), "split"),
+        (dict(sample_rate=1000), "sample_rate"),
+    ],
+)
 def test_bad_arguments_are_one_line_errors(kwargs, message):
     with pytest.raises(ValueError, match=message) as error:
         SyntheticSongDataset(size=2, **kwargs)

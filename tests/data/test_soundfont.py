@@ -1,4 +1,5 @@
 """The SoundFont renderer: real samples, deterministic, notes that start and stop on time."""
+
 import numpy as np
 
 from chordexp.data.soundfont import BASS_PROGRAMS, CHORD_PROGRAMS, MELODY_PROGRAMS, Note, SoundFontRenderer
@@ -28,11 +29,11 @@ def test_output_depends_only_on_the_notes_not_on_what_was_rendered_before():
 def test_onsets_durations_and_release_are_where_they_were_asked():
     renderer = SoundFontRenderer(sample_rate=SR)
     late = renderer.render([Note(60, 0.9, 0.5, 16)], SR)  # organ: sustains while held
-    assert rms(late[: SR // 2 - 300]) < 1e-4 < rms(late[SR // 2:])
+    assert rms(late[: SR // 2 - 300]) < 1e-4 < rms(late[SR // 2 :])
     short = renderer.render([Note(60, 0.9, 0.0, 16, duration=0.2)], SR)
-    assert rms(short[int(0.6 * SR):]) < 0.05 * rms(short[: int(0.2 * SR)])
+    assert rms(short[int(0.6 * SR) :]) < 0.05 * rms(short[: int(0.2 * SR)])
     released = renderer.render([Note(60, 0.9, 0.0, 16)], SR, release=0.4)
-    assert rms(released[int(0.9 * SR):]) < 0.05 * rms(released[: int(0.5 * SR)])
+    assert rms(released[int(0.9 * SR) :]) < 0.05 * rms(released[: int(0.5 * SR)])
 
 
 def test_pitch_is_the_midi_key():

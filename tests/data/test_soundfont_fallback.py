@@ -1,6 +1,7 @@
 """Without tinysoundfont (a plain ``pip install``: its pyaudio dependency does not build
 without PortAudio headers) the default font falls back to the additive renderer, with a
 warning, so the default run trains; a font named explicitly still needs the player."""
+
 from __future__ import annotations
 
 import logging
@@ -49,7 +50,7 @@ def test_the_additive_renderer_plays_each_note_when_it_sounds_and_is_determinist
     spectrum = np.abs(np.fft.rfft(alone[: SR // 2]))
     assert abs(np.argmax(spectrum) * 2 - 261.6) < 3  # middle C
     released = renderer.render(NOTES[:1], SR, release=0.25)
-    assert not released[-SR // 4:].any() and released[: SR // 2].any()
+    assert not released[-SR // 4 :].any() and released[: SR // 2].any()
 
 
 def test_environment_json_records_whether_the_player_was_there():

@@ -1,4 +1,5 @@
 """SyntheticChordDataset: determinism, item format, labels that match the audio."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,10 +11,22 @@ from chordexp.data import SyntheticChordDataset
 
 SR = 44100
 #: Everything that blurs pitch switched off: what is left must match the labels exactly.
-CLEAN = dict(noise_prob=0.0, percussion_prob=0.0, vibrato_prob=0.0, tremolo_prob=0.0, detune_prob=0.0,
-             saturation_prob=0.0, band_limit_prob=0.0, tuning_cents=0.0, release_prob=0.0,
-             strum_prob=0.0, arpeggio_prob=0.0, families=("organ",), soundfont_prob=0.0,
-             change_prob=0.0)
+CLEAN = dict(
+    noise_prob=0.0,
+    percussion_prob=0.0,
+    vibrato_prob=0.0,
+    tremolo_prob=0.0,
+    detune_prob=0.0,
+    saturation_prob=0.0,
+    band_limit_prob=0.0,
+    tuning_cents=0.0,
+    release_prob=0.0,
+    strum_prob=0.0,
+    arpeggio_prob=0.0,
+    families=("organ",),
+    soundfont_prob=0.0,
+    change_prob=0.0,
+)
 CHORDS_ONLY = [0.0] + [1.0] * (NUM_CHORD_TYPES - 1)
 N_ONLY = [1.0] + [0.0] * (NUM_CHORD_TYPES - 1)
 
@@ -39,7 +52,7 @@ def peakiness_db(audio: np.ndarray, sr: int = SR) -> float:
     lo, hi = 60 * len(audio) // sr, 5000 * len(audio) // sr
     if power[lo:hi].max() <= 0:
         return 0.0
-    median = np.median(np.lib.stride_tricks.sliding_window_view(power[lo - 50:hi + 50], 101), axis=1)
+    median = np.median(np.lib.stride_tricks.sliding_window_view(power[lo - 50 : hi + 50], 101), axis=1)
     return float(10 * np.log10(np.max(power[lo:hi] / (median + 1e-30))))
 
 
@@ -56,10 +69,12 @@ def test_same_seed_split_and_index_give_bit_identical_items():
 
 def test_other_split_seed_or_index_gives_a_different_clip():
     ref = SyntheticChordDataset(10, split="train", seed=0)[4][0]
-    for other in (SyntheticChordDataset(10, split="val", seed=0)[4][0],
-                  SyntheticChordDataset(10, split="test", seed=0)[4][0],
-                  SyntheticChordDataset(10, split="train", seed=1)[4][0],
-                  SyntheticChordDataset(10, split="train", seed=0)[5][0]):
+    for other in (
+        SyntheticChordDataset(10, split="val", seed=0)[4][0],
+        SyntheticChordDataset(10, split="test", seed=0)[4][0],
+        SyntheticChordDataset(10, split="train", seed=1)[4][0],
+        SyntheticChordDataset(10, split="train", seed=0)[5][0],
+    ):
         assert not torch.equal(ref, other)
 
 
@@ -99,8 +114,9 @@ def test_clip_length_follows_sample_rate_and_seconds():
 def test_generator_options_accept_lists_as_hydra_passes_them():
     from omegaconf import OmegaConf
 
-    ds = SyntheticChordDataset(2, snr_db=OmegaConf.create([10, 20]), families=["pluck"],
-                               chord_type_weights=OmegaConf.create(CHORDS_ONLY))
+    ds = SyntheticChordDataset(
+        2, snr_db=OmegaConf.create([10, 20]), families=["pluck"], chord_type_weights=OmegaConf.create(CHORDS_ONLY)
+    )
     assert ds.options.snr_db == (10, 20) and ds.options.families == ("pluck",)
     assert ds[1][0].shape == (SR,)
 
@@ -115,8 +131,7 @@ def test_index_out_of_range_raises_index_error():
 
 # ------------------------------------------------------- labels match the audio
 def test_pure_tones_sound_exactly_the_chord_pitch_classes_with_the_bass_lowest():
-    ds = SyntheticChordDataset(60, seed=11, max_partials=1, inversion_prob=0.5,
-                               chord_type_weights=CHORDS_ONLY, **CLEAN)
+    ds = SyntheticChordDataset(60, seed=11, max_partials=1, inversion_prob=0.5, chord_type_weights=CHORDS_ONLY, **CLEAN)
     inversions = 0
     for i in range(len(ds)):
         audio, targets = ds[i]
@@ -143,9 +158,20 @@ def test_soundfont_chords_sound_every_chord_tone_with_the_bass_lowest():
     """Sampled instruments (all of them, noise off): chord tones present, and the lowest strong
     note is the bass. Real bass samples can have a weak fundamental, so that holds for nearly
     all clips rather than every one (a wrong bass label would match about a third)."""
-    ds = SyntheticChordDataset(40, seed=15, inversion_prob=0.5, chord_type_weights=CHORDS_ONLY, soundfont_prob=1.0,
-                               noise_prob=0.0, percussion_prob=0.0, saturation_prob=0.0, release_prob=0.0,
-                               arpeggio_prob=0.0, eq_tilt_db=0.0, change_prob=0.0)
+    ds = SyntheticChordDataset(
+        40,
+        seed=15,
+        inversion_prob=0.5,
+        chord_type_weights=CHORDS_ONLY,
+        soundfont_prob=1.0,
+        noise_prob=0.0,
+        percussion_prob=0.0,
+        saturation_prob=0.0,
+        release_prob=0.0,
+        arpeggio_prob=0.0,
+        eq_tilt_db=0.0,
+        change_prob=0.0,
+    )
     bass_matches = 0
     for i in range(len(ds)):
         audio, targets = ds[i]
@@ -177,7 +203,7 @@ def test_clips_across_a_change_are_mostly_the_labelled_chord():
         audio, alone = changed[i][0].numpy(), plain[i][0].numpy()
         assert not np.array_equal(audio, alone)
         tenth = len(audio) // 10
-        middle.append(float(chroma(audio[4 * tenth:6 * tenth]) @ chroma(alone)))
+        middle.append(float(chroma(audio[4 * tenth : 6 * tenth]) @ chroma(alone)))
         # one end of the clip belongs to the other chord: the less similar end
         edge.append(min(float(np.nan_to_num(chroma(part)) @ chroma(alone)) for part in (audio[:tenth], audio[-tenth:])))
     assert sum(m > 0.8 for m in middle) >= 15
@@ -185,8 +211,16 @@ def test_clips_across_a_change_are_mostly_the_labelled_chord():
 
 
 def test_no_chord_clips_carry_no_stable_pitch():
-    chords = SyntheticChordDataset(20, seed=13, chord_type_weights=CHORDS_ONLY, noise_prob=0.0, percussion_prob=0.0,
-                                   vibrato_prob=0.0, detune_prob=0.0, attack_noise_prob=0.0)
+    chords = SyntheticChordDataset(
+        20,
+        seed=13,
+        chord_type_weights=CHORDS_ONLY,
+        noise_prob=0.0,
+        percussion_prob=0.0,
+        vibrato_prob=0.0,
+        detune_prob=0.0,
+        attack_noise_prob=0.0,
+    )
     assert min(peakiness_db(chords[i][0].numpy()) for i in range(len(chords))) > 20.0  # the measure sees pitch
     for kind in ("noise", "percussion", "silence", "texture"):
         ds = SyntheticChordDataset(25, seed=14, chord_type_weights=N_ONLY, no_chord_kinds=(kind,))
@@ -226,22 +260,25 @@ def test_inversion_prob_controls_whether_the_bass_is_the_root():
 
 
 # ------------------------------------------------------------------ bad input
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(size=0), "size"),
-    (dict(size=-3), "size"),
-    (dict(size=4, split="dev"), "split"),
-    (dict(size=4, seed=-1), "seed"),
-    (dict(size=4, sample_rate=0), "sample_rate"),
-    (dict(size=4, clip_seconds=0.0), "clip_seconds"),
-    (dict(size=4, realism="fancy"), "realism"),
-    (dict(size=4, snr_db=(30.0, 10.0)), "snr_db"),
-    (dict(size=4, noise_prob=1.5), "noise_prob"),
-    (dict(size=4, families=("kazoo",)), "families"),
-    (dict(size=4, chord_type_weights=[1.0] * 5), "chord_type_weights"),
-    (dict(size=4, max_notes=3), "max_notes"),
-    (dict(size=4, spread=(24.5, 30)), "spread"),
-    (dict(size=4, colour="red"), "unknown generator option 'colour'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(size=0), "size"),
+        (dict(size=-3), "size"),
+        (dict(size=4, split="dev"), "split"),
+        (dict(size=4, seed=-1), "seed"),
+        (dict(size=4, sample_rate=0), "sample_rate"),
+        (dict(size=4, clip_seconds=0.0), "clip_seconds"),
+        (dict(size=4, realism="fancy"), "realism"),
+        (dict(size=4, snr_db=(30.0, 10.0)), "snr_db"),
+        (dict(size=4, noise_prob=1.5), "noise_prob"),
+        (dict(size=4, families=("kazoo",)), "families"),
+        (dict(size=4, chord_type_weights=[1.0] * 5), "chord_type_weights"),
+        (dict(size=4, max_notes=3), "max_notes"),
+        (dict(size=4, spread=(24.5, 30)), "spread"),
+        (dict(size=4, colour="red"), "unknown generator option 'colour'"),
+    ],
+)
 def test_bad_arguments_raise_one_clear_value_error(kwargs, match):
     with pytest.raises(ValueError, match=match) as info:
         SyntheticChordDataset(**kwargs)
