@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from chordexp.config import DEVICE_NAMES, RULES, TrainingConfig, is_device_name, is_monitor_name, stays_inside
+from chordexp.decode import PRIOR_WEIGHT_RANGE, prior_weight_ok
 from chordexp.errors import ConfigValueError
 
 Check = Tuple[str, bool, str]
@@ -88,7 +89,7 @@ def run_checks(c: Dict[str, Any]) -> List[Check]:
             self_transition is None or finite(self_transition) and 0 < self_transition < 1,
             "must be in (0, 1), or null (estimated from the training labels)",
         ),
-        ("decoder.prior_weight", finite(prior_weight) and 0 <= prior_weight <= 1, "must be in [0, 1]"),
+        ("decoder.prior_weight", prior_weight_ok(prior_weight), f"must be in {list(PRIOR_WEIGHT_RANGE)}"),
         (
             "eval_songs",
             not c.get("eval_songs") or Path(str(c["eval_songs"])).expanduser().is_dir(),

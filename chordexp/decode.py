@@ -9,6 +9,7 @@ then chosen per segment among the chord's tones, from the bass head's mean poste
 
 from __future__ import annotations
 
+import math
 from typing import Callable, List, Tuple
 
 import numpy as np
@@ -17,6 +18,21 @@ from chordexp.chords import NUM_CHORD_TYPES, NUM_PITCH_CLASSES, chord_pitch_clas
 from chordexp.errors import ConfigValueError
 
 Segment = Tuple[float, float, str]
+
+#: ``prior_weight``: the chord-type posteriors are divided by the training prior raised
+#: to this power. Positive lets rare types through (the hybrid HMM's scaled likelihoods);
+#: negative sharpens towards common types, which a model hedging on unfamiliar audio
+#: (real records) needs. The one range every command checks.
+PRIOR_WEIGHT_RANGE = (-2.0, 1.0)
+
+
+def prior_weight_ok(value: object) -> bool:
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and PRIOR_WEIGHT_RANGE[0] <= value <= PRIOR_WEIGHT_RANGE[1]
+    )
 
 
 def state_log_likelihoods(type_logp: np.ndarray, root_logp: np.ndarray) -> np.ndarray:

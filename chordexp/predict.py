@@ -32,6 +32,7 @@ from typing import List, Optional
 
 from chordexp.audio_files import find_audio_files
 from chordexp.cli import main_guard, parse_args
+from chordexp.decode import PRIOR_WEIGHT_RANGE, prior_weight_ok
 from chordexp.errors import UsageError
 
 USAGE = __doc__.split("The Python API")[0].strip()
@@ -66,10 +67,10 @@ def check_numbers(args: PredictArgs) -> None:
         raise UsageError(
             f"workers={args.workers} must be >= 0 (0: everything in this process), or null for one per core"
         )
-    if args.prior_weight is not None and not math.isfinite(args.prior_weight):
+    if args.prior_weight is not None and not prior_weight_ok(args.prior_weight):
         raise UsageError(
-            f"prior_weight={args.prior_weight} must be a finite number (0: off, 1: the chord-type "
-            f"prior divided out fully), or null for the checkpoint's"
+            f"prior_weight={args.prior_weight} must be in {list(PRIOR_WEIGHT_RANGE)} (0: off, 1: the chord-type "
+            f"prior divided out fully, < 0: sharpened towards common types), or null for the checkpoint's"
         )
 
 

@@ -21,6 +21,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from chordexp.audio import load_audio
 from chordexp.audio_files import find_audio_files
 from chordexp.cli import main_guard, parse_args
+from chordexp.decode import PRIOR_WEIGHT_RANGE, prior_weight_ok
 from chordexp.errors import UsageError
 from chordexp.labfile import load_lab
 from chordexp.scoring import pool, score_labels, segments_to_labels
@@ -74,8 +75,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not 0.0 < value < 1.0:
             raise UsageError(f"self_transitions: {value} is outside (0, 1)")
     for value in args.prior_weights:
-        if not 0.0 <= value <= 1.0:
-            raise UsageError(f"prior_weights: {value} is outside [0, 1]")
+        if not prior_weight_ok(value):
+            raise UsageError(f"prior_weights: {value} is outside {list(PRIOR_WEIGHT_RANGE)}")
     unknown = [m for m in args.objective if m not in REPORTED]
     if unknown or not args.objective:
         raise UsageError(f"objective: {unknown or 'empty'}; choose from {', '.join(REPORTED)}")

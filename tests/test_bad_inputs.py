@@ -142,7 +142,9 @@ RUN_CASES = [
         "decoder-stay-one", "decoder.self_transition=1.0", pattern=r"decoder\.self_transition=1\.0 must be in \(0, 1\)"
     ),
     run(
-        "decoder-prior-weight-nan", "decoder.prior_weight=nan", pattern=r"decoder\.prior_weight=nan must be in \[0, 1\]"
+        "decoder-prior-weight-nan",
+        "decoder.prior_weight=nan",
+        pattern=r"decoder\.prior_weight=nan must be in \[-2\.0, 1\.0\]",
     ),
     run(
         "song-tuning-out-of-range",
@@ -760,7 +762,7 @@ PREDICT_CASES += [
         "input={d}/ok.wav",
         "output={d}/out",
         "prior_weight=nan",
-        pattern=r"^prior_weight=nan must be a finite number",
+        pattern=r"^prior_weight=nan must be in \[-2\.0, 1\.0\]",
     ),
     tool(
         "predict",

@@ -19,7 +19,9 @@ import numpy as np
 
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NO_CHORD
 from chordexp.data.harmony import SongPlan
+from chordexp.data.production import colour_instrument
 from chordexp.data.soundfont import BASS_PROGRAMS, CHORD_PROGRAMS, MELODY_PROGRAMS, Note, shared_renderer
+from chordexp.data.voices import SungNote, backing_oohs, draw_singer, harmony_line, sing, sung_from_midi
 
 STYLE_PROGRAMS = {
     "block": CHORD_PROGRAMS["organ"]
@@ -51,9 +53,13 @@ def chord_pitch_set(chord: Tuple[int, int, int]) -> List[int]:
     return sorted({(root + i) % 12 for i in CHORD_INTERVALS[CHORD_TYPES[chord_type]]})
 
 
-def voice_upper(rng: np.random.Generator, chord: Tuple[int, int, int], centre: float) -> List[int]:
+def voice_upper(
+    rng: np.random.Generator, chord: Tuple[int, int, int], centre: float, bass_below: bool = False
+) -> List[int]:
     """Every pitch class of the chord once, near ``centre`` (a hand on a keyboard or a
-    guitar shape), sometimes a doubled root or top note."""
+    guitar shape), sometimes a doubled root or top note. ``bass_below``: the chord's bass
+    note is added under the voicing, for a part that is the lowest sounding (no bass
+    player): the bass note of a chord is the lowest note whoever plays it."""
     pcs = chord_pitch_set(chord)
     notes = []
     for pc in pcs:
@@ -61,15 +67,42 @@ def voice_upper(rng: np.random.Generator, chord: Tuple[int, int, int], centre: f
         notes.append(int(pc + 12 * round((target - pc) / 12.0)))
     if rng.random() < 0.4:
         notes.append(min(notes) + 12 if rng.random() < 0.5 else max(notes) - 12)
+    if bass_below:
+        low = min(notes)
+        notes.append(low - 1 - (low - 1 - chord[2]) % 12)
     return sorted(set(notes))
+
+
+#: Arrangements records use beside the full band, with how often each is drawn when a
+#: song gets one: (name, weight, chord-part families, bass, drums, lead).
+ARRANGEMENTS: Tuple[Tuple[str, float, Tuple[str, ...], bool, bool, bool], ...] = (
+    ("voice_and_guitar", 3.0, ("guitar",), False, False, True),
+    ("piano_alone", 2.0, ("piano",), False, False, False),
+    ("voice_and_piano", 2.0, ("piano",), False, False, True),
+    ("no_bass", 2.0, ("guitar", "piano", "organ"), False, True, True),
+    ("bass_without_drums", 2.0, ("guitar", "piano", "strings"), True, False, True),
+)
 
 
 class BandRenderer:
     """``render(rng, plan, seconds)`` -> mono float32 audio of the plan's first ``seconds``."""
 
-    def __init__(self, sample_rate: int, soundfont: Optional[str] = None, additive_prob: float = 0.3) -> None:
+    def __init__(
+        self,
+        sample_rate: int,
+        soundfont: Optional[str] = None,
+        additive_prob: float = 0.3,
+        voice_prob: float = 0.0,
+        backing_prob: float = 0.0,
+        instrument_fx_prob: float = 0.0,
+        arrangement_prob: float = 0.0,
+    ) -> None:
         self.sr = int(sample_rate)
         self.additive_prob = float(additive_prob)
+        self.voice_prob = float(voice_prob)  # the lead line sung (else a GM melody patch)
+        self.backing_prob = float(backing_prob)  # backing singers: "oohs" or a harmony line
+        self.instrument_fx_prob = float(instrument_fx_prob)  # a chord part through amp/rotary/phaser
+        self.arrangement_prob = float(arrangement_prob)  # a record's arrangement instead of the full band
         self.soundfont = soundfont
         shared_renderer(soundfont, self.sr)  # fail early when the player is missing
 
@@ -78,34 +111,83 @@ class BandRenderer:
         n = int(round(seconds * self.sr))
         spans = [s for s in plan.segments() if s[0] < seconds]
         parts: List[Tuple[np.ndarray, float]] = []  # (audio, level in dB)
-        n_chord_parts = int(rng.choice([1, 2, 3], p=[0.25, 0.45, 0.3]))
-        styles = rng.choice(len(STYLES), size=n_chord_parts, replace=n_chord_parts > len(STYLES))
-        centres = rng.permutation([52.0, 60.0, 67.0, 72.0])[:n_chord_parts]
-        for style_index, centre in zip(styles, centres):
-            style = STYLES[int(style_index)]
-            notes = self._chord_part(rng, style, spans, plan, float(centre))
+        arrangement = None
+        if self.arrangement_prob > 0 and rng.random() < self.arrangement_prob:
+            weights = np.array([a[1] for a in ARRANGEMENTS])
+            arrangement = ARRANGEMENTS[int(rng.choice(len(ARRANGEMENTS), p=weights / weights.sum()))]
+        if arrangement is None:
+            n_chord_parts = int(rng.choice([1, 2, 3], p=[0.25, 0.45, 0.3]))
+            styles = rng.choice(len(STYLES), size=n_chord_parts, replace=n_chord_parts > len(STYLES))
+            centres = rng.permutation([52.0, 60.0, 67.0, 72.0])[:n_chord_parts]
+            chosen: List[Tuple[str, Optional[str]]] = [(STYLES[int(i)], None) for i in styles]
+        else:
+            families = arrangement[2]
+            count = 1 if len(families) == 1 else int(rng.integers(1, 3))
+            picked = [families[int(i)] for i in rng.choice(len(families), size=count, replace=False)]
+            chosen = [(_style_for(rng, family), family) for family in picked]
+            centres = rng.permutation([52.0, 60.0, 67.0])[:count]
+        lowest = int(np.argmin(centres))
+        for k, ((style, family), centre) in enumerate(zip(chosen, centres)):
+            programs = None if family is None else CHORD_PROGRAMS[family]
+            floor = arrangement is not None and not arrangement[3] and k == lowest
+            notes = self._chord_part(rng, style, spans, plan, float(centre), programs, floor)
             synth = rng.random() < self.additive_prob  # timbres no SoundFont has
             audio = additive_play(rng, notes, n, self.sr, style) if synth else self._play(notes, n)
+            if self.instrument_fx_prob > 0 and notes and rng.random() < self.instrument_fx_prob:
+                audio = colour_instrument(rng, audio, self.sr, program_family(notes[0].program))
             parts.append((audio, rng.uniform(-12.0, -4.0)))
-        if rng.random() < 0.9:
+        if rng.random() < 0.9 if arrangement is None else arrangement[3]:
             parts.append((self._play(self._bass(rng, spans, plan), n), rng.uniform(-12.0, -4.0)))
-        if rng.random() < 0.75:
+        if rng.random() < 0.75 if arrangement is None else arrangement[4]:
             parts.append((self._play(self._drums(rng, plan, seconds), n), rng.uniform(-14.0, -3.0)))
-        if rng.random() < 0.7:
-            parts.append((self._play(self._melody(rng, spans, plan), n), rng.uniform(-9.0, -1.0)))
+        if rng.random() < 0.7 if arrangement is None else arrangement[5]:
+            melody = self._melody(rng, spans, plan)
+            if self.voice_prob > 0 and rng.random() < self.voice_prob:
+                parts.extend(self._singers(rng, melody, spans, plan, n))
+            else:
+                parts.append((self._play(melody, n), rng.uniform(-9.0, -1.0)))
+        if self.backing_prob > 0 and rng.random() < self.backing_prob:
+            pcs = [(a, b, chord_pitch_set(c) if c[0] != NO_CHORD else []) for a, b, c in spans]
+            oohs = backing_oohs(rng, pcs, n, self.sr, float(rng.uniform(57.0, 69.0)))
+            parts.append((oohs, rng.uniform(-14.0, -6.0)))
         mix = np.zeros(n, np.float32)
         for audio, level_db in parts:
             rms = math.sqrt(float(np.dot(audio, audio)) / n) + 1e-9
             mix += audio * np.float32(10 ** (level_db / 20) / rms)
         return mix
 
+    def _singers(
+        self, rng: np.random.Generator, melody: Sequence[Note], spans: Sequence[Span], plan: SongPlan, n: int
+    ) -> List[Tuple[np.ndarray, float]]:
+        """The lead line sung, as loud as a record's lead (at or above the band's
+        parts), sometimes double-tracked, sometimes with a harmony a third or sixth away."""
+        shift = int(rng.choice([0, 0, -12])) if melody else 0  # many leads sing an octave below the line
+        notes = [SungNote(s.pitch + shift, s.onset, s.duration, s.vowel) for s in sung_from_midi(rng, melody)]
+        singer = draw_singer(rng)
+        lead = sing(rng, notes, n, self.sr, singer)
+        if rng.random() < 0.35:  # double-tracked: the same singer again, a little off
+            lead = lead + sing(rng, _nudged(rng, notes), n, self.sr, singer, float(rng.uniform(-12.0, 12.0)))
+        out = [(lead, float(rng.uniform(-5.0, 1.0)))]
+        if rng.random() < 0.3:
+            scale = [(plan.tonic + d) % 12 for d in (MAJOR_SCALE if plan.mode == "major" else MINOR_SCALE)]
+            steps = int(rng.choice([2, -2, -5]))
+            out.append((sing(rng, harmony_line(notes, scale, steps), n, self.sr), float(rng.uniform(-10.0, -3.0))))
+        return out
+
     def _play(self, notes: Sequence[Note], n: int) -> np.ndarray:
         return shared_renderer(self.soundfont, self.sr).render(notes, n)
 
     def _chord_part(
-        self, rng: np.random.Generator, style: str, spans: Sequence[Span], plan: SongPlan, centre: float
+        self,
+        rng: np.random.Generator,
+        style: str,
+        spans: Sequence[Span],
+        plan: SongPlan,
+        centre: float,
+        programs: Optional[Sequence[int]] = None,
+        bass_below: bool = False,
     ) -> List[Note]:
-        programs = STYLE_PROGRAMS[style]
+        programs = STYLE_PROGRAMS[style] if programs is None else programs
         program = int(programs[int(rng.integers(len(programs)))])
         beat, bar = plan.beat_seconds, plan.beat_seconds * plan.beats_per_bar
         velocity = rng.uniform(0.45, 0.9)
@@ -125,7 +207,7 @@ class BandRenderer:
         for start, end, chord in spans:
             if chord[0] == NO_CHORD:
                 continue
-            voicing = voice_upper(rng, chord, centre)
+            voicing = voice_upper(rng, chord, centre, bass_below)
             if style == "block":
                 restrike = bar if rng.random() < 0.3 else end - start
                 t = start
@@ -354,3 +436,23 @@ def additive_play(rng: np.random.Generator, notes: Sequence[Note], n: int, sr: i
         env = env * np.clip((hold + release - t) / release, 0.0, 1.0)
         out[start : start + length] += table[index] * env.astype(np.float32) * np.float32(note.velocity)
     return out
+
+
+def program_family(program: int) -> str:
+    """The ``CHORD_PROGRAMS`` family of a GM program (``"other"`` when none)."""
+    for family, programs in CHORD_PROGRAMS.items():
+        if program in programs:
+            return family
+    return "other"
+
+
+def _style_for(rng: np.random.Generator, family: str) -> str:
+    """How a family plays chords in an arrangement: guitars strum or pick, pianos comp or
+    arpeggiate, organs and strings hold."""
+    options = {"guitar": ("strum", "strum", "arpeggio", "comp"), "piano": ("comp", "comp", "arpeggio", "block")}
+    return str(rng.choice(options.get(family, ("block",))))
+
+
+def _nudged(rng: np.random.Generator, notes: Sequence[SungNote]) -> List[SungNote]:
+    """A double-tracked take: each note 5-30 ms early or late."""
+    return [SungNote(s.pitch, max(0.0, s.onset + rng.uniform(-0.03, 0.03)), s.duration, s.vowel) for s in notes]

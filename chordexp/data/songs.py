@@ -27,7 +27,7 @@ from chordexp.data.frames import FrameGrid, frame_targets
 from chordexp.data.harmony import plan_song
 from chordexp.data.item_errors import item_error
 from chordexp.data.items import SONG_TAG, SPLITS, check_common, check_index, is_int, item_rng
-from chordexp.data.production import master
+from chordexp.data.production import lossy_codec, master, record_chain
 from chordexp.errors import ConfigValueError
 
 _WHOLE_SONG = 1  # a second stream per split for whole songs (validation by transcription)
@@ -76,6 +76,13 @@ class SyntheticSongDataset(Dataset):
         tuning_cents: float = 50.0,
         n_prob: float = 0.5,
         soundfont: Optional[str] = None,
+        voice_prob: float = 0.0,
+        backing_prob: float = 0.0,
+        instrument_fx_prob: float = 0.0,
+        arrangement_prob: float = 0.0,
+        record_chain_prob: float = 0.0,
+        codec_prob: float = 0.0,
+        tuning_drift_cents: float = 0.0,
     ) -> None:
         check_common(size, seed)
         if split not in SPLITS:
@@ -86,8 +93,19 @@ class SyntheticSongDataset(Dataset):
             raise ConfigValueError(f"clip_seconds must be in 1..120 s for songs, got {clip_seconds!r}")
         if not _finite_in(tuning_cents, 0.0, 100.0):
             raise ConfigValueError(f"tuning_cents must be in 0..100, got {tuning_cents!r}")
-        if not _finite_in(n_prob, 0.0, 1.0):
-            raise ConfigValueError(f"n_prob must be in 0..1, got {n_prob!r}")
+        for name, value in (
+            ("n_prob", n_prob),
+            ("voice_prob", voice_prob),
+            ("backing_prob", backing_prob),
+            ("instrument_fx_prob", instrument_fx_prob),
+            ("arrangement_prob", arrangement_prob),
+            ("record_chain_prob", record_chain_prob),
+            ("codec_prob", codec_prob),
+        ):
+            if not _finite_in(value, 0.0, 1.0):
+                raise ConfigValueError(f"{name} must be in 0..1, got {value!r}")
+        if not _finite_in(tuning_drift_cents, 0.0, 50.0):
+            raise ConfigValueError(f"tuning_drift_cents must be in 0..50, got {tuning_drift_cents!r}")
         self.size, self.split, self.seed = int(size), split, int(seed)
         self.sample_rate = int(sample_rate)
         self.clip_seconds = float(clip_seconds)
@@ -96,7 +114,16 @@ class SyntheticSongDataset(Dataset):
         self.soundfont = soundfont
         self.grid = FrameGrid.for_model(self.sample_rate)
         self._split_id = SPLITS.index(split)
-        self._band = BandRenderer(self.sample_rate, soundfont)
+        self.record_chain_prob, self.codec_prob = float(record_chain_prob), float(codec_prob)
+        self.tuning_drift_cents = float(tuning_drift_cents)
+        self._band = BandRenderer(
+            self.sample_rate,
+            soundfont,
+            voice_prob=voice_prob,
+            backing_prob=backing_prob,
+            instrument_fx_prob=instrument_fx_prob,
+            arrangement_prob=arrangement_prob,
+        )
 
     def __len__(self) -> int:
         return self.size
@@ -125,16 +152,35 @@ class SyntheticSongDataset(Dataset):
         cents = float(rng.uniform(-self.tuning_cents, self.tuning_cents))
         ratio = 2.0 ** (cents / 1200.0)  # playing the render faster by ratio raises it by cents
         offset = float(rng.uniform(0.0, 4.0)) if excerpt else 0.0
-        nominal = offset + seconds * ratio + 0.05
+        drift = _Drift.draw(rng, self.tuning_drift_cents, seconds) if self.tuning_drift_cents > 0 else None
+        reach = 2.0 ** (self.tuning_drift_cents / 1200.0)  # the most a drift can speed the tape up
+        nominal = offset + seconds * ratio * reach + 0.05
         plan = plan_song(rng, nominal, self.n_prob)
         mix = self._band.render(rng, plan, nominal)
         mix = master(rng, mix, sr, rng.standard_normal(int(2.0 * sr)).astype(np.float32))
+        if self.record_chain_prob > 0 and rng.random() < self.record_chain_prob:
+            mix = record_chain(rng, mix, sr)
         first = int(offset * sr)
-        piece = mix[first : first + int(math.ceil(seconds * ratio * sr)) + 2]
-        audio = _fit(_retune(piece, sr, ratio), int(round(seconds * sr)))
+        num_samples = int(round(seconds * sr))
+        if drift is None:
+            piece = mix[first : first + int(math.ceil(seconds * ratio * sr)) + 2]
+            audio = _fit(_retune(piece, sr, ratio), num_samples)
+            source_time = None
+        else:  # the tape runs at a speed that wanders: each output sample reads the source at its own rate
+            source_time = drift.source_times(num_samples, sr, ratio)
+            audio = _fit(np.interp(source_time * sr, np.arange(len(mix) - first), mix[first:]), num_samples)
+        if self.codec_prob > 0 and rng.random() < self.codec_prob:
+            audio = lossy_codec(rng, audio, sr)
         segments = []
         for start, end, triple in plan.segments():
-            start, end = (start - offset) / ratio, (end - offset) / ratio
+            if source_time is None:
+                start, end = (start - offset) / ratio, (end - offset) / ratio
+            else:
+                grid = np.arange(num_samples) / sr
+                start, end = (
+                    float(np.interp(x - offset, source_time, grid, left=-1.0, right=seconds + 1.0))
+                    for x in (start, end)
+                )
             if end > 0 and start < seconds:
                 segments.append((max(start, 0.0), min(end, seconds), triple))
         return RenderedSong(audio, segments, cents)
@@ -144,6 +190,37 @@ class SyntheticSongDataset(Dataset):
             f"SyntheticSongDataset(size={self.size}, split={self.split!r}, seed={self.seed}, "
             f"sample_rate={self.sample_rate}, clip_seconds={self.clip_seconds})"
         )
+
+
+@dataclass(frozen=True)
+class _Drift:
+    """A tuning that wanders within a song (tape speed, a band drifting): ``cents`` off
+    the song's tuning as the sum of two slow sinusoids, at most ``amplitude`` cents."""
+
+    amplitude: float
+    periods: Tuple[float, float]
+    phases: Tuple[float, float]
+    share: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, max_cents: float, seconds: float) -> "_Drift":
+        amplitude = float(rng.uniform(0.0, max_cents))
+        periods = (float(rng.uniform(6.0, 20.0)), float(rng.uniform(20.0, 90.0)))
+        phases = (float(rng.uniform(0, 2 * np.pi)), float(rng.uniform(0, 2 * np.pi)))
+        return cls(amplitude, periods, phases, float(rng.uniform(0.0, 1.0)))
+
+    def cents(self, t: np.ndarray) -> np.ndarray:
+        a, b = self.share, 1.0 - self.share
+        return self.amplitude * (
+            a * np.sin(2 * np.pi * t / self.periods[0] + self.phases[0])
+            + b * np.sin(2 * np.pi * t / self.periods[1] + self.phases[1])
+        )
+
+    def source_times(self, num_samples: int, sample_rate: int, ratio: float) -> np.ndarray:
+        """For each output sample, the time in the source it plays (seconds, increasing)."""
+        t = np.arange(num_samples) / sample_rate
+        rate = ratio * np.exp2(self.cents(t) / 1200.0)
+        return np.concatenate(([0.0], np.cumsum(rate[:-1]) / sample_rate))
 
 
 def _retune(audio: np.ndarray, sample_rate: int, ratio: float) -> np.ndarray:

@@ -13,6 +13,7 @@ font falls back to :class:`AdditiveRenderer`, with a warning). Evaluation must u
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -303,7 +304,23 @@ class SampledChordPlayer:
 
 def tilt(audio: np.ndarray, sample_rate: int, db_per_octave: float) -> np.ndarray:
     """Spectral tilt around 500 Hz by ``db_per_octave`` (a crude tone control)."""
-    spectrum = np.fft.rfft(audio)
-    freqs = np.fft.rfftfreq(len(audio), 1.0 / sample_rate)
+    size = fft_size(len(audio))
+    spectrum = np.fft.rfft(audio, size)
+    freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
     gain = (np.maximum(freqs, 30.0) / 500.0) ** (db_per_octave / 6.02)
-    return np.fft.irfft(spectrum * gain, n=len(audio)).astype(np.float32)
+    return np.fft.irfft(spectrum * gain, n=size)[: len(audio)].astype(np.float32)
+
+
+def fft_size(n: int) -> int:
+    """The smallest ``2**a * 3**b * 5**c >= n``: an FFT of a length with a large prime
+    factor is several times slower, and zero-padding also keeps filters from wrapping."""
+    best = 1 << max(0, int(n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            size = p35 << max(0, int(math.ceil(math.log2(n / p35))) if p35 < n else 0)
+            best = min(best, size)
+            p35 *= 3
+        p5 *= 5
+    return best
