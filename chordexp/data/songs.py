@@ -76,13 +76,13 @@ class SyntheticSongDataset(Dataset):
         tuning_cents: float = 50.0,
         n_prob: float = 0.5,
         soundfont: Optional[str] = None,
-        voice_prob: float = 0.0,
-        backing_prob: float = 0.0,
-        instrument_fx_prob: float = 0.0,
-        arrangement_prob: float = 0.0,
-        record_chain_prob: float = 0.0,
-        codec_prob: float = 0.0,
-        tuning_drift_cents: float = 0.0,
+        voice_prob: float = 0.7,
+        backing_prob: float = 0.3,
+        instrument_fx_prob: float = 0.5,
+        arrangement_prob: float = 0.35,
+        record_chain_prob: float = 0.7,
+        codec_prob: float = 0.5,
+        tuning_drift_cents: float = 10.0,
     ) -> None:
         check_common(size, seed)
         if split not in SPLITS:

@@ -164,13 +164,13 @@ class SongsDatasetConfig(DatasetConfig):
     n_prob: float = 0.5  # how often songs hold stretches without harmony (intros, breaks)
     soundfont: Optional[str] = None  # .sf2/.sf3 for the band; None = TimGM6mb (never the evaluation font)
     # realism (docs/realism.md): how often a song gets each thing records have; 0 turns it off
-    voice_prob: float = 0.0  # the lead line sung (formant-synthesised voice), else a GM melody patch
-    backing_prob: float = 0.0  # backing singers holding chord tones ("oohs")
-    instrument_fx_prob: float = 0.0  # a chord part through an amp and cabinet, a rotary speaker, phaser/chorus
-    arrangement_prob: float = 0.0  # a record's arrangement (voice and guitar, piano alone, no bass, no drums)
-    record_chain_prob: float = 0.0  # tape saturation, bus compression, room, band limits, loud or quiet master
-    codec_prob: float = 0.0  # an MP3 encode/decode at 16-44.1 kHz and a low-to-high bitrate
-    tuning_drift_cents: float = 0.0  # the tuning wanders within a song by up to this much
+    voice_prob: float = 0.7  # the lead line sung (formant-synthesised voice), else a GM melody patch
+    backing_prob: float = 0.3  # backing singers holding chord tones ("oohs")
+    instrument_fx_prob: float = 0.5  # a chord part through an amp and cabinet, a rotary speaker, phaser/chorus
+    arrangement_prob: float = 0.35  # a record's arrangement (voice and guitar, piano alone, no bass, no drums)
+    record_chain_prob: float = 0.7  # tape saturation, bus compression, room, band limits, loud or quiet master
+    codec_prob: float = 0.5  # an MP3 encode/decode at 16-44.1 kHz and a low-to-high bitrate
+    tuning_drift_cents: float = 10.0  # the tuning wanders within a song by up to this much
 
 
 @dataclass

@@ -20,7 +20,7 @@ from chordexp.decode import Segment, decode_segments
 from chordexp.device import resolve_device
 from chordexp.model import ChordRecognitionModel
 from chordexp.training.checkpoint import CheckpointError, check_model_state, load_checkpoint_file
-from chordexp.tuning import estimate_tuning
+from chordexp.tuning import front_end_shift
 
 
 @dataclass
@@ -126,7 +126,7 @@ class ChordRecognizer:
         audio = resample(mono_samples(audio), sample_rate, self.sample_rate)
         cents = 0.0
         if self.estimate_tuning:
-            cents = estimate_tuning(audio, self.sample_rate)
+            cents = front_end_shift(audio, self.sample_rate)
         logp = self.tuned_posteriors(audio, cents)
         silent = None
         if self.silence_db is not None:
