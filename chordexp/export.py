@@ -1,6 +1,6 @@
-"""Training checkpoint -> a self-contained model file (ONNX or TorchScript).
+"""Training checkpoint -> a self-contained model file (ONNX or TorchScript), or a slim checkpoint.
 
-    python -m chordexp.export checkpoint=PATH format=onnx|torchscript output=FILE
+    python -m chordexp.export checkpoint=PATH format=onnx|torchscript|checkpoint output=FILE
 
 The file holds the whole model, front end included: mono audio samples at the model's
 rate in (``audio``, shape ``(1, samples)`` for ONNX, ``(batch, samples)`` for
@@ -10,7 +10,10 @@ classes)``). What inference needs beside the weights (sample rate, frame rate, h
 chord types, the decoder settings the run saved) is stored in the file as JSON: the
 ONNX metadata entry ``chordexp``, the TorchScript extra file ``chordexp.json``.
 ``python -m chordexp.predict checkpoint=FILE ...`` transcribes with it (onnxruntime
-or ``torch.jit``). An existing output is refused; the file is written atomically.
+or ``torch.jit``). ``format=checkpoint`` writes the training checkpoint without its
+resume-only state (optimizer, scheduler, RNG: a third of the size), for ``predict`` and
+``finetune.init_from``; the package's ready model is one. An existing output is
+refused; the file is written atomically.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from chordexp.cli import main_guard, parse_args
 from chordexp.errors import UsageError
 
 USAGE = __doc__.strip()
-FORMATS = ("onnx", "torchscript")
+FORMATS = ("onnx", "torchscript", "checkpoint")
 
 
 @dataclass

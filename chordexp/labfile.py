@@ -49,7 +49,7 @@ def load_lab(path: str | Path, disjoint: bool = False) -> Labels:
     except OSError as error:
         raise LabFileError(f"{path}: cannot read ({error.strerror})") from None
     try:
-        raw = data.decode("utf-8")
+        raw = data.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is not data
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise LabFileError(f"{path}:{line}: not UTF-8 text") from None

@@ -1,10 +1,11 @@
 """Checkpoint + audio -> MIREX ``.lab`` chord transcriptions.
 
-    python -m chordexp.predict checkpoint=PATH input=FILE_OR_DIR output=DIR \
+    python -m chordexp.predict [checkpoint=PATH] input=FILE_OR_DIR output=DIR \
         [self_transition=0.95] [prior_weight=0] [estimate_tuning=true] [silence_db=30] [probabilities=false] [device=cpu] \
         [workers=N] [backend=torch|onnx|torchscript]
 
-One .lab per audio file, in output= with the input's folder structure. Its name is the
+Without checkpoint=, the model that ships inside the package transcribes
+(docs/ready-model.md). One .lab per audio file, in output= with the input's folder structure. Its name is the
 audio file's with the extension replaced by .lab, every other dot kept
 ("01 - Mr. Brightside.wav" -> "01 - Mr. Brightside.lab", "song.v1.wav" -> "song.v1.lab");
 where two inputs would get the same name ("a.wav" and "a.flac" in one folder, compared
@@ -40,7 +41,7 @@ USAGE = __doc__.split("The Python API")[0].strip()
 
 @dataclass
 class PredictArgs:
-    checkpoint: str = "???"
+    checkpoint: Optional[str] = None  # null: the ready model inside the package
     input: str = "???"
     output: str = "???"
     self_transition: Optional[float] = None  # null: the checkpoint's (estimated from its data), else 0.95
@@ -81,7 +82,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     find_audio_files(input_path)  # bad input fails before the model loads
     from chordexp.inference import ChordRecognizer, check_finite_weights, transcribe_files
     from chordexp.inference.backends import infer_backend, load_recognizer
+    from chordexp.inference.ready_model import ready_model
 
+    if args.checkpoint is None:
+        args.checkpoint = str(ready_model())
     backend = infer_backend(args.checkpoint, args.backend)
     if backend == "torch":
         recognizer = ChordRecognizer.from_checkpoint(

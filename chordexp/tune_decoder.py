@@ -77,13 +77,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     for value in args.prior_weights:
         if not prior_weight_ok(value):
             raise UsageError(f"prior_weights: {value} is outside {list(PRIOR_WEIGHT_RANGE)}")
+    for name in ("self_transitions", "prior_weights", "estimate_tuning"):
+        if not getattr(args, name):
+            raise UsageError(f"{name}: an empty list; give at least one value to try")
     unknown = [m for m in args.objective if m not in REPORTED]
     if unknown or not args.objective:
         raise UsageError(f"objective: {unknown or 'empty'}; choose from {', '.join(REPORTED)}")
-    from chordexp.inference import ChordRecognizer
+    from chordexp.inference import ChordRecognizer, check_finite_weights
 
     songs = find_songs(Path(args.songs))
     recognizer = ChordRecognizer.from_checkpoint(args.checkpoint, device=args.device)
+    check_finite_weights(recognizer, args.checkpoint)  # NaN weights would "recommend" settings for all-N output
     if recognizer.type_log_prior is None and any(args.prior_weights):
         print("note: the checkpoint holds no chord-type prior; prior_weight has no effect", file=sys.stderr)
     print(f"{len(songs)} songs under {args.songs}; mir_eval, durations pooled")

@@ -163,6 +163,10 @@ def test_heads_of_another_shape_are_reinitialised_only_when_asked(pretrained, tm
         (("finetune.freeze=[backbone]",), r"^finetune.freeze: unknown module 'backbone' .*valid: frontend, input_norm"),
         (("+finetune.lr_multipliers.encoder=0",), r"^finetune.lr_multipliers.encoder=0.0 must be"),
         (("finetune.freeze=[encoder]", "+finetune.lr_multipliers.encoder=0.5"), r"encoder is frozen"),
+        (
+            ("finetune.freeze=[frontend,input_norm,stem,intervals,project,position,encoder,norm,heads]",),
+            r"^finetune.freeze: freezes every module of ChordRecognitionModel .*nothing would learn",
+        ),
     ],
 )
 def test_bad_settings_are_one_line(compose_cfg, tmp_path, overrides, pattern):

@@ -41,11 +41,28 @@ def song_components(seconds: float) -> Tuple[Any, Dict[str, Any]]:
     }
 
 
-def rendering_rates(dataset: Any, excerpts: int, repeats: int) -> List[float]:
+#: The record-like factors of the song generator (docs/realism.md), all off: the
+#: renderer as it was before them, the baseline of their cost.
+REALISM_OFF = {
+    "voice_prob": 0.0,
+    "backing_prob": 0.0,
+    "instrument_fx_prob": 0.0,
+    "arrangement_prob": 0.0,
+    "record_chain_prob": 0.0,
+    "codec_prob": 0.0,
+    "tuning_drift_cents": 0.0,
+}
+
+
+def rendering_rates(dataset: Any, excerpts: int, repeats: int, **overrides: float) -> List[float]:
     """Excerpts/s on one core, one figure per repetition (different excerpts each time:
     songs differ in parts and length of notes, so cost varies by song)."""
     renderer = SyntheticSongDataset(
-        excerpts * repeats, split="train", sample_rate=dataset.sample_rate, clip_seconds=dataset.clip_seconds
+        excerpts * repeats,
+        split="train",
+        sample_rate=dataset.sample_rate,
+        clip_seconds=dataset.clip_seconds,
+        **overrides,
     )
     renderer[0]  # loads the SoundFont: once per worker, not per excerpt
     with one_core():
@@ -106,6 +123,8 @@ def run(sizes: Sizes) -> List[Row]:
     consumption, steps = training_consumption(sizes, prepared)
     echo(f"songs: rendering, {sizes.repeats} x {sizes.song_excerpts} excerpts on one core")
     rendered = rendering_rates(parts["dataset"], sizes.song_excerpts, sizes.repeats)
+    echo("songs: rendering with the record-like factors off (the renderer before them)")
+    plain = rendering_rates(parts["dataset"], sizes.song_excerpts, sizes.repeats, **REALISM_OFF)
     echo("songs: the in-memory cache on one core")
     cached = cached_rates(batch, sizes.repeats)
     render_rate, cache_rate = median(rendered), median(cached)
@@ -140,5 +159,20 @@ def run(sizes: Sizes) -> List[Row]:
             target=HEADROOM,
             note="float16 in memory, 0.66 MB per 15-s excerpt",
             samples={"excerpts_per_s": cached},
+        ),
+        Row(
+            benchmark="songs",
+            measure=f"render s per excerpt ({seconds:g} s), one core, record-like factors on",
+            value=1.0 / render_rate,
+            unit="s",
+            baseline_name="the same, factors off",
+            baseline=1.0 / median(plain),
+            baseline_unit="s",
+            ratio=ratio(median(plain), render_rate),
+            ratio_of="cost on / off",
+            target_op="<=",
+            target=2.0,
+            note="voices, amp/rotary, arrangements, record chain, MP3 codec, tuning drift (docs/realism.md)",
+            samples={"excerpts_per_s_off": plain},
         ),
     ]

@@ -218,6 +218,16 @@ def apply_finetune(
     freeze = list(settings.get("freeze") or [])
     multipliers = dict(settings.get("lr_multipliers") or {})
     check_module_names(model, freeze, "finetune.freeze")
+    trainable = [
+        name
+        for name, module in model.named_children()
+        if name not in freeze and any(p.requires_grad for p in module.parameters())
+    ]
+    if freeze and not trainable:
+        raise ConfigValueError(
+            f"finetune.freeze: freezes every module of {type(model).__name__} ({', '.join(freeze)}): "
+            f"nothing would learn; leave at least one out"
+        )
     check_multipliers(model, multipliers, freeze)
     if load and settings.get("init_from"):
         load_initial_weights(model, settings["init_from"], strict=bool(settings.get("init_strict", True)))

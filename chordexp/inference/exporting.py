@@ -114,13 +114,33 @@ def torchscript_bytes(model, metadata: Dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
+#: What a slim checkpoint keeps of a training checkpoint: enough to transcribe, to
+#: fine-tune from and to know where it came from; the optimizer, scheduler and RNG
+#: states (two thirds of the file) only serve ``resume=`` and are emptied.
+SLIM_EMPTIED = ("optimizer", "scheduler", "rng", "scaler")
+
+
+def slim_checkpoint_bytes(checkpoint: str) -> bytes:
+    """``checkpoint`` without its resume-only state (``SLIM_EMPTIED``), still loadable by
+    ``ChordRecognizer.from_checkpoint`` and ``finetune.init_from``."""
+    load_for_export(checkpoint)  # refuses non-finite weights and checkpoints that build no model
+    state = load_checkpoint_file(checkpoint)
+    slim = {key: ({} if key in SLIM_EMPTIED else value) for key, value in state.items()}
+    buffer = io.BytesIO()
+    torch.save(slim, buffer)
+    return buffer.getvalue()
+
+
 def export_model(checkpoint: str, fmt: str, output: str | Path) -> Path:
     """Write ``checkpoint``'s model as ``fmt`` to ``output`` (atomically)."""
     output = Path(output)
-    model, decoder = load_for_export(checkpoint)
-    metadata = describe(model, decoder)
-    metadata["source"] = Path(checkpoint).name
-    data = onnx_bytes(model, metadata) if fmt == "onnx" else torchscript_bytes(model, metadata)
+    if fmt == "checkpoint":
+        data = slim_checkpoint_bytes(checkpoint)
+    else:
+        model, decoder = load_for_export(checkpoint)
+        metadata = describe(model, decoder)
+        metadata["source"] = Path(checkpoint).name
+        data = onnx_bytes(model, metadata) if fmt == "onnx" else torchscript_bytes(model, metadata)
     if output.exists():  # checked again: the export takes a while
         raise UsageError(f"output={output}: already exists; nothing was written (remove it or choose another name)")
     atomic_write_bytes(output, data)

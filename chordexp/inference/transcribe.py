@@ -7,6 +7,7 @@ and the model run ahead in worker processes (``chordexp.inference.prefetch``).
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, cast
@@ -14,6 +15,7 @@ from typing import Any, Dict, List, Optional, cast
 import numpy as np
 from tqdm import tqdm
 
+from chordexp.atomic import atomic_write_bytes
 from chordexp.audio import AudioError
 from chordexp.audio_files import find_audio_files
 from chordexp.decode import Segment
@@ -113,6 +115,9 @@ def checked_segments(path: Path, audio: np.ndarray, transcription: Transcription
 
 
 def write_probabilities(path: Path, transcription: Transcription) -> None:
-    """Per-frame posteriors next to the .lab (``NAME.probs.npz``: times + three heads)."""
+    """Per-frame posteriors next to the .lab (``NAME.probs.npz``: times + three heads),
+    written atomically like the .lab: a kill or a full disk never leaves half a file."""
+    buffer = io.BytesIO()
     # Any: numpy's stub would match a key of the unpacked dict to allow_pickle (a bool)
-    np.savez_compressed(path, times=transcription.frame_times, **cast(Dict[str, Any], transcription.probabilities))
+    np.savez_compressed(buffer, times=transcription.frame_times, **cast(Dict[str, Any], transcription.probabilities))
+    atomic_write_bytes(path, buffer.getvalue())
