@@ -71,6 +71,15 @@ def test_default_workers_one_per_core_and_none_for_one_file():
     assert 1 <= default_workers(100) <= 8
 
 
+def test_too_many_workers_are_cut_to_the_files_and_cores_with_a_line(capsys):
+    from chordexp.inference.prefetch import MAX_WORKERS, bounded_workers, usable_cores
+
+    assert bounded_workers(1000, 3) == min(3, 2 * usable_cores()) and "workers=1000: using" in capsys.readouterr().err
+    assert bounded_workers(1000, 500) == min(MAX_WORKERS, 2 * usable_cores())
+    capsys.readouterr()
+    assert bounded_workers(1, 3) == 1 and capsys.readouterr().err == ""
+
+
 def test_a_negative_number_of_workers_is_refused_in_one_line(checkpoint, songs, tmp_path):
     out = tmp_path / "out"
     done = subprocess.run(

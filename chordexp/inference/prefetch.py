@@ -12,6 +12,7 @@ reports it and goes on), not as an exception in a worker.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union, cast
 
@@ -25,13 +26,32 @@ from chordexp.data.loaders import single_thread_worker, worker_context
 Decoded = Tuple[Path, Union[Tuple[np.ndarray, Any], AudioError]]
 
 
+MAX_WORKERS = 8  # each worker holds a copy of the model and a decoded song: ~200 MB
+
+
+def usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def default_workers(files: int) -> int:
     """Worker processes for ``files`` files: none for one file (starting a worker costs
     more than it saves), else one per core, at most 8, never more than there are files."""
     if files <= 1:
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(8, cores, files))
+    return max(1, min(MAX_WORKERS, usable_cores(), files))
+
+
+def bounded_workers(asked: int, files: int) -> int:
+    """``asked`` workers, but never more than there are files, cores, or ``MAX_WORKERS``
+    (``workers=1000`` once forked 312 processes for 3 files); says so when it cuts."""
+    bound = max(1, min(MAX_WORKERS, 2 * usable_cores(), files)) if files else 0
+    if asked > bound:
+        print(
+            f"workers={asked}: using {bound} (at most one per file, two per core and {MAX_WORKERS} in all)",
+            file=sys.stderr,
+        )
+        return bound
+    return asked
 
 
 class _Files:
@@ -66,7 +86,7 @@ def decoded_files(
     ``default_workers``; 0: here, one file at a time, and ``analyse`` is not called: the
     caller does it, as before)."""
     files = list(files)
-    workers = default_workers(len(files)) if workers is None else workers
+    workers = default_workers(len(files)) if workers is None else bounded_workers(workers, len(files))
     dataset = _Files(files, sample_rate, analyse if workers else None)
     if workers == 0:
         for index in range(len(files)):
