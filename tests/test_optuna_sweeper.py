@@ -205,6 +205,17 @@ def test_too_many_failures_stop_the_sweep_below_max_failure_rate_one(compose_cfg
     assert [t.state for t in stored(tmp_path)] == [TrialState.FAIL]
 
 
+def test_a_sweep_in_which_every_trial_failed_is_an_error(compose_cfg, tmp_path):
+    sweeper = make_sweeper(
+        compose_cfg, tmp_path, lambda number: ("fail", ValueError("bad")), "hydra.sweeper.n_trials=3"
+    )
+    with pytest.raises(SystemExit, match="^error: every one of the 3 trials failed"):
+        sweeper.sweep(arguments=[])
+    assert [t.state for t in stored(tmp_path)] == [TrialState.FAIL] * 3
+    results = yaml.safe_load((tmp_path / "sweep" / "optimization_results.yaml").read_text())
+    assert results["best_trial"] is None and results["trials"]["fail"] == 3
+
+
 def test_a_killed_study_resumes_from_its_storage(compose_cfg, tmp_path):
     """The same command three times on one storage, n_trials=5. First: trials 0, 1
     complete, Ctrl-C during trial 2 (KeyboardInterrupt out of the launcher: 2 is FAIL, its

@@ -168,6 +168,7 @@ class ChordexpOptunaSweeper(Sweeper):
         to_go = self.n_trials - finished
         if finished:
             log.info("resuming: %d of %d trials done, %d to go", finished, self.n_trials, max(to_go, 0))
+        launched, failed = 0, 0
         while to_go > 0:
             trials = [study.ask() for _ in range(min(self.n_jobs, to_go))]
             overrides = [
@@ -189,13 +190,20 @@ class ChordexpOptunaSweeper(Sweeper):
                     f"sweep stopped ({interrupted}); to resume the study, run the same command with "
                     f"hydra.sweeper.storage={storage} and a new hydra.sweep.dir"
                 )
+            launched, failed = launched + len(returns), failed + failures
             if failures / len(returns) > self.max_failure_rate:
                 raise SweepError(
                     f"{failures} of {len(returns)} trials failed, more than "
                     f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: the sweep stops"
                 )
             to_go -= len(trials)
-        return self._write_results(study, storage)
+        results = self._write_results(study, storage)
+        if launched and failed == launched:  # exit 1, as for any sweep in which jobs failed
+            raise SweepError(
+                f"every one of the {launched} trials failed (their run.log says why); "
+                f"the study is in {storage}, optimization_results.yaml has no best trial"
+            )
+        return results
 
     def _reseed_for_resume(self, study: Any) -> None:
         """A resumed study gets its sampler seeded with ``seed + trials so far``: the same
