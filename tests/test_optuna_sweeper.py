@@ -216,6 +216,23 @@ def test_a_sweep_in_which_every_trial_failed_is_an_error(compose_cfg, tmp_path):
     assert results["best_trial"] is None and results["trials"]["fail"] == 3
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (("hydra/sweeper/pruner=hyperband", "hydra.sweeper.pruner.min_resource=0"), r"pruner.min_resource=0 must be"),
+        (("hydra/sweeper/pruner=threshold", "hydra.sweeper.pruner.upper=nan"), r"pruner.upper=nan must be a finite"),
+        (("hydra.sweeper.sampler.n_startup_trials=-5",), r"sampler.n_startup_trials=-5 must be an integer >= 0"),
+    ],
+)
+def test_sampler_and_pruner_values_optuna_would_choke_on_stop_before_any_trial(
+    compose_cfg, tmp_path, overrides, message
+):
+    sweeper = make_sweeper(compose_cfg, tmp_path, lambda number: ("complete", [1.0]), *overrides)
+    with pytest.raises(SystemExit, match=message):
+        sweeper.sweep(arguments=[])
+    assert sweeper.launcher.launched == []
+
+
 def test_a_killed_study_resumes_from_its_storage(compose_cfg, tmp_path):
     """The same command three times on one storage, n_trials=5. First: trials 0, 1
     complete, Ctrl-C during trial 2 (KeyboardInterrupt out of the launcher: 2 is FAIL, its

@@ -81,6 +81,9 @@ class ChordexpOptunaSweeper(Sweeper):
             )
         if not 0.0 <= self.max_failure_rate <= 1.0:
             raise SweepError(f"hydra.sweeper.max_failure_rate={self.max_failure_rate} must be in [0, 1]")
+        assert self.config is not None  # set by setup()
+        for part in ("sampler", "pruner"):
+            check_counts(part, OmegaConf.to_container(self.config.hydra.sweeper[part], resolve=True))
         if self.direction is None:
             assert self.config is not None  # set by setup()
             try:
@@ -294,6 +297,33 @@ class ChordexpOptunaSweeper(Sweeper):
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(OmegaConf.create(results), sweep_dir / "optimization_results.yaml")
         return results
+
+
+#: Sampler and pruner counts and their least value: Optuna takes some of these as given
+#: and fails later (hyperband's min_resource=0 divides by zero in every trial).
+LEAST = {
+    "n_startup_trials": 0,
+    "n_warmup_steps": 0,
+    "interval_steps": 1,
+    "min_resource": 1,
+    "max_resource": 1,
+    "reduction_factor": 2,
+    "min_early_stopping_rate": 0,
+}
+
+
+def check_counts(part: str, settings: Any) -> None:
+    """SweepError naming ``hydra.sweeper.<part>.<key>`` for a NaN or infinite number, or a
+    count below its least value (``LEAST``)."""
+    if not isinstance(settings, dict):
+        return
+    for key, value in settings.items():
+        name = f"hydra.sweeper.{part}.{key}"
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SweepError(f"{name}={value} must be a finite number")
+        if key in LEAST and not isinstance(value, str) and value is not None:
+            if isinstance(value, bool) or not isinstance(value, int) or value < LEAST[key]:
+                raise SweepError(f"{name}={value} must be an integer >= {LEAST[key]}")
 
 
 def trial_overrides(trial: Any, space: Dict[str, Any], fixed: Dict[str, str]) -> List[str]:
