@@ -54,7 +54,7 @@ REALISM_OFF = {
 }
 
 
-def rendering_rates(dataset: Any, excerpts: int, repeats: int, **overrides: float) -> List[float]:
+def rendering_rates(dataset: Any, excerpts: int, repeats: int, **overrides: Any) -> List[float]:
     """Excerpts/s on one core, one figure per repetition (different excerpts each time:
     songs differ in parts and length of notes, so cost varies by song)."""
     renderer = SyntheticSongDataset(
