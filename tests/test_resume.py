@@ -197,6 +197,28 @@ def test_shortcut_errors_are_one_line(tmp_path, args, message):
         expand_run_shortcuts([arg.format(**paths) for arg in args])
 
 
+EVIL_CALLBACK = "hydra:\n  callbacks:\n    evil:\n      _target_: shutil.copyfile\n      src: a\n      dst: b\n"
+
+
+@pytest.mark.parametrize("shortcut", ["rerun", "resume"])
+def test_a_saved_config_may_not_choose_code(tmp_path, shortcut):
+    """A run folder someone gives you is data: a hydra: node (callbacks are code) in its
+    config.yaml, or its own allow_any_target: true, is refused before Hydra starts."""
+    run = _make_run_folder(tmp_path / "run")
+    saved = run / ".hydra" / "config.yaml"
+    saved.write_text("seed: 0\n" + EVIL_CALLBACK)
+    for args in ([f"{shortcut}={run}"], ["--config-dir", str(run / ".hydra"), "--config-name", "config"]):
+        with pytest.raises(UsageError, match="holds a hydra: node.*may not choose code"):
+            expand_run_shortcuts(args)
+    saved.write_text("seed: 0\nallow_any_target: true\n")
+    with pytest.raises(UsageError, match="sets allow_any_target: true, which a saved file may not do"):
+        expand_run_shortcuts([f"{shortcut}={run}"])
+    assert expand_run_shortcuts([f"{shortcut}={run}", "allow_any_target=true"])[:2] == [
+        "--config-path",
+        str(saved.parent),
+    ]
+
+
 def test_resume_of_a_missing_folder_exits_2_with_one_line(tmp_path, run_cli):
     done = run_cli([f"resume={tmp_path / 'nope'}"], cwd=tmp_path)
     assert done.returncode == 2

@@ -47,8 +47,8 @@ def expand_run_shortcuts(argv: Sequence[str]) -> List[str]:
         raise UsageError(f"{key}={value}: no such folder")
     if not saved.is_file():
         raise UsageError(f"{key}={value}: not a run folder (no .hydra/config.yaml in {folder})")
-    _check_saved_config(key, value, saved)
     rest = [arg for arg in args if arg != given[0]]
+    _check_saved_config(key, value, saved, trusted=any(arg.lstrip("+") == f"{OPT_IN}=true" for arg in rest))
     expanded = ["--config-path", str(saved.parent), "--config-name", "config"]
     if key == "resume":
         expanded += [
@@ -59,9 +59,16 @@ def expand_run_shortcuts(argv: Sequence[str]) -> List[str]:
     return expanded + rest
 
 
-def _check_saved_config(key: str, value: str, saved: Path) -> None:
+OPT_IN = "allow_any_target"  # chordexp.experiment.targets.OPT_IN_KEY (that module imports Hydra)
+
+
+def _check_saved_config(key: str, value: str, saved: Path, trusted: bool = False) -> None:
     """UsageError (one line naming the file and line) when the run's saved config is not a
-    YAML mapping: a hand edit gone wrong, a file cut short."""
+    YAML mapping (a hand edit gone wrong, a file cut short), or when it would choose code:
+    a saved config is data. Hydra keeps its own settings (callbacks, launchers: code) in
+    ``hydra.yaml``, never in ``config.yaml``, so a ``hydra:`` node there was put there;
+    and the folder's own file may not lift the allow-list of ``_target_`` classes (only
+    ``allow_any_target=true`` on the command line does: ``trusted``)."""
     try:
         data = yaml.safe_load(saved.read_text())
     except OSError as error:
@@ -74,6 +81,16 @@ def _check_saved_config(key: str, value: str, saved: Path) -> None:
         raise UsageError(f"{key}={value}: {saved} is not valid YAML{where}; restore it, or rerun from a copy") from None
     if not isinstance(data, dict):
         raise UsageError(f"{key}={value}: {saved} holds no config (a YAML mapping of keys), but {type(data).__name__}")
+    if "hydra" in data:
+        raise UsageError(
+            f"{key}={value}: {saved} holds a hydra: node, which Hydra never saves there (its settings, callbacks "
+            f"included, live in hydra.yaml); a saved config may not choose code: remove the node"
+        )
+    if data.get(OPT_IN) is True and not trusted:
+        raise UsageError(
+            f"{key}={value}: {saved} sets {OPT_IN}: true, which a saved file may not do; if you trust every "
+            f"_target_ in it, say so on the command line: {OPT_IN}=true"
+        )
 
 
 def saved_run_folder(config_dir: Optional[str]) -> Optional[Path]:
@@ -98,6 +115,8 @@ def _config_dir_of_run_as_config_path(args: List[str]) -> List[str]:
             value = inline if eq else args[i + 1]
             absolute = Path(value).expanduser().resolve()
             if saved_run_folder(str(absolute)) is not None:
+                trusted = any(arg.lstrip("+") == f"{OPT_IN}=true" for arg in args)
+                _check_saved_config(flag, value, absolute / "config.yaml", trusted)
                 out += ["--config-path", str(absolute)]
                 i += 1 if eq else 2
                 continue

@@ -18,6 +18,7 @@ from typing import Any, FrozenSet, Iterator, Mapping, Set, Tuple
 
 from chordexp.errors import ConfigValueError
 from chordexp.experiment.constructor_schema import parse_module, source_file
+from chordexp.experiment.rerun import OPT_IN as OPT_IN_KEY  # one home: the run-folder check reads it before Hydra
 from chordexp.experiment.schemas import GROUP_SCHEMAS, resolved_dict
 
 
@@ -58,9 +59,6 @@ def reexported_from(package: str, name: str) -> Set[str]:
             base = anchor[: len(anchor) - node.level + 1] if node.level else []
             origins.add(".".join(base + ([node.module] if node.module else [])))
     return origins
-
-
-OPT_IN_KEY = "allow_any_target"
 
 
 def iter_targets(node: Any, prefix: str = "") -> Iterator[Tuple[str, Any]]:
