@@ -158,6 +158,15 @@ def test_an_empty_folder_is_claimed_and_given_back(tmp_path):
     assert folder.is_dir() and list(folder.iterdir()) == []
 
 
+def test_a_sweep_whose_jobs_share_one_folder_is_refused_before_any_job(tmp_path):
+    args = ["-m", *SMOKE, "optimizer.lr=1e-3,3e-3", f"hydra.sweep.dir={tmp_path / 'sw'}"]
+    with pytest.raises(RunFolderError, match=r"^hydra.sweep.subdir=job: every job of the sweep would write"):
+        plan_run_folder([*args, "hydra.sweep.subdir=job"]).check()
+    plan_run_folder([*args, "hydra.sweep.subdir=${hydra.job.num}_lr"]).check()  # one folder per job
+    plan_run_folder(args).check()  # the default, ${hydra.job.num}
+    assert not (tmp_path / "sw").exists()
+
+
 def test_the_default_folder_is_resolved_once_and_pinned_for_hydra(tmp_path, monkeypatch):
     """``outputs/${now:...}``: the folder checked and locked is handed to Hydra, so the clock
     cannot move Hydra into another folder; the command recorded stays the one typed."""

@@ -70,6 +70,10 @@ from chordexp.output_dirs import NO_FOLDER_FLAGS
 LOCK_NAME = ".chordexp.lock"
 #: Files whose presence means a folder holds a run (besides a non-empty checkpoint folder).
 RUN_RECORDS = (".hydra/config.yaml", "metrics.json", "history.json", "environment.json", "resolved_config.yaml")
+#: ``hydra.job.*`` values that differ between the jobs of one sweep: a job folder
+#: (``hydra.sweep.subdir``) must use one of them.
+JOB_UNIQUE = ("num", "id", "override_dirname")
+
 #: Files whose presence means a folder holds a sweep.
 SWEEP_RECORDS = ("multirun.yaml", "optimization_results.yaml")
 DEFAULT_CHECKPOINT_DIR = "checkpoints"
@@ -374,6 +378,13 @@ class RunFolderPlan:
         """RunFolderError when the folder holds a run (a sweep's: any run or sweep under it)."""
         folder, key = self.folder, self.key
         if self.multirun:
+            sweep = OmegaConf.to_container(self.cfg.hydra.sweep, resolve=False)  # the unresolved interpolation
+            subdir = str(sweep.get("subdir", "") if isinstance(sweep, dict) else "")
+            if not any(f"${{hydra.job.{name}}}" in subdir for name in JOB_UNIQUE):
+                raise RunFolderError(
+                    f"hydra.sweep.subdir={subdir}: every job of the sweep would write into the same folder and "
+                    f"replace the last one's run; include ${{hydra.job.num}} (the default is ${{hydra.job.num}})"
+                )
             held = runs_under(folder, self.checkpoint_dir) if folder.is_dir() else []
             if held:
                 raise RunFolderError(
