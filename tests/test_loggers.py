@@ -333,6 +333,19 @@ def test_a_tracker_file_must_stay_inside_the_run_folder(tmp_path):
         TensorBoardLogger(tmp_path / "run", CONFIG, log_dir="/srv/tb")
 
 
+@pytest.mark.parametrize(
+    "name", ["checkpoints/last.pt", "history.json", "run.log", ".hydra/config.yaml", "./metrics.json", "model.pt"]
+)
+def test_a_tracker_file_may_not_name_a_record_of_the_run(tmp_path, name):
+    with pytest.raises(ConfigValueError, match=r"names one of the run's own records") as error:
+        CSVLogger(tmp_path / "run", CONFIG, filename=name)
+    assert "\n" not in str(error.value)
+    assert (
+        CSVLogger(tmp_path / "run", CONFIG, filename="tables/metrics.csv").path
+        == tmp_path / "run" / "tables" / "metrics.csv"
+    )
+
+
 def test_a_bad_wandb_mode_is_one_line(tmp_path):
     with pytest.raises(ConfigValueError, match="logger.wandb.mode='offlne' must be one of offline, online, disabled"):
         WandbLogger(tmp_path, CONFIG, mode="offlne")

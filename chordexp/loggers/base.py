@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Dict, Iterable, Mapping, Optional
 
 from chordexp.config import stays_inside
 from chordexp.errors import ConfigValueError
 from chordexp.experiment.run_folder import write_json
+from chordexp.output_dirs import RUN_RECORD_FILES, RUN_RECORD_FOLDERS
 from chordexp.training.callbacks import Callback
 
 log = logging.getLogger("chordexp.loggers")
@@ -60,12 +61,26 @@ def require(module: str, tracker: str, extra: str) -> None:
         )
 
 
-def inside(run_folder: Path, relative: str, key: str) -> Path:
+def inside(run_folder: Path, relative: str, key: str, folder: str = "") -> Path:
     """``run_folder / relative``, refusing a path that leaves the run folder (``key`` names it):
-    a tracker must not write over another run's files."""
+    a tracker must not write over another run's files, nor over this run's own records
+    (``logger.csv.filename=checkpoints/last.pt`` turned the checkpoint into a CSV).
+    ``folder``: the record folder this tracker owns (``tensorboard``)."""
     if not stays_inside(relative):
         raise ConfigValueError(
             f"{key}={relative!r} must be a relative path inside the run folder (no absolute path, no '..')"
+        )
+    path = PurePosixPath(Path(relative).as_posix())
+    parts = [part for part in path.parts if part not in ("", ".")]
+    record = (
+        "/".join(parts) in RUN_RECORD_FILES
+        or (bool(parts) and parts[0] in RUN_RECORD_FOLDERS and parts[0] != folder)
+        or path.suffix == ".pt"
+    )
+    if record:
+        raise ConfigValueError(
+            f"{key}={relative!r} names one of the run's own records ({', '.join(RUN_RECORD_FILES[:3])}, "
+            f"{', '.join(f + '/' for f in RUN_RECORD_FOLDERS)}, checkpoints): choose another name"
         )
     return Path(run_folder) / relative
 

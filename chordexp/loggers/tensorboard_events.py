@@ -13,4 +13,4 @@ class TensorBoardLogger(TensorBoardCallback):
     """Event files in ``<run_folder>/<log_dir>`` (layout and resume: ``chordexp.experiment.tracking``)."""
 
     def __init__(self, run_folder: Path, run_config: Mapping[str, Any], log_dir: str = "tensorboard") -> None:
-        super().__init__(inside(run_folder, log_dir, "logger.tensorboard.log_dir"), run_config)
+        super().__init__(inside(run_folder, log_dir, "logger.tensorboard.log_dir", folder="tensorboard"), run_config)
