@@ -158,6 +158,21 @@ def test_an_empty_folder_is_claimed_and_given_back(tmp_path):
     assert folder.is_dir() and list(folder.iterdir()) == []
 
 
+def test_a_folder_holding_files_a_run_writes_is_refused_and_keeps_them(tmp_path):
+    folder = tmp_path / "mine"
+    (folder / "plots").mkdir(parents=True)
+    (folder / "metrics.csv").write_text("step,value\n1,2\n")
+    (folder / "plots" / "learning_curves.png").write_bytes(b"my own plot")
+    (folder / "notes.txt").write_text("fine to keep beside a run")
+    before = snapshot(folder)
+    with pytest.raises(RunFolderError, match=r"holds files a run writes \(metrics.csv, plots/\)"):
+        plan_run_folder([*SMOKE, "logger=csv", f"hydra.run.dir={folder}"]).claim()
+    assert snapshot(folder) == before
+    (folder / "metrics.csv").unlink()
+    shutil.rmtree(folder / "plots")
+    plan_run_folder([*SMOKE, "logger=csv", f"hydra.run.dir={folder}"]).claim().release()  # other files are fine
+
+
 def test_a_sweep_whose_jobs_share_one_folder_is_refused_before_any_job(tmp_path):
     args = ["-m", *SMOKE, "optimizer.lr=1e-3,3e-3", f"hydra.sweep.dir={tmp_path / 'sw'}"]
     with pytest.raises(RunFolderError, match=r"^hydra.sweep.subdir=job: every job of the sweep would write"):

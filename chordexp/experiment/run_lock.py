@@ -65,7 +65,7 @@ from omegaconf.errors import OmegaConfBaseException
 from chordexp.errors import UsageError
 from chordexp.experiment.conf_dir import CONF_DIR
 from chordexp.experiment.schemas import register_configs
-from chordexp.output_dirs import NO_FOLDER_FLAGS
+from chordexp.output_dirs import NO_FOLDER_FLAGS, RUN_RECORD_FILES, RUN_RECORD_FOLDERS
 
 LOCK_NAME = ".chordexp.lock"
 #: Files whose presence means a folder holds a run (besides a non-empty checkpoint folder).
@@ -95,6 +95,23 @@ def run_records(folder: Path, checkpoint_dir: str = DEFAULT_CHECKPOINT_DIR) -> L
     with contextlib.suppress(OSError):
         if checkpoints.is_dir() and any(checkpoints.iterdir()):
             found.append(f"{checkpoint_dir}/")
+    return found
+
+
+def files_a_run_writes(folder: Path, cfg: Any) -> List[str]:
+    """The files and record folders in ``folder`` that a new run would write over: its
+    records (``RUN_RECORD_FILES``), a non-empty ``plots/`` or ``tensorboard/``, the CSV
+    tracker's file. A folder of other files may take a run; these may not be lost."""
+    names = list(RUN_RECORD_FILES)
+    csv_name = OmegaConf.select(cfg, "logger.csv.filename", default=None) if cfg is not None else None
+    if csv_name:
+        names.append(str(csv_name))
+    found = [name for name in names if (folder / name).is_file()]
+    for sub in RUN_RECORD_FOLDERS:
+        path = folder / sub
+        with contextlib.suppress(OSError):
+            if path.is_dir() and any(path.iterdir()) and sub != ".hydra":
+                found.append(f"{sub}/")
     return found
 
 
@@ -399,6 +416,12 @@ class RunFolderPlan:
                 f"{key}={folder} already holds a run ({', '.join(records)}); nothing was changed there: continue "
                 f"it with resume={folder}, redo it in a new folder with rerun={folder}, or give a new folder "
                 f"({key}=...)"
+            )
+        mine = files_a_run_writes(folder, self.cfg) if folder.is_dir() and not self.resume else []
+        if mine:
+            raise RunFolderError(
+                f"{key}={folder} holds files a run writes ({', '.join(mine)}), which it would replace; nothing was "
+                f"changed there: move them, or give a new folder ({key}=...)"
             )
 
     def claim(self) -> RunFolderClaim:
