@@ -206,3 +206,24 @@ def test_audio_shorter_than_the_onnx_graph_takes_is_one_line(exported, tmp_path,
     )
     assert code == 2 and len(err.splitlines()) == 1 and "shorter than the exported model takes" in err, err
     assert not (tmp_path / "out" / "short.lab").exists()
+
+
+def test_the_default_song_model_exports_to_onnx_and_runs_at_any_length(tmp_path):
+    """The main job's architecture (15-s attention windows, 22.05 kHz): the ONNX graph
+    takes one window, several, and a 40-s song (the exporter once fixed the window
+    count at one, and every input longer than a window failed in onnxruntime)."""
+    from chordexp.inference.exporting import onnx_bytes
+
+    torch.manual_seed(0)
+    model = ChordRecognitionModel(sample_rate=22050, context_seconds=15.0, frame_outputs=True).eval()
+    path = tmp_path / "default.onnx"
+    path.write_bytes(onnx_bytes(model, {"sample_rate": 22050}))
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(1)
+    for seconds in (2.0, 15.0, 40.0):
+        audio = (0.1 * rng.standard_normal(int(seconds * 22050))).astype(np.float32)
+        ref = reference_logits(model, audio, -12.0)
+        out = session.run(None, {"audio": audio[None], "tuning_cents": np.array(-12.0, dtype=np.float32)})
+        for name, got in zip(["chord_type", "root", "bass_note"], out):
+            assert got.shape == (1,) + ref[name].shape
+            assert np.abs(got[0] - ref[name]).max() < 1e-3, (seconds, name)

@@ -68,9 +68,19 @@ def min_samples(model) -> int:
     return int(MIN_SECONDS * model.sample_rate)
 
 
+def example_seconds(model) -> float:
+    """Long enough for three attention windows: with one, the exporter fixes the window
+    count at 1 (torch.export specialises sizes 0 and 1), and every longer input fails
+    in a Reshape (the default 15-s model could not be used through ONNX)."""
+    window = getattr(model, "context_frames", None)
+    if not window:
+        return EXAMPLE_SECONDS
+    return max(EXAMPLE_SECONDS, 2.5 * float(window) / float(model.frame_rate))
+
+
 def example_inputs(model):
     generator = torch.Generator().manual_seed(0)
-    audio = 0.1 * torch.randn(1, int(EXAMPLE_SECONDS * model.sample_rate), generator=generator)
+    audio = 0.1 * torch.randn(1, int(example_seconds(model) * model.sample_rate), generator=generator)
     return audio, torch.tensor(0.0)
 
 
