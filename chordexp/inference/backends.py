@@ -58,7 +58,9 @@ class OnnxModel:
             raise UsageError("backend=onnx needs onnxruntime: pip install 'chordexp[export]'") from None
 
         try:
-            self.session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            options = onnxruntime.SessionOptions()
+            options.log_severity_level = 3  # errors only: its constant-folding notes are not the user's business
+            self.session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own types for unreadable files
             raise ExportError(f"checkpoint {path}: not a readable ONNX model ({first_line(error)})") from None
         meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
