@@ -4,6 +4,7 @@ negative ``workers=`` in one line."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,3 +100,66 @@ def test_a_negative_number_of_workers_is_refused_in_one_line(checkpoint, songs, 
     lines = [line for line in done.stderr.strip().splitlines() if line]
     assert len(lines) == 1 and "workers=-1" in lines[0], done.stderr
     assert not out.exists()
+
+
+def _children(pid: int) -> list:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_sigterm_to_predict_leaves_no_worker_and_no_partial_file(checkpoint, tmp_path):
+    """Kill predict while its workers analyse long songs: the workers go with it (they
+    once ran on for minutes as orphans) and no half-written file is left."""
+    import signal
+    import time
+
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for i in range(6):
+        soundfile.write(songs / f"s{i}.wav", np.zeros(SR * 240, np.float32) + 0.01, SR)
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "chordexp.predict",
+            f"checkpoint={checkpoint}",
+            f"input={songs}",
+            f"output={out}",
+            "workers=2",
+            "progress=false",
+            "probabilities=true",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 60
+    workers: list = []
+    while time.time() < deadline and len(workers) < 2:
+        time.sleep(0.2)
+        workers = _children(proc.pid)
+    assert len(workers) >= 2, "the workers never started"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) != 0
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.1)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists() and not _zombie(pid)]
+    assert alive == [], f"orphaned workers {alive}"
+    partial = [p.name for p in out.rglob("*") if p.name.endswith(".tmp")] if out.exists() else []
+    assert partial == []
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
