@@ -227,3 +227,26 @@ def test_the_default_song_model_exports_to_onnx_and_runs_at_any_length(tmp_path)
         for name, got in zip(["chord_type", "root", "bass_note"], out):
             assert got.shape == (1,) + ref[name].shape
             assert np.abs(got[0] - ref[name]).max() < 1e-3, (seconds, name)
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"sample_rate": 0}, "sample_rate"),
+        ({"frame_rate": -5}, "frame_rate"),
+        ({"hop_length": 0}, "hop_length"),
+        ({"inputs": ["x", "y"]}, "inputs"),
+    ],
+)
+def test_an_exported_model_with_impossible_metadata_is_refused(exported, tmp_path, change, key):
+    from chordexp.inference.export_format import METADATA_KEY, ExportError
+
+    _, _, paths = exported
+    proto = onnx.load(str(paths["onnx"]))
+    entry = next(e for e in proto.metadata_props if e.key == METADATA_KEY)
+    entry.value = json.dumps({**json.loads(entry.value), **change})
+    edited = tmp_path / "edited.onnx"
+    onnx.save(proto, str(edited))
+    with pytest.raises(ExportError, match=f"metadata {key}=.* must be") as error:
+        load_recognizer(edited, "onnx")
+    assert "\n" not in str(error.value)

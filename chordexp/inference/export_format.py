@@ -9,6 +9,7 @@ and reading it back.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Dict
 
@@ -36,4 +37,34 @@ def parse_metadata(path: Path, text: str) -> Dict[str, Any]:
             f"checkpoint {path}: chordexp metadata of an unknown format version "
             f"({meta.get('format_version') if isinstance(meta, dict) else None!r}); re-export it"
         )
+    check_metadata(path, meta)
     return meta
+
+
+#: What each description entry must be: (check, what it must be).
+_ENTRIES = {
+    "sample_rate": (lambda v: _int(v) and 8000 <= v <= 192000, "an integer in 8000..192000 Hz"),
+    "frame_rate": (lambda v: _number(v) and 0 < v <= 1000, "a number of frames per second in (0, 1000]"),
+    "hop_length": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
+    "min_samples": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
+    "inputs": (lambda v: v == ["audio", "tuning_cents"], "['audio', 'tuning_cents']"),
+    "outputs": (lambda v: v == ["chord_type", "root", "bass_note"], "['chord_type', 'root', 'bass_note']"),
+}
+
+
+def check_metadata(path: Path, meta: Dict[str, Any]) -> None:
+    """ExportError naming the first entry that cannot be right (a hand-edited or foreign
+    file: ``sample_rate: 0`` once gave an all-N .lab and exit 0)."""
+    for key, (ok, what) in _ENTRIES.items():
+        if key not in meta or not ok(meta[key]):
+            raise ExportError(
+                f"checkpoint {path}: its chordexp metadata {key}={meta.get(key)!r} must be {what}; re-export it"
+            )
+
+
+def _int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
