@@ -98,7 +98,15 @@ def read_overrides(run: Path) -> Dict[str, str]:
     if not path.is_file():
         return {}
     overrides: Dict[str, str] = {}
-    for item in yaml.safe_load(path.read_text()) or []:
+    try:
+        items = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        items = None
+        print(f"warning: ignoring unreadable {path}: not a YAML list of overrides", file=sys.stderr)
+    if items is not None and not isinstance(items, list):
+        print(f"warning: ignoring {path}: a {type(items).__name__}, not a list of overrides", file=sys.stderr)
+        items = None
+    for item in items or []:
         key, _, value = str(item).partition("=")
         overrides[key.lstrip("+~")] = value if "=" in str(item) else "<deleted>"
     return overrides

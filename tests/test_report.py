@@ -162,3 +162,14 @@ def test_song_mode_runs_show_their_song_scores_and_sort_by_them(tmp_path):
     ordered = sort_rows(rows, "best_val_majmin", descending=True)
     assert [row["path"] for row in ordered] == ["b", "a", "c"]
     assert "best_val_majmin" in format_table(rows).splitlines()[0]
+
+
+@pytest.mark.parametrize("text", ["- a=1\n  - : [unclosed\n", "just a scalar\n", "{a: 1}\n"])
+def test_a_broken_overrides_file_is_a_warning_not_a_traceback(tmp_path, capsys, text):
+    from chordexp.report import read_overrides
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "overrides.yaml").write_text(text)
+    assert read_overrides(run) == {}
+    assert "warning: ignoring" in capsys.readouterr().err

@@ -219,6 +219,15 @@ def test_a_saved_config_may_not_choose_code(tmp_path, shortcut):
     ]
 
 
+def test_a_saved_config_with_a_key_given_twice_is_one_line(tmp_path):
+    run = _make_run_folder(tmp_path / "run")
+    (run / ".hydra" / "config.yaml").write_text("seed: 0\ntrainer:\n  num_epochs: 2\n  num_epochs: 3\n")
+    with pytest.raises(
+        UsageError, match=r"is not valid YAML \(line 4, column 3: the key 'num_epochs' is given twice\)"
+    ):
+        expand_run_shortcuts([f"rerun={run}"])
+
+
 def test_resume_of_a_missing_folder_exits_2_with_one_line(tmp_path, run_cli):
     done = run_cli([f"resume={tmp_path / 'nope'}"], cwd=tmp_path)
     assert done.returncode == 2

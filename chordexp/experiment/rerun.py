@@ -59,6 +59,22 @@ def expand_run_shortcuts(argv: Sequence[str]) -> List[str]:
     return expanded + rest
 
 
+class _UniqueKeys(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping as Hydra does
+    (PyYAML keeps the last; Hydra's loader raised a ConstructorError traceback)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 OPT_IN = "allow_any_target"  # chordexp.experiment.targets.OPT_IN_KEY (that module imports Hydra)
 
 
@@ -70,7 +86,7 @@ def _check_saved_config(key: str, value: str, saved: Path, trusted: bool = False
     and the folder's own file may not lift the allow-list of ``_target_`` classes (only
     ``allow_any_target=true`` on the command line does: ``trusted``)."""
     try:
-        data = yaml.safe_load(saved.read_text())
+        data = yaml.load(saved.read_text(), Loader=_UniqueKeys)  # noqa: S506 (a SafeLoader subclass)
     except OSError as error:
         raise UsageError(f"{key}={value}: cannot read {saved} ({error.strerror})") from None
     except UnicodeDecodeError:
