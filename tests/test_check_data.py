@@ -102,3 +102,26 @@ def test_a_clean_parallel_tree_passes(tmp_path, capsys):
     assert f"collection: {audio.resolve()} (annotations: {ann.resolve()})" in out
     assert "songs: 1 audio files, 1 annotated, 0 without annotation" in out
     assert "0 error(s), 0 warning(s)" in out
+
+
+@pytest.mark.parametrize("end", ["24.0", "1e308"])
+def test_labels_past_the_audio_are_an_error_as_training_refuses_them(tmp_path, capsys, end):
+    """One rule for check_data and training: a 4-s song labelled to 24 s (or 1e308 s)."""
+    from chordexp.data.collection import SongError
+    from chordexp.data.folder_songs import FolderSongDataset
+
+    song(tmp_path / "songs", "a.wav", f"0.0 2.0 C:maj\n2.0 {end} G:maj\n")
+    song(tmp_path / "songs", "b.wav", "0 2 C:maj\n2 4 G:7\n")
+    assert main([f"root={tmp_path / 'songs'}"]) == 1
+    out = capsys.readouterr().out
+    assert "ERROR labels past the end of the audio (training refuses these songs): 1" in out
+    assert "1 error(s)" in out and len(max(out.splitlines(), key=len)) < 300
+    refused = []
+    for split in ("train", "val"):  # the song is in one of them (a hash split)
+        try:
+            FolderSongDataset(
+                8, split=split, root=str(tmp_path / "songs"), sample_rate=SR, val_fraction=0.5, on_error="raise"
+            )
+        except SongError as error:
+            refused.append(str(error))
+    assert len(refused) == 1 and "labels run to" in refused[0] and "but a.wav lasts 4.00 s" in refused[0]

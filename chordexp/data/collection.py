@@ -39,6 +39,31 @@ SPLITS: Tuple[str, ...] = ("train", "val")
 EXCLUDED = "excluded"  # a song a split file does not list
 
 
+#: Labels may run this far past the end of the audio (then clipped); further, the song
+#: is refused by training and counted an error by check_data (one rule for both).
+LABEL_OVERRUN_S = 1.0
+
+
+def label_overrun(
+    annotation: Path, rows: Sequence[int], intervals: np.ndarray, audio: Path, duration: float
+) -> Optional[str]:
+    """What is wrong when the labels of ``annotation`` run past ``audio``'s ``duration``
+    by more than ``LABEL_OVERRUN_S``; None when they do not."""
+    if len(intervals) == 0:
+        return None
+    last = int(np.argmax(intervals[:, 1]))
+    if intervals[last, 1] <= duration + LABEL_OVERRUN_S:
+        return None
+    return (
+        f"{annotation}:{rows[last]}: labels run to {_seconds(intervals[last, 1])} s but {audio.name} "
+        f"lasts {duration:.2f} s (wrong annotation, or truncated audio?)"
+    )
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f}" if abs(value) < 1e7 else f"{value:.3g}"  # not a 309-digit number for 1e308
+
+
 class SongError(UserError, ValueError):
     """One song that cannot be used; the message is one line naming the file."""
 

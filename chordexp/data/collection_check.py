@@ -20,6 +20,7 @@ from chordexp.data.collection import (
     SongError,
     annotation_root,
     discover,
+    label_overrun,
     load_intervals,
     overlaps,
 )
@@ -41,6 +42,7 @@ class CollectionReport:
     undecodable: List[str] = field(default_factory=list)  # errors
     unreadable: List[str] = field(default_factory=list)  # errors
     overlaps: List[str] = field(default_factory=list)  # errors
+    overruns: List[str] = field(default_factory=list)  # errors: labels past the audio, which training refuses
     gaps: List[str] = field(default_factory=list)
     unannotated: List[str] = field(default_factory=list)
     orphans: List[str] = field(default_factory=list)  # annotation files no audio file claims
@@ -51,7 +53,7 @@ class CollectionReport:
 
     @property
     def errors(self) -> int:
-        return len(self.undecodable) + len(self.unreadable) + len(self.overlaps)
+        return len(self.undecodable) + len(self.unreadable) + len(self.overlaps) + len(self.overruns)
 
 
 def check_collection(
@@ -95,6 +97,10 @@ def check_collection(
             intervals, labels, rows = load_intervals(entry.annotation)
         except SongError as error:
             report.unreadable.append(str(error))
+            continue
+        overrun = None if duration is None else label_overrun(entry.annotation, rows, intervals, entry.audio, duration)
+        if overrun:  # training refuses the song: none of its labels count
+            report.overruns.append(overrun)
             continue
         report.overlaps += overlaps(entry.annotation, intervals, rows)
         previous_end = 0.0
@@ -154,6 +160,7 @@ def format_report(report: CollectionReport) -> str:
     section("audio that fails to decode", report.undecodable, "ERROR")
     section("annotations that cannot be read", report.unreadable, "ERROR")
     section("overlapping intervals", report.overlaps, "ERROR")
+    section("labels past the end of the audio (training refuses these songs)", report.overruns, "ERROR")
     section("gaps between intervals", report.gaps, "warning")
     section("songs without an annotation", report.unannotated, "warning")
     section("annotation files without audio", report.orphans, "warning")

@@ -46,7 +46,7 @@ from chordexp.audio_files import AUDIO_SUFFIXES
 from chordexp.chords import NO_CHORD, NUM_PITCH_CLASSES
 from chordexp.data import collection
 from chordexp.data.audio_cache import AudioCache, MappedAudio, default_cache_dir
-from chordexp.data.collection import OVERLAP_TOLERANCE_S, CollectionError, Entry, SongError
+from chordexp.data.collection import OVERLAP_TOLERANCE_S, CollectionError, Entry, SongError, label_overrun
 from chordexp.data.item_errors import item_error
 from chordexp.data.items import FOLDER_TAG, Item, as_targets, check_common, check_index, is_int, item_rng
 from chordexp.data.labels import UNKNOWN_CHORD_MODES, LabelCounts, Triple, classify_label
@@ -56,7 +56,6 @@ log = logging.getLogger("chordexp.data.folder")
 
 FOLDER_SPLITS: Tuple[str, ...] = ("train", "val")
 ON_ERROR_MODES = ("skip", "raise")
-LABEL_OVERRUN_S = 1.0  # labels may run this far past the end of the audio (then clipped)
 SILENCE_PEAK = 1e-4  # -80 dBFS: quieter than this everywhere is a silent file
 
 
@@ -257,12 +256,9 @@ class FolderChordDataset(Dataset):
         if peak < SILENCE_PEAK:
             raise SongError(f"{path}: the audio is silent (peak below {20 * math.log10(SILENCE_PEAK):.0f} dBFS)")
         duration = audio.shape[0] / self.sample_rate
-        last = int(np.argmax(intervals[:, 1]))
-        if intervals[last, 1] > duration + LABEL_OVERRUN_S:
-            raise SongError(
-                f"{lab}:{rows[last]}: labels run to {intervals[last, 1]:.2f} s but {path.name} "
-                f"lasts {duration:.2f} s (wrong annotation, or truncated audio?)"
-            )
+        overrun = label_overrun(lab, rows, intervals, path, duration)
+        if overrun:
+            raise SongError(overrun)
         counts = LabelCounts()
         segments, triples = self._map_labels(np.minimum(intervals, duration), labels, counts)
         self._check_usable(path, segments, duration, longest)
