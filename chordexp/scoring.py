@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from chordexp.audio_files import AUDIO_SUFFIXES
+from chordexp.audio_files import AUDIO_SUFFIXES, walk_files
 from chordexp.chords import ChordLabelError, parse_label
 from chordexp.errors import UsageError
 from chordexp.labfile import Labels, load_lab
@@ -125,7 +125,11 @@ def find_labs(folder: str | Path, key: str) -> Dict[str, Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise UsageError(f"{key}={folder}: no such folder")
-    return {p.relative_to(folder).with_suffix("").as_posix(): p for p in sorted(folder.rglob("*.lab")) if p.is_file()}
+    return {
+        p.relative_to(folder).with_suffix("").as_posix(): p
+        for p in sorted(walk_files(folder))
+        if p.suffix == ".lab" and p.is_file()
+    }
 
 
 Pairs = Dict[str, Tuple[Path, Path]]  # name -> (reference, prediction)

@@ -258,3 +258,34 @@ def test_non_finite_output_and_too_short_audio_are_errors_naming_the_file(checkp
     ):
         assert sum(line.startswith(f"error: {expected}") for line in errors) == 1, (expected, errors)
     assert sorted(p.name for p in out.iterdir()) == ["good.lab"]
+
+
+def test_a_folder_of_songs_includes_symlinked_folders_and_survives_a_link_loop(checkpoint, tmp_path):
+    from chordexp.audio_files import find_audio_files
+
+    songs, elsewhere = tmp_path / "songs", tmp_path / "elsewhere" / "album"
+    elsewhere.mkdir(parents=True)
+    songs.mkdir()
+    soundfile.write(songs / "a.wav", chord_audio(1.0, SR), SR)
+    soundfile.write(elsewhere / "b.wav", chord_audio(1.0, SR), SR)
+    (songs / "album").symlink_to(elsewhere, target_is_directory=True)
+    (songs / "loop").symlink_to(songs, target_is_directory=True)  # a link to a folder above
+    assert [p.relative_to(songs).as_posix() for p in find_audio_files(songs)] == ["a.wav", "album/b.wav"]
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chordexp.predict",
+            f"checkpoint={checkpoint}",
+            f"input={songs}",
+            f"output={tmp_path / 'o'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.relative_to(tmp_path / "o").as_posix() for p in (tmp_path / "o").rglob("*.lab")) == [
+        "a.lab",
+        "album/b.lab",
+    ]

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from chordexp.audio_files import is_audio_file
+from chordexp.audio_files import is_audio_file, walk_files
 from chordexp.errors import ConfigValueError, UserError
 from chordexp.labfile import LabFileError, check_intervals, check_labels, load_lab
 
@@ -93,7 +93,7 @@ def find_audio(root: Path) -> List[Path]:
     """Audio files under ``root``, recursively, sorted; hidden files and folders skipped."""
     return sorted(
         p
-        for p in root.rglob("*")
+        for p in walk_files(root)
         if is_audio_file(p) and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
 

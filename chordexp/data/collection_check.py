@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from chordexp.audio import AudioError, read_audio
+from chordexp.audio_files import walk_files
 from chordexp.chords import CHORD_TYPES, format_label
 from chordexp.data.collection import (
     ANNOTATION_SUFFIXES,
@@ -131,7 +132,7 @@ def orphan_annotations(folder: Path, entries: list) -> List[str]:
     claimed = {entry.expected for entry in entries}
     return [
         f"{path}: no audio file pairs with it"
-        for path in sorted(folder.rglob("*"))
+        for path in sorted(walk_files(folder))
         if path.suffix.lower() in ANNOTATION_SUFFIXES
         and path.is_file()
         and not any(part.startswith(".") for part in path.relative_to(folder).parts)
