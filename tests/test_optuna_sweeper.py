@@ -13,6 +13,7 @@ here are not the ones raised.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Callable, Dict, List
@@ -225,12 +226,41 @@ def test_a_sweep_in_which_every_trial_failed_is_an_error(compose_cfg, tmp_path):
     ],
 )
 def test_sampler_and_pruner_values_optuna_would_choke_on_stop_before_any_trial(
-    compose_cfg, tmp_path, overrides, message
+    compose_cfg, tmp_path, capsys, overrides, message
 ):
     sweeper = make_sweeper(compose_cfg, tmp_path, lambda number: ("complete", [1.0]), *overrides)
-    with pytest.raises(SystemExit, match=message):
-        sweeper.sweep(arguments=[])
+    assert bad_setting(sweeper, capsys, message)
     assert sweeper.launcher.launched == []
+
+
+def bad_setting(sweeper, capsys, pattern: str) -> bool:
+    """The sweep stops with one line on stderr matching ``pattern`` and exit status 2."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        sweeper.sweep(arguments=[])
+    err = capsys.readouterr().err.strip()
+    assert stopped.value.code == 2 and len(err.splitlines()) == 1 and re.search(pattern, err), err
+    return True
+
+
+@pytest.mark.parametrize(
+    "storage, pattern",
+    [
+        ("foo://bar", r"storage=foo://bar: not a database URL"),
+        ("sqlite:////missing/dir/x.db", r"the folder /missing/dir does not exist"),
+        ("NOTES", r"is not an SQLite database"),
+        ("postgresql://u@127.0.0.1:9/db", r"storage=postgresql://u@127.0.0.1:9/db: cannot open the study there"),
+    ],
+)
+def test_a_storage_that_cannot_work_is_one_line_and_exit_2(compose_cfg, tmp_path, capsys, storage, pattern):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes, not a database\n")
+    storage = f"sqlite:///{notes}" if storage == "NOTES" else storage
+    sweeper = make_sweeper(
+        compose_cfg, tmp_path, lambda number: ("complete", [1.0]), f"hydra.sweeper.storage='{storage}'"
+    )
+    assert bad_setting(sweeper, capsys, pattern)
+    assert notes.read_text() == "my notes, not a database\n" and sweeper.launcher.launched == []
 
 
 def test_a_killed_study_resumes_from_its_storage(compose_cfg, tmp_path):
@@ -275,7 +305,7 @@ def test_a_killed_study_resumes_from_its_storage(compose_cfg, tmp_path):
     assert len(stored(tmp_path)) == 7
 
 
-def test_a_study_made_for_the_other_direction_is_refused(compose_cfg, tmp_path):
+def test_a_study_made_for_the_other_direction_is_refused(compose_cfg, tmp_path, capsys):
     make_sweeper(compose_cfg, tmp_path, lambda n: ("complete", [1.0]), "hydra.sweeper.n_trials=1").sweep(arguments=[])
     sweeper = make_sweeper(
         compose_cfg,
@@ -284,5 +314,4 @@ def test_a_study_made_for_the_other_direction_is_refused(compose_cfg, tmp_path):
         "hydra.sweeper.n_trials=1",
         "optimized_metric=best_val_chord_type_acc",
     )
-    with pytest.raises(SystemExit, match="^error: hydra.sweeper.direction: .* was made to minimize, not maximize"):
-        sweeper.sweep(arguments=[])
+    assert bad_setting(sweeper, capsys, "^error: hydra.sweeper.direction: .* was made to minimize, not maximize")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any, Dict, List, Literal, Mapping, Optional, Sequence, cast
 
@@ -34,7 +35,11 @@ INTERRUPTIONS = ("TrainingInterrupted", "KeyboardInterrupt")
 
 
 class SweepError(ValueError):
-    """A sweeper setting that cannot work; the message names the key."""
+    """A sweeper setting that cannot work; the message names the key (exit status 2)."""
+
+
+class SweepFailed(SweepError):
+    """Trials failed, too many or all of them (exit status 1, as any sweep whose jobs failed)."""
 
 
 class ChordexpOptunaSweeper(Sweeper):
@@ -113,14 +118,18 @@ class ChordexpOptunaSweeper(Sweeper):
 
     # ------------------------------------------------------------------ the study
     def sweep(self, arguments: List[str]) -> Any:
-        """Run the study; a setting or search space that cannot work, or too many failed
-        trials, end the command with one line (``error: ...``, exit status 1)."""
+        """Run the study. A setting, storage or search space that cannot work ends the
+        command with one line (``error: ...``) and exit status 2, as bad input does
+        everywhere; failed trials (too many, or all) with exit status 1."""
         from .space import SearchSpaceError
 
         try:
             return self._sweep(arguments)
-        except (SweepError, SearchSpaceError) as error:
+        except SweepFailed as error:
             raise SystemExit(f"error: {error}") from None
+        except (SweepError, SearchSpaceError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            raise SystemExit(2) from None
 
     def _sweep(self, arguments: List[str]) -> Any:
         import optuna
@@ -139,14 +148,19 @@ class ChordexpOptunaSweeper(Sweeper):
                 "hydra.sweeper.params holds no choice(...), interval(...) or range(...): nothing to search"
             )
         storage = self.storage_url()
-        study = optuna.create_study(
-            study_name=self.study_name,
-            storage=storage,
-            sampler=self.sampler,
-            pruner=self.pruner,
-            direction=direction,
-            load_if_exists=True,
-        )
+        check_storage(storage)
+        try:
+            study = optuna.create_study(
+                study_name=self.study_name,
+                storage=storage,
+                sampler=self.sampler,
+                pruner=self.pruner,
+                direction=direction,
+                load_if_exists=True,
+            )
+        except Exception as error:  # SQLAlchemy and Optuna raise many types for a storage they cannot open
+            detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+            raise SweepError(f"hydra.sweeper.storage={storage}: cannot open the study there ({detail})") from None
         if study.direction.name.lower() != direction:
             raise SweepError(
                 f"hydra.sweeper.direction: study {self.study_name} in {storage} was made to "
@@ -195,14 +209,14 @@ class ChordexpOptunaSweeper(Sweeper):
                 )
             launched, failed = launched + len(returns), failed + failures
             if failures / len(returns) > self.max_failure_rate:
-                raise SweepError(
+                raise SweepFailed(
                     f"{failures} of {len(returns)} trials failed, more than "
                     f"hydra.sweeper.max_failure_rate={self.max_failure_rate}: the sweep stops"
                 )
             to_go -= len(trials)
         results = self._write_results(study, storage)
         if launched and failed == launched:  # exit 1, as for any sweep in which jobs failed
-            raise SweepError(
+            raise SweepFailed(
                 f"every one of the {launched} trials failed (their run.log says why); "
                 f"the study is in {storage}, optimization_results.yaml has no best trial"
             )
@@ -310,6 +324,31 @@ LEAST = {
     "reduction_factor": 2,
     "min_early_stopping_rate": 0,
 }
+
+
+SQLITE = "sqlite:///"
+
+
+def check_storage(url: str) -> None:
+    """SweepError for a storage URL that cannot work, before SQLAlchemy tries it: an
+    unknown scheme, an SQLite file in a missing folder, or a file that is not SQLite."""
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    known = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
+    if scheme.split("+", 1)[0] not in known:
+        raise SweepError(
+            f"hydra.sweeper.storage={url}: not a database URL Optuna can use ({', '.join(k + '://' for k in known)})"
+        )
+    if url.startswith(SQLITE) and url[len(SQLITE) :] not in ("", ":memory:"):
+        path = Path(url[len(SQLITE) :])
+        if not path.parent.is_dir():
+            raise SweepError(f"hydra.sweeper.storage={url}: the folder {path.parent} does not exist")
+        if path.exists():
+            if not path.is_file():
+                raise SweepError(f"hydra.sweeper.storage={url}: {path} is not a file")
+            with open(path, "rb") as handle:
+                head = handle.read(16)
+            if head and head != b"SQLite format 3\x00":
+                raise SweepError(f"hydra.sweeper.storage={url}: {path} is not an SQLite database; give a new file")
 
 
 def check_counts(part: str, settings: Any) -> None:
