@@ -315,3 +315,15 @@ def test_a_study_made_for_the_other_direction_is_refused(compose_cfg, tmp_path, 
         "optimized_metric=best_val_chord_type_acc",
     )
     assert bad_setting(sweeper, capsys, "^error: hydra.sweeper.direction: .* was made to minimize, not maximize")
+
+
+def test_resuming_a_study_with_another_search_space_is_one_line_and_leaves_nothing_running(
+    compose_cfg, tmp_path, capsys
+):
+    first = make_sweeper(compose_cfg, tmp_path, lambda n: ("complete", [1.0]), "hydra.sweeper.n_trials=1")
+    first.sweep(arguments=["scheduler=choice(cosine,onecycle)"])
+    again = make_sweeper(compose_cfg, tmp_path / "2", lambda n: ("complete", [1.0]), "hydra.sweeper.n_trials=2")
+    again.config.hydra.sweeper.storage = first.config.hydra.sweeper.storage
+    again.storage = first.storage
+    assert bad_setting(again, capsys, r"^error: hydra.sweeper.params: the search space differs from the one study")
+    assert all(t.state != TrialState.RUNNING for t in stored(tmp_path))

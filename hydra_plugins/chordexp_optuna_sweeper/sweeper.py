@@ -188,10 +188,18 @@ class ChordexpOptunaSweeper(Sweeper):
         launched, failed = 0, 0
         while to_go > 0:
             trials = [study.ask() for _ in range(min(self.n_jobs, to_go))]
-            overrides = [
-                trial_overrides(trial, space, fixed) + [*job_keys, f"optuna_trial.number={trial.number}"]
-                for trial in trials
-            ]
+            try:
+                overrides = [
+                    trial_overrides(trial, space, fixed) + [*job_keys, f"optuna_trial.number={trial.number}"]
+                    for trial in trials
+                ]
+            except ValueError as error:  # Optuna: a parameter's space differs from the stored study's
+                for trial in trials:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                raise SweepError(
+                    f"hydra.sweeper.params: the search space differs from the one study {self.study_name} in "
+                    f"{storage} was made with ({first_line(error)}); give a new hydra.sweeper.study_name or storage"
+                ) from None
             try:
                 returns = self._launch(trials, overrides)
             except KeyboardInterrupt:
@@ -327,6 +335,10 @@ LEAST = {
 
 
 SQLITE = "sqlite:///"
+
+
+def first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
 
 
 def check_storage(url: str) -> None:
