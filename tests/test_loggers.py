@@ -368,3 +368,18 @@ def test_a_config_saved_before_the_logger_group_keeps_its_tensorboard(compose_cf
     old = OmegaConf.create(OmegaConf.to_container(compose_cfg("experiment=smoke"), resolve=False))
     del old["logger"]
     assert [type(x) for x in build_loggers(old, tmp_path)] == [TensorBoardLogger]
+
+
+@pytest.mark.parametrize(
+    "uri, pattern",
+    [
+        ("foo://bar", r"tracking_uri=foo://bar: not a tracking URI MLflow can use"),
+        ("http://127.0.0.1:9", r"tracking_uri=http://127.0.0.1:9: nothing answers at 127.0.0.1:9"),
+    ],
+)
+def test_an_mlflow_server_that_cannot_answer_fails_in_seconds_with_one_line(tmp_path, uri, pattern):
+    from chordexp.loggers.mlflow_run import MLflowLogger
+
+    with pytest.raises(ConfigValueError, match=pattern) as error:  # a connect check, not MLflow's retries
+        MLflowLogger(tmp_path / "run", CONFIG, tracking_uri=uri)
+    assert "\n" not in str(error.value)

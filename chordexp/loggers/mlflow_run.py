@@ -15,11 +15,14 @@ API (no global active run), so several runs in one process do not mix.
 
 from __future__ import annotations
 
+import socket
 import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Mapping, Optional
+from urllib.parse import urlsplit
 
+from chordexp.errors import ConfigValueError
 from chordexp.experiment.tracking import flatten_hparams
 from chordexp.loggers.base import RunLogger, artifact_paths, numeric_summary, read_state, require, write_state
 
@@ -35,6 +38,33 @@ def default_tracking_uri(run_folder: Path) -> str:
     return f"sqlite:///{(Path(run_folder) / 'mlflow.db').resolve()}"
 
 
+#: Tracking URI schemes MLflow stores answer to (a ``+driver`` suffix allowed).
+SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks", "file")
+CONNECT_TIMEOUT_S = 3.0
+
+
+def check_tracking_uri(uri: str) -> None:
+    """ConfigValueError (one line) for a tracking URI MLflow cannot use, found in seconds:
+    an unknown scheme, or a server that does not answer (MLflow's client retried an
+    unreachable one for 4.5 minutes before its traceback)."""
+    parsed = urlsplit(uri)
+    scheme = parsed.scheme.split("+", 1)[0]
+    if scheme not in SCHEMES:
+        raise ConfigValueError(
+            f"logger.mlflow.tracking_uri={uri}: not a tracking URI MLflow can use "
+            f"({', '.join(s + '://' for s in SCHEMES)}, or null for a store in the run folder)"
+        )
+    if scheme in ("http", "https", "postgresql", "mysql", "mssql") and parsed.hostname:
+        port = parsed.port or {"http": 80, "https": 443, "postgresql": 5432, "mysql": 3306, "mssql": 1433}[scheme]
+        try:
+            socket.create_connection((parsed.hostname, port), timeout=CONNECT_TIMEOUT_S).close()
+        except OSError as error:
+            raise ConfigValueError(
+                f"logger.mlflow.tracking_uri={uri}: nothing answers at {parsed.hostname}:{port} "
+                f"({error.strerror or type(error).__name__}); start the server, or use logger.mlflow.tracking_uri=null"
+            ) from None
+
+
 class MLflowLogger(RunLogger):
     def __init__(
         self,
@@ -45,6 +75,8 @@ class MLflowLogger(RunLogger):
         run_name: Optional[str] = None,
         log_artifacts: bool = True,
     ) -> None:
+        if tracking_uri is not None:
+            check_tracking_uri(tracking_uri)
         sqlite = (tracking_uri or "sqlite:").startswith("sqlite:")  # also the default store
         for module in ("mlflow", "sqlalchemy", "alembic") if sqlite else ("mlflow",):
             require(module, "mlflow", "mlflow")  # mlflow-skinny's sqlite store needs SQLAlchemy and alembic
