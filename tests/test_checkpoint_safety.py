@@ -122,3 +122,21 @@ def test_no_config_string_is_ever_evaluated():
         if re.search(r"(?<![\w.])(eval|exec|compile)\(", line.split("#")[0])
     ]
     assert offenders == []
+
+
+def test_a_file_that_is_plainly_not_a_checkpoint_is_named_for_what_it_is(tmp_path):
+    import pytest as _pytest
+    import torch as _torch
+
+    from chordexp.training.checkpoint import CheckpointError, load_checkpoint_file
+
+    text = tmp_path / "notes.pt"
+    text.write_text("these are my notes\n")
+    scripted = tmp_path / "model.ts"
+    _torch.jit.save(_torch.jit.script(_torch.nn.Linear(2, 2)), str(scripted))
+    onnx_like = tmp_path / "model.onnx"
+    onnx_like.write_bytes(b"\x08\x08\x12\x07pytorch\x1a\x032.0" + bytes(64))
+    for path, kind in ((text, "a text file"), (scripted, "a TorchScript model"), (onnx_like, "an ONNX model")):
+        with _pytest.raises(CheckpointError, match=f"{kind}.*not a chordexp training checkpoint") as error:
+            load_checkpoint_file(path)
+        assert "unpickling" not in str(error.value)

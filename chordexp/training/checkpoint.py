@@ -12,6 +12,7 @@ import io
 import os
 import random
 import re
+import zipfile
 from pathlib import Path
 from typing import Any, Dict, Mapping, Sequence, Tuple, Union, cast
 
@@ -60,6 +61,9 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str,
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
+    foreign = foreign_kind(path)
+    if foreign:
+        raise CheckpointError(f"checkpoint {path}: {foreign}, not a chordexp training checkpoint")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for truncated/garbage files
@@ -80,6 +84,35 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str,
     if missing:
         raise CheckpointError(f"checkpoint {path}: not a chordexp training checkpoint (missing {', '.join(missing)})")
     return state
+
+
+def foreign_kind(path: Path) -> str:
+    """What a file given as a checkpoint is when it is plainly something else (an ONNX or
+    TorchScript export, text), so the message says that instead of warning about code
+    in pickles; "" when it may be a checkpoint."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return ""
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (zipfile.BadZipFile, OSError):
+            return ""
+        if any(name.endswith("/constants.pkl") or "/code/" in name for name in names):
+            return "a TorchScript model (give it to predict, which runs exported models)"
+        return ""
+    if head[:1] == b"\x80":  # a pickle (torch's legacy format)
+        return ""
+    if path.suffix.lower() == ".onnx" or b"onnx" in head[:64].lower() or b"pytorch" in head[:64].lower():
+        return "an ONNX model (give it to predict, which runs exported models)"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+    return "a text file"
 
 
 def refused_object(error: BaseException) -> str:
