@@ -124,7 +124,8 @@ def find_labs(folder: str | Path, key: str) -> Dict[str, Path]:
     """All ``*.lab`` under ``folder`` by relative path without suffix (posix)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise UsageError(f"{key}={folder}: no such folder")
+        kind = "a file, not a folder of .lab files" if folder.exists() else "no such folder"
+        raise UsageError(f"{key}={folder}: {kind}")
     return {
         p.relative_to(folder).with_suffix("").as_posix(): p
         for p in sorted(walk_files(folder))

@@ -42,3 +42,21 @@ def test_tune_decoder_refuses_a_checkpoint_of_nan_weights(tmp_path):
     (tmp_path / "songs" / "s.lab").write_text("0.0 2.0 C:maj\n")
     with pytest.raises(CheckpointError, match="NaN or inf"):
         tune_decoder([f"checkpoint={path}", f"songs={tmp_path / 'songs'}"])
+
+
+def test_an_existing_path_of_the_wrong_kind_is_not_called_missing(tmp_path):
+    from chordexp.data.collection_check import check_collection
+    from chordexp.scoring import find_labs
+    from chordexp.training.checkpoint import load_checkpoint_file
+
+    lab = tmp_path / "a.lab"
+    lab.write_text("0 1 C:maj\n")
+    with pytest.raises(UsageError, match="a file, not a folder of .lab files"):
+        find_labs(lab, "predictions")
+    with pytest.raises(UsageError, match="a file, not a folder of songs"):
+        check_collection(lab)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.pt").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"a folder, not a checkpoint file \(the run's model is .*best.pt\)"):
+        load_checkpoint_file(run)

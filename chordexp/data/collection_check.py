@@ -72,7 +72,8 @@ def check_collection(
             raise UsageError(f"{key}={value} must be >= 0 seconds")
     folder = Path(root).expanduser()
     if not folder.is_dir():
-        raise UsageError(f"root={root}: no such folder")
+        kind = "a file, not a folder of songs" if folder.exists() else "no such folder"
+        raise UsageError(f"root={root}: {kind}")
     try:
         ann = annotation_root(annotations)
     except ValueError:

@@ -59,6 +59,10 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str,
     truncated or corrupt, or is not a chordexp training checkpoint.
     """
     path = Path(path)
+    if path.is_dir():
+        best = path / "checkpoints" / "best.pt"
+        hint = f" (the run's model is {best})" if best.is_file() else ""
+        raise CheckpointError(f"checkpoint {path}: a folder, not a checkpoint file{hint}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path}: no such file")
     foreign = foreign_kind(path)
