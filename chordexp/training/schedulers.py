@@ -28,6 +28,7 @@ Notation: ``lr`` = ``config.learning_rate``, ``E`` = ``config.num_epochs``, ``e`
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Callable, Dict, List, Mapping, Tuple, Union
 
@@ -37,6 +38,8 @@ from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
 from chordexp.config import TrainingConfig
 from chordexp.errors import ConfigValueError
+
+log = logging.getLogger(__name__)
 
 #: Allowed ``config.scheduler_options`` keys per scheduler name.
 SCHEDULER_OPTIONS: Dict[str, Tuple[str, ...]] = {
@@ -80,9 +83,16 @@ def create_scheduler(optimizer: Optimizer, config: TrainingConfig, steps_per_epo
     if not 0.0 <= min_lr_ratio <= 1.0:
         raise ConfigValueError(f"scheduler_options.min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
     if name == "cosine":
-        warmup = min(config.warmup_epochs, config.num_epochs - 2)
+        warmup = max(0, min(config.warmup_epochs, config.num_epochs - 2))
     else:
-        warmup, min_lr_ratio = min(config.warmup_epochs, config.num_epochs - 1), 1.0
+        warmup, min_lr_ratio = max(0, min(config.warmup_epochs, config.num_epochs - 1)), 1.0
+    if warmup < config.warmup_epochs:  # a short first try (trainer.num_epochs=1) just works
+        log.info(
+            "warmup shortened from %d to %d epoch(s) for a %d-epoch run",
+            config.warmup_epochs,
+            warmup,
+            config.num_epochs,
+        )
     return LambdaLR(optimizer, _warmup_cosine_factor(config.num_epochs, warmup, min_lr_ratio)), False
 
 
@@ -112,6 +122,8 @@ def _onecycle(
     if optimizer_steps < 1:
         raise ConfigValueError(f"onecycle needs at least one batch per epoch, got steps_per_epoch={steps_per_epoch}")
     warmup, epochs = config.warmup_epochs, config.num_epochs
+    if warmup >= epochs:
+        log.info("warmup of %d epoch(s) >= a %d-epoch run: onecycle rises over 30%% of it", warmup, epochs)
     has_momentum = "betas" in optimizer.defaults or optimizer.defaults.get("momentum", 0) > 0
     kwargs: Dict[str, Any] = {
         "pct_start": warmup / epochs if 0 < warmup < epochs else 0.3,

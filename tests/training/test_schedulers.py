@@ -138,3 +138,18 @@ def test_restore_continues_onecycle_on_a_longer_schedule():
     assert longer.last_epoch == 4
     lrs, _ = _run(fresh, longer, 4)  # would raise 'Tried to step' on the short schedule
     assert lrs[-1] == pytest.approx(4e-6)  # the new schedule's minimum at its last step (7 of 8)
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "constant", "onecycle"])
+def test_a_run_shorter_than_its_warmup_starts_with_the_warmup_shortened(scheduler, caplog):
+    """``python -m chordexp.run trainer.num_epochs=1`` (the most common first try) was refused
+    because the default warmup is one epoch; it now runs, and says what it changed."""
+    import logging
+
+    import torch
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    with caplog.at_level(logging.INFO, logger="chordexp.training.schedulers"):
+        sched, _ = create_scheduler(opt, _config(scheduler=scheduler, num_epochs=1, warmup_epochs=5), 2)
+    assert "warmup" in caplog.text and "1-epoch run" in caplog.text
+    assert opt.param_groups[0]["lr"] > 0
