@@ -10,6 +10,7 @@ wrapped dataset's own, so results do not depend on whether the cache is on.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from typing import Dict, Sized, Tuple, cast
 
@@ -19,6 +20,44 @@ from torch.utils.data import DataLoader, Dataset
 from chordexp.data.loaders import worker_context
 
 log = logging.getLogger(__name__)
+
+
+class Progress:
+    """Progress of a step that takes more than a few seconds: a bar on a terminal, else a
+    log line every ``every`` seconds (a run's log must not stay silent for minutes)."""
+
+    def __init__(self, what: str, total: int, unit: str, every: float = 10.0) -> None:
+        self.what, self.total, self.unit, self.every = what, total, unit, every
+        self.started = self.last = time.perf_counter()
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=what, unit=f" {unit}", leave=False)
+        self.done = 0
+
+    def update(self, done: int) -> None:
+        if self.bar is not None:
+            self.bar.update(done - self.done)
+        now = time.perf_counter()
+        if self.bar is None and now - self.last >= self.every and done < self.total:
+            rate = done / max(now - self.started, 1e-9)
+            left = (self.total - done) / max(rate, 1e-9)
+            log.info(
+                "%s: %d of %d %s (%.0f s so far, about %.0f s to go)",
+                self.what,
+                done,
+                self.total,
+                self.unit,
+                now - self.started,
+                left,
+            )
+            self.last = now
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 class InMemoryDataset(Dataset):
@@ -38,6 +77,7 @@ class InMemoryDataset(Dataset):
         self.audio = torch.empty(0, dtype=torch.float16)
         self.targets: Dict[str, torch.Tensor] = {}
         filled = 0
+        progress = Progress("rendering", len(cast(Sized, dataset)), "clips")
         for audio, targets in loader:
             if filled == 0:  # allocate once: no second copy of the whole set in memory
                 self.audio = torch.empty((len(cast(Sized, dataset)), *audio.shape[1:]), dtype=torch.float16)
@@ -50,6 +90,8 @@ class InMemoryDataset(Dataset):
             for key, value in targets.items():
                 self.targets[key][filled : filled + len(audio)] = value
             filled += len(audio)
+            progress.update(filled)
+        progress.close()
         log.info(
             "rendered %d clips into memory (%.0f MB) in %.1f s",
             len(self.audio),

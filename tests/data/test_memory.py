@@ -56,3 +56,20 @@ def test_frame_targets_and_masks_are_stored_per_item_with_their_dtype():
     assert cached[3][1]["mask"].tolist() == [True, True, False, False, False]
     batch = next(iter(torch.utils.data.DataLoader(cached, batch_size=5)))[1]
     assert batch["mask"].sum().item() == 5 + 4 + 3 + 2 + 1
+
+
+def test_a_long_render_logs_its_progress_when_not_on_a_terminal(caplog, monkeypatch):
+    import logging
+
+    from chordexp.data import memory
+
+    monkeypatch.setattr(memory.sys.stderr, "isatty", lambda: False)
+    progress = memory.Progress("rendering", 100, "clips", every=0.0)
+    with caplog.at_level(logging.INFO, logger="chordexp.data.memory"):
+        for done in (10, 50, 100):
+            progress.update(done)
+        progress.close()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and lines[1].startswith("rendering: 50 of 100 clips")
+    assert lines[0].startswith("rendering: 10 of 100 clips") and "to go" in lines[0]
+    assert not any(m.startswith("rendering: 100 of 100") for m in lines)  # the end has its own line
