@@ -277,3 +277,11 @@ def test_a_failing_run_removes_its_lock(tmp_path):
     assert done.returncode == 2
     assert "invalid config: trainer.gradient_clip=nan must be a finite number" in done.stdout
     assert not (tmp_path / "run" / LOCK_NAME).exists()
+
+
+def test_a_run_refused_for_a_bad_value_leaves_no_folder(run_cli, tmp_path):
+    folder = tmp_path / "never"
+    done = run_cli([*SMOKE, "optimizer.lr=0", f"hydra.run.dir={folder}"], cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["error: invalid config: optimizer.lr=0.0 must be > 0"]
+    assert not folder.exists()
