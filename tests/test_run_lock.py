@@ -285,3 +285,29 @@ def test_a_run_refused_for_a_bad_value_leaves_no_folder(run_cli, tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == ["error: invalid config: optimizer.lr=0.0 must be > 0"]
     assert not folder.exists()
+
+
+def test_sigterm_before_the_first_epoch_says_nothing_can_be_resumed(tmp_path):
+    """Stopped while it renders its data: exit 143, and run.log says there is no checkpoint
+    and what the folder keeps, not only where the folder is."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chordexp.run", *SMOKE, "data.train_size=20000", f"hydra.run.dir={folder}"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    log = folder / "run.log"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (log.is_file() and "torch threads" in log.read_text()):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    text = log.read_text()
+    assert "stopped by SIGTERM before the first epoch ended: there is no checkpoint, so nothing can be resumed" in text
+    assert f"rerun={folder}" in text and "run.log" in text

@@ -17,6 +17,7 @@ experiment layer loads, so a bad value is refused at once, under the same policy
 from __future__ import annotations
 
 import logging
+import signal
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Dict, Literal, Optional, Type
@@ -77,15 +78,44 @@ class RunEnding:
             if single_run:
                 raise SystemExit(2) from None
         elif isinstance(err, TrainingInterrupted):
-            log.error("stopped: %s; continue with: python -m chordexp.run resume=%s", err, self.folder)
+            if self._resumable():
+                log.error("stopped: %s; continue with: python -m chordexp.run resume=%s", err, self.folder)
+            else:
+                self._nothing_to_resume(str(err.reason or "a stop request"))
             if single_run:
                 raise SystemExit(signal_exit_status(err.reason)) from None
+        elif isinstance(err, SystemExit) and isinstance(err.code, int) and err.code > 128:
+            try:
+                name = signal.Signals(err.code - 128).name
+            except ValueError:
+                name = f"signal {err.code - 128}"
+            if self._resumable():
+                log.error("stopped by %s; continue with: python -m chordexp.run resume=%s", name, self.folder)
+            else:
+                self._nothing_to_resume(name)
         elif isinstance(err, KeyboardInterrupt):
             log.error("interrupted; continue with: python -m chordexp.run resume=%s", self.folder)
         elif isinstance(err, Exception):
             report_failure(err)
             if single_run and is_user_error(err) and not debug_requested():
                 raise SystemExit(2) from None  # bad input or environment: 2, as every entry point
+
+    def _resumable(self) -> bool:
+        return (Path(self.folder) / str(self.cfg.trainer.get("checkpoint_dir", "checkpoints")) / "last.pt").is_file()
+
+    def _nothing_to_resume(self, reason: str) -> None:
+        kept = (
+            sorted(p.name + ("/" if p.is_dir() else "") for p in Path(self.folder).iterdir())
+            if Path(self.folder).is_dir()
+            else []
+        )
+        log.error(
+            "stopped by %s before the first epoch ended: there is no checkpoint, so nothing can be resumed; "
+            "the folder keeps %s; start again with: python -m chordexp.run rerun=%s",
+            reason,
+            ", ".join(kept) or "nothing",
+            self.folder,
+        )
 
 
 def report_failure(err: BaseException) -> None:
