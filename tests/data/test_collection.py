@@ -19,6 +19,7 @@ from chordexp.data.collection import (
     SongError,
     assign_splits,
     discover,
+    assign_folds,
     fold_of,
     group_key,
     read_annotation,
@@ -174,6 +175,20 @@ def test_grouping_keeps_each_artist_in_one_split(options):
 def test_group_key_is_the_first_folders():
     assert group_key("a/b/c.wav", 1) == "a/" and group_key("a/b/c.wav", 2) == "a/b/"
     assert group_key("a/b/c.wav", 0) == "a/b/c.wav" and group_key("c.wav", 1) == "c.wav"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_every_fold_holds_songs_when_there_are_as_many_songs_as_folds(seed):
+    """Hashes spread unevenly over a few songs (5 folds of 10 once left one empty); and
+    adding a song still moves few others: at most one per fold that was rebalanced."""
+    songs = [f"album/song{i}.wav" for i in range(10)]
+    sizes = [sum(side == "val" for side in assign_splits(songs, seed, num_folds=5, fold=f).values()) for f in range(5)]
+    assert all(sizes) and sum(sizes) == 10
+    before = assign_folds(songs, seed, 5)
+    after = assign_folds(songs + ["album/new.wav"], seed, 5)
+    moved = [s for s in songs if before[s] != after[s]]
+    assert len(moved) <= 2 and len(set(after.values())) == 5
+    assert assign_folds(list(reversed(songs)), seed, 5) == before  # the set of songs decides, not their order
 
 
 def test_too_many_folds_for_the_songs_is_one_clear_line():
