@@ -19,6 +19,7 @@ refused; the file is written atomically.
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,9 @@ def check_args(args: ExportArgs) -> None:
         raise UsageError(f"output={output}: already exists; nothing was written (remove it or choose another name)")
     if output.parent.exists() and not output.parent.is_dir():
         raise UsageError(f"output={output}: {output.parent} is not a folder")
+    existing = next((p for p in (output.parent, *output.parent.parents) if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"output={output}: {existing} is not writable; nothing was exported (choose another place)")
     if not Path(args.checkpoint).is_file():
         raise UsageError(f"checkpoint={args.checkpoint}: no such file")
 

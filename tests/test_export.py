@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -250,3 +251,21 @@ def test_an_exported_model_with_impossible_metadata_is_refused(exported, tmp_pat
     with pytest.raises(ExportError, match=f"metadata {key}=.* must be") as error:
         load_recognizer(edited, "onnx")
     assert "\n" not in str(error.value)
+
+
+def test_an_unwritable_output_folder_is_refused_before_the_export(checkpoint, tmp_path, monkeypatch, capsys):
+    """Checked first (it failed after the work, naming a temporary file); the tests run as
+    root, whom no permission stops, so the folder's answer is given here."""
+    checkpoint, _ = checkpoint
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = export.os.access
+    monkeypatch.setattr(export.os, "access", lambda p, mode: Path(p) != locked and real_access(p, mode))
+    code, err = run_guarded(
+        export, [f"checkpoint={checkpoint}", "format=onnx", f"output={locked / 'm.onnx'}"], monkeypatch, capsys
+    )
+    assert (
+        code == 2
+        and err
+        == f"error: output={locked / 'm.onnx'}: {locked} is not writable; nothing was exported (choose another place)"
+    )
