@@ -82,7 +82,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     find_audio_files(input_path)  # bad input fails before the model loads
     from chordexp.inference import ChordRecognizer, check_finite_weights, transcribe_files
     from chordexp.inference.backends import infer_backend, load_recognizer
-    from chordexp.inference.ready_model import ready_model
+    from chordexp.inference.packaged_model import ready_model
 
     if args.checkpoint is None:
         args.checkpoint = str(ready_model())

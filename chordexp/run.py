@@ -64,7 +64,13 @@ def cli() -> None:
         if distributed is None or distributed.is_main:  # a folder holding a run, or in use: refused, then locked
             plan = plan_run_folder(sys.argv[1:])
             if plan is not None and not plan.multirun:  # a bad value is refused before any folder exists
-                refuse_bad_values(plan.cfg)
+                from chordexp.errors import ConfigValueError
+                from chordexp.experiment.preflight import checked_training_config
+
+                try:
+                    checked_training_config(plan.cfg)  # main checks again (sweep jobs, the Python API)
+                except ConfigValueError as error:
+                    raise UsageError(f"invalid config: {error}") from None
             if plan is not None and plan.resume:  # a config changed since last.pt would be half applied: refused
                 from chordexp.experiment.resume_check import check_resume_before_start
 
@@ -86,19 +92,6 @@ def cli() -> None:
             claim.release()
         if distributed is not None:
             process_group.shutdown()
-
-
-def refuse_bad_values(cfg: DictConfig) -> None:
-    """UsageError (``invalid config: <key>=<value> must ...``) for a value that cannot
-    work, found in the composed config before the run folder is made: a refused run
-    leaves no folder behind. ``main`` checks again (sweep jobs, the Python API)."""
-    from chordexp.errors import ConfigValueError, UsageError
-    from chordexp.experiment.preflight import checked_training_config
-
-    try:
-        checked_training_config(cfg)
-    except ConfigValueError as error:
-        raise UsageError(f"invalid config: {error}") from None
 
 
 if __name__ == "__main__":

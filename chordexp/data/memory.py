@@ -16,6 +16,7 @@ from typing import Dict, Sized, Tuple, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from chordexp.data.loaders import worker_context
 
@@ -31,8 +32,6 @@ class Progress:
         self.started = self.last = time.perf_counter()
         self.bar = None
         if sys.stderr.isatty():
-            from tqdm import tqdm
-
             self.bar = tqdm(total=total, desc=what, unit=f" {unit}", leave=False)
         self.done = 0
 

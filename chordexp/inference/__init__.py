@@ -11,7 +11,7 @@ The Python API::
 (importing this package imports torch: the entry modules import it inside ``main``.)
 """
 
-from chordexp.inference.ready_model import ready_model
+from chordexp.inference.packaged_model import ready_model
 from chordexp.inference.recognizer import Analysis, ChordRecognizer, Transcription, check_finite_weights
 from chordexp.inference.transcribe import transcribe_files
 

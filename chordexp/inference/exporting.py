@@ -127,15 +127,19 @@ def torchscript_bytes(model, metadata: Dict[str, Any]) -> bytes:
 #: What a slim checkpoint keeps of a training checkpoint: enough to transcribe, to
 #: fine-tune from and to know where it came from; the optimizer, scheduler and RNG
 #: states (two thirds of the file) only serve ``resume=`` and are emptied.
-SLIM_EMPTIED = ("optimizer", "scheduler", "rng", "scaler")
+SLIM_EMPTIED = ("optimizer", "scheduler", "rng", "scaler", "loader_rng")
 
 
 def slim_checkpoint_bytes(checkpoint: str) -> bytes:
-    """``checkpoint`` without its resume-only state (``SLIM_EMPTIED``), still loadable by
+    """``checkpoint`` without its resume-only state (``SLIM_EMPTIED``) and without the
+    training machine's checkpoint folder, still loadable by
     ``ChordRecognizer.from_checkpoint`` and ``finetune.init_from``."""
     load_for_export(checkpoint)  # refuses non-finite weights and checkpoints that build no model
     state = load_checkpoint_file(checkpoint)
     slim = {key: ({} if key in SLIM_EMPTIED else value) for key, value in state.items()}
+    if isinstance(slim.get("config"), dict) and "checkpoint_dir" in slim["config"]:
+        # where the run kept its checkpoints on the machine that trained it: nobody else's business
+        slim["config"] = {**slim["config"], "checkpoint_dir": Path(str(slim["config"]["checkpoint_dir"])).name}
     buffer = io.BytesIO()
     torch.save(slim, buffer)
     return buffer.getvalue()

@@ -12,8 +12,10 @@ reports it and goes on), not as an exception in a worker.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import functools
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, Union, cast
@@ -82,9 +84,6 @@ def transcription_worker(worker_id: int, parent: int = 0) -> None:
     workers analysing songs for minutes, 600 MB of orphans."""
     single_thread_worker(worker_id)
     if sys.platform.startswith("linux"):
-        import ctypes
-        import signal
-
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
         if parent and os.getppid() != parent:  # the parent died before the line above ran

