@@ -51,7 +51,9 @@ class PredictArgs:
     probabilities: bool = False
     device: str = "cpu"
     progress: bool = True
-    workers: Optional[int] = None  # processes decoding (and analysing) ahead (null: one per core; 0: none)
+    workers: Optional[int] = (
+        None  # processes decoding (and analysing) ahead (null: one per core above 2 cores; 0: none)
+    )
     backend: Optional[str] = None  # torch | onnx | torchscript (null: by the file; see docs/export.md)
 
 
@@ -66,7 +68,7 @@ def check_numbers(args: PredictArgs) -> None:
         )
     if args.workers is not None and args.workers < 0:
         raise UsageError(
-            f"workers={args.workers} must be >= 0 (0: everything in this process), or null for one per core"
+            f"workers={args.workers} must be >= 0 (0: everything in this process), or null for one per core (none on 2 cores or fewer)"
         )
     if args.prior_weight is not None and not prior_weight_ok(args.prior_weight):
         raise UsageError(

@@ -67,9 +67,14 @@ def test_decoded_files_come_back_in_order_with_errors_as_values(songs):
             assert size == audio.size and serial[path][1] is None  # workers=0: the caller analyses
 
 
-def test_default_workers_one_per_core_and_none_for_one_file():
+def test_default_workers_one_per_core_and_none_for_one_file_or_two_cores(monkeypatch):
+    from chordexp.inference import prefetch
+
     assert default_workers(1) == 0
-    assert 1 <= default_workers(100) <= 8
+    monkeypatch.setattr(prefetch, "usable_cores", lambda: 2)
+    assert default_workers(100) == 0  # two cores: faster without workers (the bench)
+    monkeypatch.setattr(prefetch, "usable_cores", lambda: 16)
+    assert default_workers(100) == 8 and default_workers(3) == 3
 
 
 def test_too_many_workers_are_cut_to_the_files_and_cores_with_a_line(capsys):
