@@ -100,7 +100,7 @@ class BandRenderer:
         self.sr = int(sample_rate)
         self.additive_prob = float(additive_prob)
         self.voice_prob = float(voice_prob)  # the lead line sung (else a GM melody patch)
-        self.backing_prob = float(backing_prob)  # backing singers: "oohs" or a harmony line
+        self.backing_prob = float(backing_prob)  # backing singers holding chord tones ("oohs")
         self.instrument_fx_prob = float(instrument_fx_prob)  # a chord part through amp/rotary/phaser
         self.arrangement_prob = float(arrangement_prob)  # a record's arrangement instead of the full band
         self.soundfont = soundfont

@@ -172,11 +172,11 @@ class SyntheticSongDataset(Dataset):
         if self.codec_prob > 0 and rng.random() < self.codec_prob:
             audio = lossy_codec(rng, audio, sr)
         segments = []
+        grid = np.arange(num_samples) / sr if source_time is not None else np.empty(0)  # output sample times
         for start, end, triple in plan.segments():
             if source_time is None:
                 start, end = (start - offset) / ratio, (end - offset) / ratio
             else:
-                grid = np.arange(num_samples) / sr
                 start, end = (
                     float(np.interp(x - offset, source_time, grid, left=-1.0, right=seconds + 1.0))
                     for x in (start, end)

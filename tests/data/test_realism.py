@@ -142,12 +142,9 @@ def test_every_factor_on_still_gives_deterministic_labelled_excerpts():
     assert starts[0] == 0.0 and ends[-1] == pytest.approx(8.0) and np.allclose(starts[1:], ends[:-1])
 
 
-def test_the_factors_change_the_audio_and_leave_it_alone_when_off():
-    plain = SyntheticSongDataset(size=2, split="train", seed=2, sample_rate=SR, clip_seconds=4.0)
+def test_each_factor_alone_changes_the_audio_of_the_previous_generator():
     zeros = {k: 0.0 for k in ALL_ON}
-    assert torch.equal(
-        SyntheticSongDataset(size=2, seed=2, sample_rate=SR, clip_seconds=4.0, **zeros)[0][0], plain[0][0]
-    )
+    plain = SyntheticSongDataset(size=2, seed=2, sample_rate=SR, clip_seconds=4.0, **zeros)
     for name, value in ALL_ON.items():
         other = SyntheticSongDataset(size=2, seed=2, sample_rate=SR, clip_seconds=4.0, **{**zeros, name: value})
         assert not torch.equal(other[0][0], plain[0][0]) or not torch.equal(other[1][0], plain[1][0]), name
