@@ -140,7 +140,7 @@ def test_bad_checkpoints_raise_one_line_errors_naming_the_path(make_trainer, tin
 
     text = tmp_path / "notes.pt"
     text.write_text("hello")
-    _assert_one_line_error(trainer, text, "not a readable torch checkpoint")
+    _assert_one_line_error(trainer, text, "a text file, not a chordexp training checkpoint")
 
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, other)
