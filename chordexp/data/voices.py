@@ -16,7 +16,6 @@ generator passed in.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -247,7 +246,3 @@ def sung_from_midi(rng: np.random.Generator, notes: Sequence[object]) -> List[Su
             SungNote(float(getattr(note, "key")), float(getattr(note, "onset")), float(duration or 0.5), vowel_for(rng))
         )
     return sung
-
-
-def level_rms(audio: np.ndarray) -> float:
-    return math.sqrt(float(np.dot(audio, audio)) / max(len(audio), 1))
