@@ -13,7 +13,7 @@ All randomness comes from the generator passed in.
 from __future__ import annotations
 
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -73,14 +73,25 @@ def voice_upper(
     return sorted(set(notes))
 
 
-#: Arrangements records use beside the full band, with how often each is drawn when a
-#: song gets one: (name, weight, chord-part families, bass, drums, lead).
-ARRANGEMENTS: Tuple[Tuple[str, float, Tuple[str, ...], bool, bool, bool], ...] = (
-    ("voice_and_guitar", 3.0, ("guitar",), False, False, True),
-    ("piano_alone", 2.0, ("piano",), False, False, False),
-    ("voice_and_piano", 2.0, ("piano",), False, False, True),
-    ("no_bass", 2.0, ("guitar", "piano", "organ"), False, True, True),
-    ("bass_without_drums", 2.0, ("guitar", "piano", "strings"), True, False, True),
+class Arrangement(NamedTuple):
+    """A record's arrangement: which chord-part families play, and whether a bass, drums
+    and a lead line do; ``weight``: how often it is drawn when a song gets one."""
+
+    name: str
+    weight: float
+    families: Tuple[str, ...]
+    bass: bool
+    drums: bool
+    lead: bool
+
+
+#: Arrangements records use beside the full band.
+ARRANGEMENTS: Tuple[Arrangement, ...] = (
+    Arrangement("voice_and_guitar", 3.0, ("guitar",), bass=False, drums=False, lead=True),
+    Arrangement("piano_alone", 2.0, ("piano",), bass=False, drums=False, lead=False),
+    Arrangement("voice_and_piano", 2.0, ("piano",), bass=False, drums=False, lead=True),
+    Arrangement("no_bass", 2.0, ("guitar", "piano", "organ"), bass=False, drums=True, lead=True),
+    Arrangement("bass_without_drums", 2.0, ("guitar", "piano", "strings"), bass=True, drums=False, lead=True),
 )
 
 
@@ -111,9 +122,9 @@ class BandRenderer:
         n = int(round(seconds * self.sr))
         spans = [s for s in plan.segments() if s[0] < seconds]
         parts: List[Tuple[np.ndarray, float]] = []  # (audio, level in dB)
-        arrangement = None
+        arrangement: Optional[Arrangement] = None
         if self.arrangement_prob > 0 and rng.random() < self.arrangement_prob:
-            weights = np.array([a[1] for a in ARRANGEMENTS])
+            weights = np.array([a.weight for a in ARRANGEMENTS])
             arrangement = ARRANGEMENTS[int(rng.choice(len(ARRANGEMENTS), p=weights / weights.sum()))]
         if arrangement is None:
             n_chord_parts = int(rng.choice([1, 2, 3], p=[0.25, 0.45, 0.3]))
@@ -121,7 +132,7 @@ class BandRenderer:
             centres = rng.permutation([52.0, 60.0, 67.0, 72.0])[:n_chord_parts]
             chosen: List[Tuple[str, Optional[str]]] = [(STYLES[int(i)], None) for i in styles]
         else:
-            families = arrangement[2]
+            families = arrangement.families
             count = 1 if len(families) == 1 else int(rng.integers(1, 3))
             picked = [families[int(i)] for i in rng.choice(len(families), size=count, replace=False)]
             chosen = [(_style_for(rng, family), family) for family in picked]
@@ -129,18 +140,18 @@ class BandRenderer:
         lowest = int(np.argmin(centres))
         for k, ((style, family), centre) in enumerate(zip(chosen, centres)):
             programs = None if family is None else CHORD_PROGRAMS[family]
-            floor = arrangement is not None and not arrangement[3] and k == lowest
+            floor = arrangement is not None and not arrangement.bass and k == lowest
             notes = self._chord_part(rng, style, spans, plan, float(centre), programs, floor)
             synth = rng.random() < self.additive_prob  # timbres no SoundFont has
             audio = additive_play(rng, notes, n, self.sr, style) if synth else self._play(notes, n)
             if self.instrument_fx_prob > 0 and notes and rng.random() < self.instrument_fx_prob:
                 audio = colour_instrument(rng, audio, self.sr, program_family(notes[0].program))
             parts.append((audio, rng.uniform(-12.0, -4.0)))
-        if rng.random() < 0.9 if arrangement is None else arrangement[3]:
+        if arrangement.bass if arrangement else rng.random() < 0.9:  # the full band: drawn as before
             parts.append((self._play(self._bass(rng, spans, plan), n), rng.uniform(-12.0, -4.0)))
-        if rng.random() < 0.75 if arrangement is None else arrangement[4]:
+        if arrangement.drums if arrangement else rng.random() < 0.75:
             parts.append((self._play(self._drums(rng, plan, seconds), n), rng.uniform(-14.0, -3.0)))
-        if rng.random() < 0.7 if arrangement is None else arrangement[5]:
+        if arrangement.lead if arrangement else rng.random() < 0.7:
             melody = self._melody(rng, spans, plan)
             if self.voice_prob > 0 and rng.random() < self.voice_prob:
                 parts.extend(self._singers(rng, melody, spans, plan, n))

@@ -107,10 +107,9 @@ def files_a_run_writes(folder: Path, cfg: Any) -> List[str]:
     if csv_name:
         names.append(str(csv_name))
     found = [name for name in names if (folder / name).is_file()]
-    for sub in RUN_RECORD_FOLDERS:
-        path = folder / sub
+    for sub in (name for name in RUN_RECORD_FOLDERS if name != ".hydra"):  # .hydra: run_records' business
         with contextlib.suppress(OSError):
-            if path.is_dir() and any(path.iterdir()) and sub != ".hydra":
+            if (folder / sub).is_dir() and any((folder / sub).iterdir()):
                 found.append(f"{sub}/")
     return found
 

@@ -159,8 +159,9 @@ class ChordexpOptunaSweeper(Sweeper):
                 load_if_exists=True,
             )
         except Exception as error:  # SQLAlchemy and Optuna raise many types for a storage they cannot open
-            detail = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
-            raise SweepError(f"hydra.sweeper.storage={storage}: cannot open the study there ({detail})") from None
+            raise SweepError(
+                f"hydra.sweeper.storage={storage}: cannot open the study there ({first_line(error)})"
+            ) from None
         if study.direction.name.lower() != direction:
             raise SweepError(
                 f"hydra.sweeper.direction: study {self.study_name} in {storage} was made to "

@@ -96,7 +96,7 @@ def test_without_a_bass_player_the_lowest_note_is_the_chords_bass():
     for bass in (0, 4, 7):  # C, C/E, C/G
         notes = voice_upper(rng, (1, 0, bass), 60.0, bass_below=True)
         assert min(notes) % 12 == bass and min(notes) < sorted(notes)[1]
-    assert all(not a[3] or a[4] or a[0] == "bass_without_drums" for a in ARRANGEMENTS)
+    assert all(not a.bass or a.drums or a.name == "bass_without_drums" for a in ARRANGEMENTS)
 
 
 @pytest.mark.parametrize("family", ["guitar", "organ", "piano"])
