@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from chordexp.config import DEVICE_NAMES, RULES, TrainingConfig, is_device_name, is_monitor_name, stays_inside
-from chordexp.decode import PRIOR_WEIGHT_RANGE, prior_weight_ok
+from chordexp.decode import DECODER_DEFAULTS, PRIOR_WEIGHT_RANGE, prior_weight_ok, self_transition_ok
 from chordexp.errors import ConfigValueError
 
 Check = Tuple[str, bool, str]
@@ -47,7 +47,10 @@ def run_checks(c: Dict[str, Any]) -> List[Check]:
     trainer, decoder = c["trainer"], c.get("decoder") or {}
     num_epochs = trainer["num_epochs"]
     warmup = c["scheduler"]["warmup_epochs"]
-    self_transition, prior_weight = decoder.get("self_transition"), decoder.get("prior_weight", 0.0)
+    self_transition, prior_weight = (
+        decoder.get("self_transition"),
+        decoder.get("prior_weight", DECODER_DEFAULTS.prior_weight),
+    )
     return [
         setting_check("optimizer.lr", "learning_rate", c["optimizer"]["lr"]),
         ("optimizer.weight_decay", c["optimizer"]["weight_decay"] >= 0, "must be >= 0"),
@@ -81,7 +84,7 @@ def run_checks(c: Dict[str, Any]) -> List[Check]:
         ),
         (
             "decoder.self_transition",
-            self_transition is None or finite(self_transition) and 0 < self_transition < 1,
+            self_transition is None or self_transition_ok(self_transition),
             "must be in (0, 1), or null (estimated from the training labels)",
         ),
         ("decoder.prior_weight", prior_weight_ok(prior_weight), f"must be in {list(PRIOR_WEIGHT_RANGE)}"),

@@ -10,7 +10,8 @@ then chosen per segment among the chord's tones, from the bass head's mean poste
 from __future__ import annotations
 
 import math
-from typing import Callable, List, Tuple
+from dataclasses import dataclass, fields, replace
+from typing import Any, Callable, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -24,6 +25,42 @@ Segment = Tuple[float, float, str]
 #: negative sharpens towards common types, which a model hedging on unfamiliar audio
 #: (real records) needs. The one range every command checks.
 PRIOR_WEIGHT_RANGE = (-2.0, 1.0)
+
+
+@dataclass(frozen=True)
+class DecoderSettings:
+    """The decoder's settings and their defaults: the one home that the recogniser, the
+    exported models, ``predict`` and the run's schema read. A model that saved no decoder
+    (a classification-mode run, an old checkpoint) decodes with these; the main job saves
+    its own (conf/config.yaml) with the model."""
+
+    self_transition: float = 0.95  # HMM chord persistence: share of frames that keep their chord
+    prior_weight: float = 0.0  # the chord-type prior divided out (> 0) or sharpened (< 0); PRIOR_WEIGHT_RANGE
+    estimate_tuning: bool = False  # measure the offset from A440 and move the front end's filters by it
+    silence_db: Optional[float] = 30.0  # frames this far below the loudest are N (None: off); not saved
+
+    @classmethod
+    def of_model(cls, saved: Optional[Mapping[str, Any]], **given: Any) -> "DecoderSettings":
+        """The settings a model saved (``saved``, the checkpoint's decoder dict), each
+        replaced by a ``given`` value that is not None; the defaults for the rest."""
+        values = {f.name: (saved or {}).get(f.name) for f in fields(cls) if f.name != "silence_db"}
+        values.update({name: value for name, value in given.items() if value is not None})
+        settings = replace(cls(), **{name: value for name, value in values.items() if value is not None})
+        return replace(
+            settings,
+            self_transition=float(settings.self_transition),
+            prior_weight=float(settings.prior_weight),
+            estimate_tuning=bool(settings.estimate_tuning),
+        )
+
+
+#: The defaults of every decoding command and class.
+DECODER_DEFAULTS = DecoderSettings()
+
+
+def self_transition_ok(value: object) -> bool:
+    """``self_transition`` is a finite number strictly between 0 and 1."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 < value < 1.0
 
 
 def prior_weight_ok(value: object) -> bool:
@@ -54,7 +91,7 @@ def state_to_chord(state: int) -> Tuple[int, int]:
 
 def viterbi(log_likelihoods: np.ndarray, self_transition: float) -> np.ndarray:
     """Most likely state path ``(T,)`` under a uniform-switch HMM; O(T * states)."""
-    if not 0.0 < self_transition < 1.0:
+    if not self_transition_ok(self_transition):
         raise ConfigValueError(f"self_transition must be in (0, 1), got {self_transition}")
     n_frames, n_states = log_likelihoods.shape
     log_stay = np.log(self_transition)
@@ -82,7 +119,7 @@ def decode_segments(
     bass_logp: np.ndarray,
     frame_rate: float,
     duration: float,
-    self_transition: float = 0.9,
+    self_transition: float = DECODER_DEFAULTS.self_transition,
     silent: np.ndarray | None = None,
 ) -> List[Segment]:
     """Per-frame log-posteriors (frame k centred at ``k / frame_rate`` s) -> segments
@@ -139,7 +176,7 @@ def estimate_decoder_priors(chord_type: np.ndarray, root: np.ndarray, bass_note:
         & (bass_note[:, 1:] == bass_note[:, :-1])
     )
     pairs = int(both.sum())
-    stay = float((same & both).sum()) / pairs if pairs else 0.95
+    stay = float((same & both).sum()) / pairs if pairs else DECODER_DEFAULTS.self_transition
     counts = np.bincount(chord_type[mask].ravel(), minlength=NUM_CHORD_TYPES).astype(np.float64)
     prior = (counts + 1.0) / (counts.sum() + NUM_CHORD_TYPES)  # add-one: no type impossible
     return {"self_transition": float(np.clip(stay, 0.5, 0.999)), "type_prior": prior.tolist()}

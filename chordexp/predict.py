@@ -1,8 +1,11 @@
 """Checkpoint + audio -> MIREX ``.lab`` chord transcriptions.
 
     python -m chordexp.predict [checkpoint=PATH] input=FILE_OR_DIR output=DIR \
-        [self_transition=0.95] [prior_weight=0] [estimate_tuning=true] [silence_db=30] [probabilities=false] [device=cpu] \
-        [workers=N] [backend=torch|onnx|torchscript]
+        [self_transition=S] [prior_weight=W] [estimate_tuning=true|false] [silence_db=30] [probabilities=false] \
+        [device=cpu] [workers=N] [backend=torch|onnx|torchscript]
+
+self_transition, prior_weight and estimate_tuning default to the decoder the model was
+saved with (the ready model's: docs/ready-model.md); give one to override it.
 
 Without checkpoint=, the model that ships inside the package transcribes
 (docs/ready-model.md). One .lab per audio file, in output= with the input's folder structure. Its name is the
@@ -33,7 +36,7 @@ from typing import List, Optional
 
 from chordexp.audio_files import find_audio_files
 from chordexp.cli import main_guard, parse_args
-from chordexp.decode import PRIOR_WEIGHT_RANGE, prior_weight_ok
+from chordexp.decode import DECODER_DEFAULTS, PRIOR_WEIGHT_RANGE, prior_weight_ok, self_transition_ok
 from chordexp.errors import UsageError
 
 USAGE = __doc__.split("The Python API")[0].strip()
@@ -44,10 +47,11 @@ class PredictArgs:
     checkpoint: Optional[str] = None  # null: the ready model inside the package
     input: str = "???"
     output: str = "???"
-    self_transition: Optional[float] = None  # null: the checkpoint's (estimated from its data), else 0.95
-    prior_weight: Optional[float] = None  # divide the chord-type prior out of the posteriors (null: the checkpoint's)
-    estimate_tuning: Optional[bool] = None  # measure the offset from A440 first (null: the checkpoint's)
-    silence_db: Optional[float] = 30.0  # frames this far below the loudest are N (null: off)
+    # decoder settings (chordexp.decode.DecoderSettings); null: the model's saved decoder
+    self_transition: Optional[float] = None
+    prior_weight: Optional[float] = None
+    estimate_tuning: Optional[bool] = None
+    silence_db: Optional[float] = DECODER_DEFAULTS.silence_db  # frames this far below the loudest are N (null: off)
     probabilities: bool = False
     device: str = "cpu"
     progress: bool = True
@@ -69,6 +73,11 @@ def check_numbers(args: PredictArgs) -> None:
     if args.workers is not None and args.workers < 0:
         raise UsageError(
             f"workers={args.workers} must be >= 0 (0: everything in this process), or null for one per core (none on 2 cores or fewer)"
+        )
+    if args.self_transition is not None and not self_transition_ok(args.self_transition):
+        raise UsageError(
+            f"self_transition={args.self_transition} must be in (0, 1) (the share of frames that keep their chord), "
+            f"or null for the checkpoint's"
         )
     if args.prior_weight is not None and not prior_weight_ok(args.prior_weight):
         raise UsageError(

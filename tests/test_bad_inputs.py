@@ -639,7 +639,7 @@ PREDICT_CASES = [
         "input={d}/ok.wav",
         "output={d}/out",
         "self_transition=1.5",
-        pattern=r"self_transition must be in \(0, 1\), got 1\.5",
+        pattern=r"self_transition=1\.5 must be in \(0, 1\)",
     ),
     tool(
         "predict",
@@ -749,7 +749,7 @@ PREDICT_CASES += [
         "input={d}/ok.wav",
         "output={d}/out",
         "self_transition=nan",
-        pattern=r"self_transition must be in \(0, 1\), got nan",
+        pattern=r"self_transition=nan must be in \(0, 1\)",
     ),
     tool(
         "predict",

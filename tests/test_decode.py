@@ -1,9 +1,18 @@
 """Viterbi decoding of frame posteriors into chord segments."""
 
+import inspect
+
 import numpy as np
 import pytest
 
-from chordexp.decode import decode_segments, state_log_likelihoods, state_to_chord, viterbi
+from chordexp.decode import (
+    DECODER_DEFAULTS,
+    DecoderSettings,
+    decode_segments,
+    state_log_likelihoods,
+    state_to_chord,
+    viterbi,
+)
 
 
 def posteriors(frames):
@@ -58,3 +67,22 @@ def test_silent_frames_can_only_be_no_chord():
     silent[20:] = True
     segments = decode_segments(*posteriors(frames), frame_rate=10.0, duration=3.0, silent=silent)
     assert segments == [(0.0, 1.95, "C:maj"), (1.95, 3.0, "N")]
+
+
+def test_decoder_settings_read_the_given_value_then_the_models_then_the_default():
+    saved = {"self_transition": 0.99, "prior_weight": 0.25, "type_prior": [0.5, 0.5]}
+    settings = DecoderSettings.of_model(saved, self_transition=None, prior_weight=-1.5)
+    assert settings.self_transition == 0.99  # the model's
+    assert settings.prior_weight == -1.5  # given
+    assert settings.estimate_tuning is DECODER_DEFAULTS.estimate_tuning  # neither: the default
+    assert DecoderSettings.of_model(None) == DECODER_DEFAULTS
+
+
+def test_a_model_without_a_decoder_decodes_with_the_defaults():
+    from chordexp.inference.backends import ExportedRecognizer
+    from chordexp.inference.recognizer import ChordRecognizer
+
+    for constructor in (ChordRecognizer.__init__, ExportedRecognizer.__init__, decode_segments):
+        for name, param in inspect.signature(constructor).parameters.items():
+            if name in ("self_transition", "prior_weight", "estimate_tuning", "silence_db"):
+                assert param.default == getattr(DECODER_DEFAULTS, name), (constructor, name)

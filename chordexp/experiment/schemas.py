@@ -19,6 +19,7 @@ from omegaconf import OmegaConf
 
 from chordexp.config import TrainingConfig
 from chordexp.config_checks import validate_run_config
+from chordexp.decode import DECODER_DEFAULTS
 from chordexp.errors import ConfigValueError
 from chordexp.experiment.constructor_schema import constructor_schema
 
@@ -273,8 +274,8 @@ class DecoderConfig:
     """How frame posteriors become chord segments (song mode saves it with the model)."""
 
     self_transition: Optional[float] = None  # HMM chord persistence; null = estimated from the training labels
-    prior_weight: float = 0.0  # divide the training chord-type prior out of the posteriors (0: off, 1: fully)
-    estimate_tuning: bool = False  # measure the offset from A440 first and move the front end's filters by it
+    prior_weight: float = DECODER_DEFAULTS.prior_weight  # the chord-type prior divided out (> 0) or sharpened (< 0)
+    estimate_tuning: bool = DECODER_DEFAULTS.estimate_tuning  # move the front end's filters by the measured tuning
 
 
 @dataclass

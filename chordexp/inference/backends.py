@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from chordexp.audio import AudioError
+from chordexp.decode import DECODER_DEFAULTS, DecoderSettings
 from chordexp.errors import UsageError
 from chordexp.inference.export_format import EXTRA_FILE, METADATA_KEY, ExportError, parse_metadata
 from chordexp.inference.recognizer import ChordRecognizer
@@ -107,11 +108,11 @@ class ExportedRecognizer(ChordRecognizer):
     def __init__(
         self,
         exported,
-        self_transition: float = 0.95,
-        silence_db: float | None = 30.0,
+        self_transition: float = DECODER_DEFAULTS.self_transition,
+        silence_db: float | None = DECODER_DEFAULTS.silence_db,
         type_prior=None,
-        prior_weight: float = 0.0,
-        estimate_tuning: bool = False,
+        prior_weight: float = DECODER_DEFAULTS.prior_weight,
+        estimate_tuning: bool = DECODER_DEFAULTS.estimate_tuning,
     ) -> None:
         meta = exported.metadata
         self.exported = exported
@@ -148,7 +149,7 @@ def load_recognizer(
     backend: str,
     self_transition: Optional[float] = None,
     device: str = "cpu",
-    silence_db: float | None = 30.0,
+    silence_db: float | None = DECODER_DEFAULTS.silence_db,
     prior_weight: Optional[float] = None,
     estimate_tuning: Optional[bool] = None,
 ) -> ExportedRecognizer:
@@ -164,13 +165,16 @@ def load_recognizer(
     else:
         exported = TorchScriptModel(path, device)
     saved = exported.metadata.get("decoder") or {}
+    settings = DecoderSettings.of_model(
+        saved, self_transition=self_transition, prior_weight=prior_weight, estimate_tuning=estimate_tuning
+    )
     return ExportedRecognizer(
         exported,
-        self_transition=float(saved.get("self_transition", 0.95)) if self_transition is None else self_transition,
+        self_transition=settings.self_transition,
         silence_db=silence_db,
         type_prior=saved.get("type_prior"),
-        prior_weight=float(saved.get("prior_weight", 0.0)) if prior_weight is None else prior_weight,
-        estimate_tuning=bool(saved.get("estimate_tuning", False)) if estimate_tuning is None else estimate_tuning,
+        prior_weight=settings.prior_weight,
+        estimate_tuning=settings.estimate_tuning,
     )
 
 

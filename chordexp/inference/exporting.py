@@ -18,6 +18,7 @@ import torch
 
 from chordexp.atomic import atomic_write_bytes
 from chordexp.chords import CHORD_TYPES
+from chordexp.decode import DecoderSettings
 from chordexp.errors import UsageError
 from chordexp.inference.export_format import EXTRA_FILE, FORMAT_VERSION, METADATA_KEY
 from chordexp.inference.export_graph import INPUT_NAMES, OUTPUT_NAMES, PortableChordModel
@@ -36,6 +37,7 @@ ONNX_OPSET = 18
 def describe(model, decoder: Dict[str, Any]) -> Dict[str, Any]:
     """The JSON stored with an exported model: everything ``predict`` needs besides it."""
     fe = model.frontend
+    settings = DecoderSettings.of_model(decoder)
     return {
         "format_version": FORMAT_VERSION,
         "sample_rate": int(model.sample_rate),
@@ -47,9 +49,9 @@ def describe(model, decoder: Dict[str, Any]) -> Dict[str, Any]:
         "heads": {name: int(HEADS[name]) for name in OUTPUT_NAMES},
         "chord_types": [str(t) for t in CHORD_TYPES],
         "decoder": {
-            "self_transition": float(decoder.get("self_transition", 0.95)),
-            "prior_weight": float(decoder.get("prior_weight", 0.0)),
-            "estimate_tuning": bool(decoder.get("estimate_tuning", False)),
+            "self_transition": settings.self_transition,
+            "prior_weight": settings.prior_weight,
+            "estimate_tuning": settings.estimate_tuning,
             "type_prior": None if decoder.get("type_prior") is None else [float(p) for p in decoder["type_prior"]],
         },
         "model_hparams": dict(model.hparams),

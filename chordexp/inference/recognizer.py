@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from chordexp.audio import mono_samples, resample
-from chordexp.decode import Segment, decode_segments
+from chordexp.decode import DECODER_DEFAULTS, DecoderSettings, Segment, decode_segments
 from chordexp.device import resolve_device
 from chordexp.model import ChordRecognitionModel
 from chordexp.training.checkpoint import CheckpointError, check_model_state, load_checkpoint_file
@@ -38,12 +38,12 @@ class ChordRecognizer:
     def __init__(
         self,
         model,
-        self_transition: float = 0.95,
+        self_transition: float = DECODER_DEFAULTS.self_transition,
         device: str = "cpu",
-        silence_db: float | None = 30.0,
+        silence_db: float | None = DECODER_DEFAULTS.silence_db,
         type_prior: Optional[Sequence[float]] = None,
-        prior_weight: float = 0.0,
-        estimate_tuning: bool = False,
+        prior_weight: float = DECODER_DEFAULTS.prior_weight,
+        estimate_tuning: bool = DECODER_DEFAULTS.estimate_tuning,
     ) -> None:
         self.model = model.to(device).eval()
         self.device = device
@@ -64,7 +64,7 @@ class ChordRecognizer:
         path: str | Path,
         self_transition: Optional[float] = None,
         device: str = "cpu",
-        silence_db: float | None = 30.0,
+        silence_db: float | None = DECODER_DEFAULTS.silence_db,
         prior_weight: Optional[float] = None,
         estimate_tuning: Optional[bool] = None,
     ) -> "ChordRecognizer":
@@ -72,7 +72,7 @@ class ChordRecognizer:
 
         ``self_transition``, ``prior_weight`` and ``estimate_tuning`` default to the
         decoder settings the run saved (estimated from its training labels, chosen on a
-        development set), else 0.95, 0 and False."""
+        development set), else ``DECODER_DEFAULTS``'s."""
         device = str(resolve_device(device))  # one line for an unknown or absent device
         state = load_checkpoint_file(path, map_location=device)
         hparams = state.get("model_hparams")
@@ -85,14 +85,17 @@ class ChordRecognizer:
         check_model_state(path, model, state["model"])
         model.load_state_dict(state["model"])
         saved = (state.get("extra") or {}).get("decoder") or {}
+        settings = DecoderSettings.of_model(
+            saved, self_transition=self_transition, prior_weight=prior_weight, estimate_tuning=estimate_tuning
+        )
         return cls(
             model,
             device=device,
             silence_db=silence_db,
-            self_transition=float(saved.get("self_transition", 0.95)) if self_transition is None else self_transition,
+            self_transition=settings.self_transition,
             type_prior=saved.get("type_prior"),
-            prior_weight=float(saved.get("prior_weight", 0.0)) if prior_weight is None else prior_weight,
-            estimate_tuning=bool(saved.get("estimate_tuning", False)) if estimate_tuning is None else estimate_tuning,
+            prior_weight=settings.prior_weight,
+            estimate_tuning=settings.estimate_tuning,
         )
 
     def frame_posteriors(self, audio: np.ndarray) -> Dict[str, np.ndarray]:
