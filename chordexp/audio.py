@@ -13,6 +13,19 @@ import numpy as np
 
 from chordexp.audio_files import AudioError
 
+#: The sample rates a dataset renders or cuts and a model or an export takes, in Hz.
+SAMPLE_RATE_RANGE = (8000, 192000)
+SAMPLE_RATE_RULE = f"an integer in {SAMPLE_RATE_RANGE[0]}..{SAMPLE_RATE_RANGE[1]} Hz"
+
+
+def sample_rate_ok(value: object) -> bool:
+    """``value`` is an integer sample rate in ``SAMPLE_RATE_RANGE``."""
+    return (
+        isinstance(value, (int, np.integer))
+        and not isinstance(value, bool)
+        and bool(SAMPLE_RATE_RANGE[0] <= value <= SAMPLE_RATE_RANGE[1])
+    )
+
 
 def read_audio(path: str | Path) -> Tuple[np.ndarray, int]:
     """File -> ``(samples, sample_rate)``, samples float32 mono ``(n,)``."""

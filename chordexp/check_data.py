@@ -48,5 +48,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 _entry = exiting(main)  # 1 when the check found problems
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``chordexp-check-data`` and ``python -m chordexp.check_data``: :func:`main` under ``main_guard``
+    (``--help``, one-line errors; exit status 1 when the check found problems)."""
     main_guard(_entry, USAGE)
+
+
+if __name__ == "__main__":
+    cli()

@@ -85,5 +85,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``chordexp-evalset`` and ``python -m chordexp.evalset``: :func:`main` under ``main_guard``
+    (``--help``, one-line errors)."""
     main_guard(main, USAGE)
+
+
+if __name__ == "__main__":
+    cli()

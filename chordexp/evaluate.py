@@ -88,5 +88,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 _entry = exiting(main)  # 1 when references have no prediction (unless allow_missing)
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``chordexp-evaluate`` and ``python -m chordexp.evaluate``: :func:`main` under ``main_guard``
+    (``--help``, one-line errors; exit status 1 when references have no prediction)."""
     main_guard(_entry, USAGE)
+
+
+if __name__ == "__main__":
+    cli()

@@ -121,5 +121,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``chordexp-predict`` and ``python -m chordexp.predict``: :func:`main` under ``main_guard``
+    (``--help``, one-line errors)."""
     main_guard(main, USAGE)
+
+
+if __name__ == "__main__":
+    cli()

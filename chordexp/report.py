@@ -313,5 +313,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     print(f"wrote {plot}" if plot else "no run has a history.json: no plot")
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``chordexp-report`` and ``python -m chordexp.report``: :func:`main` under ``main_guard``
+    (``--help``, one-line errors)."""
     main_guard(main, USAGE)
+
+
+if __name__ == "__main__":
+    cli()

@@ -112,5 +112,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``chordexp-tune-decoder`` and ``python -m chordexp.tune_decoder``: :func:`main` under ``main_guard``
+    (``--help``, one-line errors)."""
     main_guard(main, USAGE)
+
+
+if __name__ == "__main__":
+    cli()

@@ -270,22 +270,44 @@ def _schema_defaults(schema: type) -> dict:
     return {f.name: getattr(instance, f.name) for f in dataclasses.fields(schema) if not f.name.startswith("_")}
 
 
-@pytest.mark.parametrize(
-    "schema", [s for group in ("optimizer", "loss", "model") for s in GROUP_SCHEMAS[group].values()]
-)
+def _schemas_with_targets():
+    for group in ("optimizer", "loss", "model", "logger"):
+        yield from GROUP_SCHEMAS[group].values()
+    for schema in GROUP_SCHEMAS["data"].values():
+        yield dataclasses.fields(schema)[0].default_factory  # the data option's dataset schema
+
+
+@pytest.mark.parametrize("schema", list(_schemas_with_targets()), ids=lambda schema: schema.__name__)
 def test_schema_keys_are_arguments_of_their_target(schema):
-    """The schemas copy constructor arguments; this catches drift when a component changes."""
+    """Our components' schemas are read from their constructors: every setting, the same
+    default, or a reference to the key that owns it (``${data.sample_rate}``)."""
     import inspect
 
     from hydra.utils import get_object
 
+    from chordexp.experiment.schemas import DATASET_SUPPLIED
+
     target = get_object(schema._target_)
     params = inspect.signature(target).parameters
+    while any(p.kind is p.VAR_POSITIONAL for p in params.values()):  # FolderSongDataset(*args, **kwargs)
+        target = target.__mro__[1]
+        params = inspect.signature(target).parameters
     fields = _schema_defaults(schema)
+    fields.pop("options", None)  # a synthetic dataset's generator options, spread into **options
     assert set(fields) <= set(params), f"{schema.__name__} has keys {target.__name__} does not take"
     if not schema._target_.startswith("torch."):  # our own components: same defaults, every setting
-        # (keyword-only parameters are runtime wiring a run supplies, not settings)
-        assert fields == {name: p.default for name, p in params.items() if p.kind is not p.KEYWORD_ONLY}
+        # (keyword-only parameters, a dataset's size/split/seed and a tracker's run folder and
+        # config are runtime wiring a run supplies, not settings)
+        settings = {
+            name: p.default
+            for name, p in params.items()
+            if p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty and name not in DATASET_SUPPLIED
+        }
+        assert set(fields) == set(settings)
+        for name, default in fields.items():
+            if isinstance(default, str) and default.startswith("${"):
+                continue  # follows its one home
+            assert default == (list(settings[name]) if isinstance(settings[name], tuple) else settings[name]), name
 
 
 @pytest.mark.parametrize("group,option", [o for o in OPTIONS if o[0] in ("optimizer", "loss", "model")])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 from pathlib import Path
 
 import numpy as np
@@ -77,16 +75,6 @@ def test_without_a_root_composition_leaves_hydras_missing_value(compose_cfg):
 def test_a_misspelt_key_or_wrong_type_fails_at_composition(compose_cfg, override):
     with pytest.raises(ConfigCompositionException):
         compose_cfg("data=folder", "data.dataset.root=/x", override)
-
-
-def test_the_schema_has_exactly_the_dataset_arguments():
-    arguments = set(inspect.signature(FolderChordDataset).parameters) - {"size", "split", "seed"}
-    fields = {f.name for f in dataclasses.fields(FolderDatasetConfig)} - {"_target_"}
-    assert fields == arguments
-    defaults = {name: p.default for name, p in inspect.signature(FolderChordDataset).parameters.items()}
-    for f in dataclasses.fields(FolderDatasetConfig):
-        if f.name not in ("_target_", "root"):
-            assert f.default == defaults[f.name], f.name
 
 
 def test_the_composed_node_builds_datasets_that_feed_a_batch(compose_cfg, songs):

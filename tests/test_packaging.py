@@ -1,6 +1,6 @@
 """The package installs like one: the wheel carries the configs (conf/ as chordexp/conf)
 and composes from them outside the repository; every console command of
-``[project.scripts]`` is a callable that answers ``--help``; bare arguments fill the
+``[project.scripts]`` is its module's ``cli`` and answers ``--help``; bare arguments fill the
 positional keys of the key=value commands (``chordexp-report FOLDER``)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from chordexp import scripts
+from chordexp import report
 from chordexp.cli import parse_args, with_positional_keys
 from chordexp.errors import UsageError
 from chordexp.report import ReportArgs
@@ -70,7 +70,8 @@ def test_the_wheel_carries_every_config_and_nothing_of_the_work_tree(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     configs = {f"chordexp/conf/{p.relative_to(CONF).as_posix()}" for p in CONF.rglob("*.yaml")}
     assert len(configs) > 20 and configs <= names
-    assert not {name.split("/")[0] for name in names} & {"conf", "outputs", "data", "tests", "docs", "build"}
+    work_tree = {"conf", "outputs", "data", "tests", "docs", "build", "examples"}
+    assert not {name.split("/")[0] for name in names} & work_tree
     info = "chordexp-{}.dist-info".format(wheel.name.split("-")[1])
     metadata = zipfile.ZipFile(wheel).read(f"{info}/METADATA").decode()
     assert "License-Expression: MIT" in metadata and f"{info}/licenses/LICENSE" in names
@@ -139,6 +140,23 @@ def test_the_source_tree_reads_the_repository_conf():
     assert Path(CONF_DIR) == CONF
 
 
+def test_each_console_command_is_its_modules_cli():
+    """``chordexp-<name>`` is ``python -m chordexp.<module>``: that module's ``cli``, named directly."""
+    expected = {
+        "chordexp-train": "chordexp.run",
+        "chordexp-predict": "chordexp.predict",
+        "chordexp-evaluate": "chordexp.evaluate",
+        "chordexp-report": "chordexp.report",
+        "chordexp-bench": "chordexp.bench.__main__",
+        "chordexp-evalset": "chordexp.evalset",
+        "chordexp-baseline": "chordexp.baseline",
+        "chordexp-tune-decoder": "chordexp.tune_decoder",
+        "chordexp-export": "chordexp.export",
+        "chordexp-check-data": "chordexp.check_data",
+    }
+    assert console_scripts() == {command: f"{module}:cli" for command, module in expected.items()}
+
+
 @pytest.mark.parametrize("command", sorted(set(console_scripts()) - {"chordexp-train"}))
 def test_each_console_command_answers_help(command, monkeypatch, capsys):
     module, function = console_scripts()[command].split(":")
@@ -151,9 +169,9 @@ def test_each_console_command_answers_help(command, monkeypatch, capsys):
 
 
 def test_chordexp_train_is_python_m_chordexp_run():
-    assert console_scripts()["chordexp-train"] == "chordexp.scripts:train"
+    assert console_scripts()["chordexp-train"] == "chordexp.run:cli"
     done = subprocess.run(
-        [sys.executable, "-c", "from chordexp.scripts import train; train()", "--help"],
+        [sys.executable, "-c", "from chordexp.run import cli; cli()", "--help"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -200,7 +218,7 @@ def test_report_takes_the_runs_folder_as_a_bare_argument(tmp_path, monkeypatch, 
     (run / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
     (run / "run.log").write_text("")
     monkeypatch.setattr(sys, "argv", ["chordexp-report", str(tmp_path / "sweep")])
-    scripts.report()
+    report.cli()
     assert (tmp_path / "sweep" / "report.csv").read_text().splitlines()[1].startswith("0,")
     assert "wrote" in capsys.readouterr().out
 

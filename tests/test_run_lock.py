@@ -23,7 +23,10 @@ import fault_files as ff
 import pytest
 
 from chordexp.experiment import run_lock
-from chordexp.experiment.run_lock import LOCK_NAME, RunFolderError, RunLock, plan_run_folder, run_records, runs_under
+from chordexp.experiment.compose_ahead import CompositionError, compose_as_hydra_main
+from chordexp.experiment.existing_runs import run_records, runs_under
+from chordexp.experiment.run_lock import LOCK_NAME, RunFolderError, RunLock, plan_run_folder
+from chordexp.lock_file import LockError, LockFile, process_start
 
 SMOKE = ["experiment=smoke", "trainer.num_threads=1"]
 
@@ -60,7 +63,7 @@ def write_lock(folder: Path, pid: int, host: str = None) -> None:
             {
                 "pid": pid,
                 "host": host or socket.gethostname(),
-                "process_start": run_lock.process_start(pid),
+                "process_start": process_start(pid),
                 "since": "then",
             }
         )
@@ -138,11 +141,54 @@ def test_a_reused_pid_does_not_keep_a_lock_alive(tmp_path):
     (tmp_path / LOCK_NAME).write_text(
         json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "process_start": "1", "since": "long ago"})
     )
-    if run_lock.process_start(os.getpid()) is None:
+    if process_start(os.getpid()) is None:
         pytest.skip("no /proc here")
     lock = RunLock(tmp_path)
     lock.acquire()
     lock.release()
+
+
+def test_the_lock_file_alone_names_no_run(tmp_path, capsys):
+    """``chordexp.lock_file`` is not about run folders: its own words, the same rules."""
+    path = tmp_path / "thing.lock"
+    first = LockFile(path)
+    first.acquire()
+    with pytest.raises(LockError, match=rf"^{path} is held by a running process \(pid {os.getpid()} on "):
+        LockFile(path).acquire()
+    with pytest.raises(LockError):
+        LockFile(path).check_not_in_use()
+    first.release()
+    assert not path.exists()
+    path.write_text(json.dumps({"pid": dead_pid(), "host": socket.gethostname()}))
+    LockFile(path).check_not_in_use()  # stale: not in use, and left where it is
+    second = LockFile(path)
+    second.acquire()
+    assert f"removed the stale lock {path} of a process that is gone (pid " in capsys.readouterr().err
+    second.release()
+    path.write_text("garbage")
+    with pytest.raises(LockError, match=r"cannot be read; if no process is using it, remove that file"):
+        LockFile(path).acquire()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["thing.lock"]  # no temporary file left
+
+
+# --------------------------------------------------------------------------- the config Hydra will compose
+
+
+def test_the_config_is_composed_as_hydra_main_will(tmp_path):
+    cfg, multirun = compose_as_hydra_main([*SMOKE, f"hydra.run.dir={tmp_path}"])
+    assert not multirun and cfg.trainer.num_epochs == 3 and cfg.hydra.run.dir == str(tmp_path)
+    cfg, multirun = compose_as_hydra_main(["-m", *SMOKE, "optimizer.lr=1e-3,3e-3"])
+    assert multirun and cfg.hydra.sweep._get_node("subdir")._value() == "${hydra.job.num}"  # left for each job
+    assert compose_as_hydra_main(["--no-such-flag"]) is None  # Hydra prints its usage itself
+
+
+def test_a_config_that_does_not_compose_is_one_line(monkeypatch):
+    with pytest.raises(CompositionError, match=r"^Could not find 'optimizer/adamx'; choose one of: .*adamw"):
+        compose_as_hydra_main(["optimizer=adamx"])
+    with pytest.raises(CompositionError, match=r"^Ambiguous value for argument .seed=1,2.; .*add --multirun"):
+        compose_as_hydra_main([*SMOKE, "seed=1,2"])
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")  # Hydra reports it, in full
+    assert compose_as_hydra_main(["optimizer=adamx"]) is None
 
 
 # --------------------------------------------------------------------------- the claim (no training)

@@ -119,5 +119,11 @@ def main(argv: Optional[List[str]] = None, echo: Callable[[str], None] = print) 
     return 0
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``chordexp-bench`` and ``python -m chordexp.bench``: :func:`main` under ``main_guard``
+    (``--help``, one-line errors)."""
     main_guard(main, USAGE)
+
+
+if __name__ == "__main__":
+    cli()

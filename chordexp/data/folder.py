@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from chordexp.audio import AudioError, load_audio, resample
+from chordexp.audio import SAMPLE_RATE_RULE, AudioError, load_audio, resample, sample_rate_ok
 from chordexp.audio_files import AUDIO_SUFFIXES
 from chordexp.chords import NO_CHORD, NUM_PITCH_CLASSES
 from chordexp.data import collection
@@ -407,8 +407,8 @@ def _check_args(
         (
             "sample_rate",
             sample_rate,
-            is_int(sample_rate) and 8000 <= sample_rate <= 192000,
-            "must be an integer in 8000..192000 Hz",
+            sample_rate_ok(sample_rate),
+            f"must be {SAMPLE_RATE_RULE}",
         ),
         ("clip_seconds", clip_seconds, number(clip_seconds) and 0.1 <= clip_seconds <= 60.0, "must be in 0.1..60 s"),
         ("val_fraction", val_fraction, number(val_fraction) and 0.0 < val_fraction < 1.0, "must be in (0, 1)"),

@@ -25,7 +25,7 @@ from chordexp.data.folder import FolderChordDataset, SongError, fit_length
 from chordexp.data.frames import MASK_KEY, FrameGrid, frame_targets
 from chordexp.data.item_errors import item_error
 from chordexp.data.items import FOLDER_TAG, check_index, item_rng
-from chordexp.data.songs import RenderedSong
+from chordexp.data.songs import EXCERPT_SECONDS, RenderedSong
 
 _SEQUENCE_TAG = 0x53455153  # "SEQS": excerpt streams apart from the clip windows'
 
@@ -36,7 +36,7 @@ class FolderSongDataset(FolderChordDataset):
     sequence = True
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("clip_seconds", 15.0)
+        kwargs.setdefault("clip_seconds", EXCERPT_SECONDS)
         super().__init__(*args, **kwargs)
         self.grid = FrameGrid.for_model(self.sample_rate)
         self._durations = np.cumsum([song.duration for song in self.songs])

@@ -13,6 +13,7 @@ from typing import Optional
 import numpy as np
 import pedalboard as pb
 
+from chordexp.data.room import room_response, room_sound
 from chordexp.data.soundfont import fft_size, tilt
 
 
@@ -24,10 +25,8 @@ def master(rng: np.random.Generator, mix: np.ndarray, sr: int, reverb_noise: np.
     if rng.random() < 0.6:
         rt60 = rng.uniform(0.3, 2.0)
         length = min(int(rt60 * sr), n, len(reverb_noise))
-        t = np.arange(length, dtype=np.float32) / np.float32(sr)
-        response = reverb_noise[:length] * np.exp(np.float32(-6.91 / rt60) * t)
-        size = fft_size(n + length)
-        wet = np.fft.irfft(np.fft.rfft(out, size) * np.fft.rfft(response, size), size)[:n].astype(np.float32)
+        response = room_response(reverb_noise[:length], rt60, sr)  # how it differs from a clip's: chordexp.data.room
+        wet = room_sound(out, response, fft_size(n + length)).astype(np.float32)
         out = out + wet * np.float32(rng.uniform(0.1, 0.6) * _rms(out) / (_rms(wet) + 1e-12))
     if rng.random() < 0.6:
         out = tilt(out, sr, rng.uniform(-2.5, 2.5))

@@ -13,8 +13,9 @@ from typing import Any, Dict
 import torch
 from torch.utils.data import Dataset
 
+from chordexp.audio import SAMPLE_RATE_RULE, sample_rate_ok
 from chordexp.data.item_errors import item_error
-from chordexp.data.items import CLIP_TAG, SPLITS, Item, as_targets, check_common, check_index, is_int, item_rng
+from chordexp.data.items import CLIP_TAG, SPLITS, Item, as_targets, check_common, check_index, item_rng
 from chordexp.data.synth import ChordSynth, SynthOptions, make_options
 from chordexp.errors import ConfigValueError
 
@@ -26,7 +27,7 @@ class SyntheticChordDataset(Dataset):
     targets 0-dim long tensors ``chord_type`` (0..31), ``root`` and ``bass_note``
     (0..11, both 0 for ``N``). ``bass_note`` is the pitch class of the lowest note.
     ``realism='plain'`` gives block chords with simple timbres, about 3x faster;
-    every field of ``SynthOptions`` can be passed as a keyword (see ``synth.py``).
+    every field of ``SynthOptions`` can be passed as a keyword (see ``synth_options.py``).
     """
 
     def __init__(
@@ -42,8 +43,8 @@ class SyntheticChordDataset(Dataset):
         check_common(size, seed)
         if split not in SPLITS:
             raise ConfigValueError(f"split must be one of {SPLITS}, got {split!r}")
-        if not is_int(sample_rate) or not 8000 <= sample_rate <= 192000:
-            raise ConfigValueError(f"sample_rate must be an integer in 8000..192000 Hz, got {sample_rate!r}")
+        if not sample_rate_ok(sample_rate):
+            raise ConfigValueError(f"sample_rate must be {SAMPLE_RATE_RULE}, got {sample_rate!r}")
         if not isinstance(clip_seconds, (int, float)) or not 0.1 <= clip_seconds <= 60.0:
             raise ConfigValueError(f"clip_seconds must be in 0.1..60 s, got {clip_seconds!r}")
         self.size, self.split, self.seed = int(size), split, int(seed)

@@ -21,7 +21,7 @@ from chordexp.config import TrainingConfig
 from chordexp.config_checks import validate_run_config
 from chordexp.decode import DECODER_DEFAULTS
 from chordexp.errors import ConfigValueError
-from chordexp.experiment.constructor_schema import constructor_schema
+from chordexp.experiment.constructor_schema import constructor_schema, setting_default
 
 MISSING = "???"  # OmegaConf's marker for a mandatory value
 
@@ -114,72 +114,58 @@ class DatasetConfig:
     _target_: str = MISSING
 
 
+#: A dataset's arguments that the run supplies, not settings of its schema.
+DATASET_SUPPLIED = ("size", "split", "seed")
+#: The clip a dataset renders or cuts is what the model hears: one home, ``data``.
+FOLLOW_CLIP = (("sample_rate", "${data.sample_rate}"), ("clip_seconds", "${data.clip_seconds}"))
+#: A collection's split options live on ``data`` (a sweep sets ``data.fold``).
+FOLLOW_SPLITS = (("num_folds", "${data.num_folds}"), ("fold", "${data.fold}"), ("cache_dir", "${data.cache_dir}"))
+
+
+def dataset_schema(
+    module: str, class_name: str, base: type = DatasetConfig, follow=FOLLOW_CLIP, name: str = ""
+) -> type:
+    """A dataset's schema read from its constructor (``constructor_schema``), under the
+    name ``chordexp.data`` exports it as."""
+    return constructor_schema(
+        f"chordexp.data.{module}",
+        class_name,
+        f"{name or class_name}Config",
+        base,
+        target=f"chordexp.data.{name or class_name}",
+        supplied=DATASET_SUPPLIED,
+        follow=follow,
+    )
+
+
 @dataclass
-class SyntheticDatasetConfig(DatasetConfig):
-    _target_: str = "chordexp.data.SyntheticChordDataset"
-    sample_rate: int = 44100
-    clip_seconds: float = 1.0
-    realism: str = "rich"  # 'rich' or 'plain' (simpler timbres, faster)
+class GeneratorOptionsConfig(DatasetConfig):
     # Generator options (fields of chordexp.data.synth.SynthOptions), passed as keywords;
     # empty = the realism's defaults. Add one with +data.dataset.options.NAME=VALUE.
     options: Dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class DummyDatasetConfig(DatasetConfig):
-    _target_: str = "chordexp.data.DummyChordDataset"
-    num_samples: int = 44100
+#: Each dataset's settings and defaults: its constructor's arguments (docs/realism.md for
+#: the songs' realism probabilities); sample_rate and clip_seconds follow ``data``.
+SyntheticDatasetConfig = dataset_schema("synthetic", "SyntheticChordDataset", GeneratorOptionsConfig)
+SongsDatasetConfig = dataset_schema("songs", "SyntheticSongDataset")
+DummyDatasetConfig = dataset_schema("dummy", "DummyChordDataset", follow=())
+#: Windows cut from a folder of songs, each audio file with a ``.lab`` beside it (or a
+#: collection: chordexp/data/collection.py, docs/collections.md).
+FolderDatasetConfig = dataset_schema("folder", "FolderChordDataset", follow=FOLLOW_CLIP + FOLLOW_SPLITS)
+#: Excerpts of your own songs with a label per frame (song mode): the folder's settings.
+FolderSongsDatasetConfig = dataset_schema(
+    "folder", "FolderChordDataset", follow=FOLLOW_CLIP + FOLLOW_SPLITS, name="FolderSongDataset"
+)
 
 
-@dataclass
-class FolderDatasetConfig(DatasetConfig):
-    """Windows cut from a folder of songs, each audio file with a ``.lab`` beside it."""
-
-    _target_: str = "chordexp.data.FolderChordDataset"
-    root: str = MISSING  # the folder of songs (searched recursively)
-    sample_rate: int = 44100
-    clip_seconds: float = 1.0
-    val_fraction: float = 0.1  # share of songs (by a hash of their path) used for validation
-    on_error: str = "skip"  # bad song: 'skip' (one warning each) or 'raise'
-    unknown_chords: str = "map"  # label outside the vocabulary: 'map' (nearest type) or 'skip'
-    pitch_shift: int = 6  # train windows shifted by -k..k semitones (0: off)
-    min_label_fraction: float = 0.5  # a window's chord must cover at least this share of it
-    # Collections (chordexp/data/collection.py, docs/collections.md): annotations in a
-    # parallel tree, k folds, an explicit split list, songs grouped by their first folders.
-    annotations: Optional[str] = None  # folder mirroring root with the .lab/.jams files (None: beside the audio)
-    num_folds: int = 0  # k-fold cross-validation: K >= 2 (0: the val_fraction split)
-    fold: int = 0  # the held-out (val) fold, 0..K-1
-    split_file: Optional[str] = None  # lines 'train SONG_ID' / 'val SONG_ID'; unlisted songs unused
-    group_depth: int = 0  # songs sharing their first N folders stay in one split (1: artist/album/song)
-    cache_dir: Optional[str] = None  # decoded audio on disk, memory-mapped ('auto': the user cache; None: in memory)
+def clip_defaults(module: str, class_name: str) -> Dict[str, Any]:
+    """``sample_rate`` and ``clip_seconds`` of a data option: its dataset's defaults."""
+    return {key: setting_default(f"chordexp.data.{module}", class_name, key) for key, _ in FOLLOW_CLIP}
 
 
-@dataclass
-class SongsDatasetConfig(DatasetConfig):
-    """Excerpts of synthetic band songs with a label per frame (song mode)."""
-
-    _target_: str = "chordexp.data.SyntheticSongDataset"
-    sample_rate: int = 22050
-    clip_seconds: float = 15.0  # excerpt length: the context the model attends over
-    tuning_cents: float = 50.0  # the whole band tuned off A440 by up to this much
-    n_prob: float = 0.5  # how often songs hold stretches without harmony (intros, breaks)
-    soundfont: Optional[str] = None  # .sf2/.sf3 for the band; None = TimGM6mb (never the evaluation font)
-    # realism (docs/realism.md): how often a song gets each thing records have; 0 turns it off
-    voice_prob: float = 0.7  # the lead line sung (formant-synthesised voice), else a GM melody patch
-    backing_prob: float = 0.3  # backing singers holding chord tones ("oohs")
-    instrument_fx_prob: float = 0.5  # a chord part through an amp and cabinet, a rotary speaker, phaser/chorus
-    arrangement_prob: float = 0.35  # a record's arrangement (voice and guitar, piano alone, no bass, no drums)
-    record_chain_prob: float = 0.7  # tape saturation, bus compression, room, band limits, loud or quiet master
-    codec_prob: float = 0.5  # an MP3 encode/decode at 16-44.1 kHz and a low-to-high bitrate
-    tuning_drift_cents: float = 10.0  # the tuning wanders within a song by up to this much
-
-
-@dataclass
-class FolderSongsDatasetConfig(FolderDatasetConfig):
-    """Excerpts of your own songs with a label per frame (song mode)."""
-
-    _target_: str = "chordexp.data.FolderSongDataset"
-    clip_seconds: float = 15.0
+_SONG_CLIP = clip_defaults("songs", "SyntheticSongDataset")  # a folder's songs are cut as the synthetic ones
+_WINDOW_CLIP = clip_defaults("synthetic", "SyntheticChordDataset")
 
 
 @dataclass
@@ -190,8 +176,10 @@ class DataConfig:
     sequence: bool = False
     val_songs: int = 0  # whole validation songs transcribed and scored with mir_eval each epoch
     val_song_seconds: float = 45.0
-    sample_rate: int = 44100  # of the clips; model.sample_rate follows it
-    clip_seconds: float = 1.0  # length of the clips; model.context_seconds follows it
+    # The clip's sample rate and length (data.dataset's and the model's follow them);
+    # each data option defaults to its dataset's.
+    sample_rate: int = _WINDOW_CLIP["sample_rate"]
+    clip_seconds: float = _WINDOW_CLIP["clip_seconds"]
     train_size: int = 16000
     val_size: int = 2000
     batch_size: int = TrainingConfig.batch_size
@@ -203,37 +191,38 @@ class DataConfig:
 
 @dataclass
 class SyntheticDataConfig(DataConfig):
-    dataset: SyntheticDatasetConfig = field(default_factory=SyntheticDatasetConfig)
+    dataset: SyntheticDatasetConfig = field(default_factory=SyntheticDatasetConfig)  # type: ignore[valid-type]
 
 
 @dataclass
 class SongsDataConfig(DataConfig):
-    dataset: SongsDatasetConfig = field(default_factory=SongsDatasetConfig)
+    dataset: SongsDatasetConfig = field(default_factory=SongsDatasetConfig)  # type: ignore[valid-type]
     sequence: bool = True
     val_songs: int = 8
-
-
-@dataclass
-class FolderSongsDataConfig(DataConfig):
-    dataset: FolderSongsDatasetConfig = field(default_factory=FolderSongsDatasetConfig)
-    sequence: bool = True
-    val_songs: int = 8
-    num_folds: int = 0  # data.dataset.num_folds follows it (k-fold cross-validation)
-    fold: int = 0  # data.dataset.fold follows it: `-m data.fold=0,1,2,3,4` runs every fold
-    cache_dir: Optional[str] = "auto"  # data.dataset.cache_dir follows it (docs/collections.md)
+    sample_rate: int = _SONG_CLIP["sample_rate"]
+    clip_seconds: float = _SONG_CLIP["clip_seconds"]
 
 
 @dataclass
 class DummyDataConfig(DataConfig):
-    dataset: DummyDatasetConfig = field(default_factory=DummyDatasetConfig)
+    dataset: DummyDatasetConfig = field(default_factory=DummyDatasetConfig)  # type: ignore[valid-type]
 
 
 @dataclass
 class FolderDataConfig(DataConfig):
-    dataset: FolderDatasetConfig = field(default_factory=FolderDatasetConfig)
-    num_folds: int = 0  # data.dataset.num_folds follows it (k-fold cross-validation)
-    fold: int = 0  # data.dataset.fold follows it: `-m data.fold=0,1,2,3,4` runs every fold
-    cache_dir: Optional[str] = "auto"  # data.dataset.cache_dir follows it (docs/collections.md)
+    dataset: FolderDatasetConfig = field(default_factory=FolderDatasetConfig)  # type: ignore[valid-type]
+    num_folds: int = 0  # k-fold cross-validation (K >= 2; 0: the val_fraction split)
+    fold: int = 0  # the held-out fold: `-m data.fold=0,1,2,3,4` runs every fold
+    cache_dir: Optional[str] = "auto"  # decoded audio on disk ('auto': the user cache; null: memory)
+
+
+@dataclass
+class FolderSongsDataConfig(FolderDataConfig):
+    dataset: FolderSongsDatasetConfig = field(default_factory=FolderSongsDatasetConfig)  # type: ignore[valid-type]
+    sequence: bool = True
+    val_songs: int = 8
+    sample_rate: int = _SONG_CLIP["sample_rate"]  # as data=songs, so a model trained there fine-tunes here
+    clip_seconds: float = _SONG_CLIP["clip_seconds"]
 
 
 @dataclass
@@ -242,8 +231,18 @@ class ModelConfig:
 
 
 #: The model's settings and defaults: its constructor's arguments (a new one needs nothing here).
+#: The model hears what the data renders (sample_rate), attends over windows of the clip
+#: length it is trained on (context_seconds) and outputs frame logits in song mode.
 ChordModelConfig = constructor_schema(
-    "chordexp.model.chord_model", "ChordRecognitionModel", "ChordModelConfig", ModelConfig
+    "chordexp.model.chord_model",
+    "ChordRecognitionModel",
+    "ChordModelConfig",
+    ModelConfig,
+    follow=(
+        ("sample_rate", "${data.sample_rate}"),
+        ("context_seconds", "${data.clip_seconds}"),
+        ("frame_outputs", "${data.sequence}"),
+    ),
 )
 
 
@@ -297,36 +296,22 @@ class LoggerConfig:
     _target_: str = MISSING
 
 
-@dataclass
-class TensorBoardLoggerConfig(LoggerConfig):
-    _target_: str = "chordexp.loggers.TensorBoardLogger"
-    log_dir: str = "tensorboard"  # inside the run folder
+def logger_schema(module: str, class_name: str) -> type:
+    """A tracker's schema read from its constructor (``run_folder`` and ``run_config`` are
+    supplied by the run), under the name ``chordexp.loggers`` exports it as."""
+    return constructor_schema(
+        f"chordexp.loggers.{module}",
+        class_name,
+        f"{class_name}Config",
+        LoggerConfig,
+        target=f"chordexp.loggers.{class_name}",
+    )
 
 
-@dataclass
-class CSVLoggerConfig(LoggerConfig):
-    _target_: str = "chordexp.loggers.CSVLogger"
-    filename: str = "metrics.csv"  # inside the run folder: one row per epoch
-
-
-@dataclass
-class MLflowLoggerConfig(LoggerConfig):
-    _target_: str = "chordexp.loggers.MLflowLogger"
-    tracking_uri: Optional[str] = None  # null: sqlite:///<run folder>/mlflow.db, artefacts in <run folder>/mlartifacts
-    experiment_name: str = "chordexp"
-    run_name: Optional[str] = None  # null: the run folder's name
-    log_artifacts: bool = True  # config, metrics.json, history.json and plots when the run ends
-
-
-@dataclass
-class WandbLoggerConfig(LoggerConfig):
-    _target_: str = "chordexp.loggers.WandbLogger"
-    mode: str = "offline"  # offline (files in <run folder>/wandb; `wandb sync` uploads them) | online | disabled
-    project: str = "chordexp"
-    entity: Optional[str] = None
-    name: Optional[str] = None  # null: the run folder's name
-    tags: List[str] = field(default_factory=list)
-    log_artifacts: bool = True  # config, metrics.json, history.json and plots saved with the run when it ends
+TensorBoardLoggerConfig = logger_schema("tensorboard_events", "TensorBoardLogger")
+CSVLoggerConfig = logger_schema("csv_file", "CSVLogger")
+MLflowLoggerConfig = logger_schema("mlflow_run", "MLflowLogger")
+WandbLoggerConfig = logger_schema("wandb_run", "WandbLogger")
 
 
 @dataclass

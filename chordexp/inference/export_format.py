@@ -13,6 +13,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict
 
+from chordexp.audio import SAMPLE_RATE_RULE, sample_rate_ok
 from chordexp.errors import UserError
 
 #: key of the JSON description: ONNX metadata_props key; TorchScript extra file name
@@ -43,7 +44,7 @@ def parse_metadata(path: Path, text: str) -> Dict[str, Any]:
 
 #: What each description entry must be: (check, what it must be).
 _ENTRIES = {
-    "sample_rate": (lambda v: _int(v) and 8000 <= v <= 192000, "an integer in 8000..192000 Hz"),
+    "sample_rate": (sample_rate_ok, SAMPLE_RATE_RULE),
     "frame_rate": (lambda v: _number(v) and 0 < v <= 1000, "a number of frames per second in (0, 1000]"),
     "hop_length": (lambda v: _int(v) and v >= 1, "an integer >= 1"),
     "min_samples": (lambda v: _int(v) and v >= 1, "an integer >= 1"),

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 
 class CSVLogger(RunLogger):
+    """One row per epoch in ``<run_folder>/<filename>``."""
+
     def __init__(self, run_folder: Path, run_config: Mapping[str, Any], filename: str = "metrics.csv") -> None:
         self.path = inside(run_folder, filename, "logger.csv.filename")
         self.rows: List[Dict[str, str]] = []

@@ -70,10 +70,12 @@ class MLflowLogger(RunLogger):
         self,
         run_folder: Path,
         run_config: Mapping[str, Any],
-        tracking_uri: Optional[str] = None,
+        tracking_uri: Optional[
+            str
+        ] = None,  # None: sqlite:///<run folder>/mlflow.db, artefacts in <run folder>/mlartifacts
         experiment_name: str = "chordexp",
-        run_name: Optional[str] = None,
-        log_artifacts: bool = True,
+        run_name: Optional[str] = None,  # None: the run folder's name
+        log_artifacts: bool = True,  # config, metrics.json, history.json and plots when the run ends
     ) -> None:
         if tracking_uri is not None:
             check_tracking_uri(tracking_uri)

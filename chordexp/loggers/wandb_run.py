@@ -17,7 +17,7 @@ import secrets
 import shutil
 import string
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Literal, Mapping, Optional, cast
+from typing import TYPE_CHECKING, Any, Dict, Literal, Mapping, Optional, Sequence, cast
 
 from chordexp.errors import ConfigValueError
 from chordexp.loggers.base import RunLogger, artifact_paths, numeric_summary, read_state, require, write_state
@@ -40,12 +40,12 @@ class WandbLogger(RunLogger):
         self,
         run_folder: Path,
         run_config: Mapping[str, Any],
-        mode: str = "offline",
+        mode: str = "offline",  # offline (files in <run folder>/wandb; `wandb sync` uploads them) | online | disabled
         project: str = "chordexp",
         entity: Optional[str] = None,
-        name: Optional[str] = None,
-        tags: Optional[List[str]] = None,
-        log_artifacts: bool = True,
+        name: Optional[str] = None,  # None: the run folder's name
+        tags: Sequence[str] = (),
+        log_artifacts: bool = True,  # config, metrics.json, history.json and plots saved with the run when it ends
     ) -> None:
         if mode not in MODES:
             raise ConfigValueError(f"logger.wandb.mode={mode!r} must be one of {', '.join(MODES)}")
