@@ -7,12 +7,16 @@ Plain Python: the Hydra schemas that map a run's config onto it live in
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from chordexp.errors import ConfigValueError
+
+#: The loss's default label smoothing, the guide's (ChordRecognitionLoss reads it too).
+LABEL_SMOOTHING = 0.1
 
 
 @dataclass
@@ -26,7 +30,7 @@ class TrainingConfig:
     warmup_epochs: int = 5
     scheduler: str = "cosine"  # 'cosine', 'onecycle' or 'constant'
     gradient_clip: float = 1.0  # max global grad norm; <= 0 disables clipping
-    label_smoothing: float = 0.1
+    label_smoothing: float = LABEL_SMOOTHING
     checkpoint_dir: str = "checkpoints"
     save_every: int = 5  # periodic checkpoint every N epochs; <= 0 disables
     patience: int = 15  # early stopping on validation loss; <= 0 disables
@@ -89,6 +93,28 @@ SETTING_RULES = (
     SettingRule("label_smoothing", "must be in [0, 1)", lambda v: 0 <= v < 1),
 )
 RULES = {rule.name: rule for rule in SETTING_RULES}
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+#: ChordRecognitionModel's settings that hold each on its own, checked by the model and,
+#: under ``model.<name>``, by a run's config before anything is built; the rules that span
+#: several (d_model divisible by num_heads, the front end below Nyquist) are the model's.
+MODEL_RULES = tuple(
+    SettingRule(name, "must be an integer > 0", lambda v: _integer(v) and v > 0)
+    for name in ("d_model", "num_heads", "channels", "bins_per_octave", "n_octaves", "feedforward_ratio")
+) + (
+    SettingRule("num_blocks", "must be an integer >= 0", lambda v: _integer(v) and v >= 0),
+    SettingRule("dropout", "must be in [0, 1)", lambda v: _finite(v) and 0 <= v < 1),
+    SettingRule("fmin", "must be a finite frequency > 0 Hz", lambda v: _finite(v) and v > 0),
+    SettingRule("context_seconds", "must be a finite number of seconds >= 0", lambda v: _finite(v) and v >= 0),
+)
 
 
 def check_setting(name: str, value: Any) -> None:

@@ -77,7 +77,26 @@ def union_members(node: ast.expr) -> List[ast.expr]:
 
 
 def module_constants(tree: ast.Module) -> Dict[str, Any]:
-    """Module-level ``NAME = literal`` (or ``NAME: type = literal``) assignments."""
+    """Module-level ``NAME = literal`` (or ``NAME: type = literal``) assignments, and the
+    ones imported by name from another chordexp module's own (``from chordexp.config
+    import LABEL_SMOOTHING``): a default shared by two components keeps one home."""
+    constants: Dict[str, Any] = {}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("chordexp"):
+            imported = own_constants(str(node.module))
+            constants.update({a.asname or a.name: imported[a.name] for a in node.names if a.name in imported})
+    constants.update(assigned_constants(tree))
+    return constants
+
+
+@functools.lru_cache(maxsize=None)
+def own_constants(module: str) -> Dict[str, Any]:
+    """The literal constants ``module`` assigns itself (``assigned_constants``)."""
+    tree = parse_module(module)
+    return assigned_constants(tree) if tree is not None else {}
+
+
+def assigned_constants(tree: ast.Module) -> Dict[str, Any]:
     constants: Dict[str, Any] = {}
     for node in tree.body:
         target, value = None, None

@@ -25,8 +25,9 @@ import torch
 from torch import Tensor, nn
 
 from chordexp.chords import NUM_CHORD_TYPES, NUM_PITCH_CLASSES
+from chordexp.config import MODEL_RULES
 from chordexp.errors import ConfigValueError
-from chordexp.model.frontend import LogFrequencySpectrogram
+from chordexp.model.frontend import BINS_PER_OCTAVE, FMIN_HZ, N_OCTAVES, SAMPLE_RATE, LogFrequencySpectrogram
 
 HEADS = {"chord_type": NUM_CHORD_TYPES, "root": NUM_PITCH_CLASSES, "bass_note": NUM_PITCH_CLASSES}
 
@@ -54,20 +55,23 @@ class ChordRecognitionModel(nn.Module):
 
     def __init__(
         self,
-        sample_rate: int = 44100,
+        sample_rate: int = SAMPLE_RATE,
         d_model: int = 128,
         num_blocks: int = 4,
         num_heads: int = 4,
         dropout: float = 0.1,
         channels: int = 16,
-        bins_per_octave: int = 36,
-        n_octaves: int = 6,
-        fmin: float = 32.70,
+        bins_per_octave: int = BINS_PER_OCTAVE,
+        n_octaves: int = N_OCTAVES,
+        fmin: float = FMIN_HZ,
         context_seconds: float = 1.0,
         frame_outputs: bool = False,
         feedforward_ratio: int = 4,
     ) -> None:
         super().__init__()
+        for rule in MODEL_RULES:
+            if not rule.holds(locals()[rule.name]):
+                raise ConfigValueError(rule.api_message(locals()[rule.name]))
         if bins_per_octave % 12:
             raise ConfigValueError(f"bins_per_octave must be a multiple of 12, got {bins_per_octave}")
         if d_model % num_heads:

@@ -26,6 +26,12 @@ from chordexp.model.multirate import Decimator
 #: (``tuned``, at most half a semitone) moves the filters up to there
 TUNING_MARGIN = 2.0 ** (1 / 24)
 
+#: The front end's defaults, the model's too: six octaves from C1 at a third of a semitone.
+SAMPLE_RATE = 44100
+FMIN_HZ = 32.70
+N_OCTAVES = 6
+BINS_PER_OCTAVE = 36
+
 
 def log_frequency_filterbank(
     sample_rate: float, n_fft: int, fmin: float, n_octaves: int, bins_per_octave: int
@@ -72,10 +78,10 @@ class LogFrequencySpectrogram(nn.Module):
 
     def __init__(
         self,
-        sample_rate: int = 44100,
-        fmin: float = 32.70,
-        n_octaves: int = 6,
-        bins_per_octave: int = 36,
+        sample_rate: int = SAMPLE_RATE,
+        fmin: float = FMIN_HZ,
+        n_octaves: int = N_OCTAVES,
+        bins_per_octave: int = BINS_PER_OCTAVE,
         window_seconds: float = 0.37,
         frames_per_second: float = 10.77,
         compression: float = 10.0,

@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from chordexp.chords import NO_CHORD
-from chordexp.config import check_setting
+from chordexp.config import LABEL_SMOOTHING, check_setting
 
 MASK_KEY = "mask"  # chordexp.data.frames.MASK_KEY: True = a real frame
 
@@ -38,7 +38,7 @@ class ChordRecognitionLoss(nn.Module):
         chord_type_weight: float = 1.0,
         root_weight: float = 1.0,
         bass_weight: float = 0.5,
-        label_smoothing: float = 0.1,
+        label_smoothing: float = LABEL_SMOOTHING,
         *,
         chord_count: Optional[Callable[[Tensor], Tensor]] = None,
         frame_count: Optional[Callable[[Tensor], Tensor]] = None,
