@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 from chordexp.audio_files import AUDIO_SUFFIXES
+from chordexp.config import TrainingConfig
 from chordexp.errors import UsageError
 
 RUN_DIR_KEYS = ("hydra.run.dir", "hydra.sweep.dir")
@@ -197,7 +198,10 @@ RUN_RECORD_FILES = (
     "song_metrics.json",
     "git_diff.patch",
 )
-RUN_RECORD_FOLDERS = (".hydra", "checkpoints", "tensorboard", "plots")
+RUN_RECORD_FOLDERS = (".hydra", TrainingConfig.checkpoint_dir, "tensorboard", "plots")
+#: The records whose presence means a folder holds a run (run.log and the others may be
+#: left by a run refused before it began).
+RUN_MARKERS = (".hydra/config.yaml", "metrics.json", "history.json", "environment.json", "resolved_config.yaml")
 
 
 def protected_kind(path: Path) -> Optional[str]:

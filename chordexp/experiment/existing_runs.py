@@ -16,13 +16,14 @@ from typing import Any, List
 
 from omegaconf import OmegaConf
 
-from chordexp.output_dirs import RUN_RECORD_FILES, RUN_RECORD_FOLDERS
+from chordexp.config import TrainingConfig
+from chordexp.output_dirs import RUN_MARKERS, RUN_RECORD_FILES, RUN_RECORD_FOLDERS
 
 #: Files whose presence means a folder holds a run (besides a non-empty checkpoint folder).
-RUN_RECORDS = (".hydra/config.yaml", "metrics.json", "history.json", "environment.json", "resolved_config.yaml")
+RUN_RECORDS = RUN_MARKERS
 #: Files whose presence means a folder holds a sweep.
 SWEEP_RECORDS = ("multirun.yaml", "optimization_results.yaml")
-DEFAULT_CHECKPOINT_DIR = "checkpoints"
+DEFAULT_CHECKPOINT_DIR = TrainingConfig.checkpoint_dir
 
 
 def run_records(folder: Path, checkpoint_dir: str = DEFAULT_CHECKPOINT_DIR) -> List[str]:

@@ -25,6 +25,7 @@ from typing import Any, Dict, Literal, Optional, Type
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
+from chordexp.config import TrainingConfig
 from chordexp.errors import (
     ConfigValueError,
     TrainingInterrupted,
@@ -101,7 +102,9 @@ class RunEnding:
                 raise SystemExit(2) from None  # bad input or environment: 2, as every entry point
 
     def _resumable(self) -> bool:
-        return (Path(self.folder) / str(self.cfg.trainer.get("checkpoint_dir", "checkpoints")) / "last.pt").is_file()
+        return (
+            Path(self.folder) / str(self.cfg.trainer.get("checkpoint_dir", TrainingConfig.checkpoint_dir)) / "last.pt"
+        ).is_file()
 
     def _nothing_to_resume(self, reason: str) -> None:
         kept = (

@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import yaml
 
+from chordexp.config import TrainingConfig
 from chordexp.errors import UsageError
 from chordexp.experiment.schemas import resolved_dict
 from chordexp.training.checkpoint import load_checkpoint_file
@@ -153,7 +154,7 @@ def _checkpoint_dirs(folder: Path, cfg: Any) -> List[Path]:
     with contextlib.suppress(Exception):  # no record, or not a readable one: the other places
         recorded = yaml.safe_load((folder / "resolved_config.yaml").read_text())
         names.append(str(recorded["trainer"]["checkpoint_dir"]))
-    names.append("checkpoints")
+    names.append(TrainingConfig.checkpoint_dir)
     inside: List[Path] = []
     root = folder.resolve()
     for name in names:
