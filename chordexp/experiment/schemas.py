@@ -4,9 +4,11 @@ and the map of a composed config onto ``chordexp.config.TrainingConfig``.
 Each YAML option in conf/<group>/ starts with ``defaults: [base_<option>, _self_]``, so a
 misspelt key or a wrong type fails at composition. The root schema types each group with
 its base class; an option's subclass (with its extra keys) replaces it when the option is
-merged in. Each default has one home: the model's and the loss's schemas are read from
-their constructors (``constructor_schema``), the trainer's fields from TrainingConfig, and
-conf/ holds only what the main job changes.
+merged in. Each default has one home: the schemas of the model, the loss, the datasets and
+the trackers are read from their constructors (``constructor_schema``), where a setting
+another key owns follows it (a dataset's and the model's ``sample_rate`` follow
+``data.sample_rate``); the trainer's fields come from TrainingConfig, the decoder's from
+``chordexp.decode.DecoderSettings``, and conf/ holds only what the main job changes.
 """
 
 from __future__ import annotations
@@ -290,8 +292,9 @@ class FinetuneConfig:
 
 @dataclass
 class LoggerConfig:
-    """An experiment tracker (``chordexp.loggers``): a Trainer callback that ``run.py`` builds
-    from ``_target_`` with the run folder and the run config; docs/tracking.md."""
+    """An experiment tracker (``chordexp.loggers``): a Trainer callback that
+    ``components.build_loggers`` builds from ``_target_`` with the run folder and the run
+    config; docs/tracking.md."""
 
     _target_: str = MISSING
 

@@ -1,8 +1,8 @@
 """Song mode's pieces of a run: the frame-grid check, validation by transcription and
 the decoder settings saved with the model.
 
-Kept out of ``run.py`` so the run stays orchestration; everything here is plain Python
-over a composed config.
+Kept out of ``task.py`` so the run's task stays orchestration; everything here is plain
+Python over a composed config.
 """
 
 from __future__ import annotations
