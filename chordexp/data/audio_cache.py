@@ -13,7 +13,10 @@ removes the stale versions of the same file and rate.
 Writes go to a temporary file in the cache folder, are fsynced and renamed over the
 entry: a killed writer leaves a ``.tmp`` (removed by the next writer of that entry),
 never a half-written ``.npy``. An entry whose size does not match its header (a disk
-that lied, a truncated copy) is decoded again.
+that lied, a truncated copy) is decoded again. A folder that cannot hold the cache is
+refused up front (``check_folder``, naming ``data.cache_dir``); a write that fails later
+(a full disk, a quota) costs speed, not the run: that song's decoded audio is kept in
+memory, with one warning.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from chordexp.audio import load_audio
+from chordexp.errors import ConfigValueError
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,26 @@ class AudioCache:
     def __init__(self, folder: str | Path, decode: Optional[Callable[[Path, int], np.ndarray]] = None) -> None:
         self.folder = Path(folder).expanduser()
         self.decode: Callable[[Path, int], np.ndarray] = load_audio if decode is None else decode
+        self.write_failed = False  # a write failed once (warned): later songs stay in memory too
+
+    def check_folder(self, key: str = "data.cache_dir") -> None:
+        """ConfigValueError (one line, naming ``key``) when the cache folder cannot be made
+        or written: a file in its place, no permission, a read-only file system."""
+        problem = None
+        if self.folder.exists() and not self.folder.is_dir():
+            problem = "is a file, not a folder"
+        else:
+            try:
+                self.folder.mkdir(parents=True, exist_ok=True)
+                with tempfile.TemporaryFile(dir=self.folder):
+                    pass
+            except OSError as error:
+                problem = f"cannot be written ({error.strerror or type(error).__name__})"
+        if problem:
+            raise ConfigValueError(
+                f"{key}={self.folder}: the audio cache folder {problem}; give another folder, "
+                f"or {key}=null to keep the decoded songs in memory"
+            )
 
     def entry(self, path: str | Path, sample_rate: int) -> Path:
         """Where ``path`` at ``sample_rate`` is (or will be) cached: ``OWNER-VERSION.npy``,
@@ -70,7 +94,20 @@ class AudioCache:
         if mapped is not None:
             return mapped
         audio = np.ascontiguousarray(self.decode(Path(path), int(sample_rate)), dtype=np.float32)
-        self._write(entry, audio)
+        if self.write_failed:
+            return audio
+        try:
+            self._write(entry, audio)
+        except OSError as error:  # a full disk, a quota, a folder gone read-only: keep the decoded audio
+            self.write_failed = True
+            log.warning(
+                "audio cache %s (data.cache_dir): cannot write %s (%s); the songs not cached yet are kept "
+                "decoded in memory",
+                self.folder,
+                entry.name,
+                error.strerror or type(error).__name__,
+            )
+            return audio
         mapped = _map(entry)
         if mapped is None:  # the folder does not keep what is written (full disk, ...): serve from memory
             log.warning("audio cache: could not read back %s; using the decoded audio", entry)

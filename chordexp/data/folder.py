@@ -324,12 +324,21 @@ class FolderChordDataset(Dataset):
 # ---------------------------------------------------------------------- helpers
 def audio_cache_at(cache_dir: str | Path | None) -> Optional[AudioCache]:
     """``None`` (or ``''``/``'none'``): songs decoded into memory; ``'auto'``: the user's
-    cache folder (``chordexp.data.audio_cache.default_cache_dir``); else that folder."""
+    cache folder (``chordexp.data.audio_cache.default_cache_dir``), or memory with a warning
+    where it cannot be written; else that folder, refused in one line if it cannot be."""
     if cache_dir is None or str(cache_dir).strip().lower() in ("", "none", "null", "off"):
         return None
-    if str(cache_dir).strip().lower() == "auto":
-        return AudioCache(default_cache_dir())
-    return AudioCache(cache_dir)
+    if str(cache_dir).strip().lower() != "auto":
+        cache = AudioCache(cache_dir)
+        cache.check_folder()  # a folder the user named must work
+        return cache
+    cache = AudioCache(default_cache_dir())
+    try:
+        cache.check_folder()
+    except ConfigValueError as error:  # the default place is not writable here: memory, as cache_dir=null
+        log.warning("%s; the songs are kept decoded in memory", str(error).split(";")[0])
+        return None
+    return cache
 
 
 def assign_splits(paths: Sequence[Path], root: Path, seed: int, val_fraction: float) -> Dict[Path, str]:

@@ -101,6 +101,46 @@ def test_a_failed_write_leaves_no_entry_and_no_temporary_file(tmp_path, monkeypa
     assert list((tmp_path / "cache").iterdir()) == []
 
 
+def test_a_full_disk_keeps_the_decoded_audio_in_memory_with_one_warning(tmp_path, monkeypatch, caplog):
+    import errno
+
+    songs = [_tone(tmp_path / f"{name}.wav", freq) for name, freq in (("a", 440.0), ("b", 330.0))]
+    cache = AudioCache(tmp_path / "cache")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full)
+    with caplog.at_level("WARNING"):
+        audio = [cache.load(song, 16000) for song in songs]
+    assert all(isinstance(a, np.ndarray) and not isinstance(a, np.memmap) and len(a) == 16000 for a in audio)
+    warnings = [r.getMessage() for r in caplog.records if "audio cache" in r.getMessage()]
+    assert len(warnings) == 1 and "data.cache_dir" in warnings[0] and "No space left on device" in warnings[0]
+    assert list((tmp_path / "cache").iterdir()) == []  # no temporary file left
+
+
+def test_a_cache_folder_that_is_a_file_is_refused_naming_the_key(tmp_path):
+    from chordexp.data.folder import audio_cache_at
+    from chordexp.errors import ConfigValueError
+
+    (tmp_path / "cachefile").write_text("not a folder")
+    with pytest.raises(
+        ConfigValueError, match=r"^data\.cache_dir=\S*cachefile: the audio cache folder is a file, not a folder"
+    ):
+        audio_cache_at(tmp_path / "cachefile")
+    assert (tmp_path / "cachefile").read_text() == "not a folder"
+
+
+def test_an_unwritable_default_cache_falls_back_to_memory(tmp_path, monkeypatch, caplog):
+    from chordexp.data.folder import audio_cache_at
+
+    (tmp_path / "blocked").write_text("a file where the cache folder would go")
+    monkeypatch.setenv("CHORDEXP_CACHE", str(tmp_path / "blocked"))
+    with caplog.at_level("WARNING"):
+        assert audio_cache_at("auto") is None
+    assert any("kept decoded in memory" in r.getMessage() for r in caplog.records)
+
+
 def test_the_default_folder_is_the_user_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("CHORDEXP_CACHE", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
