@@ -55,6 +55,24 @@ class TrainingConfig:
 MIXED_PRECISION_MODES = ("no", "bf16", "fp16")
 NONFINITE_POLICIES = ("stop", "skip")
 MONITOR_MODES = ("auto", "min", "max")
+#: What ``trainer.monitor`` may name without a song validator (with one, also ``val_<name>``):
+#: the validation keys of the training history. These names and the rule of ``minimised``
+#: live here alone; the run's checks, the trainer (``chordexp.training.monitor``) and Optuna
+#: searches read them.
+MONITORS = ("val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc")
+
+
+def minimised(metric: str) -> bool:
+    """Whether ``metric`` improves downwards: a name that holds "loss" (val_loss) does; any
+    other (accuracies, song scores) improves upwards. ``monitor_mode='auto'`` follows this."""
+    return "loss" in metric
+
+
+def monitor_direction(monitor: str, mode: str) -> str:
+    """``'min'`` or ``'max'``: ``mode`` itself, or for ``'auto'`` what ``minimised`` says."""
+    if mode == "auto":
+        return "min" if minimised(monitor) else "max"
+    return mode
 
 
 @dataclass(frozen=True)

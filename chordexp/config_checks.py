@@ -13,7 +13,16 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
-from chordexp.config import DEVICE_NAMES, RULES, TrainingConfig, is_device_name, is_monitor_name, stays_inside
+from chordexp.config import (
+    DEVICE_NAMES,
+    MODEL_RULES,
+    MONITORS,
+    RULES,
+    TrainingConfig,
+    is_device_name,
+    is_monitor_name,
+    stays_inside,
+)
 from chordexp.decode import DECODER_DEFAULTS, PRIOR_WEIGHT_RANGE, prior_weight_ok, self_transition_ok
 from chordexp.errors import ConfigValueError
 
@@ -67,8 +76,7 @@ def run_checks(c: Dict[str, Any]) -> List[Check]:
         (
             "trainer.monitor",
             is_monitor_name(trainer.get("monitor", TrainingConfig.monitor)),
-            "must name a validation metric of the history: val_loss, val_chord_type_acc, val_root_acc, "
-            "val_bass_note_acc, or val_<name> of a song validator",
+            f"must name a validation metric of the history: {', '.join(MONITORS)}, or val_<name> of a song validator",
         ),
         setting_check("trainer.monitor_mode", "monitor_mode", trainer.get("monitor_mode", TrainingConfig.monitor_mode)),
         ("trainer.num_threads", trainer.get("num_threads", 0) >= 0, "must be >= 0 (0 = all cores, or the job's share)"),
@@ -120,10 +128,38 @@ def value_checks(c: Dict[str, Any]) -> List[Check]:
         ),
     ]
     checks += optimizer_checks(optimizer)
+    checks += fold_checks(c.get("data") or {})
     model = c.get("model") or {}
     if str(model.get("_target_", "")).endswith("ChordRecognitionModel"):
         checks += model_checks(model)
     return checks
+
+
+def fold_checks(data: Dict[str, Any]) -> List[Check]:
+    """A collection's split options, under the keys a user sets (``data.num_folds``,
+    ``data.fold``; the dataset's own check names its arguments)."""
+    if "num_folds" not in data:
+        return []
+    folds, fold = data["num_folds"], data.get("fold", 0)
+    split_file = (data.get("dataset") or {}).get("split_file")
+
+    def integer(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    folds_ok = integer(folds) and (folds == 0 or folds >= 2)
+    return [
+        ("data.num_folds", folds_ok, "must be 0 (a val_fraction split) or an integer >= 2 (k-fold cross-validation)"),
+        (
+            "data.fold",
+            not folds_ok or integer(fold) and 0 <= fold < max(folds, 1),
+            f"must be an integer in 0..{max(folds, 1) - 1} (data.num_folds={folds})" if folds_ok else "",
+        ),
+        (
+            "data.num_folds",
+            not (folds and split_file),
+            f"and data.dataset.split_file={split_file} both choose the split: give one of them",
+        ),
+    ]
 
 
 def optimizer_checks(optimizer: Dict[str, Any]) -> List[Check]:
@@ -161,22 +197,10 @@ def optimizer_checks(optimizer: Dict[str, Any]) -> List[Check]:
 
 
 def model_checks(model: Dict[str, Any]) -> List[Check]:
-    """ChordRecognitionModel's numbers (its own check that d_model divides by num_heads
-    stays the model's)."""
-
-    def positive_int(key: str) -> Check:
-        value = model.get(key, 1)
-        return (f"model.{key}", isinstance(value, int) and value > 0, "must be an integer > 0")
-
-    checks = [positive_int(key) for key in ("d_model", "num_heads", "channels", "bins_per_octave", "n_octaves")]
-    blocks = model.get("num_blocks", 1)
-    checks.append(("model.num_blocks", isinstance(blocks, int) and blocks >= 0, "must be an integer >= 0"))
-    dropout = model.get("dropout", 0.0)
-    checks.append(("model.dropout", finite(dropout) and 0 <= dropout < 1, "must be in [0, 1)"))
-    fmin = model.get("fmin", 32.7)
-    checks.append(("model.fmin", finite(fmin) and fmin > 0, "must be a finite frequency > 0 Hz"))
-    context = model.get("context_seconds", 1.0)
-    checks.append(
-        ("model.context_seconds", finite(context) and context >= 0, "must be a finite number of seconds >= 0")
-    )
-    return checks
+    """ChordRecognitionModel's numbers: its own rules (``chordexp.config.MODEL_RULES``),
+    under the keys they come from."""
+    return [
+        (f"model.{rule.name}", rule.holds(model[rule.name]), rule.config_requirement())
+        for rule in MODEL_RULES
+        if rule.name in model
+    ]

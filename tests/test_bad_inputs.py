@@ -203,7 +203,22 @@ RUN_CASES = [
         "data=folder",
         "data.dataset.root={d}/songs_good",
         "data.fold=3",
-        pattern=r"FolderChordDataset: fold must be an integer in 0\.\.0 \(num_folds=0\), got 3",
+        pattern=r"data\.fold=3 must be an integer in 0\.\.0 \(data\.num_folds=0\)",
+    ),
+    run(
+        "one-fold",
+        "data=folder",
+        "data.dataset.root={d}/songs_good",
+        "data.num_folds=1",
+        pattern=r"data\.num_folds=1 must be 0 \(a val_fraction split\) or an integer >= 2",
+    ),
+    run(
+        "folds-and-split-file",
+        "data=folder_songs",
+        "data.dataset.root={d}/songs_good",
+        "data.num_folds=3",
+        "data.dataset.split_file={d}/split.txt",
+        pattern=r"data\.num_folds=3 and data\.dataset\.split_file=\S*split\.txt both choose the split",
     ),
     run(
         "missing-annotation-folder",

@@ -327,3 +327,39 @@ def test_resuming_a_study_with_another_search_space_is_one_line_and_leaves_nothi
     again.storage = first.storage
     assert bad_setting(again, capsys, r"^error: hydra.sweeper.params: the search space differs from the one study")
     assert all(t.state != TrialState.RUNNING for t in stored(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "space, pattern",
+    [
+        ("optimizer.lrr=interval(0.0001,0.01)", r"Could not override 'optimizer\.lrr'\. \(Key 'lrr' not in"),
+        ("model.d_model=choice(big,small)", r"Error merging override model\.d_model=big \(Value 'big'"),
+    ],
+)
+def test_a_search_space_that_does_not_compose_stops_before_the_first_trial(tmp_path, space, pattern):
+    """A misspelt key or a value of the wrong type: one line and exit 2 before the study
+    opens, instead of trial 0 failing and staying RUNNING in the study."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chordexp.run",
+            "-m",
+            "hparams_search=optuna",
+            "experiment=smoke",
+            space,
+            f"hydra.sweep.dir={tmp_path / 'sweep'}",
+            f"hydra.sweeper.storage=sqlite:///{tmp_path / 'study.db'}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    err = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(err) == 1, proc.stderr
+    assert re.search(r"^error: hydra\.sweeper\.params: " + pattern, err[0]) and "nothing was run" in err[0], err[0]
+    assert not (tmp_path / "study.db").exists() and not (tmp_path / "sweep").exists()

@@ -20,6 +20,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
+from chordexp.config import minimised
 from chordexp.errors import ConfigValueError
 from chordexp.experiment.run_folder import run_metrics, write_json
 from chordexp.training.callbacks import Callback
@@ -36,10 +37,11 @@ MINIMIZED_METRICS = ("wall_time_s", "num_parameters", "epochs_run", "best_epoch"
 
 
 def direction_for(metric: Optional[str]) -> str:
-    """The direction that improves ``metric``: losses and costs go down, scores up."""
+    """The direction that improves ``metric``: losses (``minimised``, the rule of
+    ``monitor_mode='auto'``) and costs go down, scores up."""
     if metric is None:
         raise ConfigValueError("optimized_metric is null: an Optuna search needs the metrics.json key it optimises")
-    return "minimize" if "loss" in metric or metric in MINIMIZED_METRICS else "maximize"
+    return "minimize" if minimised(metric) or metric in MINIMIZED_METRICS else "maximize"
 
 
 def is_pruned(folder: Path) -> bool:

@@ -1,13 +1,19 @@
-"""Checkpoint files: atomic writes, safe loads, RNG state capture.
+"""Checkpoints: the training state gathered and restored, its file format and its
+versions, atomic writes, safe loads, RNG state capture.
 
 A checkpoint is data, not code: a dict of tensors, numbers, strings, lists and dicts
 that loads with ``torch.load(path, weights_only=True)``. It is written to a temporary
 file in the target folder, fsynced and renamed over the target (``chordexp.atomic``), so a
 crash or a full disk never leaves a half-written checkpoint in place of a good one.
+
+Its ``format_version`` is compared on load: a newer one than ``FORMAT_VERSION`` is
+refused, an older one is brought to the current format by ``migrate`` (the one place that
+knows old formats), so every reader sees the keys of ``CURRENT_KEYS``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import random
@@ -22,11 +28,15 @@ from torch import nn
 
 from chordexp.atomic import DiskFullError, atomic_write_bytes  # noqa: F401  (re-exported)
 from chordexp.errors import UserError
+from chordexp.training.monitor import HISTORY_KEYS
+from chordexp.training.schedulers import restore_scheduler
 
 PathLike = Union[str, os.PathLike]
 
-FORMAT_VERSION = 1
-#: Keys every training checkpoint has (see ``Trainer.save_checkpoint``).
+#: 2: every key of ``CURRENT_KEYS``. 1: checkpoints written before the version was compared;
+#: keys joined that format over its life, and ``migrate`` fills the ones a file lacks.
+FORMAT_VERSION = 2
+#: Keys every training checkpoint of any version has: what tells one from other torch files.
 REQUIRED_KEYS = (
     "format_version",
     "model",
@@ -38,6 +48,30 @@ REQUIRED_KEYS = (
     "epochs_without_improvement",
     "config",
     "rng",
+)
+#: The keys of the current format, in the order ``training_state`` writes them.
+CURRENT_KEYS = (
+    "format_version",
+    "model",
+    "optimizer",
+    "optimizer_class",  # the optimizer's class name; None where a version-1 file lacks it
+    "scheduler",
+    "scaler",  # {} when saved without fp16 (a disabled GradScaler)
+    "history",
+    "best_val_loss",
+    "monitor",
+    "monitor_mode",
+    "best_monitor_value",
+    "best_epoch",
+    "epoch",
+    "epochs_without_improvement",
+    "stopped_early",
+    "last_val_metrics",
+    "config",
+    "rng",
+    "loader_rng",  # the train loader's own generators by owner ("sampler", "loader")
+    "model_hparams",  # the model's constructor arguments, or None
+    "extra",  # the trainer's checkpoint_extra (e.g. the run's config)
 )
 
 
@@ -87,6 +121,53 @@ def load_checkpoint_file(path: PathLike, map_location: Any = "cpu") -> Dict[str,
     missing = [key for key in REQUIRED_KEYS if key not in state]
     if missing:
         raise CheckpointError(f"checkpoint {path}: not a chordexp training checkpoint (missing {', '.join(missing)})")
+    version = state["format_version"]
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(
+            f"checkpoint {path}: format_version {version!r} is not one chordexp writes (1 to {FORMAT_VERSION})"
+        )
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"checkpoint {path}: format_version {version} is newer than this chordexp reads ({FORMAT_VERSION}); "
+            f"load it with the chordexp that wrote it, or update chordexp"
+        )
+    state = migrate(state)
+    missing = [key for key in CURRENT_KEYS if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path}: not a chordexp training checkpoint of format_version {version} "
+            f"(missing {', '.join(missing)})"
+        )
+    return state
+
+
+def migrate(state: Dict[str, Any]) -> Dict[str, Any]:
+    """``state`` of any known format as the current one (``CURRENT_KEYS``).
+
+    Version 1 grew over its life: ``loader_rng`` came with exact resume of the loaders'
+    order (before it no generator was saved), ``monitor``, ``monitor_mode`` and
+    ``best_monitor_value`` with ``trainer.monitor`` (before it every run followed val_loss,
+    minimised: its best value is ``best_val_loss``). Its readers also took the keys it
+    always wrote but never required as optional; they get the values those readers used.
+    """
+    state = dict(state)
+    if state["format_version"] == 1:
+        defaults = {
+            "optimizer_class": None,
+            "scaler": {},
+            "monitor": "val_loss",
+            "monitor_mode": "min",
+            "best_monitor_value": state["best_val_loss"],
+            "best_epoch": 0,
+            "stopped_early": False,
+            "last_val_metrics": {},
+            "model_hparams": None,
+        }
+        for key, value in defaults.items():
+            state.setdefault(key, value)
+        state["loader_rng"] = state.get("loader_rng") or {}
+        state["extra"] = state.get("extra") or {}
+        state["format_version"] = 2
     return state
 
 
@@ -200,3 +281,97 @@ def to_plain(value: Any) -> Any:
     if isinstance(value, Sequence):
         return [to_plain(v) for v in value]
     return str(value)
+
+
+# ------------------------------------------------------------------ training state
+# ``trainer`` below is a ``chordexp.training.trainer.Trainer``, typed Any because that
+# module imports this one.
+def training_state(trainer: Any) -> Dict[str, Any]:
+    """Everything needed to continue ``trainer`` exactly, as weights_only-loadable data
+    (``CURRENT_KEYS``). ``model_hparams`` is the model's ``hparams`` dict (its constructor
+    arguments) when it has one, so predict can rebuild the model from the checkpoint alone."""
+    hparams = getattr(trainer.model, "hparams", None)
+    state = {
+        "format_version": FORMAT_VERSION,
+        "model": trainer.model.state_dict(),
+        "optimizer": trainer.optimizer.state_dict(),
+        "optimizer_class": type(trainer.optimizer).__name__,
+        "scheduler": trainer.scheduler.state_dict(),
+        "scaler": trainer.scaler.state_dict(),
+        "history": {key: list(values) for key, values in trainer.history.items()},
+        **trainer.monitoring.state_dict(),
+        "epoch": trainer.current_epoch,
+        "stopped_early": trainer.stopped_early,
+        "last_val_metrics": dict(trainer.last_val_metrics),
+        "config": to_plain(dataclasses.asdict(trainer.config)),
+        "rng": capture_rng_state(),
+        "loader_rng": {name: gen.get_state() for name, gen in loader_generators(trainer.train_loader).items()},
+        "model_hparams": to_plain(hparams) if isinstance(hparams, Mapping) else None,
+        "extra": trainer.checkpoint_extra,
+    }
+    return {key: state[key] for key in CURRENT_KEYS}
+
+
+def restore_training_state(trainer: Any, path: PathLike) -> None:
+    """Load the checkpoint ``path`` into ``trainer``: model, optimizer, scheduler position,
+    scaler, history, monitor, progress and RNG states, so that ``train()`` continues exactly
+    where the saved run stopped. Raises CheckpointError naming ``path``."""
+    state = load_checkpoint_file(path)
+    check_model_state(path, trainer.model, state["model"])
+    check_same_training(path, state, trainer)
+    try:
+        trainer.model.load_state_dict(state["model"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        restore_scheduler(trainer.scheduler, state["scheduler"])
+        if state["scaler"]:
+            trainer.scaler.load_state_dict(state["scaler"])
+        history = state["history"]
+        trainer.history = {key: [float(v) for v in history.get(key, [])] for key in HISTORY_KEYS}
+        trainer.history.update(
+            (key, [float(v) for v in values]) for key, values in history.items() if key not in HISTORY_KEYS
+        )  # song metrics (val_<name>)
+        trainer.monitoring.load_state_dict(state)
+        trainer.current_epoch = int(state["epoch"])
+        trainer.stopped_early = bool(state["stopped_early"])
+        trainer.last_val_metrics = dict(state["last_val_metrics"])
+        trainer.checkpoint_extra = dict(state["extra"])
+        restore_rng_state(state["rng"])
+        generators = loader_generators(trainer.train_loader)
+        for name, generator_state in state["loader_rng"].items():
+            if name in generators:
+                generators[name].set_state(generator_state)
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise CheckpointError(f"checkpoint {path}: cannot restore the training state ({reason})") from exc
+
+
+def check_same_training(path: PathLike, state: Mapping[str, Any], trainer: Any) -> None:
+    """Optimizer and scheduler state only mean something to the same kinds; best.pt,
+    best_epoch and the patience count so far were chosen by the saved run's monitor, and
+    continuing them under another one would mix two criteria."""
+    current = (type(trainer.optimizer).__name__, trainer.config.scheduler)
+    saved_config = state["config"] if isinstance(state["config"], Mapping) else {}
+    saved = (state["optimizer_class"] or current[0], saved_config.get("scheduler", current[1]))
+    if saved != current:
+        raise CheckpointError(
+            f"checkpoint {path}: saved with optimizer {saved[0]} and scheduler {saved[1]!r}, "
+            f"this trainer uses {current[0]} and {current[1]!r}; resume with the same ones"
+        )
+    monitor = trainer.monitoring
+    if (state["monitor"], state["monitor_mode"]) != (monitor.name, monitor.mode):
+        raise CheckpointError(
+            f"checkpoint {path}: saved monitoring {state['monitor']} ({state['monitor_mode']}), this trainer "
+            f"monitors {monitor.name} ({monitor.mode}); resume with the same monitor"
+        )
+
+
+def loader_generators(loader: Any) -> Dict[str, torch.Generator]:
+    """The train loader's own random generators (shuffle order, worker seeds): saved and
+    restored with the checkpoint so a resumed run draws the epochs' orders the
+    uninterrupted run would have drawn."""
+    owners: Dict[str, Any] = {"sampler": getattr(loader, "sampler", None), "loader": loader}
+    return {
+        name: owner.generator
+        for name, owner in owners.items()
+        if isinstance(getattr(owner, "generator", None), torch.Generator)
+    }

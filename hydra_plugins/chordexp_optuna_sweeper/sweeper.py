@@ -147,6 +147,7 @@ class ChordexpOptunaSweeper(Sweeper):
             raise SweepError(
                 "hydra.sweeper.params holds no choice(...), interval(...) or range(...): nothing to search"
             )
+        self._check_space_composes(space, fixed)
         storage = self.storage_url()
         check_storage(storage)
         try:
@@ -230,6 +231,23 @@ class ChordexpOptunaSweeper(Sweeper):
                 f"the study is in {storage}, optimization_results.yaml has no best trial"
             )
         return results
+
+    def _check_space_composes(self, space: Dict[str, Any], fixed: Dict[str, str]) -> None:
+        """SweepError before the study opens when a key of the search space (or a fixed
+        override) is not in the config or its first value has the wrong type: a misspelt
+        key would otherwise fail only when trial 0 starts, leaving it RUNNING in the study."""
+        assert self.config is not None
+        if self.hydra_context is None:  # set up without Hydra (a test's stand-in launcher): no loader
+            return
+        probe = [*(f"{key}={value}" for key, value in fixed.items())]
+        probe += [f"{key}={first_value(distribution)}" for key, distribution in space.items()]
+        try:
+            self.hydra_context.config_loader.load_sweep_config(self.config, probe)
+        except Exception as error:  # Hydra's ConfigCompositionException and OmegaConf's errors
+            reason = first_line(error) + (f" ({first_line(error.__cause__)})" if error.__cause__ else "")
+            raise SweepError(
+                f"hydra.sweeper.params: {reason}; checked before the first trial, nothing was run"
+            ) from None
 
     def _reseed_for_resume(self, study: Any) -> None:
         """A resumed study gets its sampler seeded with ``seed + trials so far``: the same
@@ -382,6 +400,14 @@ def trial_overrides(trial: Any, space: Dict[str, Any], fixed: Dict[str, str]) ->
     """The job's overrides: the fixed ones (command line, preset), then the sampled values."""
     sampled = {name: trial._suggest(name, distribution) for name, distribution in space.items()}
     return [*(f"{key}={value}" for key, value in fixed.items()), *(f"{key}={value}" for key, value in sampled.items())]
+
+
+def first_value(distribution: Any) -> Any:
+    """A value of ``distribution`` to compose with: the first choice, or the lower bound."""
+    choices = getattr(distribution, "choices", None)
+    if choices is not None:
+        return "null" if choices[0] is None else choices[0]
+    return distribution.low
 
 
 def quoted(text: str) -> str:

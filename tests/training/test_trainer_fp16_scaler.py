@@ -31,7 +31,7 @@ def _huge_scale(trainer, init_scale: float = 2.0**20) -> None:
 @pytest.mark.parametrize("policy", ["stop", "skip"])
 @pytest.mark.parametrize("clip", [1.0, 0.0])
 def test_overflowing_first_steps_are_absorbed_by_the_scaler(make_trainer, caplog, policy, clip):
-    caplog.set_level(logging.INFO, logger="chordexp.training.trainer")
+    caplog.set_level(logging.INFO, logger="chordexp.training")  # the trainer and its step policy
     trainer = make_trainer(num_epochs=3, mixed_precision="fp16", on_nonfinite=policy, gradient_clip=clip)
     _huge_scale(trainer)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}

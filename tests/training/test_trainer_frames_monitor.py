@@ -392,6 +392,7 @@ def test_resume_under_another_monitor_is_refused_and_old_checkpoints_mean_val_lo
     state = torch.load(last, weights_only=True)
     for key in ("monitor", "monitor_mode", "best_monitor_value"):  # a checkpoint from before the monitor
         del state[key]
+    state["format_version"] = 1  # which all such checkpoints are
     torch.save(state, tmp_path / "old.pt")
     restored = _frame_trainer(tmp_path, num_epochs=2)
     restored.load_checkpoint(tmp_path / "old.pt")
