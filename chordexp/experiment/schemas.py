@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from chordexp.config import TrainingConfig
+from chordexp.config import ADAMW_FUSED, SCHEDULER_DEFAULTS, TrainingConfig
 from chordexp.config_checks import validate_run_config
 from chordexp.decode import DECODER_DEFAULTS
 from chordexp.errors import ConfigValueError
@@ -49,9 +49,7 @@ class AdamFamilyConfig(OptimizerConfig):
 @dataclass
 class AdamWConfig(AdamFamilyConfig):
     _target_: str = "torch.optim.AdamW"
-    # One fused kernel per step (CPU and CUDA): ~4x faster than torch's default
-    # single-tensor loop on CPU; a resume keeps the path its checkpoint was written with.
-    fused: bool = True
+    fused: bool = ADAMW_FUSED  # a resume keeps the path its checkpoint was written with
 
 
 @dataclass
@@ -78,16 +76,16 @@ class SchedulerConfig:
 @dataclass
 class CosineSchedulerConfig(SchedulerConfig):
     name: str = "cosine"
-    min_lr_ratio: float = 0.01  # final lr = learning_rate * min_lr_ratio
+    min_lr_ratio: float = SCHEDULER_DEFAULTS["cosine"]["min_lr_ratio"]  # final lr = learning_rate * min_lr_ratio
 
 
 @dataclass
 class OneCycleSchedulerConfig(SchedulerConfig):
     name: str = "onecycle"
-    div_factor: float = 25.0  # initial lr = learning_rate / div_factor
-    final_div_factor: float = 1e4  # final lr = initial lr / final_div_factor
-    base_momentum: float = 0.85
-    max_momentum: float = 0.95
+    div_factor: float = SCHEDULER_DEFAULTS["onecycle"]["div_factor"]  # initial lr = learning_rate / div_factor
+    final_div_factor: float = SCHEDULER_DEFAULTS["onecycle"]["final_div_factor"]  # final lr = initial / this
+    base_momentum: float = SCHEDULER_DEFAULTS["onecycle"]["base_momentum"]
+    max_momentum: float = SCHEDULER_DEFAULTS["onecycle"]["max_momentum"]
 
 
 @dataclass

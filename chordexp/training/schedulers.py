@@ -6,7 +6,7 @@ every optimizer step (``True``, onecycle) or once after every epoch (``False``).
 Notation: ``lr`` = ``config.learning_rate``, ``E`` = ``config.num_epochs``, ``e`` =
 0-based epoch index; each value is the learning rate used during epoch ``e``.
 
-* ``cosine`` (per epoch), option ``min_lr_ratio`` (``m``, default 1e-2), warmup
+* ``cosine`` (per epoch), option ``min_lr_ratio`` (``m``, default 0.01), warmup
   ``W = max(0, min(warmup_epochs, E - 2))``::
 
       e <  W:  lr * (e + 1) / (W + 1)
@@ -36,26 +36,10 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
-from chordexp.config import TrainingConfig
+from chordexp.config import SCHEDULER_DEFAULTS, SCHEDULER_OPTIONS, TrainingConfig, check_setting
 from chordexp.errors import ConfigValueError
 
 log = logging.getLogger(__name__)
-
-#: Allowed ``config.scheduler_options`` keys per scheduler name.
-SCHEDULER_OPTIONS: Dict[str, Tuple[str, ...]] = {
-    "cosine": ("min_lr_ratio",),
-    "onecycle": (
-        "div_factor",
-        "final_div_factor",
-        "base_momentum",
-        "max_momentum",
-        "pct_start",
-        "anneal_strategy",
-        "cycle_momentum",
-        "three_phase",
-    ),
-    "constant": (),
-}
 
 
 def create_scheduler(optimizer: Optimizer, config: TrainingConfig, steps_per_epoch: int) -> Tuple[LRScheduler, bool]:
@@ -74,12 +58,11 @@ def create_scheduler(optimizer: Optimizer, config: TrainingConfig, steps_per_epo
     if unknown:
         valid = ", ".join(SCHEDULER_OPTIONS[name]) or "none"
         raise ConfigValueError(f"unknown scheduler_options {unknown} for scheduler {name!r}; valid: {valid}")
-    if config.num_epochs < 1:
-        raise ConfigValueError(f"num_epochs must be >= 1, got {config.num_epochs}")
+    check_setting("num_epochs", config.num_epochs)
 
     if name == "onecycle":
         return _onecycle(optimizer, config, steps_per_epoch, options), True
-    min_lr_ratio = float(options.get("min_lr_ratio", 1e-2))
+    min_lr_ratio = float(options.get("min_lr_ratio", SCHEDULER_DEFAULTS["cosine"]["min_lr_ratio"]))
     if not 0.0 <= min_lr_ratio <= 1.0:
         raise ConfigValueError(f"scheduler_options.min_lr_ratio must be in [0, 1], got {min_lr_ratio}")
     if name == "cosine":

@@ -33,7 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim import Optimizer
 from tqdm import tqdm
 
-from chordexp.config import MONITORS, TrainingConfig, check_training_config, monitor_direction  # noqa: F401  (re-exported)
+from chordexp.config import ADAMW_FUSED, MONITORS, TrainingConfig, check_training_config, monitor_direction  # noqa: F401  (re-exported)
 from chordexp.device import resolve_device
 from chordexp.errors import ConfigValueError, TrainingInterrupted
 from chordexp.model.loss import ChordRecognitionLoss
@@ -164,8 +164,11 @@ class Trainer:
         self.criterion = _criterion(criterion, self.config, distributed, self.device)
         if optimizer_factory is None:
             self.optimizer: Optimizer = torch.optim.AdamW(
-                self.model.parameters(), lr=self.config.learning_rate, weight_decay=self.config.weight_decay, fused=True
-            )  # the fastest path, as conf/optimizer/adamw.yaml
+                self.model.parameters(),
+                lr=self.config.learning_rate,
+                weight_decay=self.config.weight_decay,
+                fused=ADAMW_FUSED,
+            )
         else:
             self.optimizer = optimizer_factory(self.model.parameters())
         self.scheduler, self.scheduler_per_batch = create_scheduler(self.optimizer, self.config, self.steps_per_epoch)

@@ -153,3 +153,14 @@ def test_a_run_shorter_than_its_warmup_starts_with_the_warmup_shortened(schedule
         sched, _ = create_scheduler(opt, _config(scheduler=scheduler, num_epochs=1, warmup_epochs=5), 2)
     assert "warmup" in caplog.text and "1-epoch run" in caplog.text
     assert opt.param_groups[0]["lr"] > 0
+
+
+def test_the_onecycle_defaults_a_config_shows_are_torchs():
+    import inspect
+
+    from torch.optim.lr_scheduler import OneCycleLR
+
+    from chordexp.config import SCHEDULER_DEFAULTS
+
+    parameters = inspect.signature(OneCycleLR).parameters
+    assert {key: parameters[key].default for key in SCHEDULER_DEFAULTS["onecycle"]} == SCHEDULER_DEFAULTS["onecycle"]
