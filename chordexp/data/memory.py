@@ -9,10 +9,14 @@ wrapped dataset's own, so results do not depend on whether the cache is on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
 import time
-from typing import Dict, Sized, Tuple, cast
+from typing import Any, Dict, Iterator, List, Sized, Tuple, cast
 
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -59,6 +63,48 @@ class Progress:
             self.bar.close()
 
 
+#: Signals that stop a run (a cluster's pre-emption, Ctrl-C).
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def signals_between_batches() -> Iterator[List[int]]:
+    """Within the block, a stop signal is noted (the list holds its number) instead of
+    acted on, and delivered to the handler it replaced when the block ends: the loop
+    checks the list after each batch and stops. A handler that raises in the middle of a
+    DataLoader's queue operations can leave a queue lock held, and the loader's shutdown
+    then waits on it for ever (a run that SIGTERM cannot end). A second signal exits at
+    once; a forked worker takes the default action. Off the main thread: nothing changes."""
+    pending: List[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pending
+        return
+    owner = os.getpid()
+
+    def note(signum: int, frame: Any) -> None:
+        if os.getpid() != owner:  # a forked DataLoader worker
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        elif pending:  # the user insists
+            os._exit(128 + signum)
+        else:
+            pending.append(signum)
+
+    previous = {sig: signal.signal(sig, note) for sig in STOP_SIGNALS if signal.getsignal(sig) != signal.SIG_IGN}
+    try:
+        yield pending
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if pending:  # the loader is shut down by now: act on the signal as the old handler would
+        handler = previous[signal.Signals(pending[0])]
+        if callable(handler):
+            handler(pending[0], None)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), pending[0])
+        raise SystemExit(128 + pending[0])  # a handler that returned: the rendering is not whole
+
+
 class InMemoryDataset(Dataset):
     """All items of ``dataset`` rendered up front; audio ``(N, num_samples)`` float16,
     targets ``(N, *item_shape)`` in their own dtype (clip labels ``()``, frame labels and
@@ -75,21 +121,11 @@ class InMemoryDataset(Dataset):
         )
         self.audio = torch.empty(0, dtype=torch.float16)
         self.targets: Dict[str, torch.Tensor] = {}
-        filled = 0
         progress = Progress("rendering", len(cast(Sized, dataset)), "clips")
-        for audio, targets in loader:
-            if filled == 0:  # allocate once: no second copy of the whole set in memory
-                self.audio = torch.empty((len(cast(Sized, dataset)), *audio.shape[1:]), dtype=torch.float16)
-                # per-item targets of any shape: scalars, or (T,) frame labels and bool masks
-                self.targets = {
-                    key: torch.empty((len(cast(Sized, dataset)), *value.shape[1:]), dtype=value.dtype)
-                    for key, value in targets.items()
-                }
-            self.audio[filled : filled + len(audio)] = audio
-            for key, value in targets.items():
-                self.targets[key][filled : filled + len(audio)] = value
-            filled += len(audio)
-            progress.update(filled)
+        with signals_between_batches() as stop:
+            batches = iter(loader)
+            self._fill(batches, len(cast(Sized, dataset)), progress, stop)
+            del batches  # its workers shut down here, before a noted signal is acted on
         progress.close()
         log.info(
             "rendered %d clips into memory (%.0f MB) in %.1f s",
@@ -97,6 +133,25 @@ class InMemoryDataset(Dataset):
             self.audio.numel() * 2 / 1e6,
             time.perf_counter() - started,
         )
+
+    def _fill(self, batches: Iterator[Any], size: int, progress: Progress, stop: List[int]) -> None:
+        """Copy ``batches`` of a ``size``-item dataset in; return early when a stop signal
+        arrived (``stop``)."""
+        filled = 0
+        for audio, targets in batches:
+            if filled == 0:  # allocate once: no second copy of the whole set in memory
+                self.audio = torch.empty((size, *audio.shape[1:]), dtype=torch.float16)
+                # per-item targets of any shape: scalars, or (T,) frame labels and bool masks
+                self.targets = {
+                    key: torch.empty((size, *value.shape[1:]), dtype=value.dtype) for key, value in targets.items()
+                }
+            self.audio[filled : filled + len(audio)] = audio
+            for key, value in targets.items():
+                self.targets[key][filled : filled + len(audio)] = value
+            filled += len(audio)
+            progress.update(filled)
+            if stop:
+                return
 
     def __len__(self) -> int:
         return len(self.audio)

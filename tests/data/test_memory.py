@@ -1,5 +1,6 @@
 """InMemoryDataset: the same items as the dataset it renders, from memory."""
 
+import pytest
 import torch
 
 from chordexp.data import InMemoryDataset, SyntheticChordDataset
@@ -73,3 +74,41 @@ def test_a_long_render_logs_its_progress_when_not_on_a_terminal(caplog, monkeypa
     assert len(lines) == 2 and lines[1].startswith("rendering: 50 of 100 clips")
     assert lines[0].startswith("rendering: 10 of 100 clips") and "to go" in lines[0]
     assert not any(m.startswith("rendering: 100 of 100") for m in lines)  # the end has its own line
+
+
+def test_a_stop_signal_while_rendering_is_acted_on_between_batches_by_the_handler_it_replaced():
+    """A handler that raises inside a DataLoader's queue operations can leave a queue lock
+    held and the loader's shutdown waiting on it for ever: the render notes the signal,
+    finishes the batch, shuts the loader down, then hands the signal on."""
+    import os
+    import signal
+
+    import torch
+    from torch.utils.data import Dataset
+
+    from chordexp.data.memory import InMemoryDataset
+
+    seen = []
+
+    class SignalsAtItem(Dataset):
+        def __len__(self):
+            return 64
+
+        def __getitem__(self, index):
+            seen.append(index)
+            if index == 5:
+                os.kill(os.getpid(), signal.SIGTERM)
+            return torch.zeros(4), {"chord_type": torch.tensor(0)}
+
+    def run_folder_handler(signum, frame):  # as the run's: end with 128 + the signal
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, run_folder_handler)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            InMemoryDataset(SignalsAtItem(), num_workers=0, batch_size=8)
+        assert stopped.value.code == 143
+        assert seen == list(range(8))  # the batch in progress finished, no later one started
+        assert signal.getsignal(signal.SIGTERM) is run_folder_handler  # restored
+    finally:
+        signal.signal(signal.SIGTERM, previous)
