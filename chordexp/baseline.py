@@ -1,7 +1,7 @@
 """A non-learned chord recogniser: chroma, chord templates, Viterbi. The bar to beat.
 
     python -m chordexp.baseline input=FILE_OR_DIR output=DIR [switch_penalty=0.5]
-        [bass_weight=0.3] [inversion_penalty=0.1] [silence_db=-35]
+        [bass_weight=0.3] [inversion_penalty=0.1] [silence_db=35]
 
 The classic pipeline (Fujishima 1999; Oudre et al. 2009; Mauch's Chordino without NNLS):
 
@@ -15,7 +15,7 @@ The classic pipeline (Fujishima 1999; Oudre et al. 2009; Mauch's Chordino withou
 3. Every (root, chord type, bass) of the 31 chord types x 12 roots, bass any chord tone,
    scores ``cos(treble chroma, binary template) + bass_weight * bass_chroma[bass]
    - inversion_penalty * [bass != root]``; ``N`` scores high only where the frame is
-   ``silence_db`` below the recording's loud frames.
+   ``silence_db`` dB below the recording's loud frames (as ``predict``'s gate counts).
 4. Viterbi with a switch penalty (a chord must out-score the current one by
    ``switch_penalty`` summed over its frames to start), via ``chordexp.decode.viterbi``.
 
@@ -26,6 +26,7 @@ rendered evaluation set (``chordexp.evalset``).
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,7 @@ class BaselineParams:
     switch_penalty: float = 0.5
     bass_weight: float = 0.3
     inversion_penalty: float = 0.1
-    silence_db: float = -35.0
+    silence_db: float = 35.0  # dB below the loud frames where N wins, as predict's silence_db
 
 
 # --------------------------------------------------------------------------- features
@@ -171,7 +172,7 @@ def state_scores(treble: np.ndarray, bass: np.ndarray, level_db: np.ndarray, par
     basses = np.array([s[2] for s in _STATES])
     chord = cosine + params.bass_weight * bass_share[basses] - params.inversion_penalty * (basses != roots)[:, None]
     # N wins only in quiet frames: 1.5 beats any chord's best score (1 + bass_weight).
-    quiet = 1.0 / (1.0 + np.exp((level_db - params.silence_db) / 2.0))
+    quiet = 1.0 / (1.0 + np.exp((level_db + params.silence_db) / 2.0))
     no_chord = (1.0 + params.bass_weight + 0.5) * quiet
     return np.concatenate([no_chord[None], chord], axis=0).T
 
@@ -205,10 +206,10 @@ def transcribe(audio: np.ndarray, sample_rate: int, params: Optional[BaselinePar
 class BaselineArgs:
     input: str = "???"
     output: str = "???"
-    switch_penalty: float = 0.5
-    bass_weight: float = 0.3
-    inversion_penalty: float = 0.1
-    silence_db: float = -35.0
+    switch_penalty: float = BaselineParams.switch_penalty
+    bass_weight: float = BaselineParams.bass_weight
+    inversion_penalty: float = BaselineParams.inversion_penalty
+    silence_db: float = BaselineParams.silence_db
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -216,6 +217,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     params = BaselineParams(args.switch_penalty, args.bass_weight, args.inversion_penalty, args.silence_db)
     if params.switch_penalty <= 0:
         raise UsageError(f"switch_penalty must be > 0, got {params.switch_penalty}")
+    if not (math.isfinite(params.silence_db) and params.silence_db > 0):
+        raise UsageError(
+            f"silence_db={params.silence_db} must be a finite number of dB > 0 (frames that far below the loud "
+            f"ones may be N), as predict's"
+        )
     input_path, output = Path(args.input), Path(args.output)
     files = find_audio_files(input_path)
     make_output_folder(output)

@@ -549,6 +549,14 @@ RUN_CASES = [
 CKPT = "checkpoint={d}/ckpt.pt"
 PREDICT_CASES = [
     tool(
+        "baseline",
+        "baseline-silence-below-zero",
+        "input={d}/ok.wav",
+        "output={d}/out",
+        "silence_db=-35",
+        pattern=r"^silence_db=-35\.0 must be a finite number of dB > 0 \(frames that far below the loud ones may be N\)",
+    ),
+    tool(
         "predict",
         "predict-missing-input",
         CKPT,
@@ -1557,6 +1565,7 @@ MODULES = {
     "evaluate": "chordexp.evaluate",
     "report": "chordexp.report",
     "check_data": "chordexp.check_data",
+    "baseline": "chordexp.baseline",
 }
 
 
