@@ -145,8 +145,8 @@ RUN_CASES = [
     run(
         "song-tuning-out-of-range",
         "experiment=song_smoke",
-        "data.dataset.tuning_cents=150",
-        pattern=r"tuning_cents must be in 0\.\.100, got 150",
+        "data.dataset.tuning_cents=60",
+        pattern=r"tuning_cents \(the most the band is tuned off A440\) must be in 0\.\.50: .* got 60",
     ),
     run(
         "song-excerpt-too-short",

@@ -94,8 +94,11 @@ class SyntheticSongDataset(Dataset):
             raise ConfigValueError(f"sample_rate must be {SAMPLE_RATE_RULE}, got {sample_rate!r}")
         if not _finite_in(clip_seconds, 1.0, 120.0):
             raise ConfigValueError(f"clip_seconds must be in 1..120 s for songs, got {clip_seconds!r}")
-        if not _finite_in(tuning_cents, 0.0, 100.0):
-            raise ConfigValueError(f"tuning_cents must be in 0..100, got {tuning_cents!r}")
+        if not _finite_in(tuning_cents, 0.0, 50.0):  # labels keep the written chord: beyond 50 it is the next one
+            raise ConfigValueError(
+                f"tuning_cents (the most the band is tuned off A440) must be in 0..50: further off, "
+                f"the written chords sound a semitone away; got {tuning_cents!r}"
+            )
         for name, value in (
             ("n_prob", n_prob),
             ("voice_prob", voice_prob),
