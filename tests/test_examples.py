@@ -1,4 +1,4 @@
-"""The scripts of ``examples/`` run as a user runs them: a subprocess, from another folder."""
+"""The training guide's complete example runs as a user runs it: a subprocess, from another folder."""
 
 from __future__ import annotations
 
@@ -11,21 +11,18 @@ from pathlib import Path
 
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO / "examples"
 
-
-def run_example(name: str, args, cwd: Path) -> subprocess.CompletedProcess:
+def run_example(module: str, args, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="2", MKL_NUM_THREADS="2")
     return subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
 
 
 def test_train_minimal_trains_saves_resumes_and_scores(tmp_path):
     out = tmp_path / "run"
     args = ["--out", str(out), "--epochs", "2", "--train-size", "8", "--val-size", "4", "--batch-size", "4"]
-    done = run_example("train_minimal.py", args, cwd=tmp_path)
+    done = run_example("chordexp.training.example_usage", args, cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     assert "files: ['best.pt', 'epoch_001.pt', 'epoch_002.pt', 'last.pt'] + history.json" in done.stdout

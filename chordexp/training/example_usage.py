@@ -1,17 +1,14 @@
-"""Train a chord model from Python, without Hydra: the training guide's Quick Start, end
-to end on noise, in a few seconds.
+"""Train a chord model from Python, without Hydra: the training guide's complete example
+(its Quick Start end to end on noise, in a few seconds)::
 
-Run from the repository (``pip install -e .`` first)::
-
-    python examples/train_minimal.py                      # a temporary folder, removed after
-    python examples/train_minimal.py --out my_run --epochs 3
+    python -m chordexp.training.example_usage                      # a temporary folder, removed after
+    python -m chordexp.training.example_usage --out my_run --epochs 3
 
 Builds a small ``ChordRecognitionModel`` and its ``ChordRecognitionLoss``, trains it
 with ``Trainer`` on ``DummyChordDataset`` clips (noise with random chord labels: nothing
 to learn, this shows the mechanics, not accuracy), writes checkpoints and
 ``history.json``, resumes a fresh trainer from ``last.pt`` to show the round trip, and
-scores the validation set with the metric functions. Not part of the installed package;
-``tests/test_examples.py`` runs it.
+scores the validation set with the metric functions. ``tests/test_examples.py`` runs it.
 """
 
 from __future__ import annotations
