@@ -1658,5 +1658,5 @@ def test_bad_input_gives_one_clear_line(case: Case, files: Path, request) -> Non
 
 def test_the_table_covers_every_entry_point_and_the_issue_list():
     entries = {case.entry for case in CASES}
-    assert entries == {"run", "predict", "evaluate", "report", "check_data", "api"}
+    assert entries == {"run", "predict", "evaluate", "report", "check_data", "baseline", "api"}
     assert len(CASES) >= 170 and len({case.id for case in CASES}) == len(CASES)
