@@ -91,25 +91,48 @@ def state_to_chord(state: int) -> Tuple[int, int]:
 
 def viterbi(log_likelihoods: np.ndarray, self_transition: float) -> np.ndarray:
     """Most likely state path ``(T,)`` under a uniform-switch HMM; O(T * states)."""
+    n_frames, n_states = log_likelihoods.shape
+    return viterbi_blocks(lambda lo, hi: log_likelihoods[lo:hi], n_frames, n_states, self_transition)
+
+
+#: frames of log-likelihoods ``viterbi_blocks`` asks for at a time
+VITERBI_BLOCK = 4096
+
+
+def viterbi_blocks(
+    rows: Callable[[int, int], np.ndarray], n_frames: int, n_states: int, self_transition: float
+) -> np.ndarray:
+    """``viterbi`` over log-likelihoods made ``VITERBI_BLOCK`` frames at a time by
+    ``rows(lo, hi)`` (``(hi - lo, n_states)``), so a 2-hour recording never holds its
+    ``(T, 373)`` matrix; the back-pointers are one bit per state and frame (whether the
+    state was entered from the best one) plus that best state per frame."""
     if not self_transition_ok(self_transition):
         raise ConfigValueError(f"self_transition must be in (0, 1), got {self_transition}")
-    n_frames, n_states = log_likelihoods.shape
     log_stay = np.log(self_transition)
     log_switch = np.log((1.0 - self_transition) / (n_states - 1))
-    score = log_likelihoods[0] - np.log(n_states)
-    came_from_best = np.zeros((n_frames, n_states), dtype=bool)
+    came_from_best = np.zeros((n_frames, (n_states + 7) // 8), dtype=np.uint8)  # packed bits
     best_prev = np.zeros(n_frames, dtype=np.int64)
-    for t in range(1, n_frames):
-        best = int(score.argmax())
-        stay = score + log_stay
-        switch = score[best] + log_switch
-        came_from_best[t] = switch > stay
-        best_prev[t] = best
-        score = np.maximum(stay, switch) + log_likelihoods[t]
+    score = None
+    for lo in range(0, n_frames, VITERBI_BLOCK):
+        block = rows(lo, min(n_frames, lo + VITERBI_BLOCK))
+        for i, row in enumerate(block):
+            t = lo + i
+            if score is None:
+                score = row - np.log(n_states)
+                continue
+            best = int(score.argmax())
+            stay = score + log_stay
+            switch = score[best] + log_switch
+            came_from_best[t] = np.packbits(switch > stay)
+            best_prev[t] = best
+            score = np.maximum(stay, switch) + row
+    assert score is not None, "viterbi over no frames"
     path = np.empty(n_frames, dtype=np.int64)
     path[-1] = int(score.argmax())
     for t in range(n_frames - 1, 0, -1):
-        path[t - 1] = best_prev[t] if came_from_best[t, path[t]] else path[t]
+        state = int(path[t])
+        from_best = (came_from_best[t, state >> 3] >> (7 - (state & 7))) & 1
+        path[t - 1] = best_prev[t] if from_best else state
     return path
 
 
@@ -127,11 +150,15 @@ def decode_segments(
     between frames. Frames flagged in ``silent`` (bool ``(T,)``) can only be ``N``: the
     model sees loudness-normalised input, so it cannot tell a quiet tail from a chord."""
     assert type_logp.shape[1] == NUM_CHORD_TYPES and root_logp.shape[1] == NUM_PITCH_CLASSES
-    log_likelihoods = state_log_likelihoods(type_logp, root_logp)
-    if silent is not None and silent.any():
-        log_likelihoods[silent, 1:] = -1e9
-        log_likelihoods[silent, 0] = 0.0
-    path = viterbi(log_likelihoods, self_transition)
+
+    def rows(lo: int, hi: int) -> np.ndarray:  # the (T, 373) matrix a block at a time
+        log_likelihoods = state_log_likelihoods(type_logp[lo:hi], root_logp[lo:hi])
+        if silent is not None and silent[lo:hi].any():
+            log_likelihoods[silent[lo:hi], 1:] = -1e9
+            log_likelihoods[silent[lo:hi], 0] = 0.0
+        return log_likelihoods
+
+    path = viterbi_blocks(rows, len(type_logp), 1 + NUM_PITCH_CLASSES * (NUM_CHORD_TYPES - 1), self_transition)
 
     def label(first: int, stop: int) -> str:
         root, chord_type = state_to_chord(int(path[first]))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import re
 import warnings
 from pathlib import Path
@@ -29,6 +30,11 @@ class LabFileError(UserError, ValueError):
 
 _MIR_EVAL_ROW = re.compile(r" at .*:(\d+):")
 
+#: The largest ``.lab`` read: a song's has hundreds of lines (a few kB); a frame-wise
+#: annotation at 100 frames a second of a half-hour recording stays under both limits.
+MAX_LAB_BYTES = 16_000_000
+MAX_LAB_LINES = 200_000
+
 
 def load_lab(path: str | Path, disjoint: bool = False) -> Labels:
     """``.lab`` -> ``(intervals (n, 2), labels)`` via ``mir_eval.io.load_labeled_intervals``.
@@ -39,15 +45,10 @@ def load_lab(path: str | Path, disjoint: bool = False) -> Labels:
     mir_eval's segmentation scores need it) also refuses an interval that starts before
     the previous one ends.
     """
+    path = Path(path)
+    data = read_bounded(path)
     import mir_eval
 
-    path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise LabFileError(f"{path}: no such file") from None
-    except OSError as error:
-        raise LabFileError(f"{path}: cannot read ({error.strerror})") from None
     try:
         raw = data.decode("utf-8-sig")  # a byte-order mark (Windows editors write one) is not data
     except UnicodeDecodeError as error:
@@ -78,6 +79,43 @@ def load_lab(path: str | Path, disjoint: bool = False) -> Labels:
                 )
     check_labels(path, labels, data_rows)
     return intervals, list(labels)
+
+
+def read_bounded(path: Path) -> bytes:
+    """The bytes of a ``.lab``; LabFileError, in one line naming the file, its size and
+    the limit, for one over ``MAX_LAB_BYTES`` or ``MAX_LAB_LINES`` (a 10-million-line
+    file took 4 GB to parse): found from the file's size, or (a pipe) by reading at
+    most one byte past the limit, never by reading it all."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_LAB_BYTES:
+                raise LabFileError(_too_large(path, f"{_megabytes(size)}"))
+            data = handle.read(MAX_LAB_BYTES + 1)
+    except FileNotFoundError:
+        raise LabFileError(f"{path}: no such file") from None
+    except OSError as error:
+        raise LabFileError(f"{path}: cannot read ({error.strerror})") from None
+    if len(data) > MAX_LAB_BYTES:
+        raise LabFileError(_too_large(path, f"more than {_megabytes(MAX_LAB_BYTES)}"))
+    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+    if lines > MAX_LAB_LINES:
+        raise LabFileError(
+            f"{path}: {lines:,} lines, over the {MAX_LAB_LINES:,} a .lab may hold (a song's chord annotation "
+            f"has hundreds); not a chord annotation, not parsed"
+        )
+    return data
+
+
+def _too_large(path: Path, size: str) -> str:
+    return (
+        f"{path}: {size}, over the {_megabytes(MAX_LAB_BYTES)} a .lab may hold (a song's chord annotation "
+        f"is a few kB); not a chord annotation, not read"
+    )
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
 
 
 def check_intervals(path: Path, intervals: np.ndarray, rows: List[int]) -> None:

@@ -4,7 +4,7 @@
                              [docs=false]
 
 ``only``: a comma-separated subset of startup, trainer, data, songs, collection, frontend, transcribe,
-memory, gpu (default: all, in that order; gpu is skipped with one line without a CUDA GPU).
+memory, predict_memory, gpu (default: all, in that order; gpu is skipped with one line without a CUDA GPU).
 ``quick=true`` runs a miniature of every benchmark (seconds, figures meaningless: for tests).
 ``repeats``: timed repetitions (default 5, quick 1); figures are medians. ``docs=true``: this
 run becomes the documented one: its JSON is copied to docs/benchmarks.json and the table of
@@ -36,6 +36,7 @@ BENCHMARKS: Dict[str, str] = {
     "frontend": "chordexp.bench.cqt",
     "transcribe": "chordexp.bench.transcription",
     "memory": "chordexp.bench.memory",
+    "predict_memory": "chordexp.bench.predict_memory",
     "gpu": "chordexp.bench.gpu",  # one line and no rows without a CUDA GPU
 }
 

@@ -30,6 +30,7 @@ class Sizes:
     folder_files: int = 100  # files in the folder transcribed in parallel
     folder_seconds: float = 180.0  # length of each
     folder_serial_files: int = 10  # of them, transcribed by one process as the baseline
+    memory_song_seconds: Tuple[float, float] = (180.0, 7200.0)  # predict's peak RSS: a song, a long recording
 
 
 FULL = Sizes(
@@ -68,6 +69,7 @@ QUICK = Sizes(
     folder_files=3,
     folder_seconds=5.0,
     folder_serial_files=2,
+    memory_song_seconds=(5.0, 20.0),
 )
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
-from chordexp.audio import mono_samples, resample
+from chordexp.audio import load_audio, mono_samples, resample
 from chordexp.decode import DECODER_DEFAULTS, DecoderSettings, Segment, decode_segments
 from chordexp.device import resolve_device
+from chordexp.inference import streaming
 from chordexp.model import ChordRecognitionModel
 from chordexp.training.checkpoint import CheckpointError, check_model_state, load_checkpoint_file
 from chordexp.tuning import front_end_shift
@@ -122,6 +123,37 @@ class ChordRecognizer:
     def transcribe(self, audio: np.ndarray, sample_rate: int) -> Transcription:
         """Mono (or ``(n, channels)``) float audio at any rate -> chord segments."""
         return self.decode(self.analyse(audio, sample_rate))
+
+    def transcribe_file(
+        self, path: str | Path, stream_seconds: Optional[float] = None, chunk_seconds: Optional[float] = None
+    ) -> Transcription:
+        """An audio file -> chord segments; a long one streamed (``analyse_file``)."""
+        return self.decode(self.analyse_file(path, stream_seconds, chunk_seconds))
+
+    def analyse_file(
+        self, path: str | Path, stream_seconds: Optional[float] = None, chunk_seconds: Optional[float] = None
+    ) -> "Analysis":
+        """``analyse`` of an audio file. One longer than ``stream_seconds`` (default
+        ``chordexp.inference.streaming.STREAM_SECONDS``, ten minutes) is read in blocks
+        and run through the model in chunks of about ``chunk_seconds`` (default
+        ``CHUNK_SECONDS``), in bounded memory, with the same posteriors up to float
+        rounding; shorter files (and exported models) are read whole."""
+        threshold = streaming.STREAM_SECONDS if stream_seconds is None else stream_seconds
+        if streaming.should_stream(path, self, threshold):
+            return self.analyse_stream(path, streaming.CHUNK_SECONDS if chunk_seconds is None else chunk_seconds)[0]
+        return self.analyse(load_audio(path, self.sample_rate), self.sample_rate)
+
+    def analyse_stream(
+        self,
+        path: str | Path,
+        chunk_seconds: float = streaming.CHUNK_SECONDS,
+        block_frames: int = streaming.READ_BLOCK_FRAMES,
+    ) -> "Tuple[Analysis, streaming.StreamedAudio]":
+        """``analyse_file`` streamed whatever the file's length: the file read
+        ``block_frames`` at a time, ``chunk_seconds`` of audio through the model at a time
+        (``chordexp.inference.streaming``); with what ``predict`` checks of the samples."""
+        done = streaming.stream_analysis(self, path, chunk_seconds, block_frames)
+        return Analysis(done.log_posteriors, done.duration, done.silent, done.tuning_cents), done.audio
 
     def analyse(self, audio: np.ndarray, sample_rate: int) -> "Analysis":
         """The model's part of a transcription: frame log-posteriors and the silent frames

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, cast
+from typing import Any, Dict, List, Optional, Union, cast
 
 import numpy as np
 from tqdm import tqdm
@@ -21,6 +21,7 @@ from chordexp.audio_files import find_audio_files
 from chordexp.decode import Segment
 from chordexp.inference.prefetch import decoded_files
 from chordexp.inference.recognizer import Analysis, ChordRecognizer, Transcription
+from chordexp.inference.streaming import CHUNK_SECONDS, STREAM_SECONDS, StreamedAudio, should_stream
 from chordexp.labfile import write_lab
 from chordexp.output_dirs import make_output_folder, plan_transcriptions, prediction_comment
 
@@ -33,13 +34,18 @@ def transcribe_files(
     progress: bool = True,
     echo=print,
     workers: Optional[int] = None,
+    stream_seconds: Optional[float] = STREAM_SECONDS,
+    chunk_seconds: float = CHUNK_SECONDS,
 ) -> int:
     """Transcribe every audio file under ``input_path`` into ``output`` (keeping the
     folder structure); returns how many files could not be read (one line each).
     ``workers`` processes decode, resample and (a torch model on the CPU) run the model
     on the next files while this one decodes chords and writes (None: one per core,
     none for a single file; 0: all here); the files are written in the same order and
-    with the same contents either way."""
+    with the same contents either way. Files longer than ``stream_seconds`` (None:
+    none) are streamed here, ``chunk_seconds`` of audio through the model at a time, in
+    bounded memory (``chordexp.inference.streaming``), while the workers go on with the
+    others."""
     files = find_audio_files(input_path)
     make_output_folder(output)
     # names by the rule of the module docstring; every target checked before anything is written
@@ -49,24 +55,32 @@ def transcribe_files(
     # the model runs in the (forked) workers only for torch on the CPU: CUDA and other
     # runtimes' thread pools do not survive a fork
     in_workers = type(recognizer) is ChordRecognizer and str(recognizer.device) == "cpu"
-    decoded = decoded_files(
-        [path for path, _ in planned],
-        recognizer.sample_rate,
-        workers,
-        analyse=_Analyser(recognizer) if in_workers else None,
+    # long files are read in blocks here, never whole in a worker
+    streamed = [should_stream(path, recognizer, stream_seconds) for path, _ in planned]
+    whole = [path for (path, _), stream in zip(planned, streamed) if not stream]
+    decoded = iter(
+        decoded_files(whole, recognizer.sample_rate, workers, analyse=_Analyser(recognizer) if in_workers else None)
+        if whole
+        else ()
     )
-    for (path, target), (_, item) in zip(bar, decoded):
+    for (path, target), stream in zip(bar, streamed):
         bar.set_postfix_str(path.name)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
-            if isinstance(item, AudioError):  # could not be read or resampled (in a worker)
-                raise item
-            audio, analysis = item
-            transcription = (
-                recognizer.transcribe(audio, recognizer.sample_rate)
-                if analysis is None
-                else recognizer.decode(analysis)
-            )
+            audio: Union[np.ndarray, StreamedAudio]
+            if stream:
+                analysis: Optional[Analysis]
+                analysis, audio = recognizer.analyse_stream(path, chunk_seconds)
+            else:
+                item = next(decoded)[1]
+                if isinstance(item, AudioError):  # could not be read or resampled (in a worker)
+                    raise item
+                audio, analysis = item
+            if analysis is None:
+                assert isinstance(audio, np.ndarray)
+                transcription = recognizer.transcribe(audio, recognizer.sample_rate)
+            else:
+                transcription = recognizer.decode(analysis)
             segments = checked_segments(path, audio, transcription, recognizer.sample_rate)
         except AudioError as error:
             if len(files) == 1:
@@ -92,12 +106,18 @@ class _Analyser:
         return self.recognizer.analyse(audio, self.recognizer.sample_rate)
 
 
-def checked_segments(path: Path, audio: np.ndarray, transcription: Transcription, sample_rate: int) -> List[Segment]:
+def checked_segments(
+    path: Path, audio: Union[np.ndarray, StreamedAudio], transcription: Transcription, sample_rate: int
+) -> List[Segment]:
     """The segments to write for ``path``; AudioError (naming the file) where the model's
     output is not finite (NaN weights, samples far outside [-1, 1]) instead of an all-N
-    transcription, or where the audio is too short to give one interval of a millisecond."""
+    transcription, or where the audio is too short to give one interval of a millisecond.
+    ``audio``: the samples at ``sample_rate``, or what streaming kept of them."""
     if not all(np.isfinite(p).all() for p in transcription.probabilities.values()):
-        peak = float(np.max(np.abs(audio))) if audio.size else 0.0
+        if isinstance(audio, StreamedAudio):
+            peak = audio.peak
+        else:
+            peak = float(np.max(np.abs(audio))) if audio.size else 0.0
         cause = (
             f"its samples reach {peak:.3g}, far outside [-1, 1]"
             if peak > 1e3 or not np.isfinite(peak)
