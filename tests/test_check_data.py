@@ -125,3 +125,16 @@ def test_labels_past_the_audio_are_an_error_as_training_refuses_them(tmp_path, c
         except SongError as error:
             refused.append(str(error))
     assert len(refused) == 1 and "labels run to" in refused[0] and "but a.wav lasts 4.00 s" in refused[0]
+
+
+def test_the_length_is_read_block_by_block_and_equals_the_whole_files(tmp_path):
+    import numpy as np
+    import soundfile
+
+    from chordexp.audio import read_audio
+    from chordexp.data.collection_check import decoded_seconds
+
+    path = tmp_path / "a.flac"
+    soundfile.write(str(path), np.random.default_rng(0).uniform(-0.5, 0.5, (70001, 2)).astype(np.float32), 22050)
+    audio, rate = read_audio(path)
+    assert decoded_seconds(path) == len(audio) / rate == 70001 / 22050

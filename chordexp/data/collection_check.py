@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional
 
-from chordexp.audio import AudioError, read_audio
+from chordexp.audio import AudioError, read_audio_blocks
 from chordexp.audio_files import walk_files
 from chordexp.chords import CHORD_TYPES, format_label
 from chordexp.data.collection import (
@@ -57,6 +57,15 @@ class CollectionReport:
         return len(self.undecodable) + len(self.unreadable) + len(self.overlaps) + len(self.overruns)
 
 
+def decoded_seconds(path: Path) -> float:
+    """The length of ``path``'s audio, decoded block by block (a file that does not decode
+    to its end is an AudioError) so a 1-GB file costs time, not memory."""
+    frames, rate = 0, 1
+    for block, rate in read_audio_blocks(path):
+        frames += len(block)
+    return frames / rate
+
+
 def check_collection(
     root: str | Path,
     annotations: Optional[str | Path] = None,
@@ -86,8 +95,7 @@ def check_collection(
     for entry in entries:
         duration: Optional[float] = None
         try:
-            audio, rate = read_audio(entry.audio)
-            duration = audio.shape[0] / rate
+            duration = decoded_seconds(entry.audio)
             report.seconds += duration
         except AudioError as error:
             report.undecodable.append(str(error))
