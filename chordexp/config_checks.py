@@ -23,7 +23,14 @@ from chordexp.config import (
     is_monitor_name,
     stays_inside,
 )
-from chordexp.decode import DECODER_DEFAULTS, PRIOR_WEIGHT_RANGE, prior_weight_ok, self_transition_ok
+from chordexp.decode import (
+    DECODER_DEFAULTS,
+    PRIOR_WEIGHT_RANGE,
+    TRANSPOSITIONS_RANGE,
+    prior_weight_ok,
+    self_transition_ok,
+    transpositions_ok,
+)
 from chordexp.errors import ConfigValueError
 
 Check = Tuple[str, bool, str]
@@ -96,6 +103,11 @@ def run_checks(c: Dict[str, Any]) -> List[Check]:
             "must be in (0, 1), or null (estimated from the training labels)",
         ),
         ("decoder.prior_weight", prior_weight_ok(prior_weight), f"must be in {list(PRIOR_WEIGHT_RANGE)}"),
+        (
+            "decoder.transpositions",
+            transpositions_ok(decoder.get("transpositions", DECODER_DEFAULTS.transpositions)),
+            f"must be an integer in {TRANSPOSITIONS_RANGE[0]}..{TRANSPOSITIONS_RANGE[1]} (semitones up and down; 0: off)",
+        ),
         (
             "eval_songs",
             not c.get("eval_songs") or Path(str(c["eval_songs"])).expanduser().is_dir(),

@@ -38,6 +38,9 @@ class DecoderSettings:
     prior_weight: float = 0.0  # the chord-type prior divided out (> 0) or sharpened (< 0); PRIOR_WEIGHT_RANGE
     estimate_tuning: bool = False  # measure the offset from A440 and move the front end's filters by it
     silence_db: Optional[float] = 30.0  # frames this far below the loudest are N (None: off); not saved
+    # also hear the recording moved 1..n semitones up and down (the front end's filters
+    # shifted) and average the posteriors, rotated back: 3x the model's work for n = 1
+    transpositions: int = 0
 
     @classmethod
     def of_model(cls, saved: Optional[Mapping[str, Any]], **given: Any) -> "DecoderSettings":
@@ -51,11 +54,24 @@ class DecoderSettings:
             self_transition=float(settings.self_transition),
             prior_weight=float(settings.prior_weight),
             estimate_tuning=bool(settings.estimate_tuning),
+            transpositions=int(settings.transpositions),
         )
 
 
 #: The defaults of every decoding command and class.
 DECODER_DEFAULTS = DecoderSettings()
+
+
+#: ``transpositions``: how many semitones up and down the posteriors are also taken at.
+TRANSPOSITIONS_RANGE = (0, 3)
+
+
+def transpositions_ok(value: object) -> bool:
+    return (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and TRANSPOSITIONS_RANGE[0] <= value <= TRANSPOSITIONS_RANGE[1]
+    )
 
 
 def self_transition_ok(value: object) -> bool:

@@ -1,6 +1,7 @@
 """Training checkpoint -> a self-contained model file (ONNX or TorchScript), or a slim checkpoint.
 
-    python -m chordexp.export checkpoint=PATH format=onnx|torchscript|checkpoint output=FILE
+    python -m chordexp.export checkpoint=PATH format=onnx|torchscript|checkpoint output=FILE \
+        [self_transition=S] [prior_weight=W] [estimate_tuning=true|false] [transpositions=N]
 
 The file holds the whole model, front end included: mono audio samples at the model's
 rate in (``audio``, shape ``(1, samples)`` for ONNX, ``(batch, samples)`` for
@@ -13,7 +14,9 @@ ONNX metadata entry ``chordexp``, the TorchScript extra file ``chordexp.json``.
 or ``torch.jit``). ``format=checkpoint`` writes the training checkpoint without its
 resume-only state (optimizer, scheduler, RNG: a third of the size), for ``predict`` and
 ``finetune.init_from``; the package's ready model is one. An existing output is
-refused; the file is written atomically.
+refused; the file is written atomically. The decoder settings given replace the ones the
+run saved (each left out is kept): the ready model's were chosen on the development sets
+after training (docs/ready-model.md).
 """
 
 from __future__ import annotations
@@ -23,9 +26,16 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from chordexp.cli import main_guard, parse_args
+from chordexp.decode import (
+    PRIOR_WEIGHT_RANGE,
+    TRANSPOSITIONS_RANGE,
+    prior_weight_ok,
+    self_transition_ok,
+    transpositions_ok,
+)
 from chordexp.errors import UsageError
 
 USAGE = __doc__.strip()
@@ -37,9 +47,32 @@ class ExportArgs:
     checkpoint: str = "???"
     format: str = "???"
     output: str = "???"
+    # decoder settings written with the model (chordexp.decode.DecoderSettings); null: the checkpoint's
+    self_transition: Optional[float] = None
+    prior_weight: Optional[float] = None
+    estimate_tuning: Optional[bool] = None
+    transpositions: Optional[int] = None
+
+    def decoder(self) -> Dict[str, Any]:
+        """The decoder settings given, by name."""
+        given = {
+            "self_transition": self.self_transition,
+            "prior_weight": self.prior_weight,
+            "estimate_tuning": self.estimate_tuning,
+            "transpositions": self.transpositions,
+        }
+        return {name: value for name, value in given.items() if value is not None}
 
 
 def check_args(args: ExportArgs) -> None:
+    decoder = args.decoder()
+    for name, ok, rule in (
+        ("self_transition", self_transition_ok, "in (0, 1)"),
+        ("prior_weight", prior_weight_ok, f"in {list(PRIOR_WEIGHT_RANGE)}"),
+        ("transpositions", transpositions_ok, f"an integer in {TRANSPOSITIONS_RANGE[0]}..{TRANSPOSITIONS_RANGE[1]}"),
+    ):
+        if name in decoder and not ok(decoder[name]):
+            raise UsageError(f"{name}={decoder[name]} must be {rule}, or null to keep the checkpoint's")
     if args.format not in FORMATS:
         raise UsageError(f"format={args.format}: unknown format; choose one of {', '.join(FORMATS)}")
     output = Path(args.output)
@@ -68,7 +101,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_installed(args.format)
     from chordexp.inference.exporting import export_model  # torch: after the arguments are checked
 
-    output = export_model(args.checkpoint, args.format, args.output)
+    output = export_model(args.checkpoint, args.format, args.output, args.decoder())
     print(f"{args.checkpoint} -> {output} ({args.format}, {output.stat().st_size / 1e6:.1f} MB)")
     return 0
 

@@ -1,11 +1,11 @@
 """Checkpoint + audio -> MIREX ``.lab`` chord transcriptions.
 
     python -m chordexp.predict [checkpoint=PATH] input=FILE_OR_DIR output=DIR \
-        [self_transition=S] [prior_weight=W] [estimate_tuning=true|false] [silence_db=30] [probabilities=false] \
-        [device=cpu] [workers=N] [backend=torch|onnx|torchscript]
+        [self_transition=S] [prior_weight=W] [estimate_tuning=true|false] [transpositions=N] [silence_db=30] \
+        [probabilities=false] [device=cpu] [workers=N] [backend=torch|onnx|torchscript]
 
-self_transition, prior_weight and estimate_tuning default to the decoder the model was
-saved with (the ready model's: docs/ready-model.md); give one to override it.
+self_transition, prior_weight, estimate_tuning and transpositions default to the decoder
+the model was saved with (the ready model's: docs/ready-model.md); give one to override it.
 
 Without checkpoint=, the model that ships inside the package transcribes
 (docs/ready-model.md). One .lab per audio file, in output= with the input's folder structure. Its name is the
@@ -36,7 +36,14 @@ from typing import List, Optional
 
 from chordexp.audio_files import find_audio_files
 from chordexp.cli import main_guard, parse_args
-from chordexp.decode import DECODER_DEFAULTS, PRIOR_WEIGHT_RANGE, prior_weight_ok, self_transition_ok
+from chordexp.decode import (
+    DECODER_DEFAULTS,
+    PRIOR_WEIGHT_RANGE,
+    TRANSPOSITIONS_RANGE,
+    prior_weight_ok,
+    self_transition_ok,
+    transpositions_ok,
+)
 from chordexp.errors import UsageError
 
 USAGE = __doc__.split("The Python API")[0].strip()
@@ -51,6 +58,7 @@ class PredictArgs:
     self_transition: Optional[float] = None
     prior_weight: Optional[float] = None
     estimate_tuning: Optional[bool] = None
+    transpositions: Optional[int] = None  # also hear it 1..N semitones up and down, average (0: off)
     silence_db: Optional[float] = DECODER_DEFAULTS.silence_db  # frames this far below the loudest are N (null: off)
     probabilities: bool = False
     device: str = "cpu"
@@ -79,6 +87,11 @@ def check_numbers(args: PredictArgs) -> None:
             f"self_transition={args.self_transition} must be in (0, 1) (the share of frames that keep their chord), "
             f"or null for the checkpoint's"
         )
+    if args.transpositions is not None and not transpositions_ok(args.transpositions):
+        raise UsageError(
+            f"transpositions={args.transpositions} must be an integer in {TRANSPOSITIONS_RANGE[0]}.."
+            f"{TRANSPOSITIONS_RANGE[1]} (semitones up and down averaged; 0: off), or null for the checkpoint's"
+        )
     if args.prior_weight is not None and not prior_weight_ok(args.prior_weight):
         raise UsageError(
             f"prior_weight={args.prior_weight} must be in {list(PRIOR_WEIGHT_RANGE)} (0: off, 1: the chord-type "
@@ -100,7 +113,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     backend = infer_backend(args.checkpoint, args.backend)
     if backend == "torch":
         recognizer = ChordRecognizer.from_checkpoint(
-            args.checkpoint, args.self_transition, args.device, args.silence_db, args.prior_weight, args.estimate_tuning
+            args.checkpoint,
+            args.self_transition,
+            args.device,
+            args.silence_db,
+            args.prior_weight,
+            args.estimate_tuning,
+            args.transpositions,
         )
         check_finite_weights(recognizer, args.checkpoint)
     else:  # an exported model (chordexp.export)
@@ -112,6 +131,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             args.silence_db,
             args.prior_weight,
             args.estimate_tuning,
+            args.transpositions,
         )
     failures = transcribe_files(
         recognizer, input_path, Path(args.output), args.probabilities, args.progress, workers=args.workers

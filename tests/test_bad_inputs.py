@@ -138,6 +138,11 @@ RUN_CASES = [
         "decoder-stay-one", "decoder.self_transition=1.0", pattern=r"decoder\.self_transition=1\.0 must be in \(0, 1\)"
     ),
     run(
+        "decoder-transpositions-negative",
+        "decoder.transpositions=-1",
+        pattern=r"decoder\.transpositions=-1 must be an integer in 0\.\.3",
+    ),
+    run(
         "decoder-prior-weight-nan",
         "decoder.prior_weight=nan",
         pattern=r"decoder\.prior_weight=nan must be in \[-2\.0, 1\.0\]",
@@ -764,6 +769,15 @@ PREDICT_CASES += [
         "output={d}/out",
         "silence_db=inf",
         pattern=r"^silence_db=inf must be a finite number of dB > 0",
+    ),
+    tool(
+        "predict",
+        "predict-transpositions-too-many",
+        CKPT,
+        "input={d}/ok.wav",
+        "output={d}/out",
+        "transpositions=5",
+        pattern=r"^transpositions=5 must be an integer in 0\.\.3 \(semitones up and down averaged; 0: off\)",
     ),
     tool(
         "predict",

@@ -275,6 +275,7 @@ class DecoderConfig:
     self_transition: Optional[float] = None  # HMM chord persistence; null = estimated from the training labels
     prior_weight: float = DECODER_DEFAULTS.prior_weight  # the chord-type prior divided out (> 0) or sharpened (< 0)
     estimate_tuning: bool = DECODER_DEFAULTS.estimate_tuning  # move the front end's filters by the measured tuning
+    transpositions: int = DECODER_DEFAULTS.transpositions  # also hear it 1..N semitones up and down, average
 
 
 @dataclass

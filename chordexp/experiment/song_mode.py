@@ -64,7 +64,7 @@ def build_song_validator(val_set: Any, cfg: Any) -> Optional[Any]:
 def decoder_settings(train_set: Any, cfg: Any) -> Dict[str, Any]:
     """The decoder the model is validated and shipped with: ``self_transition`` from the
     training labels (unless ``decoder.self_transition`` is set), the chord-type prior,
-    ``decoder.prior_weight`` and ``decoder.estimate_tuning``."""
+    ``decoder.prior_weight``, ``decoder.estimate_tuning`` and ``decoder.transpositions``."""
     labels = _frame_labels(train_set)
     priors = estimate_decoder_priors(labels["chord_type"], labels["root"], labels["bass_note"], labels["mask"])
     chosen = cfg.get("decoder") or {}
@@ -72,6 +72,7 @@ def decoder_settings(train_set: Any, cfg: Any) -> Dict[str, Any]:
         priors["self_transition"] = float(chosen["self_transition"])
     priors["prior_weight"] = float(chosen.get("prior_weight", 0.0) or 0.0)
     priors["estimate_tuning"] = bool(chosen.get("estimate_tuning", False))
+    priors["transpositions"] = int(chosen.get("transpositions", 0) or 0)
     log.info(
         "decoder: self_transition %.4f (%s), prior_weight %.2f",
         priors["self_transition"],

@@ -113,6 +113,7 @@ class ExportedRecognizer(ChordRecognizer):
         type_prior=None,
         prior_weight: float = DECODER_DEFAULTS.prior_weight,
         estimate_tuning: bool = DECODER_DEFAULTS.estimate_tuning,
+        transpositions: int = DECODER_DEFAULTS.transpositions,
     ) -> None:
         meta = exported.metadata
         self.exported = exported
@@ -124,6 +125,7 @@ class ExportedRecognizer(ChordRecognizer):
         self.type_log_prior = None if type_prior is None else np.log(np.asarray(type_prior, dtype=np.float64))
         self.prior_weight = float(prior_weight)
         self.estimate_tuning = bool(estimate_tuning)
+        self.transpositions = int(transpositions)
 
     @property
     def frame_rate(self) -> float:
@@ -152,6 +154,7 @@ def load_recognizer(
     silence_db: float | None = DECODER_DEFAULTS.silence_db,
     prior_weight: Optional[float] = None,
     estimate_tuning: Optional[bool] = None,
+    transpositions: Optional[int] = None,
 ) -> ExportedRecognizer:
     """An :class:`ExportedRecognizer` for the file at ``path``; settings left None come
     from the decoder settings stored in the file."""
@@ -166,7 +169,11 @@ def load_recognizer(
         exported = TorchScriptModel(path, device)
     saved = exported.metadata.get("decoder") or {}
     settings = DecoderSettings.of_model(
-        saved, self_transition=self_transition, prior_weight=prior_weight, estimate_tuning=estimate_tuning
+        saved,
+        self_transition=self_transition,
+        prior_weight=prior_weight,
+        estimate_tuning=estimate_tuning,
+        transpositions=transpositions,
     )
     return ExportedRecognizer(
         exported,
@@ -175,6 +182,7 @@ def load_recognizer(
         type_prior=saved.get("type_prior"),
         prior_weight=settings.prior_weight,
         estimate_tuning=settings.estimate_tuning,
+        transpositions=settings.transpositions,
     )
 
 

@@ -12,7 +12,7 @@ import io
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Mapping, Optional
 
 import torch
 
@@ -52,6 +52,7 @@ def describe(model, decoder: Dict[str, Any]) -> Dict[str, Any]:
             "self_transition": settings.self_transition,
             "prior_weight": settings.prior_weight,
             "estimate_tuning": settings.estimate_tuning,
+            "transpositions": settings.transpositions,
             "type_prior": None if decoder.get("type_prior") is None else [float(p) for p in decoder["type_prior"]],
         },
         "model_hparams": dict(model.hparams),
@@ -132,13 +133,18 @@ def torchscript_bytes(model, metadata: Dict[str, Any]) -> bytes:
 SLIM_EMPTIED = ("optimizer", "scheduler", "rng", "scaler", "loader_rng")
 
 
-def slim_checkpoint_bytes(checkpoint: str) -> bytes:
+def slim_checkpoint_bytes(checkpoint: str, decoder: Optional[Mapping[str, Any]] = None) -> bytes:
     """``checkpoint`` without its resume-only state (``SLIM_EMPTIED``) and without the
     training machine's checkpoint folder, still loadable by
-    ``ChordRecognizer.from_checkpoint`` and ``finetune.init_from``."""
+    ``ChordRecognizer.from_checkpoint`` and ``finetune.init_from``; the ``decoder``
+    settings given replace the saved ones."""
     load_for_export(checkpoint)  # refuses non-finite weights and checkpoints that build no model
     state = load_checkpoint_file(checkpoint)
     slim = {key: ({} if key in SLIM_EMPTIED else value) for key, value in state.items()}
+    if decoder:
+        extra = dict(slim.get("extra") or {})
+        extra["decoder"] = {**(extra.get("decoder") or {}), **decoder}
+        slim["extra"] = extra
     if isinstance(slim.get("config"), dict) and "checkpoint_dir" in slim["config"]:
         # where the run kept its checkpoints on the machine that trained it: nobody else's business
         slim["config"] = {**slim["config"], "checkpoint_dir": Path(str(slim["config"]["checkpoint_dir"])).name}
@@ -147,14 +153,15 @@ def slim_checkpoint_bytes(checkpoint: str) -> bytes:
     return buffer.getvalue()
 
 
-def export_model(checkpoint: str, fmt: str, output: str | Path) -> Path:
-    """Write ``checkpoint``'s model as ``fmt`` to ``output`` (atomically)."""
+def export_model(checkpoint: str, fmt: str, output: str | Path, decoder: Optional[Mapping[str, Any]] = None) -> Path:
+    """Write ``checkpoint``'s model as ``fmt`` to ``output`` (atomically), with the
+    ``decoder`` settings given in place of the saved ones."""
     output = Path(output)
     if fmt == "checkpoint":
-        data = slim_checkpoint_bytes(checkpoint)
+        data = slim_checkpoint_bytes(checkpoint, decoder)
     else:
-        model, decoder = load_for_export(checkpoint)
-        metadata = describe(model, decoder)
+        model, saved = load_for_export(checkpoint)
+        metadata = describe(model, {**saved, **(decoder or {})})
         metadata["source"] = Path(checkpoint).name
         data = onnx_bytes(model, metadata) if fmt == "onnx" else torchscript_bytes(model, metadata)
     if output.exists():  # checked again: the export takes a while

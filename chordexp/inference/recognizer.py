@@ -45,6 +45,7 @@ class ChordRecognizer:
         type_prior: Optional[Sequence[float]] = None,
         prior_weight: float = DECODER_DEFAULTS.prior_weight,
         estimate_tuning: bool = DECODER_DEFAULTS.estimate_tuning,
+        transpositions: int = DECODER_DEFAULTS.transpositions,
     ) -> None:
         self.model = model.to(device).eval()
         self.device = device
@@ -58,6 +59,7 @@ class ChordRecognizer:
         # Measure the recording's offset from A440 and move the front end's filters by it
         # (as Chordino does) instead of asking the model to hear between its bins.
         self.estimate_tuning = bool(estimate_tuning)
+        self.transpositions = int(transpositions)
 
     @classmethod
     def from_checkpoint(
@@ -68,6 +70,7 @@ class ChordRecognizer:
         silence_db: float | None = DECODER_DEFAULTS.silence_db,
         prior_weight: Optional[float] = None,
         estimate_tuning: Optional[bool] = None,
+        transpositions: Optional[int] = None,
     ) -> "ChordRecognizer":
         """Load a training checkpoint (``weights_only``: no code runs) and rebuild its model.
 
@@ -87,7 +90,11 @@ class ChordRecognizer:
         model.load_state_dict(state["model"])
         saved = (state.get("extra") or {}).get("decoder") or {}
         settings = DecoderSettings.of_model(
-            saved, self_transition=self_transition, prior_weight=prior_weight, estimate_tuning=estimate_tuning
+            saved,
+            self_transition=self_transition,
+            prior_weight=prior_weight,
+            estimate_tuning=estimate_tuning,
+            transpositions=transpositions,
         )
         return cls(
             model,
@@ -97,6 +104,7 @@ class ChordRecognizer:
             type_prior=saved.get("type_prior"),
             prior_weight=settings.prior_weight,
             estimate_tuning=settings.estimate_tuning,
+            transpositions=settings.transpositions,
         )
 
     def frame_posteriors(self, audio: np.ndarray) -> Dict[str, np.ndarray]:
@@ -111,6 +119,23 @@ class ChordRecognizer:
         model, ``chordexp.inference.backends``, takes the offset as an input instead)."""
         with self.model.frontend.tuned(cents):
             return self.frame_posteriors(audio)
+
+    def posteriors(self, audio: np.ndarray, cents: float) -> Dict[str, np.ndarray]:
+        """``tuned_posteriors`` at ``cents``, averaged (log domain, renormalised) with those
+        of the recording moved 1..``transpositions`` semitones up and down: the filters
+        shifted by k semitones make the model hear the chord k semitones lower, so its
+        root and bass posteriors are rotated back by k. A model trained on pitch-shifted
+        audio errs differently at each shift; the average is steadier (chosen on the
+        development sets: docs/realism.md)."""
+        logp = self.tuned_posteriors(audio, cents)
+        if not self.transpositions:
+            return logp
+        stacks = {name: [values] for name, values in logp.items()}
+        for k in (s for n in range(1, self.transpositions + 1) for s in (-n, n)):
+            moved = self.tuned_posteriors(audio, cents + 100.0 * k)
+            for name, values in moved.items():
+                stacks[name].append(np.roll(values, k, axis=1) if name in ROTATED_HEADS else values)
+        return {name: log_normalised(np.mean(values, axis=0)) for name, values in stacks.items()}
 
     @property
     def frame_rate(self) -> float:
@@ -162,7 +187,7 @@ class ChordRecognizer:
         cents = 0.0
         if self.estimate_tuning:
             cents = front_end_shift(audio, self.sample_rate)
-        logp = self.tuned_posteriors(audio, cents)
+        logp = self.posteriors(audio, cents)
         silent = None
         if self.silence_db is not None:
             levels = frame_levels_db(audio, self.hop_length, len(logp["root"]))
@@ -200,6 +225,16 @@ class Analysis:
     duration: float
     silent: Optional[np.ndarray]
     tuning_cents: float = 0.0  # the offset from A440 the front end was moved by
+
+
+#: The heads whose classes are pitch classes: a transposition rotates them.
+ROTATED_HEADS = ("root", "bass_note")
+
+
+def log_normalised(values: np.ndarray) -> np.ndarray:
+    """Rows of log-scores as log-probabilities (a log-softmax)."""
+    top = values.max(axis=1, keepdims=True)
+    return values - top - np.log(np.exp(values - top).sum(axis=1, keepdims=True))
 
 
 def frame_levels_db(audio: np.ndarray, hop: int, n_frames: int) -> np.ndarray:

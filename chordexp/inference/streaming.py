@@ -179,7 +179,7 @@ def stream_analysis(
     levels: List[np.ndarray] = []
     total, peak = 0, 0.0
     for audio, first, keep, stop in _chunks(resampled_blocks(path, rate, block_frames), shape, chunk):
-        logp = recognizer.tuned_posteriors(audio, cents)
+        logp = recognizer.posteriors(audio, cents)
         stop = len(logp["root"]) if stop is None else stop
         for name, values in logp.items():
             heads.setdefault(name, []).append(values[keep:stop])
