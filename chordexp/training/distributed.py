@@ -29,6 +29,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
+from chordexp.model.loss import ChordRecognitionLoss
+
 logger = logging.getLogger(__name__)
 
 
@@ -191,3 +193,23 @@ def global_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
             module.__class__ = GlobalBatchNorm2d
             module.group = group
     return model
+
+
+def training_criterion(
+    criterion: Optional[nn.Module], label_smoothing: float, distributed: Optional[DistContext], device: torch.device
+) -> nn.Module:
+    """``criterion`` on ``device``, by default ``ChordRecognitionLoss(label_smoothing)``. Under
+    DDP the loss's means are those of the global batch (its counts summed over ranks)."""
+    mean_count = None if distributed is None else global_mean_count(distributed.world_size)
+    if criterion is None:
+        criterion = ChordRecognitionLoss(
+            label_smoothing=label_smoothing, chord_count=mean_count, frame_count=mean_count
+        )
+    elif (
+        mean_count is not None
+        and isinstance(criterion, ChordRecognitionLoss)
+        and criterion.chord_count is None
+        and criterion.frame_count is None
+    ):
+        criterion = criterion.with_counts(mean_count)  # built without them: a copy that has them
+    return criterion.to(device) if isinstance(criterion, nn.Module) else criterion

@@ -1,6 +1,7 @@
 """The training engine: epochs of forward/backward/step, validation, checkpoints and
 history. Its parts, one job each: ``monitor.py`` (the monitored metric, best epoch, early
-stopping), ``step_policy.py`` (mixed precision, clipping, non-finite losses),
+stopping), ``epoch_report.py`` (an epoch's history row, log line and callback metrics),
+``step_policy.py`` (mixed precision, clipping, non-finite losses),
 ``checkpoint.py`` (the training state saved and restored), ``song_metrics.py`` (the song
 validator, shared across DDP ranks).
 
@@ -20,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -36,12 +36,12 @@ from tqdm import tqdm
 from chordexp.config import ADAMW_FUSED, MONITORS, TrainingConfig, check_training_config, monitor_direction  # noqa: F401  (re-exported)
 from chordexp.device import resolve_device
 from chordexp.errors import ConfigValueError, TrainingInterrupted
-from chordexp.model.loss import ChordRecognitionLoss
 from chordexp.training.batch_checks import check_target_ranges
 from chordexp.training.callbacks import Callback
 from chordexp.training.checkpoint import atomic_write_bytes, restore_training_state, serialize, training_state
-from chordexp.training.distributed import DistContext, any_across, global_batch_norm, global_mean_count, sum_across
-from chordexp.training.metrics import LOSS_KEYS, METRIC_KEYS, TASKS, MetricsTracker, is_frame_targets, valid_frames
+from chordexp.training.distributed import DistContext, any_across, global_batch_norm, sum_across, training_criterion
+from chordexp.training.epoch_report import append_to_history, callback_metrics, history_row, log_epoch
+from chordexp.training.metrics import LOSS_KEYS, MetricsTracker, is_frame_targets, valid_frames
 from chordexp.training.monitor import HISTORY_KEYS, Monitor
 from chordexp.training.schedulers import create_scheduler
 from chordexp.training.song_metrics import SongValidator, song_metrics
@@ -71,26 +71,6 @@ def _num_batches(loader: Iterable, name: str) -> int:
     if count == 0:
         raise ConfigValueError(f"{name} yields no batches")
     return count
-
-
-def _criterion(
-    criterion: Optional[nn.Module], config: TrainingConfig, distributed: Optional[DistContext], device: torch.device
-) -> nn.Module:
-    """``criterion`` on ``device``, by default ``ChordRecognitionLoss(label_smoothing)``. Under
-    DDP the loss's means are those of the global batch (its counts summed over ranks)."""
-    mean_count = None if distributed is None else global_mean_count(distributed.world_size)
-    if criterion is None:
-        criterion = ChordRecognitionLoss(
-            label_smoothing=config.label_smoothing, chord_count=mean_count, frame_count=mean_count
-        )
-    elif (
-        mean_count is not None
-        and isinstance(criterion, ChordRecognitionLoss)
-        and criterion.chord_count is None
-        and criterion.frame_count is None
-    ):
-        criterion = criterion.with_counts(mean_count)  # built without them: a copy that has them
-    return criterion.to(device) if isinstance(criterion, nn.Module) else criterion
 
 
 class Trainer:
@@ -161,7 +141,7 @@ class Trainer:
         self.train_loader, self.val_loader = train_loader, val_loader
         self.steps_per_epoch = _num_batches(train_loader, "train_loader")
         _num_batches(val_loader, "val_loader")
-        self.criterion = _criterion(criterion, self.config, distributed, self.device)
+        self.criterion = training_criterion(criterion, self.config.label_smoothing, distributed, self.device)
         if optimizer_factory is None:
             self.optimizer: Optimizer = torch.optim.AdamW(
                 self.model.parameters(),
@@ -344,42 +324,14 @@ class Trainer:
     # ------------------------------------------------------------- epoch helpers
     def _end_epoch(self, train_metrics: Dict[str, float], val_metrics: Dict[str, float], seconds: float) -> None:
         """Update early stopping, record history, write checkpoints, log one line."""
-        val_loss = val_metrics["total_loss"]
-        row = {
-            "train_loss": train_metrics["total_loss"],
-            "val_loss": val_loss,
-            **{f"val_{task}_acc": val_metrics[f"{task}_acc"] for task in TASKS},
-            "learning_rate": train_metrics["learning_rate"],
-        }
-        extra = {f"val_{name}": float(value) for name, value in val_metrics.items() if name not in METRIC_KEYS}
+        row, extra = history_row(train_metrics, val_metrics)
         improved = self.monitoring.update(self.current_epoch, {**row, **extra})
         self.stopped_early = self.monitoring.patience_ran_out
-        for key, number in row.items():
-            self.history[key].append(float(number))
-        epochs = len(self.history["val_loss"])
-        for key in [*extra, *(k for k in self.history if k not in HISTORY_KEYS and k not in extra)]:
-            # song metrics: one value per epoch, NaN where the validator gave none
-            self.history.setdefault(key, [math.nan] * (epochs - 1)).append(extra.get(key, math.nan))
+        append_to_history(self.history, row, extra)
         self._save_epoch_checkpoints(improved)
-        logger.info(
-            "epoch %d/%d train_loss %.4f val_loss %.4f acc chord_type %.2f%% root %.2f%% bass_note %.2f%%%s "
-            "lr %.3e %.1fs%s",
-            self.current_epoch,
-            self.config.num_epochs,
-            train_metrics["total_loss"],
-            val_loss,
-            val_metrics["chord_type_acc"],
-            val_metrics["root_acc"],
-            val_metrics["bass_note_acc"],
-            "".join(f" {key} {value:.4f}" for key, value in extra.items()),
-            train_metrics["learning_rate"],
-            seconds,
-            " (best)" if improved else "",
-        )
+        log_epoch(self.current_epoch, self.config.num_epochs, train_metrics, val_metrics, extra, seconds, improved)
         if self.callbacks:
-            metrics = {f"train_{key}": float(train_metrics[key]) for key in LOSS_KEYS}
-            metrics.update((f"val_{key}", float(value)) for key, value in val_metrics.items())
-            metrics.update(learning_rate=float(train_metrics["learning_rate"]), epoch_seconds=float(seconds))
+            metrics = callback_metrics(train_metrics, val_metrics, seconds)
             for callback in self.callbacks:
                 callback.on_epoch_end(self, self.current_epoch, metrics)
 
