@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 
@@ -46,7 +46,7 @@ class DecoderSettings:
     def of_model(cls, saved: Optional[Mapping[str, Any]], **given: Any) -> "DecoderSettings":
         """The settings a model saved (``saved``, the checkpoint's decoder dict), each
         replaced by a ``given`` value that is not None; the defaults for the rest."""
-        values = {f.name: (saved or {}).get(f.name) for f in fields(cls) if f.name != "silence_db"}
+        values = {name: (saved or {}).get(name) for name in cls().saved()}
         values.update({name: value for name, value in given.items() if value is not None})
         settings = replace(cls(), **{name: value for name, value in values.items() if value is not None})
         return replace(
@@ -56,6 +56,11 @@ class DecoderSettings:
             estimate_tuning=bool(settings.estimate_tuning),
             transpositions=int(settings.transpositions),
         )
+
+    def saved(self) -> Dict[str, Any]:
+        """The settings a model carries (all but ``silence_db``, the listener's), by name:
+        a recogniser's keyword arguments."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "silence_db"}
 
 
 #: The defaults of every decoding command and class.
@@ -86,6 +91,40 @@ def prior_weight_ok(value: object) -> bool:
         and math.isfinite(value)
         and PRIOR_WEIGHT_RANGE[0] <= value <= PRIOR_WEIGHT_RANGE[1]
     )
+
+
+#: The decoder settings a user gives (predict, export), each with its check and what it
+#: must be, worded once.
+DECODER_RULES: Dict[str, Tuple[Callable[[object], bool], str]] = {
+    "self_transition": (self_transition_ok, "must be in (0, 1) (the share of frames that keep their chord)"),
+    "prior_weight": (
+        prior_weight_ok,
+        f"must be in {list(PRIOR_WEIGHT_RANGE)} (0: off, 1: the chord-type prior divided out fully, "
+        f"< 0: sharpened towards common types)",
+    ),
+    "transpositions": (
+        transpositions_ok,
+        f"must be an integer in {TRANSPOSITIONS_RANGE[0]}..{TRANSPOSITIONS_RANGE[1]} "
+        f"(semitones up and down averaged; 0: off)",
+    ),
+}
+#: The decoder settings a command takes, each null for the model's saved one.
+DECODER_ARGS = ("self_transition", "prior_weight", "estimate_tuning", "transpositions")
+
+
+def given_decoder(args: object) -> Dict[str, Any]:
+    """The decoder settings ``args`` (a command's arguments) gives, by name: those not None."""
+    given = {name: getattr(args, name, None) for name in DECODER_ARGS}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def decoder_problem(given: Mapping[str, Any]) -> Optional[str]:
+    """``name=value must ...`` for the first setting of ``given`` that breaks its rule
+    (``DECODER_RULES``), else None."""
+    for name, (ok, requirement) in DECODER_RULES.items():
+        if name in given and not ok(given[name]):
+            return f"{name}={given[name]} {requirement}"
+    return None
 
 
 def state_log_likelihoods(type_logp: np.ndarray, root_logp: np.ndarray) -> np.ndarray:

@@ -26,16 +26,10 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 from chordexp.cli import main_guard, parse_args
-from chordexp.decode import (
-    PRIOR_WEIGHT_RANGE,
-    TRANSPOSITIONS_RANGE,
-    prior_weight_ok,
-    self_transition_ok,
-    transpositions_ok,
-)
+from chordexp.decode import decoder_problem, given_decoder
 from chordexp.errors import UsageError
 
 USAGE = __doc__.strip()
@@ -53,26 +47,11 @@ class ExportArgs:
     estimate_tuning: Optional[bool] = None
     transpositions: Optional[int] = None
 
-    def decoder(self) -> Dict[str, Any]:
-        """The decoder settings given, by name."""
-        given = {
-            "self_transition": self.self_transition,
-            "prior_weight": self.prior_weight,
-            "estimate_tuning": self.estimate_tuning,
-            "transpositions": self.transpositions,
-        }
-        return {name: value for name, value in given.items() if value is not None}
-
 
 def check_args(args: ExportArgs) -> None:
-    decoder = args.decoder()
-    for name, ok, rule in (
-        ("self_transition", self_transition_ok, "in (0, 1)"),
-        ("prior_weight", prior_weight_ok, f"in {list(PRIOR_WEIGHT_RANGE)}"),
-        ("transpositions", transpositions_ok, f"an integer in {TRANSPOSITIONS_RANGE[0]}..{TRANSPOSITIONS_RANGE[1]}"),
-    ):
-        if name in decoder and not ok(decoder[name]):
-            raise UsageError(f"{name}={decoder[name]} must be {rule}, or null to keep the checkpoint's")
+    problem = decoder_problem(given_decoder(args))
+    if problem:
+        raise UsageError(f"{problem}, or null to keep the checkpoint's")
     if args.format not in FORMATS:
         raise UsageError(f"format={args.format}: unknown format; choose one of {', '.join(FORMATS)}")
     output = Path(args.output)
@@ -101,7 +80,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     check_installed(args.format)
     from chordexp.inference.exporting import export_model  # torch: after the arguments are checked
 
-    output = export_model(args.checkpoint, args.format, args.output, args.decoder())
+    output = export_model(args.checkpoint, args.format, args.output, given_decoder(args))
     print(f"{args.checkpoint} -> {output} ({args.format}, {output.stat().st_size / 1e6:.1f} MB)")
     return 0
 

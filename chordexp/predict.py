@@ -36,14 +36,7 @@ from typing import List, Optional
 
 from chordexp.audio_files import find_audio_files
 from chordexp.cli import main_guard, parse_args
-from chordexp.decode import (
-    DECODER_DEFAULTS,
-    PRIOR_WEIGHT_RANGE,
-    TRANSPOSITIONS_RANGE,
-    prior_weight_ok,
-    self_transition_ok,
-    transpositions_ok,
-)
+from chordexp.decode import DECODER_DEFAULTS, decoder_problem, given_decoder
 from chordexp.errors import UsageError
 
 USAGE = __doc__.split("The Python API")[0].strip()
@@ -72,7 +65,7 @@ class PredictArgs:
 def check_numbers(args: PredictArgs) -> None:
     """UsageError for a number that cannot work: ``silence_db`` must be null (the gate
     off) or a finite number > 0 (NaN would turn the gate off unseen, a negative value
-    makes every frame N); ``prior_weight`` must be finite."""
+    makes every frame N); the decoder's settings must keep their rules (``DECODER_RULES``)."""
     if args.silence_db is not None and not (math.isfinite(args.silence_db) and args.silence_db > 0):
         raise UsageError(
             f"silence_db={args.silence_db} must be a finite number of dB > 0 (frames that far below "
@@ -82,21 +75,9 @@ def check_numbers(args: PredictArgs) -> None:
         raise UsageError(
             f"workers={args.workers} must be >= 0 (0: everything in this process), or null for one per core (none on 2 cores or fewer)"
         )
-    if args.self_transition is not None and not self_transition_ok(args.self_transition):
-        raise UsageError(
-            f"self_transition={args.self_transition} must be in (0, 1) (the share of frames that keep their chord), "
-            f"or null for the checkpoint's"
-        )
-    if args.transpositions is not None and not transpositions_ok(args.transpositions):
-        raise UsageError(
-            f"transpositions={args.transpositions} must be an integer in {TRANSPOSITIONS_RANGE[0]}.."
-            f"{TRANSPOSITIONS_RANGE[1]} (semitones up and down averaged; 0: off), or null for the checkpoint's"
-        )
-    if args.prior_weight is not None and not prior_weight_ok(args.prior_weight):
-        raise UsageError(
-            f"prior_weight={args.prior_weight} must be in {list(PRIOR_WEIGHT_RANGE)} (0: off, 1: the chord-type "
-            f"prior divided out fully, < 0: sharpened towards common types), or null for the checkpoint's"
-        )
+    problem = decoder_problem(given_decoder(args))
+    if problem:
+        raise UsageError(f"{problem}, or null for the checkpoint's")
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -111,27 +92,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.checkpoint is None:
         args.checkpoint = str(ready_model())
     backend = infer_backend(args.checkpoint, args.backend)
+    decoder = given_decoder(args)  # the rest: the model's saved decoder
     if backend == "torch":
         recognizer = ChordRecognizer.from_checkpoint(
-            args.checkpoint,
-            args.self_transition,
-            args.device,
-            args.silence_db,
-            args.prior_weight,
-            args.estimate_tuning,
-            args.transpositions,
+            args.checkpoint, device=args.device, silence_db=args.silence_db, **decoder
         )
         check_finite_weights(recognizer, args.checkpoint)
     else:  # an exported model (chordexp.export)
         recognizer = load_recognizer(
-            args.checkpoint,
-            backend,
-            args.self_transition,
-            args.device,
-            args.silence_db,
-            args.prior_weight,
-            args.estimate_tuning,
-            args.transpositions,
+            args.checkpoint, backend, device=args.device, silence_db=args.silence_db, **decoder
         )
     failures = transcribe_files(
         recognizer, input_path, Path(args.output), args.probabilities, args.progress, workers=args.workers

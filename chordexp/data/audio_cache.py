@@ -69,8 +69,7 @@ class AudioCache:
         else:
             try:
                 self.folder.mkdir(parents=True, exist_ok=True)
-                with tempfile.TemporaryFile(dir=self.folder):
-                    pass
+                tempfile.TemporaryFile(dir=self.folder).close()  # a file can be made there, and is gone
             except OSError as error:
                 problem = f"cannot be written ({error.strerror or type(error).__name__})"
         if problem:

@@ -10,7 +10,7 @@ import numpy as np
 
 from chordexp.evalsets.band_parts import bass_notes, chord_notes, drum_notes, melody_notes
 from chordexp.evalsets.band_plan import BEND_RANGE, BandSong
-from chordexp.evalsets.material import TICKS_PER_BEAT, beats_to_ticks
+from chordexp.evalsets.material import TICKS_PER_BEAT, beats_to_ticks, tempo_track
 
 STEM_NOTES = {"chords": chord_notes, "bass": bass_notes, "melody": melody_notes, "drums": drum_notes}
 
@@ -20,12 +20,7 @@ def band_song_to_midi(song: BandSong):
     (``song.parts`` order). Every channel first gets bend range ``BEND_RANGE`` (RPN 0)
     and the song's pitch bend, so the whole band sounds ``tuning_cents`` off A440."""
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
-    meta = mido.MidiTrack()
-    meta.append(mido.MetaMessage("track_name", name=song.name, time=0))
-    meta.append(mido.MetaMessage("set_tempo", tempo=song.tempo_us, time=0))
-    meta.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
-    meta.append(mido.MetaMessage("end_of_track", time=beats_to_ticks(song.total_beats)))
-    midi.tracks.append(meta)
+    midi.tracks.append(tempo_track(song.name, song.tempo_us, song.total_beats))
     for k, part in enumerate(song.parts):
         rng = np.random.default_rng(song.seed + [1, k])
         notes = STEM_NOTES[part.role](song, part, rng)

@@ -31,6 +31,7 @@ from chordexp.evalsets.material import (
     merge_repeats,
     song_segments,
     split_seed,
+    tempo_track,
     transpose,
     voicing,
 )
@@ -303,12 +304,7 @@ def song_to_midi(song: Song):
     """The song as a type-1 ``mido.MidiFile``: a tempo track, then one track per instrument."""
     rng = np.random.default_rng(song.seed + [1])
     midi = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
-    meta = mido.MidiTrack()
-    meta.append(mido.MetaMessage("track_name", name=song.name, time=0))
-    meta.append(mido.MetaMessage("set_tempo", tempo=song.tempo_us, time=0))
-    meta.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
-    meta.append(mido.MetaMessage("end_of_track", time=beats_to_ticks(song.total_beats)))
-    midi.tracks.append(meta)
+    midi.tracks.append(tempo_track(song.name, song.tempo_us, song.total_beats))
 
     tracks = [(f"{p.family} ({p.pattern})", p.program, p.channel, harmony_notes(song, p, rng)) for p in song.parts]
     tracks.append((f"bass ({song.bass_pattern})", song.bass_program, 2, bass_notes(song, rng)))

@@ -107,6 +107,19 @@ def bass_pitch(label: str) -> int:
     return 28 + (parse_label(label)[2] - 28) % 12
 
 
+def tempo_track(name: str, tempo_us: int, total_beats: float):
+    """A type-1 MIDI file's first track: the song's name, tempo and 4/4 metre, ending with
+    the song (a ``mido.MidiTrack``)."""
+    import mido
+
+    meta = mido.MidiTrack()
+    meta.append(mido.MetaMessage("track_name", name=name, time=0))
+    meta.append(mido.MetaMessage("set_tempo", tempo=tempo_us, time=0))
+    meta.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
+    meta.append(mido.MetaMessage("end_of_track", time=beats_to_ticks(total_beats)))
+    return meta
+
+
 def beats_to_ticks(beats: float) -> int:
     return int(round(beats * TICKS_PER_BEAT))
 

@@ -97,6 +97,8 @@ def own_constants(module: str) -> Dict[str, Any]:
 
 
 def assigned_constants(tree: ast.Module) -> Dict[str, Any]:
+    """``NAME = literal`` and ``NAME: type = literal`` at the top of ``tree``; an assignment
+    of anything else (a call, an expression) is no constant and is left out."""
     constants: Dict[str, Any] = {}
     for node in tree.body:
         target, value = None, None
@@ -104,11 +106,12 @@ def assigned_constants(tree: ast.Module) -> Dict[str, Any]:
             target, value = node.targets[0], node.value
         elif isinstance(node, ast.AnnAssign):
             target, value = node.target, node.value
-        if isinstance(target, ast.Name) and value is not None:
-            try:
-                constants[target.id] = ast.literal_eval(value)
-            except ValueError:
-                pass
+        if not isinstance(target, ast.Name) or value is None:
+            continue
+        try:
+            constants[target.id] = ast.literal_eval(value)
+        except (ValueError, TypeError, SyntaxError):  # a call, an expression: no constant
+            continue
     return constants
 
 

@@ -177,12 +177,9 @@ def load_recognizer(
     )
     return ExportedRecognizer(
         exported,
-        self_transition=settings.self_transition,
         silence_db=silence_db,
         type_prior=saved.get("type_prior"),
-        prior_weight=settings.prior_weight,
-        estimate_tuning=settings.estimate_tuning,
-        transpositions=settings.transpositions,
+        **settings.saved(),
     )
 
 

@@ -49,10 +49,7 @@ def describe(model, decoder: Dict[str, Any]) -> Dict[str, Any]:
         "heads": {name: int(HEADS[name]) for name in OUTPUT_NAMES},
         "chord_types": [str(t) for t in CHORD_TYPES],
         "decoder": {
-            "self_transition": settings.self_transition,
-            "prior_weight": settings.prior_weight,
-            "estimate_tuning": settings.estimate_tuning,
-            "transpositions": settings.transpositions,
+            **settings.saved(),
             "type_prior": None if decoder.get("type_prior") is None else [float(p) for p in decoder["type_prior"]],
         },
         "model_hparams": dict(model.hparams),

@@ -100,11 +100,8 @@ class ChordRecognizer:
             model,
             device=device,
             silence_db=silence_db,
-            self_transition=settings.self_transition,
             type_prior=saved.get("type_prior"),
-            prior_weight=settings.prior_weight,
-            estimate_tuning=settings.estimate_tuning,
-            transpositions=settings.transpositions,
+            **settings.saved(),
         )
 
     def frame_posteriors(self, audio: np.ndarray) -> Dict[str, np.ndarray]:
