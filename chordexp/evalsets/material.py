@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Protocol, Tuple
 
+import mido
+
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, format_label, parse_label
 from chordexp.errors import UsageError
 
@@ -110,8 +112,6 @@ def bass_pitch(label: str) -> int:
 def tempo_track(name: str, tempo_us: int, total_beats: float):
     """A type-1 MIDI file's first track: the song's name, tempo and 4/4 metre, ending with
     the song (a ``mido.MidiTrack``)."""
-    import mido
-
     meta = mido.MidiTrack()
     meta.append(mido.MetaMessage("track_name", name=name, time=0))
     meta.append(mido.MetaMessage("set_tempo", tempo=tempo_us, time=0))
