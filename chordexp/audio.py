@@ -11,7 +11,7 @@ from typing import Iterator, Optional, Tuple
 
 import numpy as np
 
-from chordexp.audio_files import AudioError
+from chordexp.audio_names import AudioError
 
 #: The sample rates a dataset renders or cuts and a model or an export takes, in Hz.
 SAMPLE_RATE_RANGE = (8000, 192000)

@@ -35,7 +35,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from chordexp.audio import AudioError, mono_samples, read_audio, resample
-from chordexp.audio_files import find_audio_files
+from chordexp.audio_names import find_audio_files
 from chordexp.chords import CHORD_INTERVALS, CHORD_TYPES, NUM_PITCH_CLASSES, format_label
 from chordexp.cli import main_guard, parse_args
 from chordexp.decode import Segment, path_segments, viterbi

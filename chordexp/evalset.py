@@ -5,7 +5,7 @@
 
 style=clean (the default): the short songs described below. style=band: ~60 s band
 songs (chord instruments, bass, drums, a lead melody, detuned, mastered; see
-``chordexp.evalsets.band``). split=dev draws every song from a random stream disjoint
+``chordexp.evalset_songs.band_songs``). split=dev draws every song from a random stream disjoint
 from split=test (the default), so settings chosen on dev are never tuned on test.
 
 Our training data comes from our own synthesiser; scoring a model only on more of the
@@ -34,10 +34,10 @@ from typing import List, Optional
 
 from chordexp.cli import main_guard, parse_args
 from chordexp.errors import UsageError
-from chordexp.evalsets.band import build_band
-from chordexp.evalsets.clean import build_clean
-from chordexp.evalsets.material import split_seed
-from chordexp.evalsets.rendering import check_tools
+from chordexp.evalset_songs.band_songs import build_band
+from chordexp.evalset_songs.clean_songs import build_clean
+from chordexp.evalset_songs.material import split_seed
+from chordexp.evalset_songs.rendering import check_tools
 from chordexp.output_dirs import make_output_folder
 
 USAGE = __doc__.split("Our training data")[0].strip()

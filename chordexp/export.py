@@ -78,7 +78,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(ExportArgs, sys.argv[1:] if argv is None else argv)
     check_args(args)
     check_installed(args.format)
-    from chordexp.inference.exporting import export_model  # torch: after the arguments are checked
+    from chordexp.inference.export_writer import export_model  # torch: after the arguments are checked
 
     output = export_model(args.checkpoint, args.format, args.output, given_decoder(args))
     print(f"{args.checkpoint} -> {output} ({args.format}, {output.stat().st_size / 1e6:.1f} MB)")

@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from chordexp.audio_files import AUDIO_SUFFIXES
+from chordexp.audio_names import AUDIO_SUFFIXES
 from chordexp.config import TrainingConfig
 from chordexp.errors import UsageError
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from chordexp.audio_files import find_audio_files
+from chordexp.audio_names import find_audio_files
 from chordexp.cli import main_guard, parse_args
 from chordexp.decode import DECODER_DEFAULTS, decoder_problem, given_decoder
 from chordexp.errors import UsageError

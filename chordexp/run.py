@@ -3,7 +3,7 @@
 ``cli`` rewrites the arguments and claims the run folder before Hydra starts
 (``chordexp.experiment.launch``, ``chordexp.experiment.run_lock``); ``main`` lets Hydra
 compose ``conf/config.yaml`` with the overrides, checks the values and runs the training
-task under one error policy (``chordexp.experiment.outcome.RunEnding``), returning
+task under one error policy (``chordexp.experiment.run_outcome.RunEnding``), returning
 ``optimized_metric`` for sweepers (``-m``). Only Hydra, OmegaConf and light modules load at module level, so ``--help``
 and ``--cfg job`` answer at once; torch and the experiment layer load inside ``main``.
 """
@@ -30,8 +30,8 @@ def main(cfg: DictConfig) -> Optional[float]:
     run trained, all under one error policy (``RunEnding``); a bad value answers before
     torch loads."""
     from chordexp.experiment.launch import under_torchrun
-    from chordexp.experiment.outcome import RunEnding, run_dir
     from chordexp.experiment.preflight import checked_training_config
+    from chordexp.experiment.run_outcome import RunEnding, run_dir
 
     if under_torchrun():  # rank 0 tells the other ranks, waiting in cli, its run folder
         from chordexp.training.distributed import announce_run_folder

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from chordexp.audio_files import AUDIO_SUFFIXES, walk_files
+from chordexp.audio_names import AUDIO_SUFFIXES, walk_files
 from chordexp.chords import ChordLabelError, parse_label
 from chordexp.errors import UsageError
 from chordexp.labfile import Labels, load_lab

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from chordexp.audio import load_audio
-from chordexp.audio_files import find_audio_files
+from chordexp.audio_names import find_audio_files
 from chordexp.cli import main_guard, parse_args
 from chordexp.decode import PRIOR_WEIGHT_RANGE, TRANSPOSITIONS_RANGE, prior_weight_ok, transpositions_ok
 from chordexp.errors import UsageError

@@ -24,10 +24,10 @@ LAYERS: List[Tuple[str, Tuple[str, ...]]] = [
             "atomic",
             "chords",
             "device",
-            "audio_files",
+            "audio_names",
             "audio",
             "labfile",
-            "tuning",
+            "tuning_estimate",
             "decode",
             "config",
             "config_checks",
@@ -39,7 +39,7 @@ LAYERS: List[Tuple[str, Tuple[str, ...]]] = [
     ("model", ("model",)),
     ("data", ("data",)),
     ("training", ("training",)),
-    ("inference", ("inference", "evalsets")),
+    ("inference", ("inference", "evalset_songs")),
     ("experiment", ("experiment", "loggers")),
     ("cli", ("cli",)),  # what every entry module shares: key=value parsing, the exit-status guard
     (

@@ -13,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import open_dict, read_write
 
 from chordexp.errors import is_user_error, one_line
-from chordexp.experiment import outcome as run_module
+from chordexp.experiment import run_outcome as run_module
 
 WORKER_MESSAGE = (
     "Caught ItemLoadError in DataLoader worker process 1.\nOriginal Traceback (most recent call last):\n"

@@ -14,12 +14,12 @@ import pytest
 from chordexp.chords import CHORD_TYPES, chord_pitch_classes, parse_label
 from chordexp.errors import UsageError
 from chordexp.evalset import EvalsetArgs, build
-from chordexp.evalsets.band_manifest import majmin_share
-from chordexp.evalsets.band_midi import band_song_to_midi
-from chordexp.evalsets.band_plan import BEND_RANGE, CHORD_STYLES, plan_band_song
-from chordexp.evalsets.clean import FAMILIES, choose_progressions, plan_song, song_to_midi
-from chordexp.evalsets.material import DRUM_CHANNEL, PROGRESSIONS, song_segments, transpose, voicing
-from chordexp.evalsets.rendering import find_soundfont
+from chordexp.evalset_songs.band_manifest import majmin_share
+from chordexp.evalset_songs.band_midi import band_song_to_midi
+from chordexp.evalset_songs.band_plan import BEND_RANGE, CHORD_STYLES, plan_band_song
+from chordexp.evalset_songs.clean_songs import FAMILIES, choose_progressions, plan_song, song_to_midi
+from chordexp.evalset_songs.material import DRUM_CHANNEL, PROGRESSIONS, song_segments, transpose, voicing
+from chordexp.evalset_songs.rendering import find_soundfont
 from chordexp.labfile import write_lab
 
 REPO = Path(__file__).resolve().parents[1]

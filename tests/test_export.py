@@ -213,7 +213,7 @@ def test_the_default_song_model_exports_to_onnx_and_runs_at_any_length(tmp_path)
     """The main job's architecture (15-s attention windows, 22.05 kHz): the ONNX graph
     takes one window, several, and a 40-s song (the exporter once fixed the window
     count at one, and every input longer than a window failed in onnxruntime)."""
-    from chordexp.inference.exporting import onnx_bytes
+    from chordexp.inference.export_writer import onnx_bytes
 
     torch.manual_seed(0)
     model = ChordRecognitionModel(sample_rate=22050, context_seconds=15.0, frame_outputs=True).eval()

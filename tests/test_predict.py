@@ -261,7 +261,7 @@ def test_non_finite_output_and_too_short_audio_are_errors_naming_the_file(checkp
 
 
 def test_a_folder_of_songs_includes_symlinked_folders_and_survives_a_link_loop(checkpoint, tmp_path):
-    from chordexp.audio_files import find_audio_files
+    from chordexp.audio_names import find_audio_files
 
     songs, elsewhere = tmp_path / "songs", tmp_path / "elsewhere" / "album"
     elsewhere.mkdir(parents=True)

@@ -16,7 +16,7 @@ from omegaconf import OmegaConf, open_dict
 
 from chordexp.errors import ConfigValueError
 from chordexp.experiment import run_folder
-from chordexp.experiment.objective import check_optimized_metric, objective
+from chordexp.experiment.sweep_objective import check_optimized_metric, objective
 from chordexp.experiment.task import train
 
 HISTORY_KEYS = {"train_loss", "val_loss", "val_chord_type_acc", "val_root_acc", "val_bass_note_acc", "learning_rate"}

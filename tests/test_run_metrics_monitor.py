@@ -8,7 +8,7 @@ import pytest
 
 from chordexp.errors import ConfigValueError
 from chordexp.experiment import run_folder
-from chordexp.experiment.objective import check_optimized_metric, objective
+from chordexp.experiment.sweep_objective import check_optimized_metric, objective
 
 HISTORY = {
     "train_loss": [3.0, 2.0, 1.5],

@@ -23,7 +23,7 @@ from chordexp.bench.predict_memory import chord_loop_block
 from chordexp.inference import ChordRecognizer, ready_model, streaming, transcribe_files
 from chordexp.labfile import MAX_LAB_BYTES, MAX_LAB_LINES, LabFileError, load_lab
 from chordexp.model import ChordRecognitionModel
-from chordexp.tuning import StreamedTuning, estimate_tuning
+from chordexp.tuning_estimate import StreamedTuning, estimate_tuning
 
 #: log-posteriors of streamed chunks against the whole-file run (float rounding: the FFTs
 #: and matrix products run over other lengths; 1.4e-5 to 2.7e-5 measured)

@@ -7,7 +7,7 @@ import torch
 
 from chordexp.chords import CHORD_TYPE_INDEX, NUM_CHORD_TYPES, parse_label
 from chordexp.data import InMemoryDataset, SyntheticChordDataset, build_loaders
-from chordexp.data.synth import ChordSynth
+from chordexp.data.synth_clips import ChordSynth
 from chordexp.inference import ChordRecognizer
 from chordexp.model import ChordRecognitionModel
 from chordexp.training import Trainer, TrainingConfig

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from chordexp.model.frontend import LogFrequencySpectrogram
-from chordexp.tuning import estimate_tuning
+from chordexp.tuning_estimate import estimate_tuning
 
 RATE = 11025
 

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from chordexp.audio_files import is_audio_file, walk_files
+from chordexp.audio_names import is_audio_file, walk_files
 from chordexp.errors import ConfigValueError, UserError
 from chordexp.labfile import LabFileError, check_intervals, check_labels, load_lab
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from chordexp.audio import AudioError, read_audio_blocks
-from chordexp.audio_files import walk_files
+from chordexp.audio_names import walk_files
 from chordexp.chords import CHORD_TYPES, format_label
 from chordexp.data.collection import (
     ANNOTATION_SUFFIXES,

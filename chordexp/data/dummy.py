@@ -13,7 +13,16 @@ import torch
 from torch.utils.data import Dataset
 
 from chordexp.chords import NO_CHORD, NUM_CHORD_TYPES
-from chordexp.data.items import CLIP_TAG, SPLITS, Item, as_targets, check_common, check_index, is_int, item_rng
+from chordexp.data.dataset_contract import (
+    CLIP_TAG,
+    SPLITS,
+    Item,
+    as_targets,
+    check_common,
+    check_index,
+    is_int,
+    item_rng,
+)
 from chordexp.errors import ConfigValueError
 
 _DUMMY_SPLIT_OFFSET = 100  # keeps dummy streams apart from synthetic ones

@@ -42,13 +42,13 @@ import torch
 from torch.utils.data import Dataset
 
 from chordexp.audio import SAMPLE_RATE_RULE, AudioError, load_audio, resample, sample_rate_ok
-from chordexp.audio_files import AUDIO_SUFFIXES
+from chordexp.audio_names import AUDIO_SUFFIXES
 from chordexp.chords import NO_CHORD, NUM_PITCH_CLASSES
 from chordexp.data import collection
 from chordexp.data.audio_cache import AudioCache, MappedAudio, default_cache_dir
 from chordexp.data.collection import OVERLAP_TOLERANCE_S, CollectionError, Entry, SongError, label_overrun
+from chordexp.data.dataset_contract import FOLDER_TAG, Item, as_targets, check_common, check_index, is_int, item_rng
 from chordexp.data.item_errors import item_error
-from chordexp.data.items import FOLDER_TAG, Item, as_targets, check_common, check_index, is_int, item_rng
 from chordexp.data.labels import UNKNOWN_CHORD_MODES, LabelCounts, Triple, classify_label
 from chordexp.errors import ConfigValueError
 

@@ -21,10 +21,10 @@ import torch
 
 from chordexp.audio import resample
 from chordexp.chords import NO_CHORD, NUM_PITCH_CLASSES
+from chordexp.data.dataset_contract import FOLDER_TAG, check_index, item_rng
 from chordexp.data.folder import FolderChordDataset, SongError, fit_length
 from chordexp.data.frames import MASK_KEY, FrameGrid, frame_targets
 from chordexp.data.item_errors import item_error
-from chordexp.data.items import FOLDER_TAG, check_index, item_rng
 from chordexp.data.songs import EXCERPT_SECONDS, RenderedSong
 
 _SEQUENCE_TAG = 0x53455153  # "SEQS": excerpt streams apart from the clip windows'

@@ -23,11 +23,11 @@ from torch.utils.data import Dataset
 
 from chordexp.audio import SAMPLE_RATE_RULE, sample_rate_ok
 from chordexp.chords import format_label
-from chordexp.data.band import BandRenderer
+from chordexp.data.band_render import BandRenderer
+from chordexp.data.dataset_contract import SONG_TAG, SPLITS, check_common, check_index, item_rng
 from chordexp.data.frames import FrameGrid, frame_targets
 from chordexp.data.harmony import plan_song
 from chordexp.data.item_errors import item_error
-from chordexp.data.items import SONG_TAG, SPLITS, check_common, check_index, item_rng
 from chordexp.data.production import lossy_codec, master, record_chain
 from chordexp.errors import ConfigValueError
 

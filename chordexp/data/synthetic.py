@@ -1,7 +1,7 @@
 """``SyntheticChordDataset``: labelled chord clips synthesised on the fly.
 
 Item ``i`` is a pure function of ``(seed, split, i)``: its generator is seeded from
-``SeedSequence([seed, CLIP_TAG, split_id, i])`` (``chordexp.data.items``), never from global
+``SeedSequence([seed, CLIP_TAG, split_id, i])`` (``chordexp.data.dataset_contract``), never from global
 state, so any process or DataLoader worker renders bit-identical audio, and the splits are
 disjoint streams.
 """
@@ -14,9 +14,9 @@ import torch
 from torch.utils.data import Dataset
 
 from chordexp.audio import SAMPLE_RATE_RULE, sample_rate_ok
+from chordexp.data.dataset_contract import CLIP_TAG, SPLITS, Item, as_targets, check_common, check_index, item_rng
 from chordexp.data.item_errors import item_error
-from chordexp.data.items import CLIP_TAG, SPLITS, Item, as_targets, check_common, check_index, item_rng
-from chordexp.data.synth import ChordSynth, SynthOptions, make_options
+from chordexp.data.synth_clips import ChordSynth, SynthOptions, make_options
 from chordexp.errors import ConfigValueError
 
 

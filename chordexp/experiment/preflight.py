@@ -7,8 +7,8 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from chordexp.config import TrainingConfig
-from chordexp.experiment.objective import check_optimized_metric
 from chordexp.experiment.schemas import to_training_config
+from chordexp.experiment.sweep_objective import check_optimized_metric
 
 
 def checked_training_config(cfg: DictConfig) -> TrainingConfig:

@@ -140,7 +140,7 @@ def dataset_schema(
 
 @dataclass
 class GeneratorOptionsConfig(DatasetConfig):
-    # Generator options (fields of chordexp.data.synth.SynthOptions), passed as keywords;
+    # Generator options (fields of chordexp.data.synth_clips.SynthOptions), passed as keywords;
     # empty = the realism's defaults. Add one with +data.dataset.options.NAME=VALUE.
     options: Dict[str, Any] = field(default_factory=dict)
 

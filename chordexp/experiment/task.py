@@ -2,7 +2,7 @@
 
 ``train(cfg)`` is plain and testable: give it a composed config whose
 ``hydra.runtime.output_dir`` names the run folder. The error and exit policy around
-it is ``chordexp.experiment.outcome``'s.
+it is ``chordexp.experiment.run_outcome``'s.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from chordexp.experiment.environment import record_environment
 from chordexp.experiment.finetune import check_required as check_finetune_required
 from chordexp.experiment.finetune import settings_of
 from chordexp.experiment.optuna_trial import trial_callbacks
-from chordexp.experiment.outcome import run_dir
 from chordexp.experiment.preflight import checked_training_config
 from chordexp.experiment.resources import rank_device, set_threads
 from chordexp.experiment.resume_check import check_resume_config
+from chordexp.experiment.run_outcome import run_dir
 from chordexp.experiment.run_plots import write_run_plots
 from chordexp.experiment.schemas import resolved_dict
 from chordexp.inference.recognizer import ChordRecognizer

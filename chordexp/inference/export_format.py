@@ -1,7 +1,7 @@
 """The description stored with an exported model: where it lives in the file, its version,
 and reading it back.
 
-``chordexp.inference.exporting`` writes it (JSON: the ONNX metadata entry
+``chordexp.inference.export_writer`` writes it (JSON: the ONNX metadata entry
 :data:`METADATA_KEY`, the TorchScript extra file :data:`EXTRA_FILE`);
 ``chordexp.inference.backends`` reads it to rebuild the recogniser around the graph.
 """

@@ -21,7 +21,7 @@ from chordexp.device import resolve_device
 from chordexp.inference import streaming
 from chordexp.model import ChordRecognitionModel
 from chordexp.training.checkpoint import CheckpointError, check_model_state, load_checkpoint_file
-from chordexp.tuning import front_end_shift
+from chordexp.tuning_estimate import front_end_shift
 
 
 @dataclass

@@ -23,7 +23,7 @@ ones up to float rounding (the FFTs and matrix products run over other lengths);
 tests/test_streaming.py bounds the difference.
 
 Tuning (``estimate_tuning``) must be known before the model runs: a first pass over
-the file feeds ``chordexp.tuning.StreamedTuning`` (the same frames and votes, so the
+the file feeds ``chordexp.tuning_estimate.StreamedTuning`` (the same frames and votes, so the
 same estimate, when the header's frame count is right). The silence gate needs the
 loudest frame: the levels are kept per frame and compared at the end.
 
@@ -45,7 +45,7 @@ import numpy as np
 from torch import nn
 
 from chordexp.audio import READ_BLOCK_FRAMES, audio_info, resampled_blocks, resampled_length
-from chordexp.tuning import StreamedTuning, trusted_shift
+from chordexp.tuning_estimate import StreamedTuning, trusted_shift
 
 #: Files longer than this stream (shorter ones: the whole-file path, unchanged results).
 STREAM_SECONDS = 600.0

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from chordexp.atomic import atomic_write_bytes
 from chordexp.audio import AudioError
-from chordexp.audio_files import find_audio_files
+from chordexp.audio_names import find_audio_files
 from chordexp.decode import Segment
 from chordexp.inference.prefetch import decoded_files
 from chordexp.inference.recognizer import Analysis, ChordRecognizer, Transcription

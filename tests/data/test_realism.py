@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from chordexp.data import SyntheticSongDataset
-from chordexp.data.band import ARRANGEMENTS, voice_upper
+from chordexp.data.band_render import ARRANGEMENTS, voice_upper
 from chordexp.data.production import colour_instrument, lossy_codec, record_chain
 from chordexp.data.songs import _Drift, song_rng
 from chordexp.data.voices import SungNote, backing_lines, backing_oohs, draw_singer, harmony_line, sing

@@ -14,7 +14,7 @@ import numpy as np
 
 from chordexp.chords import CHORD_TYPES, PITCH_NAMES, parse_label
 from chordexp.errors import UsageError
-from chordexp.evalsets.material import (
+from chordexp.evalset_songs.material import (
     BEATS_PER_BAR,
     DRUM_CHANNEL,
     MINOR_PROGRESSIONS,

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from chordexp.chords import CHORD_TYPES, PITCH_NAMES, parse_label
-from chordexp.evalsets.band_plan import BEND_RANGE, BandSong
-from chordexp.evalsets.rendering import LICENCE_SUMMARIES, fluidsynth_version, licence_text
+from chordexp.evalset_songs.band_plan import BEND_RANGE, BandSong
+from chordexp.evalset_songs.rendering import LICENCE_SUMMARIES, fluidsynth_version, licence_text
 
 
 def majmin_share(songs: Sequence[BandSong]) -> float:

@@ -20,7 +20,7 @@ import mido
 import numpy as np
 
 from chordexp.errors import UserError
-from chordexp.evalsets.material import TimedSong, beats_to_ticks
+from chordexp.evalset_songs.material import TimedSong, beats_to_ticks
 
 DEBIAN_PACKAGES = "fluidsynth musescore-general-soundfont-small"
 #: SoundFonts in order of preference, with the Debian package that installs each.

@@ -3,7 +3,7 @@
 Short songs (30-60 s) of common pop, rock, blues and jazz progressions covering all 31
 chord types, voiced in full, with 1-2 accompaniment parts, a bass on the chord's bass
 note, sometimes drums and a melody, and ``N`` stretches; written as General MIDI with
-``mido`` and rendered by FluidSynth (``chordexp.evalsets.rendering``).
+``mido`` and rendered by FluidSynth (``chordexp.evalset_songs.rendering``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import mido
 import numpy as np
 
-from chordexp.evalsets.material import (
+from chordexp.evalset_songs.material import (
     BEATS_PER_BAR,
     DRUM_CHANNEL,
     MINOR_PROGRESSIONS,
@@ -35,7 +35,7 @@ from chordexp.evalsets.material import (
     transpose,
     voicing,
 )
-from chordexp.evalsets.rendering import LICENCE_SUMMARIES, fluidsynth_version, licence_text, render
+from chordexp.evalset_songs.rendering import LICENCE_SUMMARIES, fluidsynth_version, licence_text, render
 from chordexp.labfile import write_lab
 
 #: General MIDI programs (0-based) by family, with the playing patterns each family uses.

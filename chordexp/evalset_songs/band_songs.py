@@ -30,11 +30,11 @@ from typing import List, Optional
 import numpy as np
 
 from chordexp.chords import PITCH_NAMES
-from chordexp.evalsets.band_manifest import band_readme, manifest_record
-from chordexp.evalsets.band_midi import band_song_to_midi
-from chordexp.evalsets.band_plan import BandSong, plan_band_song
-from chordexp.evalsets.material import song_segments
-from chordexp.evalsets.rendering import RenderError, master, mix, render_stems
+from chordexp.evalset_songs.band_manifest import band_readme, manifest_record
+from chordexp.evalset_songs.band_midi import band_song_to_midi
+from chordexp.evalset_songs.band_plan import BandSong, plan_band_song
+from chordexp.evalset_songs.material import song_segments
+from chordexp.evalset_songs.rendering import RenderError, master, mix, render_stems
 from chordexp.labfile import write_lab
 
 

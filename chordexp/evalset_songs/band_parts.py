@@ -11,8 +11,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from chordexp.chords import CHORD_TYPES, PITCH_NAMES, chord_pitch_classes, parse_label
-from chordexp.evalsets.band_plan import BandPart, BandSong
-from chordexp.evalsets.material import BEATS_PER_BAR, TICKS_PER_BEAT, ChordEvent, Note, beats_to_ticks, voicing
+from chordexp.evalset_songs.band_plan import BandPart, BandSong
+from chordexp.evalset_songs.material import BEATS_PER_BAR, TICKS_PER_BEAT, ChordEvent, Note, beats_to_ticks, voicing
 
 #: One-bar drum grooves on a 16th grid: {GM drum note: positions}.
 KICK, SNARE, SIDE_STICK, CLAP, HAT, PEDAL_HAT, OPEN_HAT, RIDE, CRASH = 36, 38, 37, 39, 42, 44, 46, 51, 49

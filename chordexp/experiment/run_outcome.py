@@ -34,7 +34,7 @@ from chordexp.errors import (
     one_line,
     signal_exit_status,
 )
-from chordexp.experiment.objective import objective
+from chordexp.experiment.sweep_objective import objective
 
 log = logging.getLogger(__name__)
 

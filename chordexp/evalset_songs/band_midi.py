@@ -8,9 +8,9 @@ from typing import Dict
 import mido
 import numpy as np
 
-from chordexp.evalsets.band_parts import bass_notes, chord_notes, drum_notes, melody_notes
-from chordexp.evalsets.band_plan import BEND_RANGE, BandSong
-from chordexp.evalsets.material import TICKS_PER_BEAT, beats_to_ticks, tempo_track
+from chordexp.evalset_songs.band_parts import bass_notes, chord_notes, drum_notes, melody_notes
+from chordexp.evalset_songs.band_plan import BEND_RANGE, BandSong
+from chordexp.evalset_songs.material import TICKS_PER_BEAT, beats_to_ticks, tempo_track
 
 STEM_NOTES = {"chords": chord_notes, "bass": bass_notes, "melody": melody_notes, "drums": drum_notes}
 
