@@ -46,7 +46,7 @@ def checkpoint_bytes(**hparams) -> bytes:
 
     from chordexp.model import ChordRecognitionModel
     from chordexp.training import Trainer, TrainingConfig
-    from chordexp.training.checkpoint import serialize
+    from chordexp.training.checkpoint import serialize, training_state
 
     torch.manual_seed(0)
     options = dict(sample_rate=SR, d_model=32, num_blocks=1, num_heads=2, channels=4)
@@ -54,7 +54,7 @@ def checkpoint_bytes(**hparams) -> bytes:
     model = ChordRecognitionModel(**options)
     loader = DataLoader(TensorDataset(torch.randn(2, SR)), batch_size=2)
     trainer = Trainer(model, loader, loader, TrainingConfig(num_epochs=1, device="cpu", checkpoint_dir="unused"))
-    return serialize(trainer._checkpoint_state())
+    return serialize(training_state(trainer))
 
 
 def other_shape_checkpoint_bytes() -> bytes:

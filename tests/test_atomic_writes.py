@@ -126,12 +126,12 @@ def test_a_full_disk_during_a_checkpoint_keeps_the_previous_last_pt(make_tiny_tr
 
 def test_last_pt_is_written_after_best_and_periodic_checkpoints(make_tiny_trainer, monkeypatch):
     """last.pt commits an epoch: a crash before it redoes the epoch, rewriting the others."""
-    from chordexp.training import trainer as trainer_module
+    from chordexp.training import checkpoint as checkpoint_module
 
     written = []
-    real = trainer_module.atomic_write_bytes
+    real = checkpoint_module.atomic_write_bytes
     monkeypatch.setattr(
-        trainer_module, "atomic_write_bytes", lambda path, data: (written.append(Path(path).name), real(path, data))
+        checkpoint_module, "atomic_write_bytes", lambda path, data: (written.append(Path(path).name), real(path, data))
     )
     trainer, _ = make_tiny_trainer(num_epochs=2, save_every=1)
     trainer.train()

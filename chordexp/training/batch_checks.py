@@ -9,13 +9,13 @@ microseconds and never waits for a GPU.
 
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Iterable, Mapping
 
 from torch import Tensor
 
 from chordexp.chords import NUM_CHORD_TYPES, NUM_PITCH_CLASSES
 from chordexp.data.frames import MASK_KEY
-from chordexp.errors import UserError
+from chordexp.errors import ConfigValueError, UserError
 
 #: Classes per target key: the batch format of ``chordexp.training.trainer``.
 NUM_CLASSES = {"chord_type": NUM_CHORD_TYPES, "root": NUM_PITCH_CLASSES, "bass_note": NUM_PITCH_CLASSES}
@@ -60,3 +60,15 @@ def check_target_ranges(targets: Mapping[str, Tensor], where: str = "a batch fro
                 f"{where}: target {key}={int(value.flatten()[position])} ({at} of the batch) "
                 f"is outside 0..{classes - 1}; check the dataset's labels"
             )
+
+
+def num_batches(loader: Iterable, name: str) -> int:
+    """How many batches ``loader`` yields: the epoch's length, which a scheduler and the
+    accumulation groups need; ConfigValueError for an unsized or empty loader."""
+    try:
+        count = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        raise ConfigValueError(f"{name} must have a length (a DataLoader over a map-style dataset)") from None
+    if count == 0:
+        raise ConfigValueError(f"{name} yields no batches")
+    return count

@@ -286,6 +286,19 @@ def to_plain(value: Any) -> Any:
 # ------------------------------------------------------------------ training state
 # ``trainer`` below is a ``chordexp.training.trainer.Trainer``, typed Any because that
 # module imports this one.
+def write_epoch_checkpoints(directory: Path, data: bytes, epoch: int, improved: bool, save_every: int) -> None:
+    """An epoch's checkpoint files: ``best.pt`` on improvement, ``epoch_NNN.pt`` every
+    ``save_every`` epochs, ``last.pt`` always and last: it commits the epoch. A run killed
+    before it is resumed from the previous epoch and rewrites best.pt / epoch_NNN.pt;
+    written first, a kill between the writes would leave a best.pt that never gets its
+    improved epoch."""
+    if improved:
+        atomic_write_bytes(directory / "best.pt", data)
+    if save_every > 0 and epoch % save_every == 0:
+        atomic_write_bytes(directory / f"epoch_{epoch:03d}.pt", data)
+    atomic_write_bytes(directory / "last.pt", data)
+
+
 def training_state(trainer: Any) -> Dict[str, Any]:
     """Everything needed to continue ``trainer`` exactly, as weights_only-loadable data
     (``CURRENT_KEYS``). ``model_hparams`` is the model's ``hparams`` dict (its constructor

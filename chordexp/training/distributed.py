@@ -23,11 +23,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, List, Optional, Tuple, cast
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 
 from chordexp.model.loss import ChordRecognitionLoss
 
@@ -193,6 +194,24 @@ def global_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
             module.__class__ = GlobalBatchNorm2d
             module.group = group
     return model
+
+
+def training_modules(
+    model: nn.Module, device: torch.device, distributed: Optional[DistContext], compile: bool
+) -> Tuple[nn.Module, nn.Module]:
+    """``(model, train_model)``: the model on ``device`` (with global-batch BatchNorm under
+    DDP), and what the training forward calls: its DDP wrapper under DDP, compiled if
+    ``compile``. Checkpoints and validation use ``model``, so they keep the plain names."""
+    model = model.to(device)
+    train_model = model
+    if distributed is not None:
+        model = global_batch_norm(model, device)
+        device_ids = [device.index] if device.type == "cuda" else None
+        train_model = DistributedDataParallel(model, device_ids=device_ids)
+    if compile:
+        # the compiled wrapper of a module is a module (OptimizedModule); torch's stub says Callable
+        train_model = cast(nn.Module, torch.compile(train_model))
+    return model, train_model
 
 
 def training_criterion(

@@ -6,9 +6,16 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Dict, List, Mapping, Tuple
+import sys
+from typing import Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-from chordexp.training.metrics import LOSS_KEYS, METRIC_KEYS, TASKS
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+from tqdm import tqdm
+
+from chordexp.training.distributed import DistContext, sum_across
+from chordexp.training.metrics import LOSS_KEYS, METRIC_KEYS, TASKS, is_frame_targets, valid_frames
 from chordexp.training.monitor import HISTORY_KEYS
 
 logger = logging.getLogger("chordexp.training.trainer")  # the run's epoch lines keep their logger
@@ -75,3 +82,44 @@ def callback_metrics(
     metrics.update((f"val_{key}", float(value)) for key, value in val_metrics.items())
     metrics.update(learning_rate=float(train_metrics["learning_rate"]), epoch_seconds=float(seconds))
     return metrics
+
+
+def batch_weight(
+    targets: Mapping[str, Tensor], batch_size: int, device: torch.device, distributed: Optional[DistContext]
+) -> Union[int, Tensor]:
+    """What a batch's mean losses count for in an epoch average: its size for clip
+    targets, its valid frames for frame targets (a device tensor: no sync). Under DDP
+    a rank's frame losses are shares of the global batch's mean (the criterion's
+    hooks), so each rank counts for the global batch's valid frames / world size."""
+    if not is_frame_targets(targets):
+        return batch_size
+    count = valid_frames(targets).sum().to(torch.float64 if device.type != "mps" else torch.float32)
+    if distributed is not None:
+        count = sum_across(count) / distributed.world_size
+    return count
+
+
+def log_step(
+    epoch: int, num_epochs: int, batch: int, num_batches: int, losses: Mapping[str, Tensor], optimizer: Optimizer
+) -> Dict[str, float]:
+    """The run log's line for a batch (every ``log_every``); returns what ``Callback.on_step``
+    receives: the batch's losses and the learning rate."""
+    values = {key: float(losses[key].detach()) for key in LOSS_KEYS}
+    values["learning_rate"] = float(optimizer.param_groups[0]["lr"])
+    logger.info(
+        "epoch %d/%d batch %d/%d loss %.4f lr %.3e",
+        epoch,
+        num_epochs,
+        batch,
+        num_batches,
+        values["total_loss"],
+        values["learning_rate"],
+    )
+    return values
+
+
+def progress(loader: Iterable, description: str) -> Iterable:
+    """A tqdm bar on an interactive terminal; the plain loader otherwise."""
+    if not sys.stderr.isatty():
+        return loader
+    return tqdm(loader, desc=description, leave=False, dynamic_ncols=True)

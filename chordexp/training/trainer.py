@@ -1,9 +1,11 @@
 """The training engine: epochs of forward/backward/step, validation, checkpoints and
 history. Its parts, one job each: ``monitor.py`` (the monitored metric, best epoch, early
-stopping), ``epoch_report.py`` (an epoch's history row, log line and callback metrics),
-``step_policy.py`` (mixed precision, clipping, non-finite losses),
-``checkpoint.py`` (the training state saved and restored), ``song_metrics.py`` (the song
-validator, shared across DDP ranks).
+stopping), ``epoch_report.py`` (a batch's weight in the epoch averages, the step and epoch
+log lines, the history row and callback metrics), ``step_policy.py`` (mixed precision,
+clipping, non-finite losses), ``checkpoint.py`` (the training state saved and restored,
+an epoch's checkpoint files), ``song_metrics.py`` (the song validator, shared across DDP
+ranks), ``distributed.py`` (the DDP-wrapped, compiled training module; the criterion),
+``batch_checks.py`` (label ranges, the loaders' lengths).
 
 Batches are ``(audio, targets)``: audio float ``(B, num_samples)``, targets a dict of
 long ``(B,)`` tensors ``chord_type`` (32 classes, 0 = N), ``root`` and ``bass_note``
@@ -22,26 +24,37 @@ import contextlib
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union, cast
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
-from torch.nn.parallel import DistributedDataParallel
 from torch.optim import Optimizer
-from tqdm import tqdm
 
 from chordexp.config import ADAMW_FUSED, MONITORS, TrainingConfig, check_training_config, monitor_direction  # noqa: F401  (re-exported)
 from chordexp.device import resolve_device
-from chordexp.errors import ConfigValueError, TrainingInterrupted
-from chordexp.training.batch_checks import check_target_ranges
+from chordexp.errors import TrainingInterrupted
+from chordexp.training.batch_checks import check_target_ranges, num_batches
 from chordexp.training.callbacks import Callback
-from chordexp.training.checkpoint import atomic_write_bytes, restore_training_state, serialize, training_state
-from chordexp.training.distributed import DistContext, any_across, global_batch_norm, sum_across, training_criterion
-from chordexp.training.epoch_report import append_to_history, callback_metrics, history_row, log_epoch
-from chordexp.training.metrics import LOSS_KEYS, MetricsTracker, is_frame_targets, valid_frames
+from chordexp.training.checkpoint import (
+    atomic_write_bytes,
+    restore_training_state,
+    serialize,
+    training_state,
+    write_epoch_checkpoints,
+)
+from chordexp.training.distributed import DistContext, any_across, sum_across, training_criterion, training_modules
+from chordexp.training.epoch_report import (
+    append_to_history,
+    batch_weight,
+    callback_metrics,
+    history_row,
+    log_epoch,
+    log_step,
+    progress,
+)
+from chordexp.training.metrics import LOSS_KEYS, MetricsTracker
 from chordexp.training.monitor import HISTORY_KEYS, Monitor
 from chordexp.training.schedulers import create_scheduler
 from chordexp.training.song_metrics import SongValidator, song_metrics
@@ -61,16 +74,6 @@ def _part_attribute(part: str, name: str) -> Any:
         lambda self, value: setattr(getattr(self, part), name, value),
         doc=f"``{part}.{name}``",
     )
-
-
-def _num_batches(loader: Iterable, name: str) -> int:
-    try:
-        count = len(loader)  # type: ignore[arg-type]
-    except TypeError:
-        raise ConfigValueError(f"{name} must have a length (a DataLoader over a map-style dataset)") from None
-    if count == 0:
-        raise ConfigValueError(f"{name} yields no batches")
-    return count
 
 
 class Trainer:
@@ -129,18 +132,11 @@ class Trainer:
             torch.use_deterministic_algorithms(True)
         self.distributed = distributed
         self.is_main = distributed is None or distributed.is_main
-        self.model = model.to(self.device)
-        self.train_model: nn.Module = self.model  # what train_epoch calls: the DDP wrapper under torchrun
-        if distributed is not None:
-            self.model = global_batch_norm(self.model, self.device)
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.train_model = DistributedDataParallel(self.model, device_ids=device_ids)
-        if self.config.compile:  # the training forward only: checkpoints keep the plain module's names
-            # the compiled wrapper of a module is a module (OptimizedModule); torch's stub says Callable
-            self.train_model = cast(nn.Module, torch.compile(self.train_model))
+        # train_model is what train_epoch calls: the DDP wrapper under torchrun, compiled if asked
+        self.model, self.train_model = training_modules(model, self.device, distributed, self.config.compile)
         self.train_loader, self.val_loader = train_loader, val_loader
-        self.steps_per_epoch = _num_batches(train_loader, "train_loader")
-        _num_batches(val_loader, "val_loader")
+        self.steps_per_epoch = num_batches(train_loader, "train_loader")
+        num_batches(val_loader, "val_loader")
         self.criterion = training_criterion(criterion, self.config.label_smoothing, distributed, self.device)
         if optimizer_factory is None:
             self.optimizer: Optimizer = torch.optim.AdamW(
@@ -225,9 +221,9 @@ class Trainer:
         group_items: Union[int, Tensor] = 0
         self.model.train()
         steps.start_epoch()
-        for i, (audio, targets) in enumerate(self._progress(self.train_loader, epoch)):
+        for i, (audio, targets) in enumerate(progress(self.train_loader, f"epoch {epoch}/{cfg.num_epochs}")):
             audio, targets = self._to_device(audio, targets)
-            weight = self._batch_weight(targets, audio.shape[0])
+            weight = batch_weight(targets, audio.shape[0], self.device, self.distributed)
             steps_now = (i + 1) % accum == 0 or i + 1 == num_batches
             with self._grad_sync(steps_now):
                 # forward: (B, num_samples) -> {task: (B, C)}, then the loss and its backward
@@ -296,7 +292,7 @@ class Trainer:
         tracker = MetricsTracker()
         for audio, targets in self.val_loader:
             audio, targets = self._to_device(audio, targets)
-            weight = self._batch_weight(targets, audio.shape[0])
+            weight = batch_weight(targets, audio.shape[0], self.device, self.distributed)
             with self.step_policy.autocast():
                 outputs = self.model(audio)
                 losses = self.criterion(outputs, targets)
@@ -309,18 +305,6 @@ class Trainer:
         self.last_val_metrics = metrics
         return self.last_val_metrics
 
-    def _batch_weight(self, targets: Mapping[str, Tensor], batch_size: int) -> Union[int, Tensor]:
-        """What a batch's mean losses count for in an epoch average: its size for clip
-        targets, its valid frames for frame targets (a device tensor: no sync). Under DDP
-        a rank's frame losses are shares of the global batch's mean (the criterion's
-        hooks), so each rank counts for the global batch's valid frames / world size."""
-        if not is_frame_targets(targets):
-            return batch_size
-        count = valid_frames(targets).sum().to(torch.float64 if self.device.type != "mps" else torch.float32)
-        if self.distributed is not None:
-            count = sum_across(count) / self.distributed.world_size
-        return count
-
     # ------------------------------------------------------------- epoch helpers
     def _end_epoch(self, train_metrics: Dict[str, float], val_metrics: Dict[str, float], seconds: float) -> None:
         """Update early stopping, record history, write checkpoints, log one line."""
@@ -328,59 +312,31 @@ class Trainer:
         improved = self.monitoring.update(self.current_epoch, {**row, **extra})
         self.stopped_early = self.monitoring.patience_ran_out
         append_to_history(self.history, row, extra)
-        self._save_epoch_checkpoints(improved)
+        if self.is_main:  # under DDP rank 0 alone writes (all ranks hold the same state)
+            write_epoch_checkpoints(
+                self.checkpoint_dir,
+                serialize(training_state(self)),
+                self.current_epoch,
+                improved,
+                self.config.save_every,
+            )
         log_epoch(self.current_epoch, self.config.num_epochs, train_metrics, val_metrics, extra, seconds, improved)
         if self.callbacks:
             metrics = callback_metrics(train_metrics, val_metrics, seconds)
             for callback in self.callbacks:
                 callback.on_epoch_end(self, self.current_epoch, metrics)
 
-    def _save_epoch_checkpoints(self, improved: bool) -> None:
-        """``last.pt`` always, ``best.pt`` on improvement, ``epoch_NNN.pt`` every save_every;
-        under DDP rank 0 alone writes (all ranks hold the same state)."""
-        if not self.is_main:
-            return
-        data = serialize(self._checkpoint_state())
-        # last.pt goes last: it commits the epoch. A run killed before it is resumed from the
-        # previous epoch and rewrites best.pt / epoch_NNN.pt; written first, a kill between
-        # the writes would leave a best.pt that never gets its improved epoch.
-        if improved:
-            atomic_write_bytes(self.checkpoint_dir / "best.pt", data)
-        if self.config.save_every > 0 and self.current_epoch % self.config.save_every == 0:
-            atomic_write_bytes(self.checkpoint_dir / f"epoch_{self.current_epoch:03d}.pt", data)
-        atomic_write_bytes(self.checkpoint_dir / "last.pt", data)
-
     def _log_step(self, epoch: int, batch: int, losses: Mapping[str, Tensor]) -> None:
-        values = {key: float(losses[key].detach()) for key in LOSS_KEYS}
-        values["learning_rate"] = float(self.optimizer.param_groups[0]["lr"])
-        logger.info(
-            "epoch %d/%d batch %d/%d loss %.4f lr %.3e",
-            epoch,
-            self.config.num_epochs,
-            batch,
-            self.steps_per_epoch,
-            values["total_loss"],
-            values["learning_rate"],
-        )
-        step = (epoch - 1) * self.steps_per_epoch + batch
+        values = log_step(epoch, self.config.num_epochs, batch, self.steps_per_epoch, losses, self.optimizer)
         for callback in self.callbacks:
-            callback.on_step(self, step, values)
+            callback.on_step(self, (epoch - 1) * self.steps_per_epoch + batch, values)
 
     def _to_device(self, audio: Tensor, targets: Mapping[str, Tensor]) -> Tuple[Tensor, Dict[str, Tensor]]:
         check_target_ranges(targets)  # on the CPU: a bad label is named, not an opaque loss error
         audio = audio.to(self.device, non_blocking=True)
         return audio, {key: value.to(self.device, non_blocking=True) for key, value in targets.items()}
 
-    def _progress(self, loader: Iterable, epoch: int) -> Iterable:
-        """A tqdm bar on an interactive terminal; the plain loader otherwise."""
-        if not sys.stderr.isatty():
-            return loader
-        return tqdm(loader, desc=f"epoch {epoch}/{self.config.num_epochs}", leave=False, dynamic_ncols=True)
-
     # --------------------------------------------------------------- checkpoints
-    def _checkpoint_state(self) -> Dict[str, Any]:
-        return training_state(self)
-
     def save_checkpoint(self, path: PathLike) -> None:
         """Write the full training state to ``path`` atomically (loads with weights_only=True)."""
         atomic_write_bytes(path, serialize(training_state(self)))
