@@ -197,18 +197,18 @@ def global_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def training_modules(
-    model: nn.Module, device: torch.device, distributed: Optional[DistContext], compile: bool
+    model: nn.Module, device: torch.device, distributed: Optional[DistContext], compile_forward: bool
 ) -> Tuple[nn.Module, nn.Module]:
     """``(model, train_model)``: the model on ``device`` (with global-batch BatchNorm under
     DDP), and what the training forward calls: its DDP wrapper under DDP, compiled if
-    ``compile``. Checkpoints and validation use ``model``, so they keep the plain names."""
+    ``compile_forward``. Checkpoints and validation use ``model``, so they keep the plain names."""
     model = model.to(device)
     train_model = model
     if distributed is not None:
         model = global_batch_norm(model, device)
         device_ids = [device.index] if device.type == "cuda" else None
         train_model = DistributedDataParallel(model, device_ids=device_ids)
-    if compile:
+    if compile_forward:
         # the compiled wrapper of a module is a module (OptimizedModule); torch's stub says Callable
         train_model = cast(nn.Module, torch.compile(train_model))
     return model, train_model
