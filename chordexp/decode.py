@@ -72,6 +72,7 @@ TRANSPOSITIONS_RANGE = (0, 3)
 
 
 def transpositions_ok(value: object) -> bool:
+    """``transpositions`` is an integer (not a bool) in ``TRANSPOSITIONS_RANGE``."""
     return (
         isinstance(value, int)
         and not isinstance(value, bool)
