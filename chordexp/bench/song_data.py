@@ -48,6 +48,7 @@ REALISM_OFF = {
     "backing_prob": 0.0,
     "instrument_fx_prob": 0.0,
     "arrangement_prob": 0.0,
+    "power_chord_prob": 0.0,
     "record_chain_prob": 0.0,
     "codec_prob": 0.0,
     "tuning_drift_cents": 0.0,

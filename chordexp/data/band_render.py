@@ -73,6 +73,16 @@ def voice_upper(
     return sorted(set(notes))
 
 
+def power_voicing(chord: Tuple[int, int, int], centre: float, bass_below: bool = False) -> List[int]:
+    """A power chord: the root nearest ``centre``, the fifth above it and the root an
+    octave up; ``bass_below`` adds the chord's bass note under it, as ``voice_upper``."""
+    root = int(chord[1] + 12 * round((centre - chord[1]) / 12.0))
+    notes = [root, root + 7, root + 12]
+    if bass_below:
+        notes.append(root - 1 - (root - 1 - chord[2]) % 12)
+    return sorted(set(notes))
+
+
 class Arrangement(NamedTuple):
     """A record's arrangement: which chord-part families play, and whether a bass, drums
     and a lead line do; ``weight``: how often it is drawn when a song gets one."""
@@ -107,6 +117,7 @@ class BandRenderer:
         backing_prob: float = 0.0,
         instrument_fx_prob: float = 0.0,
         arrangement_prob: float = 0.0,
+        power_chord_prob: float = 0.0,
     ) -> None:
         self.sr = int(sample_rate)
         self.additive_prob = float(additive_prob)
@@ -114,6 +125,7 @@ class BandRenderer:
         self.backing_prob = float(backing_prob)  # backing singers holding chord tones ("oohs")
         self.instrument_fx_prob = float(instrument_fx_prob)  # a chord part through amp/rotary/phaser
         self.arrangement_prob = float(arrangement_prob)  # a record's arrangement instead of the full band
+        self.power_chord_prob = float(power_chord_prob)  # a second chord part plays root and fifth only
         self.soundfont = soundfont
         shared_renderer(soundfont, self.sr)  # fail early when the player is missing
 
@@ -141,7 +153,9 @@ class BandRenderer:
         for k, ((style, family), centre) in enumerate(zip(chosen, centres)):
             programs = None if family is None else CHORD_PROGRAMS[family]
             floor = arrangement is not None and not arrangement.bass and k == lowest
-            notes = self._chord_part(rng, style, spans, plan, float(centre), programs, floor)
+            # The first part always plays whole chords: a power chord needs another part's third.
+            power = k > 0 and self.power_chord_prob > 0 and rng.random() < self.power_chord_prob
+            notes = self._chord_part(rng, style, spans, plan, float(centre), programs, floor, power)
             synth = rng.random() < self.additive_prob  # timbres no SoundFont has
             audio = additive_play(rng, notes, n, self.sr, style) if synth else self._play(notes, n)
             if self.instrument_fx_prob > 0 and notes and rng.random() < self.instrument_fx_prob:
@@ -197,7 +211,11 @@ class BandRenderer:
         centre: float,
         programs: Optional[Sequence[int]] = None,
         bass_below: bool = False,
+        power: bool = False,
     ) -> List[Note]:
+        """The part's notes over every span: a voicing per chord, played in ``style``;
+        ``power``: root and fifth only (rock guitars, a pianist's left hand) where the
+        chord has a perfect fifth, so the label's third has to be heard in another part."""
         programs = STYLE_PROGRAMS[style] if programs is None else programs
         program = int(programs[int(rng.integers(len(programs)))])
         beat, bar = plan.beat_seconds, plan.beat_seconds * plan.beats_per_bar
@@ -218,7 +236,10 @@ class BandRenderer:
         for start, end, chord in spans:
             if chord[0] == NO_CHORD:
                 continue
-            voicing = voice_upper(rng, chord, centre, bass_below)
+            if power and chord_has_fifth(chord):
+                voicing = power_voicing(chord, centre, bass_below)
+            else:
+                voicing = voice_upper(rng, chord, centre, bass_below)
             if style == "block":
                 restrike = bar if rng.random() < 0.3 else end - start
                 t = start

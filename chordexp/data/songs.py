@@ -83,6 +83,7 @@ class SyntheticSongDataset(Dataset):
         backing_prob: float = 0.3,
         instrument_fx_prob: float = 0.5,
         arrangement_prob: float = 0.35,
+        power_chord_prob: float = 0.0,
         record_chain_prob: float = 0.7,
         codec_prob: float = 0.5,
         tuning_drift_cents: float = 10.0,
@@ -105,6 +106,7 @@ class SyntheticSongDataset(Dataset):
             ("backing_prob", backing_prob),
             ("instrument_fx_prob", instrument_fx_prob),
             ("arrangement_prob", arrangement_prob),
+            ("power_chord_prob", power_chord_prob),
             ("record_chain_prob", record_chain_prob),
             ("codec_prob", codec_prob),
         ):
@@ -129,6 +131,7 @@ class SyntheticSongDataset(Dataset):
             backing_prob=backing_prob,
             instrument_fx_prob=instrument_fx_prob,
             arrangement_prob=arrangement_prob,
+            power_chord_prob=power_chord_prob,
         )
 
     def __len__(self) -> int:

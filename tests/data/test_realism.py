@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from chordexp.chords import CHORD_TYPE_INDEX
 from chordexp.data import SyntheticSongDataset
-from chordexp.data.band_render import ARRANGEMENTS, voice_upper
+from chordexp.data.band_render import ARRANGEMENTS, BandRenderer, power_voicing, voice_upper
+from chordexp.data.harmony import plan_song
 from chordexp.data.production import colour_instrument, lossy_codec, record_chain
 from chordexp.data.songs import _Drift, song_rng
 from chordexp.data.voices import SungNote, backing_lines, backing_oohs, draw_singer, harmony_line, sing
@@ -19,6 +21,7 @@ ALL_ON = dict(
     backing_prob=1.0,
     instrument_fx_prob=1.0,
     arrangement_prob=0.5,
+    power_chord_prob=1.0,
     record_chain_prob=1.0,
     codec_prob=1.0,
     tuning_drift_cents=20.0,
@@ -99,6 +102,41 @@ def test_without_a_bass_player_the_lowest_note_is_the_chords_bass():
     assert all(not a.bass or a.drums or a.name == "bass_without_drums" for a in ARRANGEMENTS)
 
 
+def test_a_power_chord_part_plays_root_and_fifth_only_where_the_chord_has_them():
+    band = BandRenderer(SR, power_chord_prob=1.0)
+    rng = np.random.default_rng(7)
+    maj, minor, dim = (CHORD_TYPE_INDEX[name] for name in ("maj", "min", "dim"))
+    spans = [(0.0, 2.0, (minor, 9, 9)), (2.0, 4.0, (maj, 0, 4)), (4.0, 6.0, (dim, 11, 11))]  # A:min, C:maj/3, B:dim
+    plan = plan_song(np.random.default_rng(0), 6.0)
+    for style in ("block", "comp", "strum", "arpeggio"):
+        notes = band._chord_part(rng, style, spans, plan, 60.0, power=True)
+        heard = {span: {n.key % 12 for n in notes if span[0] <= n.onset < span[1]} for span in spans}
+        assert heard[spans[0]] == {9, 4}  # A and E: no C, the minor third
+        assert heard[spans[1]] == {0, 7}
+        assert heard[spans[2]] == {11, 2, 5}  # no perfect fifth: the whole chord
+    assert power_voicing((minor, 9, 4), 52.0, bass_below=True)[0] % 12 == 4  # A:min/5 with no bass player: E lowest
+
+
+def test_the_first_chord_part_always_keeps_the_whole_chord(monkeypatch):
+    calls = []
+    original = BandRenderer._chord_part
+
+    def spy(self, rng, style, spans, plan, centre, programs=None, bass_below=False, power=False):
+        calls.append(power)
+        return original(self, rng, style, spans, plan, centre, programs, bass_below, power)
+
+    monkeypatch.setattr(BandRenderer, "_chord_part", spy)
+    band = BandRenderer(SR, power_chord_prob=1.0)
+    songs = 0
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        calls.clear()
+        band.render(rng, plan_song(rng, 3.0), 3.0)
+        assert calls[0] is False and all(calls[1:])
+        songs += len(calls) > 1
+    assert songs >= 2  # some songs had a second part, and it played power chords
+
+
 @pytest.mark.parametrize("family", ["guitar", "organ", "piano"])
 def test_an_instrument_as_recorded_keeps_length_and_level(family):
     rng = np.random.default_rng(4)
@@ -155,6 +193,7 @@ def test_each_factor_alone_changes_the_audio_of_the_previous_generator():
     [
         (dict(voice_prob=1.5), "voice_prob"),
         (dict(codec_prob=-0.1), "codec_prob"),
+        (dict(power_chord_prob=2.0), "power_chord_prob"),
         (dict(record_chain_prob=float("nan")), "record_chain_prob"),
         (dict(tuning_drift_cents=60.0), "tuning_drift_cents"),
     ],
