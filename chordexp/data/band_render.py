@@ -68,9 +68,13 @@ def voice_upper(
     if rng.random() < 0.4:
         notes.append(min(notes) + 12 if rng.random() < 0.5 else max(notes) - 12)
     if bass_below:
-        low = min(notes)
-        notes.append(low - 1 - (low - 1 - chord[2]) % 12)
+        notes.append(note_below(min(notes), chord[2]))
     return sorted(set(notes))
+
+
+def note_below(lowest: int, pitch_class: int) -> int:
+    """The highest MIDI note of ``pitch_class`` strictly below ``lowest``."""
+    return lowest - 1 - (lowest - 1 - pitch_class) % 12
 
 
 def power_voicing(chord: Tuple[int, int, int], centre: float, bass_below: bool = False) -> List[int]:
@@ -79,7 +83,7 @@ def power_voicing(chord: Tuple[int, int, int], centre: float, bass_below: bool =
     root = int(chord[1] + 12 * round((centre - chord[1]) / 12.0))
     notes = [root, root + 7, root + 12]
     if bass_below:
-        notes.append(root - 1 - (root - 1 - chord[2]) % 12)
+        notes.append(note_below(root, chord[2]))
     return sorted(set(notes))
 
 
