@@ -63,13 +63,17 @@ def voice_upper(
     pcs = chord_pitch_set(chord)
     notes = []
     for pc in pcs:
-        target = centre + rng.uniform(-7.0, 7.0)
-        notes.append(int(pc + 12 * round((target - pc) / 12.0)))
+        notes.append(note_near(pc, centre + rng.uniform(-7.0, 7.0)))
     if rng.random() < 0.4:
         notes.append(min(notes) + 12 if rng.random() < 0.5 else max(notes) - 12)
     if bass_below:
         notes.append(note_below(min(notes), chord[2]))
     return sorted(set(notes))
+
+
+def note_near(pitch_class: int, target: float) -> int:
+    """The MIDI note of ``pitch_class`` nearest ``target``."""
+    return int(pitch_class + 12 * round((target - pitch_class) / 12.0))
 
 
 def note_below(lowest: int, pitch_class: int) -> int:
@@ -80,7 +84,7 @@ def note_below(lowest: int, pitch_class: int) -> int:
 def power_voicing(chord: Tuple[int, int, int], centre: float, bass_below: bool = False) -> List[int]:
     """A power chord: the root nearest ``centre``, the fifth above it and the root an
     octave up; ``bass_below`` adds the chord's bass note under it, as ``voice_upper``."""
-    root = int(chord[1] + 12 * round((centre - chord[1]) / 12.0))
+    root = note_near(chord[1], centre)
     notes = [root, root + 7, root + 12]
     if bass_below:
         notes.append(note_below(root, chord[2]))
